@@ -1,0 +1,1 @@
+"""Forewarn: a coordinated vulnerability disclosure desk for a CNA."""

@@ -1,0 +1,92 @@
+"""Accounts of the security team and admins: creation and sign-in."""
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from app import audit, passwords, totp
+from app.errors import Refused
+from app.models import User, database
+
+TEAM_ROLES = ("admin", "team")
+MIN_PASSWORD_LENGTH = 12
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    user: User
+    totp_secret: str | None
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def create_team_account(
+    email: str, password: str, role: str, at: datetime, by: str, with_totp: bool = False
+) -> NewAccount:
+    """A security-team or admin account; `by` names who created it, for the audit log."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise Refused(f"{email!r} is not an email address")
+    if role not in TEAM_ROLES:
+        raise Refused(f"role must be one of {', '.join(TEAM_ROLES)}, not {role!r}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Refused(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    secret = totp.new_secret() if with_totp else None
+    with database.atomic():
+        if User.select().where(User.email == email).exists():
+            raise Refused(f"an account for {email} already exists")
+        user = User.create(
+            email=email,
+            password_hash=passwords.hash_password(password),
+            role=role,
+            totp_secret=secret,
+            session_token=new_session_token(),
+            created_at=at,
+        )
+        audit.record(
+            None, "account.create", at, target=email, details={"role": role}, actor_label=by
+        )
+    return NewAccount(user, secret)
+
+
+class LoginFailed(Refused):
+    pass
+
+
+class SecondFactorNeeded(Refused):
+    pass
+
+
+def authenticate(email: str, password: str, code: str, at: datetime, require_2fa: bool) -> User:
+    """The user these credentials belong to, or LoginFailed with a message fit to show."""
+    user = User.get_or_none(User.email == email.strip().lower())
+    stored = user.password_hash if user is not None else passwords.DUMMY_HASH
+    if not passwords.check_password(stored, password) or user is None or not user.active:
+        raise LoginFailed("Wrong email or password, or the account is disabled.")
+    if user.totp_secret:
+        if not code:
+            raise SecondFactorNeeded("Enter the 6-digit code from your authenticator app.")
+        if not totp.verify(user.totp_secret, code, at):
+            raise LoginFailed("That authenticator code is not valid; try the current one.")
+    elif require_2fa and user.role in TEAM_ROLES:
+        raise LoginFailed(
+            "Two-factor authentication is required for this account: "
+            f"ask an operator to run `forewarn admin totp {user.email}`."
+        )
+    User.update(last_login_at=at).where(User.id == user.id).execute()
+    return user
+
+
+def enrol_totp(email: str, at: datetime, by: str) -> str:
+    user = User.get_or_none(User.email == email.strip().lower())
+    if user is None:
+        raise Refused(f"no account for {email}")
+    secret = totp.new_secret()
+    with database.atomic():
+        User.update(totp_secret=secret).where(User.id == user.id).execute()
+        audit.record(None, "account.totp_enrol", at, target=user.email, actor_label=by)
+    return secret

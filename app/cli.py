@@ -1,0 +1,223 @@
+"""The `forewarn` command (also `python -m app`): thin adapters over the domain and processes."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import peewee
+
+from app import accounts, clock, runtime, totp
+from app.config import load_settings
+from app.errors import ForewarnError, OperatorError
+
+log = logging.getLogger("forewarn")
+
+
+def _settings():
+    return load_settings()
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(help="Forewarn: a coordinated vulnerability disclosure desk.")
+def cli() -> None:
+    pass
+
+
+@cli.command(help="Create or migrate the database, the GnuPG home and the service key.")
+def init() -> None:
+    settings = _settings()
+    try:
+        result = runtime.initialise(settings)
+    finally:
+        runtime.service_keyring(settings).stop_agent()
+    if result.applied_migrations:
+        click.echo(f"database: applied {', '.join(result.applied_migrations)}")
+    else:
+        click.echo("database: schema up to date")
+    made = " (generated)" if result.key_generated else ""
+    click.echo(f"service key: {result.fingerprint}{made}")
+
+
+@cli.command(help="Run web, intake, worker and scheduler (and a managed Redis) until stopped.")
+def up() -> None:
+    from app import startup
+
+    _logging()
+    startup.up(_settings())
+
+
+@cli.command(help="Serve the web portal alone (gunicorn).")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+def web(workers: int) -> None:
+    from app.listening import ensure_free
+    from app.web.server import PortalServer
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    ensure_free(settings.web_listen, "FOREWARN_WEB_LISTEN")
+    PortalServer(settings, workers=workers).run()
+
+
+@cli.command(help="Run the SMTP intake alone.")
+def intake() -> None:
+    import asyncio
+
+    from app.listening import ensure_free
+    from mail.intake import IntakeHandler, serve
+
+    _logging()
+    settings = _settings()
+    runtime.open_current_db(settings)
+    listen = settings.intake_listen
+    ensure_free(listen, "FOREWARN_INTAKE_LISTEN")
+    hostname = settings.security_address.rpartition("@")[2]
+    asyncio.run(serve(listen.host, listen.port, IntakeHandler(settings.security_address), hostname))
+
+
+@cli.command(help="Run an RQ worker with the scheduler alone.")
+def worker() -> None:
+    from app import startup
+
+    _logging()
+    startup.worker(_settings())
+
+
+@cli.group(help="The service's OpenPGP key.")
+def key() -> None:
+    pass
+
+
+@key.command("export", help="Print the service's public key, ASCII-armored.")
+def key_export() -> None:
+    keyring = runtime.service_keyring(_settings())
+    try:
+        click.echo(keyring.export_public(), nl=False)
+    finally:
+        keyring.stop_agent()
+
+
+@key.command("import", help="Use an existing service key (a secret key file).")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def key_import(file: Path) -> None:
+    from app.instance import ensure_instance
+
+    settings = _settings()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise OperatorError(f"cannot read {file}: {exc.strerror}") from None
+    ensure_instance(settings)
+    keyring = runtime.service_keyring(settings)
+    try:
+        fingerprint = keyring.import_secret(data)
+    finally:
+        keyring.stop_agent()
+    click.echo(f"service key: {fingerprint}")
+
+
+@cli.group(help="Security-team accounts.")
+def admin() -> None:
+    pass
+
+
+def _read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise OperatorError(f"cannot read {password_file}: {exc.strerror}") from None
+    if not sys.stdin.isatty():
+        raise OperatorError("no terminal to ask for a password: give --password-file FILE")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@admin.command("create", help="Create a security-team account (role admin by default).")
+@click.argument("email")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--role", type=click.Choice(accounts.TEAM_ROLES), default="admin", show_default=True)
+@click.option("--totp/--no-totp", "with_totp", default=None, help="set up an authenticator app")
+def admin_create(email: str, password_file: Path | None, role: str, with_totp: bool | None) -> None:
+    settings = _settings()
+    runtime.open_current_db(settings)
+    password = _read_password(password_file)
+    enrol = settings.require_2fa if with_totp is None else with_totp
+    created = accounts.create_team_account(
+        email, password, role, clock.now(), by=f"cli:{_operator()}", with_totp=enrol
+    )
+    click.echo(f"created {role} account {created.user.email}; sign in at {settings.base_url}/login")
+    if created.totp_secret:
+        _print_totp(created.user.email, created.totp_secret)
+
+
+@admin.command("totp", help="Set up (or replace) an account's authenticator app.")
+@click.argument("email")
+def admin_totp(email: str) -> None:
+    settings = _settings()
+    runtime.open_current_db(settings)
+    secret = accounts.enrol_totp(email, clock.now(), by=f"cli:{_operator()}")
+    _print_totp(email, secret)
+
+
+def _print_totp(email: str, secret: str) -> None:
+    click.echo(f"authenticator secret: {secret}")
+    click.echo(f"or add this URI to the app: {totp.provisioning_uri(secret, email)}")
+
+
+@cli.command("test-report", help="Send a harmless test report to the intake over SMTP.")
+@click.option("--sender", default="reporter@example.org", show_default=True)
+def test_report(sender: str) -> None:
+    import smtplib
+    from email.message import EmailMessage
+
+    settings = _settings()
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = settings.security_address
+    message["Subject"] = "Test report from forewarn test-report"
+    message.set_content("This is a test report sent by `forewarn test-report`.\n")
+    listen = settings.intake_listen
+    try:
+        with smtplib.SMTP(listen.host, listen.port, timeout=30) as smtp:
+            smtp.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        detail = exc.smtp_error.decode(errors="replace")
+        raise OperatorError(f"the intake answered {exc.smtp_code} {detail}") from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, detail = next(iter(exc.recipients.values()))
+        raise OperatorError(
+            f"the intake answered {code} {detail.decode(errors='replace')}"
+        ) from None
+    except OSError as exc:
+        raise OperatorError(
+            f"cannot reach the intake at {listen} ({exc.strerror or exc}); "
+            "is `forewarn up` running?"
+        ) from None
+    click.echo(f"sent a test report to {settings.security_address} via {listen}")
+
+
+def _operator() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        return str(os.getuid())
+
+
+def main() -> None:
+    try:
+        cli(prog_name="forewarn")
+    except ForewarnError as exc:
+        click.echo(f"forewarn: {exc}", err=True)
+        sys.exit(1)
+    except peewee.DatabaseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"forewarn: database error: {first}; check FOREWARN_DATABASE_URL", err=True)
+        sys.exit(1)

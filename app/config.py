@@ -1,0 +1,169 @@
+"""Settings from the environment (CONTRACT.md), read once into a Settings object passed in."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from app.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance: Path
+    database_url: str
+    redis_url: str | None  # None: a managed redis-server on a socket in the instance
+    web_listen: Listen
+    intake_listen: Listen
+    base_url: str
+    security_address: str
+    from_address: str
+    announce_address: str | None
+    smtp_relay: Listen | None  # None: outgoing mail goes to the instance's Maildir
+    secret_key_env: str | None
+    embargo_days: int
+    fix_target_days: int
+    max_message_bytes: int
+    cna_org_id: str | None
+    cna_short_name: str | None
+    vendor: str | None
+    product: str | None
+    repo_url: str | None
+    key_passphrase_file: Path | None
+    require_2fa: bool
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self.instance / "gpg"
+
+    @property
+    def mail_out(self) -> Path:
+        return self.instance / "mail-out"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.instance / "secret_key"
+
+    @property
+    def managed_redis_socket(self) -> Path:
+        return self.instance / "redis.sock"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+def _listen(name: str, value: str) -> Listen:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}={value!r} is not HOST:PORT; set it like 127.0.0.1:8000")
+    return Listen(host.strip("[]"), int(port))
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive whole number")
+    return number
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={value!r} must be 1 or 0")
+
+
+def _database_url(value: str) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme == "sqlite" and value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        return value
+    if scheme in ("postgresql", "postgres") and urlsplit(value).hostname is not None:
+        return value
+    if scheme in ("postgresql", "postgres") and "host=" in value:
+        return value
+    raise ConfigError(
+        f"FOREWARN_DATABASE_URL={value!r} is not usable; "
+        "use sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
+    )
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every FOREWARN_* variable; raise ConfigError naming the first bad one."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else None
+
+    instance = Path(get("FOREWARN_INSTANCE") or "./instance").expanduser().resolve()
+    base_url = (get("FOREWARN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https"):
+        raise ConfigError(f"FOREWARN_BASE_URL={base_url!r} must start with http:// or https://")
+    security_address = get("FOREWARN_SECURITY_ADDRESS") or "security@localhost"
+    if "@" not in security_address:
+        raise ConfigError(
+            f"FOREWARN_SECURITY_ADDRESS={security_address!r} must be an address "
+            "like security@example.org"
+        )
+    relay = get("FOREWARN_SMTP_RELAY")
+    passphrase_file = get("FOREWARN_KEY_PASSPHRASE_FILE")
+    require_2fa = get("FOREWARN_REQUIRE_2FA")
+    return Settings(
+        instance=instance,
+        database_url=_database_url(
+            get("FOREWARN_DATABASE_URL") or f"sqlite:///{instance / 'forewarn.db'}"
+        ),
+        redis_url=get("FOREWARN_REDIS_URL"),
+        web_listen=_listen("FOREWARN_WEB_LISTEN", get("FOREWARN_WEB_LISTEN") or "127.0.0.1:8000"),
+        intake_listen=_listen(
+            "FOREWARN_INTAKE_LISTEN", get("FOREWARN_INTAKE_LISTEN") or "127.0.0.1:2525"
+        ),
+        base_url=base_url,
+        security_address=security_address,
+        from_address=get("FOREWARN_FROM_ADDRESS") or security_address,
+        announce_address=get("FOREWARN_ANNOUNCE_ADDRESS"),
+        smtp_relay=_listen("FOREWARN_SMTP_RELAY", relay) if relay else None,
+        secret_key_env=get("FOREWARN_SECRET_KEY"),
+        embargo_days=_positive_int("FOREWARN_EMBARGO_DAYS", get("FOREWARN_EMBARGO_DAYS") or "90"),
+        fix_target_days=_positive_int(
+            "FOREWARN_FIX_TARGET_DAYS", get("FOREWARN_FIX_TARGET_DAYS") or "30"
+        ),
+        max_message_bytes=_positive_int(
+            "FOREWARN_MAX_MESSAGE_BYTES", get("FOREWARN_MAX_MESSAGE_BYTES") or "26214400"
+        ),
+        cna_org_id=get("FOREWARN_CNA_ORG_ID"),
+        cna_short_name=get("FOREWARN_CNA_SHORT_NAME"),
+        vendor=get("FOREWARN_VENDOR"),
+        product=get("FOREWARN_PRODUCT"),
+        repo_url=get("FOREWARN_REPO_URL"),
+        key_passphrase_file=Path(passphrase_file).expanduser().resolve()
+        if passphrase_file
+        else None,
+        require_2fa=_flag("FOREWARN_REQUIRE_2FA", require_2fa)
+        if require_2fa is not None
+        else base_url.startswith("https://"),
+    )
+
+
+def child_environment(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment for a child process: ours, with the instance resolved and overrides."""
+    env = dict(os.environ)
+    env["FOREWARN_INSTANCE"] = str(settings.instance)
+    env.update(overrides)
+    return env

@@ -1,0 +1,76 @@
+"""Opening the database (SQLite or PostgreSQL) from a URL, and forward-only schema migrations."""
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee
+from playhouse import db_url
+from playhouse.migrations import Runner
+
+from app.errors import OperatorError
+from app.models import database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# WAL lets readers work while one writer commits; synchronous=full because intake promises
+# that a 250 means the message survives a power cut; foreign keys are off by default in SQLite.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+}
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def open_database(url: str, **connect_params) -> peewee.Database:
+    """Bind the models to the database at url and check that it answers."""
+    if url.startswith("sqlite:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.parent.is_dir():
+            raise OperatorError(
+                f"the folder of the SQLite database {path} does not exist; "
+                "fix FOREWARN_DATABASE_URL or run `forewarn init`"
+            )
+        db = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, **connect_params)
+    else:
+        url = url.replace("postgres://", "postgresql://", 1)
+        db = db_url.connect(url, **connect_params)
+    database.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OperatorError(
+            f"cannot open the database {redact_url(url)}: {reason}; check FOREWARN_DATABASE_URL"
+        ) from None
+    finally:
+        if not db.is_closed():
+            db.close()
+    return db
+
+
+def runner(db: peewee.Database) -> Runner:
+    return Runner(db, directory=str(MIGRATIONS), table_name="schema_migration")
+
+
+def pending_migrations(db: peewee.Database) -> list[str]:
+    with db.connection_context():
+        return [m.name for m in runner(db).status() if not m.applied and m.path is not None]
+
+
+def migrate(db: peewee.Database, target: str | None = None) -> list[str]:
+    """Apply the migrations not yet applied (all of them on an empty database), in order."""
+    # peewee's runner logs each step at INFO; the CLI reports what was applied itself.
+    logging.getLogger("peewee.migrations").setLevel(logging.WARNING)
+    with db.connection_context():
+        return runner(db).up(target)

@@ -1,0 +1,42 @@
+"""Tables only; one small module per table group."""
+
+from app.models.accounts import ROLES, UsedToken, User
+from app.models.audit import AuditEvent
+from app.models.base import BaseModel, UTCDateTimeField, database
+from app.models.mail import Correspondence, Delivery, InboundMessage
+from app.models.registry import PublicKey, Registrant
+from app.models.vulns import PUBLIC_STATES, Advisory, CveId, Vulnerability
+
+ALL_MODELS = (
+    User,
+    UsedToken,
+    PublicKey,
+    Registrant,
+    CveId,
+    Vulnerability,
+    Advisory,
+    InboundMessage,
+    Delivery,
+    Correspondence,
+    AuditEvent,
+)
+
+__all__ = [
+    "ALL_MODELS",
+    "PUBLIC_STATES",
+    "ROLES",
+    "Advisory",
+    "AuditEvent",
+    "BaseModel",
+    "Correspondence",
+    "CveId",
+    "Delivery",
+    "InboundMessage",
+    "PublicKey",
+    "Registrant",
+    "UTCDateTimeField",
+    "UsedToken",
+    "User",
+    "Vulnerability",
+    "database",
+]

@@ -1,0 +1,67 @@
+"""What every process opens from its Settings: the database, the service keyring, Redis.
+
+`initialise` is `forewarn init`: instance folder, schema, GnuPG home and service key.
+"""
+
+from dataclasses import dataclass
+
+import peewee
+
+from app import db
+from app.config import Settings
+from app.errors import OperatorError
+from app.instance import ensure_instance, secret_key
+from keys.keyring import ServiceKeyring
+
+
+def open_db(settings: Settings) -> peewee.Database:
+    return db.open_database(settings.database_url)
+
+
+def open_current_db(settings: Settings) -> peewee.Database:
+    """The database, refusing a schema that `forewarn init` has not brought up to date."""
+    database = open_db(settings)
+    if db.pending_migrations(database):
+        raise OperatorError("the database schema is not up to date: run `forewarn init`")
+    return database
+
+
+def service_keyring(settings: Settings) -> ServiceKeyring:
+    passphrase = None
+    if settings.key_passphrase_file is not None:
+        try:
+            passphrase = settings.key_passphrase_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise OperatorError(
+                f"cannot read FOREWARN_KEY_PASSPHRASE_FILE {settings.key_passphrase_file}: "
+                f"{exc.strerror}"
+            ) from None
+    return ServiceKeyring(settings.gnupg_home, passphrase)
+
+
+def redis_url(settings: Settings) -> str:
+    """FOREWARN_REDIS_URL, or the socket of the redis-server `forewarn up` manages."""
+    return settings.redis_url or f"unix://{settings.managed_redis_socket}"
+
+
+@dataclass(frozen=True)
+class Initialised:
+    applied_migrations: list[str]
+    fingerprint: str
+    key_generated: bool
+
+
+def initialise(settings: Settings, generate_key: bool = True) -> Initialised:
+    """Create or migrate everything an instance needs; safe to run any number of times."""
+    ensure_instance(settings)
+    secret_key(settings)
+    settings.mail_out.mkdir(mode=0o700, exist_ok=True)
+    database = open_db(settings)
+    applied = db.migrate(database)
+    keyring = service_keyring(settings)
+    fingerprint = keyring.fingerprint()
+    generated = False
+    if fingerprint is None and generate_key:
+        fingerprint = keyring.generate(settings.security_address)
+        generated = True
+    return Initialised(applied, fingerprint or "", generated)

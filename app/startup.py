@@ -1,0 +1,116 @@
+"""Starting the processes: `forewarn up` (everything, supervised) and `forewarn worker`."""
+
+import logging
+import signal
+import socket
+import sys
+import time
+
+import click
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from app import queue, runtime
+from app.config import Settings, child_environment
+from app.listening import ensure_free
+from app.models import User
+from app.redis_server import ManagedRedis
+from app.supervisor import Child, Supervisor, component_argv
+
+log = logging.getLogger("forewarn.up")
+
+
+def worker(settings: Settings) -> None:
+    runtime.open_current_db(settings)
+    url = runtime.redis_url(settings)
+    connection = queue.connect(url)
+    queue.check(connection, url)
+    name = f"forewarn-{socket.gethostname()}-{time.monotonic_ns() % 10**6}"
+    Worker(
+        [queue.work_queue(connection)],
+        connection=connection,
+        serializer=JSONSerializer,
+        name=name,
+    ).work(with_scheduler=True, logging_level="WARNING")
+
+
+def _wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _banner(settings: Settings, has_admin: bool) -> str:
+    venv_bin = sys.executable.rpartition("/")[0]
+    relay = (
+        f"relay {settings.smtp_relay}" if settings.smtp_relay else f"written to {settings.mail_out}"
+    )
+    lines = [
+        "Forewarn is running. Ctrl-C stops it.",
+        f"  portal      {settings.base_url}/  (listening on {settings.web_listen})",
+        f"  intake      SMTP {settings.intake_listen} for {settings.security_address}",
+        f"  mail out    {relay}",
+        f"  instance    {settings.instance}",
+    ]
+    if not has_admin:
+        lines += [
+            "First admin: in another terminal run",
+            f"  {venv_bin}/forewarn admin create you@example.org",
+            f"  then sign in at {settings.base_url}/login",
+        ]
+    lines += [
+        "Send a test report:",
+        f"  {venv_bin}/forewarn test-report",
+        f"  (or any mail client: SMTP {settings.intake_listen}, To: {settings.security_address})",
+    ]
+    return "\n".join(lines)
+
+
+def up(settings: Settings) -> None:
+    # Stop requests during start-up are honoured once the children exist.
+    supervisor = Supervisor([], {})
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+
+    result = runtime.initialise(settings)
+    if result.key_generated:
+        log.info("generated the service key %s", result.fingerprint)
+    ensure_free(settings.web_listen, "FOREWARN_WEB_LISTEN")
+    ensure_free(settings.intake_listen, "FOREWARN_INTAKE_LISTEN")
+    with runtime.open_db(settings).connection_context():
+        has_admin = User.select().where(User.role == "admin").exists()
+
+    managed = None
+    keyring = runtime.service_keyring(settings)
+    try:
+        if settings.redis_url is None:
+            managed = ManagedRedis(settings.instance)
+            url = managed.start()
+        else:
+            url = settings.redis_url
+            queue.check(queue.connect(url), url)
+        supervisor.env = child_environment(settings, FOREWARN_REDIS_URL=url)
+        supervisor.children = [
+            Child(name, component_argv(name)) for name in ("web", "intake", "worker")
+        ]
+
+        def ready() -> None:
+            listen = settings.web_listen
+            if _wait_for_port(listen.host, listen.port, timeout=30):
+                click.echo(_banner(settings, has_admin))
+            else:
+                log.warning("the portal is not answering on %s yet", listen)
+
+        if not supervisor.stopping:
+            supervisor.run(ready=ready)
+    finally:
+        supervisor.stop_all()
+        if managed is not None:
+            managed.stop()
+        keyring.stop_agent()
+        log.info("forewarn stopped")

@@ -1,0 +1,126 @@
+"""The web portal: create_app() builds it; one blueprint per audience."""
+
+import logging
+from pathlib import Path
+
+import peewee
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from app import queue, runtime
+from app.config import Settings, load_settings
+from app.instance import secret_key
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+log = logging.getLogger("forewarn.web")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https,
+        SESSION_COOKIE_NAME="forewarn_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.https,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["forewarn.settings"] = settings
+    app.extensions["forewarn.db"] = runtime.open_db(settings)
+    app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
+
+    CSRFProtect(app)
+    from app.web import auth, public, team
+
+    auth.init_app(app)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(team.bp)
+    _install_database_handling(app)
+    _install_security_headers(app, settings)
+    _install_error_pages(app)
+    return app
+
+
+def _install_database_handling(app: Flask) -> None:
+    database = app.extensions["forewarn.db"]
+
+    @app.before_request
+    def _connect():
+        if request.endpoint != "static":
+            database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(_exc):
+        if not database.is_closed():
+            database.close()
+
+
+def _install_security_headers(app: Flask, settings: Settings) -> None:
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if settings.https:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _install_error_pages(app: Flask) -> None:
+    def page(status: int, title: str, message: str):
+        return render_template("error.html", title=title, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_error):
+        return page(
+            400,
+            "Form expired",
+            "The form was open too long or came from elsewhere. Go back, reload it and try again.",
+        )
+
+    @app.errorhandler(404)
+    def _not_found(_error):
+        return page(404, "Not found", "There is nothing at this address.")
+
+    @app.errorhandler(405)
+    def _method(_error):
+        return page(405, "Not allowed", "This page does not accept that kind of request.")
+
+    @app.errorhandler(peewee.OperationalError)
+    @app.errorhandler(peewee.InterfaceError)
+    def _database_down(error):
+        log.error("database unavailable: %s", type(error).__name__)
+        return page(
+            503,
+            "Temporarily unavailable",
+            "The service cannot reach its database right now. Nothing you sent was lost; "
+            "please try again in a few minutes.",
+        )
+
+    @app.errorhandler(500)
+    def _internal(_error):
+        return page(
+            500,
+            "Something went wrong",
+            "The error was logged for the operators. Please try again; if it happens again, "
+            "tell the security team.",
+        )

@@ -1,0 +1,143 @@
+"""Sign-in and sign-out for everyone with an account."""
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from app import accounts, clock, ratelimit
+from app.models import User
+
+bp = Blueprint("auth", __name__)
+
+
+class SessionUser(UserMixin):
+    """The signed-in account. Its id is the account's session token, which rotates."""
+
+    def __init__(self, user: User):
+        self.user = user
+
+    def get_id(self) -> str:
+        return self.user.session_token
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+
+def init_app(app) -> None:
+    manager = LoginManager(app)
+    manager.login_view = "auth.login"
+    manager.login_message = "Please sign in to see that page."
+    manager.login_message_category = "info"
+    manager.session_protection = "basic"
+
+    @manager.user_loader
+    def _load(token: str):
+        user = User.get_or_none(User.session_token == token, User.active == True)  # noqa: E712
+        return SessionUser(user) if user is not None else None
+
+
+def roles_required(*roles: str):
+    """Only signed-in accounts with one of these roles; others are sent to sign in or get 403."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    code = StringField(
+        "Authenticator code (if you set one up)",
+        validators=[Length(max=10)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths, so the login page cannot send people elsewhere."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _home_for(role: str) -> str:
+    return url_for("team.home") if role in accounts.TEAM_ROLES else url_for("public.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(_home_for(current_user.role))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        settings = current_app.extensions["forewarn.settings"]
+        redis = current_app.extensions["forewarn.redis"]
+        email = form.email.data.strip().lower()
+        address = request.remote_addr or "unknown"
+        if not (
+            ratelimit.hit(redis, ratelimit.LOGIN, f"ip:{address}")
+            and ratelimit.hit(redis, ratelimit.LOGIN, f"email:{email}")
+        ):
+            flash("Too many sign-in attempts. Wait 15 minutes, then try again.", "error")
+            return render_template("login.html", form=form), 429
+        try:
+            user = accounts.authenticate(
+                email, form.password.data, form.code.data or "", clock.now(), settings.require_2fa
+            )
+        except accounts.LoginFailed as exc:
+            flash(str(exc), "error")
+            status = 401
+        except accounts.SecondFactorNeeded as exc:
+            flash(str(exc), "info")
+            status = 401
+        else:
+            ratelimit.reset(redis, ratelimit.LOGIN, f"email:{email}")
+            session.clear()  # a fresh session at sign-in: no fixation
+            login_user(SessionUser(user))
+            flash(f"Signed in as {user.email}.", "success")
+            return redirect(_safe_next(request.args.get("next")) or _home_for(user.role))
+    elif request.method == "POST":
+        status = 400
+    return render_template("login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    session.clear()
+    flash("You are signed out. Sign in again to continue working.", "success")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,1 @@
+"""OpenPGP for Forewarn. The only package that imports gnupg."""

@@ -1,0 +1,233 @@
+"""The service key: generate or import it, export its certificate, sign and decrypt with it.
+
+The keyring under the GnuPG home holds the service key alone; every operation names it by its
+fingerprint, never by a user id. Certificates of other people live in the database.
+"""
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import gnupg
+
+from app.errors import OperatorError
+
+# Longest socket name gpg-agent creates in its home, and the kernel's sun_path limit.
+_LONGEST_SOCKET = "S.gpg-agent.browser"
+_SUN_PATH_MAX = 107
+# A decrypted report larger than this is refused (decompression bombs; PITFALLS.md).
+MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
+# OpenPGP hash algorithm ids (RFC 4880, 9.4) as RFC 3156 names them in micalg.
+_HASH_NAMES = {"2": "sha1", "8": "sha256", "9": "sha384", "10": "sha512", "11": "sha224"}
+
+
+class KeyringError(Exception):
+    """GnuPG refused an operation; the message says what it reported."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    armored: str
+    hash_algo: str  # as for micalg: "sha256", "sha512", ...
+
+
+def _require_gpg() -> str:
+    binary = shutil.which("gpg")
+    if binary is None or shutil.which("gpgconf") is None:
+        raise OperatorError(
+            "gpg not found: install GnuPG (apt-get install gnupg) or run `make run`"
+        )
+    return binary
+
+
+class ServiceKeyring:
+    def __init__(self, home: Path, passphrase: str | None = None):
+        self.home = Path(home).resolve()
+        self.passphrase = passphrase
+        self._gpg: gnupg.GPG | None = None
+
+    # -- set-up --------------------------------------------------------------------------
+
+    @property
+    def gpg(self) -> gnupg.GPG:
+        if self._gpg is None:
+            binary = _require_gpg()
+            self.ensure_home()
+            # python-gnupg logs decrypted data at DEBUG: never let it.
+            logging.getLogger("gnupg").setLevel(logging.WARNING)
+            self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self.home))
+            self._gpg.encoding = "utf-8"
+        return self._gpg
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        if len(str(self.home)) + 1 + len(_LONGEST_SOCKET) > _SUN_PATH_MAX:
+            # gpg-agent then puts its sockets under /run/user/<uid>, if that exists.
+            run_dir = Path(f"/run/user/{os.getuid()}")
+            try:
+                run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError:
+                raise OperatorError(
+                    f"the GnuPG home {self.home} is too long for gpg-agent's socket and "
+                    f"{run_dir} cannot be created; use a shorter FOREWARN_INSTANCE"
+                ) from None
+
+    @contextmanager
+    def _lock(self):
+        """Imports and deletes on one home are serialised (PITFALLS.md)."""
+        self.ensure_home()
+        with open(self.home / ".forewarn.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def stop_agent(self) -> None:
+        """Stop the gpg-agent of this home, so no secret stays cached after we stop."""
+        if not self.home.is_dir() or shutil.which("gpgconf") is None:
+            return
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "all"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+
+    # -- the key -------------------------------------------------------------------------
+
+    def fingerprint(self) -> str | None:
+        """The service key's fingerprint, or None when there is no secret key yet."""
+        secret = self.gpg.list_keys(secret=True)
+        if len(secret) > 1:
+            raise OperatorError(
+                f"the GnuPG home {self.home} holds {len(secret)} secret keys; "
+                "it must hold the service key alone"
+            )
+        return secret[0]["fingerprint"] if secret else None
+
+    def describe(self) -> dict:
+        """The service key's listing (fingerprint, uids, expiry, subkeys) for status pages."""
+        fingerprint = self.fingerprint()
+        if fingerprint is None:
+            raise OperatorError("there is no service key yet: run `forewarn init`")
+        for key in self.gpg.list_keys(keys=[fingerprint]):
+            if key["fingerprint"] == fingerprint:
+                return key
+        raise KeyringError(f"the service key {fingerprint} has no public part")
+
+    def generate(self, email: str, expire: str = "2y") -> str:
+        """An ed25519 signing primary with a cv25519 encryption subkey; returns the fingerprint."""
+        params = {
+            "key_type": "EDDSA",
+            "key_curve": "ed25519",
+            "key_usage": "sign",
+            "subkey_type": "ECDH",
+            "subkey_curve": "cv25519",
+            "subkey_usage": "encrypt",
+            "name_real": "Forewarn security team",
+            "name_email": email,
+            "expire_date": expire,
+        }
+        if self.passphrase:
+            params["passphrase"] = self.passphrase
+        else:
+            params["no_protection"] = True
+        with self._lock():
+            if self.fingerprint() is not None:
+                raise KeyringError("a service key already exists")
+            result = self.gpg.gen_key(self.gpg.gen_key_input(**params))
+        if not result.fingerprint:
+            raise KeyringError(f"gpg could not generate the service key: {result.stderr[-300:]}")
+        return result.fingerprint
+
+    def import_secret(self, data: bytes) -> str:
+        """Make the secret key in data the service key; returns its fingerprint."""
+        listed = self.gpg.scan_keys_mem(data)
+        primaries = {key["fingerprint"] for key in listed if key.get("fingerprint")}
+        if len(primaries) != 1:
+            raise OperatorError(
+                f"the file holds {len(primaries)} keys; export exactly one secret key "
+                "(gpg --export-secret-keys --armor FINGERPRINT)"
+            )
+        if not any(key.get("type") == "sec" for key in listed):
+            raise OperatorError(
+                "the file holds no secret key; export it with gpg --export-secret-keys --armor"
+            )
+        (fingerprint,) = primaries
+        with self._lock():
+            current = self.fingerprint()
+            if current not in (None, fingerprint):
+                raise OperatorError(
+                    f"this instance already has the service key {current}; "
+                    "move its GnuPG home away first if you mean to replace it"
+                )
+            result = self.gpg.import_keys(data, passphrase=self.passphrase)
+            if not result.sec_imported and not result.sec_read:
+                raise KeyringError(f"gpg did not import the secret key: {result.stderr[-300:]}")
+            # We trust our own key; otherwise gpg warns on every signature.
+            self.gpg.trust_keys([fingerprint], "TRUST_ULTIMATE")
+        return fingerprint
+
+    def export_public(self) -> str:
+        fingerprint = self.fingerprint()
+        if fingerprint is None:
+            raise OperatorError("there is no service key yet: run `forewarn init`")
+        armored = self.gpg.export_keys([fingerprint], armor=True, minimal=True)
+        if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+            raise KeyringError("gpg did not export the service key")
+        return armored
+
+    # -- operations ----------------------------------------------------------------------
+
+    def _require_fingerprint(self) -> str:
+        fingerprint = self.fingerprint()
+        if fingerprint is None:
+            raise OperatorError("there is no service key yet: run `forewarn init`")
+        return fingerprint
+
+    def sign_detached(self, data: bytes) -> Signature:
+        """A detached, ASCII-armored signature over exactly these bytes."""
+        result = self.gpg.sign(
+            data,
+            keyid=self._require_fingerprint(),
+            detach=True,
+            binary=False,
+            passphrase=self.passphrase,
+            extra_args=["--digest-algo", "SHA512"],
+        )
+        if result.returncode != 0 or not result.data:
+            raise KeyringError(f"gpg could not sign: {result.status or result.stderr[-300:]}")
+        hash_name = _HASH_NAMES.get(str(result.hash_algo))
+        if hash_name is None:
+            raise KeyringError(f"gpg signed with an unknown hash algorithm {result.hash_algo!r}")
+        return Signature(result.data.decode("ascii"), hash_name)
+
+    def clearsign(self, text: str) -> str:
+        result = self.gpg.sign(
+            text.encode("utf-8"),
+            keyid=self._require_fingerprint(),
+            clearsign=True,
+            passphrase=self.passphrase,
+            extra_args=["--digest-algo", "SHA512"],
+        )
+        if result.returncode != 0 or not result.data:
+            raise KeyringError(f"gpg could not sign: {result.status or result.stderr[-300:]}")
+        return result.data.decode("utf-8")
+
+    def decrypt(self, data: bytes) -> bytes:
+        """Decrypt a message to the service key; refuses plaintexts over MAX_PLAINTEXT_BYTES."""
+        result = self.gpg.decrypt(
+            data,
+            passphrase=self.passphrase,
+            extra_args=["--max-output", str(MAX_PLAINTEXT_BYTES)],
+        )
+        if not result.ok or result.returncode != 0:
+            raise KeyringError(f"gpg could not decrypt: {result.status or 'no valid data'}")
+        return result.data

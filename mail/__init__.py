@@ -1,0 +1,1 @@
+"""Everything SMTP and MIME."""
