@@ -1,0 +1,26 @@
+"""The harness itself: mail cannot escape, the clock freezes and moves."""
+
+import smtplib
+from datetime import UTC, datetime
+
+import pytest
+
+from app import clock as app_clock
+
+
+def test_smtp_to_an_outside_relay_fails_the_test():
+    with pytest.raises(pytest.fail.Exception, match="only local sinks"):
+        smtplib.SMTP("smtp.example.org", 25, timeout=1)
+
+
+def test_the_frozen_clock_moves_only_when_told(clock):
+    start = app_clock.now()
+    assert start == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert app_clock.now() == start
+    clock.move(days=90)
+    assert app_clock.now() == datetime(2027, 2, 23, 12, 0, tzinfo=UTC)
+
+
+def test_the_clock_refuses_naive_times():
+    with pytest.raises(ValueError):
+        app_clock.freeze(datetime(2026, 1, 1))

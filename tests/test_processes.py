@@ -1,0 +1,137 @@
+"""`forewarn up` supervises the real processes, restarts a dead one and stops without leftovers."""
+
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import ROOT, wait_for
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+def processes_of(instance: Path) -> dict[int, str]:
+    """Every live process whose command line or environment names this instance."""
+    marker = str(instance).encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z":
+            continue
+        if marker in cmdline or marker in environ:
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return response.status
+    except OSError:
+        return None
+
+
+def smtp_greets(host: str, port: int) -> bool:
+    try:
+        with smtplib.SMTP(host, port, timeout=2) as smtp:
+            return smtp.ehlo()[0] == 250
+    except (OSError, smtplib.SMTPException):
+        return False
+
+
+@pytest.fixture
+def service(env, instance_dir, tmp_path):
+    """`forewarn up` with a managed redis-server (no FOREWARN_REDIS_URL)."""
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if k != "FOREWARN_REDIS_URL"}
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "up"],
+            cwd=ROOT,
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    web_host, web_port = env["FOREWARN_WEB_LISTEN"].split(":")
+    intake_host, intake_port = env["FOREWARN_INTAKE_LISTEN"].split(":")
+    urls = {
+        "login": f"http://{web_host}:{web_port}/login",
+        "intake": (intake_host, int(intake_port)),
+        "log": log_path,
+    }
+    try:
+        wait_for(lambda: http_status(urls["login"]) == 200, timeout=60, what="the portal")
+        wait_for(lambda: smtp_greets(*urls["intake"]), timeout=30, what="the intake")
+        yield process, urls
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for pid in processes_of(instance_dir):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_up_serves_the_portal_and_the_intake_and_prints_how_to_start(service, instance_dir):
+    process, urls = service
+    host, port = urls["intake"]
+    with smtplib.SMTP(host, port, timeout=5) as smtp:
+        assert smtp.ehlo()[0] == 250
+        smtp.mail("reporter@example.org")
+        code, _ = smtp.rcpt("security@localhost")
+        assert code == 451  # nothing is accepted until report intake exists
+    managed = redis.Redis(unix_socket_path=str(instance_dir / "redis.sock"))
+    assert managed.ping()
+    banner = wait_for(
+        lambda: "forewarn test-report" in urls["log"].read_text() and urls["log"].read_text(),
+        what="the banner",
+    )
+    assert "admin create" in banner
+    assert urls["login"].removesuffix("/login") in banner or "127.0.0.1" in banner
+
+
+def test_sigterm_stops_everything_within_ten_seconds(service, instance_dir):
+    process, urls = service
+    running = processes_of(instance_dir)
+    names = " ".join(running.values())
+    for component in ("app up", "app web", "app intake", "app worker", "redis-server"):
+        assert component in names, f"{component} is not running: {names}"
+
+    os.kill(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    wait_for(lambda: not processes_of(instance_dir), timeout=3, what="every process to end")
+    assert not (instance_dir / "redis.sock").exists()
+    assert "forewarn stopped" in urls["log"].read_text()
+
+
+def test_a_child_that_dies_is_restarted_with_a_log_line(service, instance_dir):
+    process, urls = service
+    intake = [pid for pid, cmd in processes_of(instance_dir).items() if "app intake" in cmd]
+    assert len(intake) == 1
+    os.kill(intake[0], signal.SIGKILL)
+    wait_for(
+        lambda: "intake exited with status -9; restarting" in urls["log"].read_text(),
+        what="the restart log line",
+    )
+    wait_for(
+        lambda: any(
+            "app intake" in cmd and pid != intake[0]
+            for pid, cmd in processes_of(instance_dir).items()
+        ),
+        what="a new intake process",
+    )
+    wait_for(lambda: smtp_greets(*urls["intake"]), timeout=30, what="the restarted intake")
+    assert process.poll() is None

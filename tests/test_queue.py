@@ -1,0 +1,43 @@
+"""Jobs carry ids only, through RQ's JSON serializer, run by a real worker on a real Redis."""
+
+import json
+import zlib
+
+import pytest
+
+from app import queue
+from app.models import AuditEvent
+from tests.conftest import run_jobs
+
+
+def test_a_job_with_ids_runs_in_a_burst_worker(db, redis_conn, admin_user, clock):
+    job = queue.enqueue(redis_conn, "tests.jobs.record_sign_in_reminder", admin_user.id)
+    assert job.get_status() == "queued"
+    run_jobs(redis_conn)
+    job.refresh()
+    assert job.get_status() == "finished"
+    assert job.return_value() == admin_user.email
+    event = AuditEvent.get(AuditEvent.action == "test.reminder")
+    assert (event.target, event.at) == (admin_user.email, clock.at)
+
+
+def test_jobs_refuse_anything_but_ids(redis_conn, admin_user):
+    with pytest.raises(TypeError, match="ids only"):
+        queue.enqueue(redis_conn, "tests.jobs.record_sign_in_reminder", admin_user)
+    assert queue.work_queue(redis_conn).count == 0
+
+
+def test_jobs_are_stored_as_json(redis_conn):
+    job = queue.enqueue(redis_conn, "tests.jobs.record_sign_in_reminder", 7)
+    stored = zlib.decompress(redis_conn.hget(f"rq:job:{job.id}", "data"))
+    function, instance, args, kwargs = json.loads(stored)
+    assert function == "tests.jobs.record_sign_in_reminder"
+    assert (instance, args, kwargs) == (None, [7], {})
+
+
+def test_an_unreachable_redis_is_one_line_with_the_fix():
+    from app.errors import OperatorError
+
+    connection = queue.connect("redis://127.0.0.1:1/0")
+    with pytest.raises(OperatorError, match="FOREWARN_REDIS_URL"):
+        queue.check(connection, "redis://127.0.0.1:1/0")
