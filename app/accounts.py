@@ -70,8 +70,16 @@ def authenticate(email: str, password: str, code: str, at: datetime, require_2fa
     if user.totp_secret:
         if not code:
             raise SecondFactorNeeded("Enter the 6-digit code from your authenticator app.")
-        if not totp.verify(user.totp_secret, code, at):
-            raise LoginFailed("That authenticator code is not valid; try the current one.")
+        step = totp.matching_step(user.totp_secret, code, at)
+        # Each code works once: a step at or before the last accepted one is a replay.
+        used = User.update(totp_last_step=step).where(
+            User.id == user.id,
+            (User.totp_last_step.is_null()) | (User.totp_last_step < (step or 0)),
+        )
+        if step is None or used.execute() != 1:
+            raise LoginFailed(
+                "That authenticator code is wrong or already used; enter the next one."
+            )
     elif require_2fa and user.role in TEAM_ROLES:
         raise LoginFailed(
             "Two-factor authentication is required for this account: "
@@ -81,12 +89,17 @@ def authenticate(email: str, password: str, code: str, at: datetime, require_2fa
     return user
 
 
+def end_sessions(user: User) -> None:
+    """Sign the account out everywhere: every session and remember-me cookie stops working."""
+    User.update(session_token=new_session_token()).where(User.id == user.id).execute()
+
+
 def enrol_totp(email: str, at: datetime, by: str) -> str:
     user = User.get_or_none(User.email == email.strip().lower())
     if user is None:
         raise Refused(f"no account for {email}")
     secret = totp.new_secret()
     with database.atomic():
-        User.update(totp_secret=secret).where(User.id == user.id).execute()
+        User.update(totp_secret=secret, totp_last_step=None).where(User.id == user.id).execute()
         audit.record(None, "account.totp_enrol", at, target=user.email, actor_label=by)
     return secret

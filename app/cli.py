@@ -28,6 +28,7 @@ def _logging() -> None:
 
 
 @click.group(help="Forewarn: a coordinated vulnerability disclosure desk.")
+@click.version_option(package_name="forewarn", prog_name="forewarn")
 def cli() -> None:
     pass
 

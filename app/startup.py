@@ -76,18 +76,16 @@ def up(settings: Settings) -> None:
     supervisor = Supervisor([], {})
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
-
-    result = runtime.initialise(settings)
-    if result.key_generated:
-        log.info("generated the service key %s", result.fingerprint)
-    ensure_free(settings.web_listen, "FOREWARN_WEB_LISTEN")
-    ensure_free(settings.intake_listen, "FOREWARN_INTAKE_LISTEN")
-    with runtime.open_db(settings).connection_context():
-        has_admin = User.select().where(User.role == "admin").exists()
-
-    managed = None
     keyring = runtime.service_keyring(settings)
+    managed = None
     try:
+        result = runtime.initialise(settings)
+        if result.key_generated:
+            log.info("generated the service key %s", result.fingerprint)
+        ensure_free(settings.web_listen, "FOREWARN_WEB_LISTEN")
+        ensure_free(settings.intake_listen, "FOREWARN_INTAKE_LISTEN")
+        with runtime.open_db(settings).connection_context():
+            has_admin = User.select().where(User.role == "admin").exists()
         if settings.redis_url is None:
             managed = ManagedRedis(settings.instance)
             url = managed.start()
@@ -113,4 +111,4 @@ def up(settings: Settings) -> None:
         if managed is not None:
             managed.stop()
         keyring.stop_agent()
-        log.info("forewarn stopped")
+    log.info("forewarn stopped")

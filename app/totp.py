@@ -17,25 +17,27 @@ def new_secret() -> str:
 
 
 def code_at(secret: str, at: datetime) -> str:
+    return _code_for_step(secret, int(at.timestamp()) // STEP)
+
+
+def _code_for_step(secret: str, step: int) -> str:
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    counter = int(at.timestamp()) // STEP
-    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
     value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
     return str(value % 10**DIGITS).zfill(DIGITS)
 
 
-def verify(secret: str, code: str, at: datetime) -> bool:
-    """Accept the code of this step and the one before or after (clock drift)."""
+def matching_step(secret: str, code: str, at: datetime) -> int | None:
+    """The time step whose code this is: this step or the one before or after (clock drift)."""
     code = code.strip().replace(" ", "")
     if not code.isdigit():
-        return False
-    return any(
-        hmac.compare_digest(
-            code_at(secret, datetime.fromtimestamp(at.timestamp() + d * STEP)), code
-        )
-        for d in (-1, 0, 1)
-    )
+        return None
+    now_step = int(at.timestamp()) // STEP
+    for step in (now_step - 1, now_step, now_step + 1):
+        if hmac.compare_digest(_code_for_step(secret, step), code):
+            return step
+    return None
 
 
 def provisioning_uri(secret: str, account: str, issuer: str = "Forewarn") -> str:

@@ -109,3 +109,24 @@ def test_required_two_factor_refuses_accounts_without_it(db, clock, admin_user):
         admin_user.id
     )
     assert AuditEvent.select().where(AuditEvent.action == "account.totp_enrol").count() == 1
+
+
+def test_an_authenticator_code_works_only_once(db, clock):
+    created = accounts.create_team_account(
+        "t@example.org", PASSWORD, "team", clock.at, by="t", with_totp=True
+    )
+    code = totp.code_at(created.totp_secret, clock.at)
+    accounts.authenticate("t@example.org", PASSWORD, code, clock.at, False)
+    with pytest.raises(accounts.LoginFailed):
+        accounts.authenticate("t@example.org", PASSWORD, code, clock.move(seconds=10), False)
+    later = clock.move(seconds=30)
+    fresh = totp.code_at(created.totp_secret, later)
+    assert accounts.authenticate("t@example.org", PASSWORD, fresh, later, False).email == (
+        "t@example.org"
+    )
+
+
+def test_ending_sessions_rotates_the_session_token(db, clock, admin_user):
+    before = admin_user.session_token
+    accounts.end_sessions(admin_user)
+    assert User.get_by_id(admin_user.id).session_token != before

@@ -135,3 +135,45 @@ def test_a_child_that_dies_is_restarted_with_a_log_line(service, instance_dir):
     )
     wait_for(lambda: smtp_greets(*urls["intake"]), timeout=30, what="the restarted intake")
     assert process.poll() is None
+
+
+def run_up(env: dict, extra: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    child_env = {k: v for k, v in {**os.environ, **env, **extra}.items()}
+    return subprocess.run(
+        [sys.executable, "-m", "app", "up"],
+        cwd=ROOT,
+        env={k: v for k, v in child_env.items() if v is not None},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_up_without_redis_server_says_how_to_get_it(env, tmp_path, instance_dir):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("gpg", "gpgconf", "gpg-agent"):
+        (bin_dir / tool).symlink_to(f"/usr/bin/{tool}")
+    result = run_up(env, {"PATH": str(bin_dir), "FOREWARN_REDIS_URL": None})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("forewarn: redis-server not found")
+    assert "apt-get install redis-server" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert not processes_of(instance_dir)
+
+
+def test_up_with_its_intake_port_taken_names_the_variable(env, instance_dir):
+    import socket
+
+    host, port = env["FOREWARN_INTAKE_LISTEN"].split(":")
+    with socket.socket() as squatter:
+        squatter.bind((host, int(port)))
+        squatter.listen()
+        result = run_up(env, {})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"forewarn: {host}:{port} is already in use: "
+        "stop the program using it or set FOREWARN_INTAKE_LISTEN"
+    )
+    assert not processes_of(instance_dir)

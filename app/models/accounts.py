@@ -12,6 +12,7 @@ class User(BaseModel):
     password_hash = peewee.CharField()
     role = peewee.CharField(choices=[(r, r) for r in ROLES])
     totp_secret = peewee.CharField(null=True)
+    totp_last_step = peewee.IntegerField(null=True)  # RFC 6238: each code is accepted once
     active = peewee.BooleanField(default=True)
     # Rotated at every password change and logout-everywhere; flask-login's id is this token,
     # so old sessions and remember-me cookies stop working.

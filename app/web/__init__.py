@@ -109,6 +109,9 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(peewee.InterfaceError)
     def _database_down(error):
         log.error("database unavailable: %s", type(error).__name__)
+        # Show the page as to a visitor: loading the signed-in account (flask-login does it for
+        # every template) would hit the database again and fail inside this handler.
+        app.login_manager._update_request_context_with_user()
         return page(
             503,
             "Temporarily unavailable",

@@ -17,7 +17,7 @@ from flask import (
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length, Regexp
 
 from app import accounts, clock, ratelimit
 from app.models import User
@@ -74,7 +74,16 @@ def roles_required(*roles: str):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    # A shape check only (wtforms' Email() needs the email_validator package, not installed);
+    # accounts.authenticate() decides whether the account exists.
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(),
+            Regexp(r"^\s*[^@\s]+@[^@\s]+\s*$", message="Enter an email address."),
+            Length(max=254),
+        ],
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     code = StringField(
         "Authenticator code (if you set one up)",
@@ -89,6 +98,8 @@ def _safe_next(target: str | None) -> str | None:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 0x20 for c in target):  # browsers read a backslash as "/"
         return None
     return target
 
@@ -137,6 +148,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated:
+        # Signing out ends every session of the account, including copied cookies.
+        accounts.end_sessions(current_user.user)
     logout_user()
     session.clear()
     flash("You are signed out. Sign in again to continue working.", "success")
