@@ -9,13 +9,14 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import gnupg
 
-from app.errors import OperatorError
+from app.errors import ForewarnError, OperatorError
 
 # Longest socket name gpg-agent creates in its home, and the kernel's sun_path limit.
 _LONGEST_SOCKET = "S.gpg-agent.browser"
@@ -26,8 +27,14 @@ MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
 _HASH_NAMES = {"2": "sha1", "8": "sha256", "9": "sha384", "10": "sha512", "11": "sha224"}
 
 
-class KeyringError(Exception):
-    """GnuPG refused an operation; the message says what it reported."""
+class KeyringError(ForewarnError):
+    """GnuPG refused an operation; the message is one line saying what it reported."""
+
+
+def _gpg_said(text: str) -> str:
+    """The last line gpg wrote, for a one-line error (its stderr runs to many lines)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no details"
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,11 @@ class ServiceKeyring:
         return self._gpg
 
     def ensure_home(self) -> None:
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Folders we create on the way (e.g. the instance folder) are private too: mkdir's
+        # parents=True would give them the umask's 0755.
+        for folder in reversed([self.home, *self.home.parents]):
+            if not folder.exists():
+                folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.home, 0o700)
         if len(str(self.home)) + 1 + len(_LONGEST_SOCKET) > _SUN_PATH_MAX:
             # gpg-agent then puts its sockets under /run/user/<uid>, if that exists.
@@ -114,9 +125,7 @@ class ServiceKeyring:
 
     def describe(self) -> dict:
         """The service key's listing (fingerprint, uids, expiry, subkeys) for status pages."""
-        fingerprint = self.fingerprint()
-        if fingerprint is None:
-            raise OperatorError("there is no service key yet: run `forewarn init`")
+        fingerprint = self._require_fingerprint()
         for key in self.gpg.list_keys(keys=[fingerprint]):
             if key["fingerprint"] == fingerprint:
                 return key
@@ -144,7 +153,9 @@ class ServiceKeyring:
                 raise KeyringError("a service key already exists")
             result = self.gpg.gen_key(self.gpg.gen_key_input(**params))
         if not result.fingerprint:
-            raise KeyringError(f"gpg could not generate the service key: {result.stderr[-300:]}")
+            raise KeyringError(
+                f"gpg could not generate the service key: {_gpg_said(result.stderr)}"
+            )
         return result.fingerprint
 
     def import_secret(self, data: bytes) -> str:
@@ -168,17 +179,37 @@ class ServiceKeyring:
                     f"this instance already has the service key {current}; "
                     "move its GnuPG home away first if you mean to replace it"
                 )
+            self._check_usable(data, fingerprint)
             result = self.gpg.import_keys(data, passphrase=self.passphrase)
             if not result.sec_imported and not result.sec_read:
-                raise KeyringError(f"gpg did not import the secret key: {result.stderr[-300:]}")
+                raise KeyringError(f"gpg did not import the secret key: {_gpg_said(result.stderr)}")
             # We trust our own key; otherwise gpg warns on every signature.
             self.gpg.trust_keys([fingerprint], "TRUST_ULTIMATE")
         return fingerprint
 
+    def _check_usable(self, data: bytes, fingerprint: str) -> None:
+        """Sign once with the key in a throwaway home, so a wrong passphrase (gpg imports
+        protected keys without checking it) is found now, not at the first advisory."""
+        with tempfile.TemporaryDirectory(prefix="fwk", dir="/tmp") as scratch:
+            trial = ServiceKeyring(Path(scratch), self.passphrase)
+            try:
+                imported = trial.gpg.import_keys(data, passphrase=self.passphrase)
+                if not imported.sec_imported and not imported.sec_read:
+                    raise OperatorError(
+                        f"gpg cannot import the secret key: {_gpg_said(imported.stderr)}"
+                    )
+                trial.gpg.trust_keys([fingerprint], "TRUST_ULTIMATE")
+                trial.sign_detached(b"forewarn: checking the service key")
+            except KeyringError:
+                raise OperatorError(
+                    "the key cannot sign with the passphrase given: check "
+                    "FOREWARN_KEY_PASSPHRASE_FILE (or set it, if the key has a passphrase)"
+                ) from None
+            finally:
+                trial.stop_agent()
+
     def export_public(self) -> str:
-        fingerprint = self.fingerprint()
-        if fingerprint is None:
-            raise OperatorError("there is no service key yet: run `forewarn init`")
+        fingerprint = self._require_fingerprint()
         armored = self.gpg.export_keys([fingerprint], armor=True, minimal=True)
         if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
             raise KeyringError("gpg did not export the service key")
@@ -203,7 +234,7 @@ class ServiceKeyring:
             extra_args=["--digest-algo", "SHA512"],
         )
         if result.returncode != 0 or not result.data:
-            raise KeyringError(f"gpg could not sign: {result.status or result.stderr[-300:]}")
+            raise KeyringError(f"gpg could not sign: {result.status or _gpg_said(result.stderr)}")
         hash_name = _HASH_NAMES.get(str(result.hash_algo))
         if hash_name is None:
             raise KeyringError(f"gpg signed with an unknown hash algorithm {result.hash_algo!r}")
@@ -218,7 +249,7 @@ class ServiceKeyring:
             extra_args=["--digest-algo", "SHA512"],
         )
         if result.returncode != 0 or not result.data:
-            raise KeyringError(f"gpg could not sign: {result.status or result.stderr[-300:]}")
+            raise KeyringError(f"gpg could not sign: {result.status or _gpg_said(result.stderr)}")
         return result.data.decode("utf-8")
 
     def decrypt(self, data: bytes) -> bytes:
