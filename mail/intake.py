@@ -43,6 +43,8 @@ def build_server(handler: IntakeHandler, hostname: str) -> IntakeSMTP:
 
 async def serve(host: str, port: int, handler: IntakeHandler, hostname: str) -> None:
     """Serve until SIGTERM or SIGINT."""
+    # aiosmtpd logs every command (addresses included) at INFO: keep only its problems.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: build_server(handler, hostname), host, port)
     stop = asyncio.Event()

@@ -24,3 +24,20 @@ def test_the_frozen_clock_moves_only_when_told(clock):
 def test_the_clock_refuses_naive_times():
     with pytest.raises(ValueError):
         app_clock.freeze(datetime(2026, 1, 1))
+
+
+def test_a_run_that_selects_no_test_fails():
+    """CI must not pass quietly when a marker or a path selects nothing (pytest's exit 5)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_harness.py", "-k", "no_test_has_this_name"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
