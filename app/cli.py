@@ -70,18 +70,10 @@ def web(workers: int) -> None:
 
 @cli.command(help="Run the SMTP intake alone.")
 def intake() -> None:
-    import asyncio
-
-    from app.listening import ensure_free
-    from mail.intake import IntakeHandler, serve
+    from app import startup
 
     _logging()
-    settings = _settings()
-    runtime.open_current_db(settings)
-    listen = settings.intake_listen
-    ensure_free(listen, "FOREWARN_INTAKE_LISTEN")
-    hostname = settings.security_address.rpartition("@")[2]
-    asyncio.run(serve(listen.host, listen.port, IntakeHandler(settings.security_address), hostname))
+    startup.intake(_settings())
 
 
 @cli.command(help="Run an RQ worker with the scheduler alone.")

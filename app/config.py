@@ -1,6 +1,7 @@
 """Settings from the environment (CONTRACT.md), read once into a Settings object passed in."""
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,12 @@ class Settings:
     repo_url: str | None
     key_passphrase_file: Path | None
     require_2fa: bool
+    # Beyond CONTRACT.md: the intake's protocol and TLS, the plaintext policy, tracking ids.
+    intake_protocol: str = "smtp"
+    intake_tls_cert: Path | None = None
+    intake_tls_key: Path | None = None
+    refuse_plaintext: bool = False
+    tracking_prefix: str = "SEC"
 
     @property
     def gnupg_home(self) -> Path:
@@ -121,6 +128,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"FOREWARN_SECURITY_ADDRESS={security_address!r} must be an address "
             "like security@example.org"
         )
+    protocol = (get("FOREWARN_INTAKE_PROTOCOL") or "smtp").lower()
+    if protocol not in ("smtp", "lmtp"):
+        raise ConfigError(f"FOREWARN_INTAKE_PROTOCOL={protocol!r} must be smtp or lmtp")
+    tls_cert, tls_key = get("FOREWARN_INTAKE_TLS_CERT"), get("FOREWARN_INTAKE_TLS_KEY")
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError(
+            "FOREWARN_INTAKE_TLS_CERT and FOREWARN_INTAKE_TLS_KEY must be set together"
+        )
+    prefix = get("FOREWARN_TRACKING_PREFIX") or "SEC"
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
+        raise ConfigError(
+            f"FOREWARN_TRACKING_PREFIX={prefix!r} must be 1-10 capital letters or digits"
+        )
     relay = get("FOREWARN_SMTP_RELAY")
     passphrase_file = get("FOREWARN_KEY_PASSPHRASE_FILE")
     require_2fa = get("FOREWARN_REQUIRE_2FA")
@@ -158,6 +178,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         require_2fa=_flag("FOREWARN_REQUIRE_2FA", require_2fa)
         if require_2fa is not None
         else base_url.startswith("https://"),
+        intake_protocol=protocol,
+        intake_tls_cert=Path(tls_cert).resolve() if tls_cert else None,
+        intake_tls_key=Path(tls_key).resolve() if tls_key else None,
+        refuse_plaintext=_flag(
+            "FOREWARN_REFUSE_PLAINTEXT", get("FOREWARN_REFUSE_PLAINTEXT") or "0"
+        ),
+        tracking_prefix=prefix,
     )
 
 

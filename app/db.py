@@ -23,6 +23,15 @@ SQLITE_PRAGMAS = {
 }
 
 
+def write_transaction():
+    """A transaction that will write. SQLite must take its write lock at BEGIN (IMMEDIATE):
+    a deferred transaction that upgrades later fails at once with SQLITE_BUSY."""
+    db = database.obj
+    if isinstance(db, peewee.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
     parts = urlsplit(url)

@@ -1,37 +1,102 @@
 """Starting the processes: `forewarn up` (everything, supervised) and `forewarn worker`."""
 
+import asyncio
 import logging
 import signal
 import socket
+import ssl
 import sys
+import threading
 import time
 
 import click
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from app import queue, runtime
+from app import clock, inbound, queue, reconcile, runtime
 from app.config import Settings, child_environment
+from app.errors import OperatorError
 from app.listening import ensure_free
 from app.models import User
 from app.redis_server import ManagedRedis
 from app.supervisor import Child, Supervisor, component_argv
+from mail.intake import IntakeHandler, IntakePolicy, protocol_factory, serve
 
 log = logging.getLogger("forewarn.up")
 
 
+def intake(settings: Settings) -> None:
+    """The SMTP intake: commit each message, then queue its processing."""
+    database = runtime.open_current_db(settings)
+    listen = settings.intake_listen
+    ensure_free(listen, "FOREWARN_INTAKE_LISTEN")
+    url = runtime.redis_url(settings)
+    connection = queue.connect(url)
+    keyring = runtime.service_keyring(settings)
+    fingerprint = keyring.fingerprint() or "(none yet)"
+    keyring.stop_agent()
+
+    def store(raw: bytes, envelope_from: str, recipients: list[str]) -> int:
+        with database.connection_context():
+            return inbound.store(raw, envelope_from, recipients, clock.now())
+
+    def enqueue(message_id: int) -> None:
+        reconcile.queue_inbound(connection, message_id)
+
+    policy = IntakePolicy(
+        security_address=settings.security_address,
+        max_message_bytes=settings.max_message_bytes,
+        refuse_plaintext=settings.refuse_plaintext,
+        plaintext_refusal=(
+            f"Reports must be encrypted to OpenPGP key {fingerprint}, "
+            f"published at {settings.base_url}/key.asc; please encrypt and send again"
+        ),
+    )
+    tls = None
+    if settings.intake_tls_cert and settings.intake_tls_key:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(settings.intake_tls_cert, settings.intake_tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise OperatorError(
+                f"cannot load the intake's TLS certificate: {exc}; "
+                "check FOREWARN_INTAKE_TLS_CERT and FOREWARN_INTAKE_TLS_KEY"
+            ) from None
+    hostname = settings.security_address.rpartition("@")[2]
+    factory = protocol_factory(
+        IntakeHandler(policy, store, enqueue),
+        hostname,
+        lmtp=settings.intake_protocol == "lmtp",
+        tls_context=tls,
+    )
+    asyncio.run(serve(listen.host, listen.port, factory))
+
+
 def worker(settings: Settings) -> None:
-    runtime.open_current_db(settings)
+    """An RQ worker with the scheduler, and the reconciler in a thread beside it."""
+    database = runtime.open_current_db(settings)
     url = runtime.redis_url(settings)
     connection = queue.connect(url)
     queue.check(connection, url)
+    stop = threading.Event()
+    reconciler = threading.Thread(
+        target=reconcile.run_forever,
+        args=(queue.connect(url), database, clock.now, stop),
+        name="reconciler",
+        daemon=True,
+    )
+    reconciler.start()
     name = f"forewarn-{socket.gethostname()}-{time.monotonic_ns() % 10**6}"
-    Worker(
-        [queue.work_queue(connection)],
-        connection=connection,
-        serializer=JSONSerializer,
-        name=name,
-    ).work(with_scheduler=True, logging_level="WARNING")
+    try:
+        Worker(
+            [queue.work_queue(connection)],
+            connection=connection,
+            serializer=JSONSerializer,
+            name=name,
+        ).work(with_scheduler=True, logging_level="WARNING")
+    finally:
+        stop.set()
+        runtime.service_keyring(settings).stop_agent()
 
 
 def _wait_for_port(host: str, port: int, timeout: float) -> bool:

@@ -5,6 +5,7 @@ fingerprint, never by a user id. Certificates of other people live in the databa
 """
 
 import fcntl
+import io
 import logging
 import os
 import shutil
@@ -251,6 +252,33 @@ class ServiceKeyring:
         if result.returncode != 0 or not result.data:
             raise KeyringError(f"gpg could not sign: {result.status or _gpg_said(result.stderr)}")
         return result.data.decode("utf-8")
+
+    def encrypt_to(self, certificate: str, fingerprint: str, data: bytes) -> str:
+        """Encrypt data (ASCII armor) to one certificate, which must have the pinned primary
+        fingerprint. The certificate is given to gpg as a file and never imported here."""
+        listed = self.gpg.scan_keys_mem(certificate)
+        primaries = [key.get("fingerprint") for key in listed]
+        if primaries != [fingerprint.replace(" ", "").upper()]:
+            raise KeyringError(
+                f"the certificate is not the pinned key {fingerprint} "
+                f"(it holds {', '.join(filter(None, primaries)) or 'no key'})"
+            )
+        with tempfile.NamedTemporaryFile("w", prefix="fwr", suffix=".asc") as cert_file:
+            cert_file.write(certificate)
+            cert_file.flush()
+            # What GPG.encrypt() would run with always_trust=True and armor=True, but without
+            # a --recipient: python-gnupg 0.5.7 refuses encrypt() with no recipients, and the
+            # certificate must not enter the keyring (vsajip/python-gnupg#135).
+            args = ["--encrypt", "--armor", "--trust-model", "always"]
+            args += ["--recipient-file", cert_file.name]
+            result = self.gpg.result_map["crypt"](self.gpg)
+            self.gpg._handle_io(args, io.BytesIO(data), result, binary=True)
+        if not result.ok or result.returncode != 0 or not result.data:
+            raise KeyringError(
+                f"gpg could not encrypt to {fingerprint}: "
+                f"{result.status or _gpg_said(result.stderr)}"
+            )
+        return result.data.decode("ascii")
 
     def decrypt(self, data: bytes) -> bytes:
         """Decrypt a message to the service key; refuses plaintexts over MAX_PLAINTEXT_BYTES."""

@@ -1,52 +1,189 @@
-"""The SMTP intake at FOREWARN_INTAKE_LISTEN.
+"""The SMTP (or LMTP) intake at FOREWARN_INTAKE_LISTEN.
 
-Until report intake is built, this skeleton answers EHLO and refuses every recipient with a
-temporary 451, so that senders keep their messages and retry later: nothing is accepted that
-could be lost.
+Only cheap checks happen here: is the recipient ours, is the message too large, does it meet
+the plaintext policy. Then the raw bytes are committed to the database, off the event loop,
+and only after that commit does the sender get 250. Anything that prevents the commit answers
+451, so the sending server keeps the message and retries. Processing happens in a worker.
 """
 
 import asyncio
 import logging
+import re
 import signal
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 log = logging.getLogger("forewarn.intake")
 
-NOT_READY = "451 4.3.2 Report intake is not open yet; please try again later"
+ACCEPTED = "250 2.0.0 Message accepted"
+TEMPORARY = "451 4.3.0 Temporary local problem; please try again later"
+UNKNOWN_RECIPIENT = "550 5.1.1 No such mailbox here"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections; please try again later"
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    security_address: str
+    max_message_bytes: int
+    max_recipients: int = 50
+    max_connections: int = 200
+    max_connections_per_address: int = 100
+    command_timeout: float = 120.0
+    refuse_plaintext: bool = False
+    plaintext_refusal: str = ""  # the 550 text: how to encrypt and where the key is
+
+
+def accepts_recipient(address: str, security_address: str) -> bool:
+    """The security address itself, or its plus-addresses (security+SEC-2026-0001@...)."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    our_local, _, our_domain = security_address.rpartition("@")
+    if domain.lower() != our_domain.lower():
+        return False
+    base = local.split("+", 1)[0]
+    return base.lower() == our_local.lower()
+
+
+_ENCRYPTED = re.compile(
+    rb"-----BEGIN PGP MESSAGE-----|multipart/encrypted|application/pgp-encrypted", re.IGNORECASE
+)
+
+
+def looks_encrypted(raw: bytes) -> bool:
+    """A cheap look for OpenPGP encryption; the worker decides for real."""
+    return _ENCRYPTED.search(raw) is not None
+
+
+class ConnectionLimits:
+    def __init__(self, total: int, per_address: int):
+        self.total, self.per_address = total, per_address
+        self.by_address: Counter[str] = Counter()
+
+    def admit(self, address: str) -> bool:
+        if sum(self.by_address.values()) >= self.total:
+            return False
+        if self.by_address[address] >= self.per_address:
+            return False
+        self.by_address[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.by_address[address] -= 1
+        if self.by_address[address] <= 0:
+            del self.by_address[address]
 
 
 class IntakeHandler:
-    def __init__(self, security_address: str):
-        self.security_address = security_address
+    """aiosmtpd hooks. `store` commits and returns an id; `enqueue` hands the id to a worker.
+
+    Both are blocking calls and run in a thread, never on the event loop.
+    """
+
+    def __init__(
+        self,
+        policy: IntakePolicy,
+        store: Callable[[bytes, str, list[str]], int],
+        enqueue: Callable[[int], None],
+    ):
+        self.policy = policy
+        self.store = store
+        self.enqueue = enqueue
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        return NOT_READY
+        if not accepts_recipient(address, self.policy.security_address):
+            return UNKNOWN_RECIPIENT
+        if len(envelope.rcpt_tos) >= self.policy.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        return NOT_READY
+        raw = envelope.original_content
+        if self.policy.refuse_plaintext and not looks_encrypted(raw):
+            return f"550 5.7.1 {self.policy.plaintext_refusal}"
+        try:
+            message_id = await asyncio.to_thread(
+                self.store, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
+            )
+        except Exception as exc:  # any failure to commit: the sender must retry
+            log.error("could not store a message from %s: %s", session.peer[0], type(exc).__name__)
+            return TEMPORARY
+        try:
+            await asyncio.to_thread(self.enqueue, message_id)
+        except Exception as exc:  # stored; the reconciler queues it later
+            log.warning("message %d stored but not queued: %s", message_id, type(exc).__name__)
+        log.info("stored message %d (%d bytes)", message_id, len(raw))
+        return ACCEPTED
 
     async def handle_exception(self, error: Exception) -> str:
-        # aiosmtpd's default answers 500 with internal text; we keep the sender retrying.
+        # aiosmtpd's default answers 500 with internal text; the sender only learns to retry.
         log.error("intake error: %s", type(error).__name__)
-        return "451 4.3.0 Temporary local problem; please try again later"
+        return TEMPORARY
 
 
-class IntakeSMTP(SMTP):
-    # Real mail has lines longer than RFC 5321's 1000 octets.
-    line_length_limit = 64 * 1024
+class _Limited:
+    """Connection limits for the aiosmtpd protocol classes (mixed in before SMTP or LMTP)."""
+
+    # Real mail has lines far longer than RFC 5321's 1000 octets.
+    line_length_limit = 1 << 20
+    limits: ConnectionLimits
+
+    async def _handle_client(self) -> None:
+        peer = self.session.peer[0] if self.session and self.session.peer else "?"
+        if not self.limits.admit(peer):
+            await self.push(TOO_MANY_CONNECTIONS)
+            self.transport.close()
+            return
+        try:
+            await super()._handle_client()
+        finally:
+            self.limits.release(peer)
 
 
-def build_server(handler: IntakeHandler, hostname: str) -> IntakeSMTP:
-    return IntakeSMTP(handler, hostname=hostname, ident="Forewarn intake", timeout=300)
+class IntakeSMTP(_Limited, SMTP):
+    pass
 
 
-async def serve(host: str, port: int, handler: IntakeHandler, hostname: str) -> None:
+class IntakeLMTP(_Limited, LMTP):
+    pass
+
+
+def protocol_factory(
+    handler: IntakeHandler,
+    hostname: str,
+    lmtp: bool = False,
+    tls_context: ssl.SSLContext | None = None,
+) -> Callable[[], SMTP]:
+    policy = handler.policy
+    limits = ConnectionLimits(policy.max_connections, policy.max_connections_per_address)
+    cls = IntakeLMTP if lmtp else IntakeSMTP
+
+    def make() -> SMTP:
+        server = cls(
+            handler,
+            hostname=hostname,
+            ident="Forewarn intake",
+            data_size_limit=policy.max_message_bytes,
+            timeout=policy.command_timeout,
+            tls_context=tls_context,
+        )
+        server.limits = limits
+        return server
+
+    return make
+
+
+async def serve(host: str, port: int, factory: Callable[[], SMTP]) -> None:
     """Serve until SIGTERM or SIGINT."""
     # aiosmtpd logs every command (addresses included) at INFO: keep only its problems.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: build_server(handler, hostname), host, port)
+    server = await loop.create_server(factory, host, port)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

@@ -33,9 +33,17 @@ def test_older_schema_migrates_and_keeps_its_rows(settings):
             " state, attempts, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)".replace(
                 "%s", database.param
             ),
-            (b"Subject: old\r\n\r\nkept", "abc", "r@example.org", "security@localhost",
-             datetime(2026, 1, 2, 3, 4, 5), "received", 0, ""),
-        )  # fmt: skip
+            (
+                b"Subject: old\r\n\r\nkept",
+                "abc",
+                "r@example.org",
+                "security@localhost",
+                datetime(2026, 1, 2, 3, 4, 5),
+                "received",
+                0,
+                "",
+            ),
+        )
 
     later = sorted(p.stem for p in app_db.MIGRATIONS.glob("[0-9]*.py"))[1:]
     assert "0002_work_leases" in later

@@ -34,10 +34,19 @@ def test_a_run_that_selects_no_test_fails():
     from tests.conftest import ROOT
 
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_harness.py", "-k", "no_test_has_this_name"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_harness.py",
+            "-k",
+            "no_test_has_this_name",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-    )  # fmt: skip
+    )
     assert result.returncode == 1, result.stdout

@@ -31,9 +31,13 @@ def sources():
 
 @pytest.mark.parametrize(
     ("module", "allowed"),
-    [("flask", "app/web/"), ("flask_login", "app/web/"), ("flask_wtf", "app/web/"),
-     ("gnupg", "keys/")],
-)  # fmt: skip
+    [
+        ("flask", "app/web/"),
+        ("flask_login", "app/web/"),
+        ("flask_wtf", "app/web/"),
+        ("gnupg", "keys/"),
+    ],
+)
 def test_only_its_own_package_imports(module, allowed):
     offenders = [
         str(path.relative_to(ROOT))

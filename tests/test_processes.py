@@ -90,9 +90,18 @@ def test_up_serves_the_portal_and_the_intake_and_prints_how_to_start(service, in
     host, port = urls["intake"]
     with smtplib.SMTP(host, port, timeout=5) as smtp:
         assert smtp.ehlo()[0] == 250
-        smtp.mail("reporter@example.org")
-        code, _ = smtp.rcpt("security@localhost")
-        assert code == 451  # nothing is accepted until report intake exists
+        smtp.sendmail(
+            "reporter@example.org",
+            ["security@localhost"],
+            b"From: Ada <reporter@example.org>\r\nSubject: Crash in parser\r\n"
+            b"Message-ID: <e2e@example.org>\r\n\r\nThe parser crashes.\r\n",
+        )
+    # The worker processes it and the acknowledgement lands in the dev Maildir.
+    maildir = instance_dir / "mail-out" / "new"
+    ack = wait_for(
+        lambda: maildir.is_dir() and list(maildir.iterdir()), timeout=30, what="the acknowledgement"
+    )
+    assert b"Subject: Security report SEC-" in ack[0].read_bytes()
     managed = redis.Redis(unix_socket_path=str(instance_dir / "redis.sock"))
     assert managed.ping()
     banner = wait_for(

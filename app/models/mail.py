@@ -22,6 +22,9 @@ class InboundMessage(BaseModel):
     processed_at = UTCDateTimeField(null=True)
     # A worker's lease: while it is in the future, the reconciler leaves the row alone.
     claimed_until = UTCDateTimeField(null=True)
+    # Set by processing: a sender's retry of the same message has both the same.
+    message_id_header = peewee.CharField(null=True, index=True)
+    body_sha256 = peewee.CharField(null=True)
 
 
 class Delivery(BaseModel):
@@ -57,4 +60,5 @@ class Correspondence(BaseModel):
     subject = peewee.CharField(default="")
     text = peewee.TextField(default="")
     signature_status = peewee.CharField(default="unsigned")
+    encrypted = peewee.BooleanField(default=False)
     signer_fingerprint = peewee.CharField(null=True)

@@ -1,0 +1,65 @@
+"""Inbound messages as rows: stored durably at intake, claimed by a worker, quarantined on failure.
+
+The raw bytes are the record: everything later is derived from them, never from a re-serialised
+message.
+"""
+
+import hashlib
+from datetime import datetime, timedelta
+
+import peewee
+
+from app.db import write_transaction
+from app.models import InboundMessage
+
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 3
+
+
+def store(raw: bytes, envelope_from: str, recipients: list[str], at: datetime) -> int:
+    """Commit the message; return its id only once it is durable (the intake then says 250)."""
+    with write_transaction():
+        message = InboundMessage.create(
+            raw=raw,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            envelope_from=envelope_from or "",
+            envelope_to="\n".join(recipients),
+            received_at=at,
+        )
+    return message.id
+
+
+def claim(message_id: int, at: datetime) -> InboundMessage | None:
+    """Take the message for processing until the lease ends; None if done or held by another."""
+    with write_transaction():
+        claimed = (
+            InboundMessage.update(claimed_until=at + LEASE, attempts=InboundMessage.attempts + 1)
+            .where(
+                InboundMessage.id == message_id,
+                InboundMessage.state == "received",
+                InboundMessage.claimed_until.is_null() | (InboundMessage.claimed_until < at),
+            )
+            .execute()
+        )
+    return InboundMessage.get_by_id(message_id) if claimed else None
+
+
+def finish(message: InboundMessage, state: str, at: datetime, error: str = "") -> None:
+    InboundMessage.update(
+        state=state, processed_at=at, claimed_until=None, error=error[:2000]
+    ).where(InboundMessage.id == message.id).execute()
+
+
+def release(message: InboundMessage, error: str) -> None:
+    """Processing failed: let the reconciler retry later (and quarantine after MAX_ATTEMPTS)."""
+    InboundMessage.update(claimed_until=None, error=error[:2000]).where(
+        InboundMessage.id == message.id
+    ).execute()
+
+
+def due(at: datetime) -> peewee.ModelSelect:
+    """Messages still to be processed and held by no live worker."""
+    return InboundMessage.select(InboundMessage.id).where(
+        InboundMessage.state == "received",
+        InboundMessage.claimed_until.is_null() | (InboundMessage.claimed_until < at),
+    )

@@ -1,0 +1,222 @@
+"""The outbox: one Delivery row per (message, recipient), sent by a job, retried until it ends.
+
+Message-IDs derive from the delivery id, so a resend after a crash is recognisable. 4xx and
+connection problems retry with backoff for days; 5xx (but 552) ends the delivery as failed.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee
+
+from app import mailtext
+from app.config import Settings
+from app.db import write_transaction
+from app.models import Correspondence, Delivery, InboundMessage, PublicKey, Vulnerability
+from keys.keyring import ServiceKeyring
+from mail.compose import Outgoing, signed, signed_and_encrypted
+from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
+
+log = logging.getLogger("forewarn.outbox")
+
+LEASE = timedelta(minutes=5)
+GIVE_UP_AFTER = timedelta(days=5)
+_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360)]
+
+
+def transport_for(settings: Settings):
+    if settings.smtp_relay is not None:
+        return SmtpTransport(settings.smtp_relay.host, settings.smtp_relay.port)
+    return MaildirTransport(settings.mail_out)
+
+
+def _is_due(at: datetime):
+    return (
+        (Delivery.state == "queued")
+        & (Delivery.next_attempt_at.is_null() | (Delivery.next_attempt_at <= at))
+        & (Delivery.claimed_until.is_null() | (Delivery.claimed_until < at))
+    )
+
+
+def due(at: datetime) -> peewee.ModelSelect:
+    """Deliveries to send now that no live worker holds."""
+    return Delivery.select(Delivery.id).where(_is_due(at))
+
+
+def message_id_for(delivery: Delivery, settings: Settings) -> str:
+    domain = settings.from_address.rpartition("@")[2] or "localhost"
+    return f"<forewarn.delivery.{delivery.id}@{domain}>"
+
+
+def _claim(delivery_id: int, at: datetime) -> Delivery | None:
+    with write_transaction():
+        taken = (
+            Delivery.update(claimed_until=at + LEASE, attempts=Delivery.attempts + 1)
+            .where((Delivery.id == delivery_id) & _is_due(at))
+            .execute()
+        )
+    return Delivery.get_by_id(delivery_id) if taken else None
+
+
+def send(delivery_id: int, keyring: ServiceKeyring, settings: Settings, transport, at) -> str:
+    delivery = _claim(delivery_id, at)
+    if delivery is None:
+        return "skipped"
+    message_id = delivery.message_id or message_id_for(delivery, settings)
+    try:
+        sent = _attempt(delivery, message_id, keyring, settings, transport, at)
+    except PermanentFailure as exc:
+        _end(delivery, "failed", str(exc), message_id, at)
+        return "failed"
+    except TemporaryFailure as exc:
+        if at - delivery.created_at >= GIVE_UP_AFTER:
+            _end(
+                delivery,
+                "failed",
+                f"gave up after {delivery.attempts} attempts: {exc}",
+                message_id,
+                at,
+            )
+            return "failed"
+        wait = _BACKOFF[min(delivery.attempts - 1, len(_BACKOFF) - 1)]
+        Delivery.update(
+            claimed_until=None,
+            next_attempt_at=at + wait,
+            last_answer=str(exc)[:1000],
+            message_id=message_id,
+        ).where(Delivery.id == delivery.id).execute()
+        return "retry"
+    _end(delivery, "sent", sent.answer, message_id, at)
+    return "sent"
+
+
+def _attempt(delivery, message_id, keyring, settings, transport, at):
+    try:
+        message = compose(delivery, message_id, keyring, settings, at)
+        return transport.send(message, settings.from_address, delivery.recipient)
+    except (PermanentFailure, TemporaryFailure):
+        raise
+    except Exception as exc:  # our own failure (a key, a template, the disk): retry, visibly
+        log.exception("delivery %d could not be sent", delivery.id)
+        raise TemporaryFailure(f"internal error ({type(exc).__name__})") from None
+
+
+def _end(delivery: Delivery, state: str, answer: str, message_id: str, at: datetime) -> None:
+    Delivery.update(
+        state=state,
+        claimed_until=None,
+        last_answer=answer[:1000],
+        message_id=message_id,
+        sent_at=at if state == "sent" else None,
+    ).where(Delivery.id == delivery.id).execute()
+
+
+@dataclass(frozen=True)
+class _Text:
+    subject: str  # the real subject (shown only inside encryption)
+    outer_subject: str  # what anyone on the way may see
+    body: str
+    certificate: PublicKey | None  # encrypt to this one, or sign only
+
+
+def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at) -> bytes:
+    text = _text(delivery, keyring, settings)
+    vulnerability = delivery.vulnerability
+    reply_to = settings.security_address
+    if vulnerability is not None:
+        local, _, domain = settings.security_address.rpartition("@")
+        reply_to = f"{local}+{vulnerability.tracking_id}@{domain}"
+    outgoing = Outgoing(
+        sender=settings.from_address,
+        recipient=delivery.recipient,
+        subject=text.subject if text.certificate else text.outer_subject,
+        outer_subject=text.outer_subject,
+        body=text.body,
+        message_id=message_id,
+        reply_to=reply_to,
+        in_reply_to=_replied_message_id(delivery),
+        auto_submitted="auto-replied" if delivery.kind in _REPLIES else "auto-generated",
+        date=at,
+    )
+    if text.certificate is not None:
+        return signed_and_encrypted(
+            keyring, outgoing, text.certificate.armored, text.certificate.fingerprint
+        )
+    return signed(keyring, outgoing)
+
+
+_REPLIES = ("ack", "reply-ack", "unreadable")
+
+
+def _replied_message_id(delivery: Delivery) -> str | None:
+    payload = json.loads(delivery.payload or "{}")
+    if delivery.kind not in _REPLIES:
+        return None
+    if "correspondence" in payload:
+        entry = Correspondence.get_or_none(Correspondence.id == payload["correspondence"])
+        message = entry.message if entry is not None else None
+    else:
+        message = InboundMessage.get_or_none(InboundMessage.id == payload.get("message"))
+    return message.message_id_header if message is not None else None
+
+
+def _usable_key(key: PublicKey | None) -> PublicKey | None:
+    return key if key is not None and key.usable else None
+
+
+def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _Text:
+    payload = json.loads(delivery.payload or "{}")
+    common = {
+        "fingerprint": keyring.fingerprint(),
+        "key_url": f"{settings.base_url}/key.asc",
+        "sender": f"The security team <{settings.security_address}>",
+    }
+    v: Vulnerability | None = delivery.vulnerability
+    if delivery.kind == "unreadable":
+        body = mailtext.render("unreadable", **common)
+        return _Text(
+            "Your message to the security team", "Your message to the security team", body, None
+        )
+    if delivery.kind in ("ack", "reply-ack"):
+        body = mailtext.render(
+            delivery.kind, v=v, encrypted=payload.get("encrypted", False), **common
+        )
+        neutral = f"Security report {v.tracking_id}"
+        return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
+    if delivery.kind == "team-forward":
+        entry = Correspondence.get_by_id(payload["correspondence"])
+        key = (
+            _usable_key(
+                PublicKey.select()
+                .where(PublicKey.owner == delivery.user, PublicKey.usable == True)  # noqa: E712
+                .order_by(PublicKey.created_at.desc())
+                .first()
+            )
+            if delivery.user is not None
+            else None
+        )
+        first = (
+            entry.id
+            == Correspondence.select(peewee.fn.MIN(Correspondence.id))
+            .where(Correspondence.vulnerability == v)
+            .scalar()
+        )
+        context = {
+            "v": v,
+            "entry": entry,
+            "kind_line": "New report" if first else "Reporter's reply on",
+            "link": f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+            "reporter": f"{v.reporter_name} <{v.reporter_email}>".strip(),
+        }
+        neutral = f"[{v.tracking_id}] {'New report' if first else 'Reply'}"
+        if key is not None:
+            return _Text(
+                f"[{v.tracking_id}] {entry.subject}",
+                neutral,
+                mailtext.render("team-forward", **context),
+                key,
+            )
+        return _Text(neutral, neutral, mailtext.render("team-notice", **context), None)
+    raise ValueError(f"no text for delivery kind {delivery.kind!r}")

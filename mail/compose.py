@@ -1,0 +1,210 @@
+"""Outgoing PGP/MIME (RFC 3156): signed, or signed then encrypted, with protected headers.
+
+The part to sign is serialised once and signed over exactly those bytes; every container
+around it is built by concatenating bytes, so no generator ever re-folds it (cpython #99533).
+"""
+
+import email.policy
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from email.message import MIMEPart
+from email.utils import format_datetime
+
+from app import clock
+from keys.keyring import ServiceKeyring
+
+# CRLF, 7-bit transfer encodings only; lines of at most 78 characters.
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# Headers a caller may not set through extra_headers: we write them (or they would leak).
+_OURS = {"date", "from", "to", "subject", "message-id", "reply-to", "in-reply-to"}
+_OURS |= {"references", "auto-submitted", "mime-version", "content-type"}
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    sender: str
+    recipient: str
+    subject: str  # the real subject: signed, and encrypted when the body is
+    outer_subject: str  # what the unencrypted outer header shows
+    body: str  # plain text, already wrapped
+    message_id: str
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+    references: Sequence[str] | str = ()
+    auto_submitted: str | None = None  # "auto-replied", "auto-generated"
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    date: datetime | None = None  # aware; the clock's now() when None
+
+
+def signed(keyring: ServiceKeyring, outgoing: Outgoing) -> bytes:
+    """A multipart/signed message, ready for SMTP or a Maildir."""
+    outgoing = _dated(outgoing)
+    content_type, body = _signed_entity(keyring, outgoing)
+    return _message(_outer_headers(outgoing) + content_type, body)
+
+
+def signed_and_encrypted(
+    keyring: ServiceKeyring, outgoing: Outgoing, certificate: str, fingerprint: str
+) -> bytes:
+    """The multipart/signed entity encrypted to one certificate (RFC 3156 6.1, nested)."""
+    outgoing = _dated(outgoing)
+    content_type, body = _signed_entity(keyring, outgoing)
+    armored = keyring.encrypt_to(certificate, fingerprint, content_type + b"\r\n" + body)
+    version = b"Content-Type: application/pgp-encrypted\r\n"
+    version += b"Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n"
+    encrypted = b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
+    encrypted += b"Content-Description: OpenPGP encrypted message\r\n"
+    encrypted += b'Content-Disposition: inline; filename="encrypted.asc"\r\n\r\n'
+    encrypted += _crlf(armored)
+    boundary = _boundary(version + encrypted)
+    content_type = b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n'
+    content_type += b' boundary="' + boundary + b'"\r\n'
+    preamble = b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
+    return _message(
+        _outer_headers(outgoing) + content_type,
+        _multipart(boundary, preamble, [version, encrypted]),
+    )
+
+
+# -- the signed entity -------------------------------------------------------------------------
+
+
+def _signed_entity(keyring: ServiceKeyring, outgoing: Outgoing) -> tuple[bytes, bytes]:
+    """The Content-Type header and the body of the multipart/signed entity."""
+    text = _protected_text_part(outgoing)
+    signature = keyring.sign_detached(text)
+    signature_part = b'Content-Type: application/pgp-signature; name="signature.asc"\r\n'
+    signature_part += b"Content-Description: OpenPGP digital signature\r\n"
+    signature_part += b'Content-Disposition: attachment; filename="signature.asc"\r\n\r\n'
+    signature_part += _crlf(signature.armored)
+    boundary = _boundary(text + signature_part)
+    micalg = f"pgp-{signature.hash_algo}".encode("ascii")
+    content_type = b'Content-Type: multipart/signed; micalg="' + micalg + b'";\r\n'
+    content_type += b' protocol="application/pgp-signature"; boundary="' + boundary + b'"\r\n'
+    preamble = b"This is an OpenPGP/MIME signed message (RFC 4880 and 3156)"
+    return content_type, _multipart(boundary, preamble, [text, signature_part])
+
+
+def _protected_text_part(outgoing: Outgoing) -> bytes:
+    """text/plain with the real headers inside it ("protected headers", v1), as bytes."""
+    body = outgoing.body.replace("\r\n", "\n")
+    lines = body.split("\n")
+    plain = body.isascii() and not any(
+        len(line) > 76 or line.rstrip(" \t") != line or line.startswith("From ") for line in lines
+    )
+    part = MIMEPart(policy=POLICY)
+    part.set_content(
+        body, subtype="plain", charset="utf-8", cte="7bit" if plain else "quoted-printable"
+    )
+    part.set_param("protected-headers", "v1")
+    serialised = part.as_bytes(policy=POLICY)
+    if not plain:
+        # Quoted-printable leaves "From " alone; mbox-style relays would add ">" and break
+        # the signature, so encode its F.
+        head, _, encoded = serialised.partition(b"\r\n\r\n")
+        serialised = head + b"\r\n\r\n" + re.sub(rb"(?m)^From ", b"=46rom ", encoded)
+    headers = [
+        _header("Date", format_datetime(outgoing.date)),
+        _header("From", outgoing.sender),
+        _header("To", outgoing.recipient),
+        _header("Subject", outgoing.subject),
+        _header("Message-ID", outgoing.message_id),
+        *_threading_headers(outgoing),
+    ]
+    return b"".join(headers) + serialised
+
+
+# -- headers -------------------------------------------------------------------------------------
+
+
+def _outer_headers(outgoing: Outgoing) -> bytes:
+    headers = [
+        _header("Date", format_datetime(outgoing.date)),
+        _header("From", outgoing.sender),
+        _header("To", outgoing.recipient),
+        _header("Subject", outgoing.outer_subject),
+        _header("Message-ID", outgoing.message_id),
+        *_threading_headers(outgoing),
+    ]
+    if outgoing.auto_submitted:
+        headers.append(_header("Auto-Submitted", outgoing.auto_submitted))
+    for name, value in outgoing.extra_headers.items():
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in _OURS:
+            raise ValueError(f"extra header {name!r} is not allowed")
+        headers.append(_header(name, value))
+    headers.append(b"MIME-Version: 1.0\r\n")
+    return b"".join(headers)
+
+
+def _threading_headers(outgoing: Outgoing) -> list[bytes]:
+    references = outgoing.references
+    if not isinstance(references, str):
+        references = " ".join(references)
+    headers = []
+    if outgoing.reply_to:
+        headers.append(_header("Reply-To", outgoing.reply_to))
+    if outgoing.in_reply_to:
+        headers.append(_header("In-Reply-To", outgoing.in_reply_to))
+    if references:
+        headers.append(_header("References", references))
+    return headers
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header, folded. Only the human-readable ones may become RFC 2047 encoded words:
+    the policy would encode a long Message-ID or URL, which breaks it."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"header {name} contains a line break")
+    if name.lower() in ("subject", "from", "to", "reply-to"):
+        return POLICY.header_factory(name, value).fold(policy=POLICY).encode("ascii")
+    if not value.isascii():
+        raise ValueError(f"header {name} must be ASCII")
+    lines = [f"{name}:"]
+    for word in value.split():
+        if len(lines[-1]) + 1 + len(word) > 78 and lines[-1] != f"{name}:":
+            lines.append("")
+        lines[-1] += " " + word
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def _dated(outgoing: Outgoing) -> Outgoing:
+    """The same message with its date fixed once, so the inner and outer Date agree."""
+    date = outgoing.date or clock.now()
+    if date.tzinfo is None:
+        raise ValueError("Outgoing.date must be timezone-aware")
+    return replace(outgoing, date=date)
+
+
+# -- assembling bytes ------------------------------------------------------------------------------
+
+
+def _crlf(text: str) -> bytes:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
+
+
+def _boundary(content: bytes) -> bytes:
+    while True:
+        boundary = f"=-{secrets.token_urlsafe(24)}".encode("ascii")
+        if boundary not in content:
+            return boundary
+
+
+def _multipart(boundary: bytes, preamble: bytes, parts: list[bytes]) -> bytes:
+    """The body of a multipart entity. The CRLF before each delimiter belongs to the
+    delimiter (RFC 2046 5.1.1), so each part's own bytes are kept exactly."""
+    body = preamble
+    for part in parts:
+        body += b"\r\n--" + boundary + b"\r\n" + part
+    return body + b"\r\n--" + boundary + b"--\r\n"
+
+
+def _message(headers: bytes, body: bytes) -> bytes:
+    message = headers + b"\r\n" + body
+    for line in message.split(b"\r\n"):
+        if len(line) > 998 or not line.isascii() or b"\r" in line or b"\n" in line:
+            raise ValueError("the composed message is not 7-bit with lines of at most 998 octets")
+    return message

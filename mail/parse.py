@@ -1,0 +1,480 @@
+"""Stored bytes of an inbound mail -> what it says: PGP/MIME (RFC 3156), inline PGP, encrypted
+attachments, the reporter's key, decrypted and verified.
+
+The walk splits the stored bytes itself (the `email` package parses headers only), so a signed
+part is verified over its exact bytes as stored, never over a re-serialised message.
+"""
+
+import base64
+import codecs
+import contextlib
+import hashlib
+import logging
+import mimetypes
+import quopri
+import re
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.header import decode_header, make_header
+from email.parser import BytesParser
+from email.utils import collapse_rfc2231_value, parseaddr
+from functools import partial
+from html.parser import HTMLParser
+
+from app import clock
+from app.errors import ForewarnError
+from keys import verify
+from keys.inspect import CertificateError, autocrypt_keydata, inspect_certificate
+from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError
+
+log = logging.getLogger("forewarn.mail.parse")
+
+MAX_DEPTH = 20  # MIME nesting, encryption layers included
+MAX_PARTS = 1000
+MAX_OPENPGP_PARTS = 50  # each costs a gpg run or two
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+_LONE_LF = re.compile(rb"(?<!\r)\n")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
+_HTML_BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre"}
+
+
+class Unreadable(ForewarnError):
+    """Nothing fit to store could be read from the message; the text is one line for the team."""
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    data: bytes | None  # None when it was over the size cap
+    decrypted: bool = False  # it arrived encrypted (alone, or inside an encrypted message)
+
+
+@dataclass
+class ParsedMessage:
+    message_id: str | None = None
+    subject: str | None = None
+    from_address: str | None = None
+    from_name: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    auto_submitted: str | None = None
+    precedence: str | None = None
+    list_id: str | None = None
+    is_bounce: bool = False
+    encrypted: bool = False
+    text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    signature: verify.SignatureCheck = verify.UNSIGNED
+    reporter_certificate: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def parse(
+    raw: bytes,
+    keyring,
+    known_certificates: list[str] = (),
+    *,
+    at: datetime | None = None,
+    max_plaintext_bytes: int = MAX_PLAINTEXT_BYTES,
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+    max_depth: int = MAX_DEPTH,
+) -> ParsedMessage:
+    """Decrypt and verify the stored bytes of one message. Raises Unreadable, and only that.
+
+    `at` judges the expiry of keys found in the message (default: now). max_plaintext_bytes
+    bounds everything decrypted or decompressed from this message, all parts together.
+    """
+    try:
+        walk = _Walk(keyring, list(known_certificates), at or clock.now())
+        walk.budget, walk.max_attachment_bytes = max_plaintext_bytes, max_attachment_bytes
+        walk.max_depth = max_depth
+        return walk.run(bytes(raw))
+    except Unreadable:
+        raise
+    except Exception as error:  # the worker gets Unreadable, never anything else
+        # The frames only: an exception's text may quote the message.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.warning("parsing a message failed: %s\n%s", type(error).__name__, frames)
+        raise Unreadable("the message could not be processed (internal error)") from None
+
+
+class _Walk:
+    def __init__(self, keyring, certificates: list[str], at: datetime):
+        self.keyring, self.certificates, self.at = keyring, certificates, at
+        self.known = len(certificates)
+        self.budget, self.max_attachment_bytes = MAX_PLAINTEXT_BYTES, MAX_ATTACHMENT_BYTES
+        self.max_depth = MAX_DEPTH
+        self.result = ParsedMessage()
+        self.texts: list[str] = []
+        self.htmls: list[str] = []
+        self.keys: list[tuple[str, bytes]] = []  # (where it came from, data)
+        self.signatures: list[tuple[verify.SignatureCheck, object]] = []  # (check, re-check)
+        self.parts = self.openpgp_parts = 0
+        self.plain_content = self.malformed = False
+        self.protected_subject: str | None = None
+
+    def run(self, raw: bytes) -> ParsedMessage:
+        result = self.result
+        headers = _headers(_split_entity(raw)[0])
+        self._read_headers(headers)
+        self.walk(raw, 0, in_crypto=False, root=None)
+        if self.protected_subject is not None:
+            result.subject = self.protected_subject
+        texts = self.texts or [_HTMLText(html).text() for html in self.htmls]
+        result.text = "\n".join(t.replace("\r\n", "\n").strip("\n") for t in texts if t.strip())
+        if not result.text and not result.attachments:
+            if self.malformed:
+                raise Unreadable("the message's MIME structure is broken and nothing is readable")
+            result.problems.append("the message has no text")
+        elif not result.attachments and result.text.count("\ufffd") > len(result.text) * 0.3:
+            raise Unreadable("the message holds nothing readable (binary or garbled content)")
+        if not result.encrypted:
+            result.problems.insert(0, "the message was not encrypted")
+        elif self.plain_content:
+            result.problems.append("parts of the message were not encrypted")
+        self._reporter_key(headers)
+        self._settle_signature()
+        return result
+
+    def _read_headers(self, headers) -> None:
+        result = self.result
+        result.message_id = _first_id(_header(headers, "Message-ID"))
+        result.subject = _header(headers, "Subject")
+        result.in_reply_to = _first_id(_header(headers, "In-Reply-To"))
+        result.references = _MESSAGE_ID.findall(_header(headers, "References") or "")
+        result.auto_submitted = _header(headers, "Auto-Submitted")
+        result.precedence = _header(headers, "Precedence")
+        result.list_id = _header(headers, "List-Id")
+        result.from_name, result.from_address = _sender(headers)
+        if result.from_address is None:
+            result.problems.append("the message has no usable From address")
+        report_type = (_param(headers, "report-type") or "").lower()
+        result.is_bounce = "mailer-daemon" in (_header(headers, "From") or "").lower() or (
+            _content_type(headers) == "multipart/report" and report_type == "delivery-status"
+        )
+
+    # -- entities --------------------------------------------------------------------------------
+
+    def walk(self, raw: bytes, depth: int, in_crypto: bool, root: str | None) -> None:
+        """root: this entity is a decrypted payload's root, of the "message" or of a "nested"
+        encrypted part (whose protected headers do not speak for the message)."""
+        if depth > self.max_depth:
+            raise Unreadable(f"the message nests parts more than {self.max_depth} levels deep")
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise Unreadable(f"the message has more than {MAX_PARTS} parts")
+        head, body = _split_entity(raw)
+        part = _headers(head)
+        ctype = _content_type(part)
+        if root == "message" and self.protected_subject is None:
+            self.protected_subject = _header(part, "Subject")
+        if not ctype.startswith("multipart/"):
+            self._leaf(part, ctype, _decode_body(part, body), in_crypto, root)
+            return
+        boundary = (_param(part, "boundary") or "").encode("utf-8", "surrogateescape")
+        children = _split_multipart(body, boundary) if boundary else []
+        protocol = (_param(part, "protocol") or "").lower()
+        if not children:
+            self.malformed = True
+            self.result.problems.append(f"a {ctype} part has no readable parts")
+        elif ctype == "multipart/encrypted":
+            self._pgp_mime_encrypted(children, depth)
+        elif ctype == "multipart/signed" and protocol == "application/pgp-signature":
+            self._pgp_mime_signed(children, depth, in_crypto, root)
+        else:
+            for child in children:
+                self.walk(child, depth + 1, in_crypto, None)
+
+    def _pgp_mime_encrypted(self, children: list[bytes], depth: int) -> None:
+        for child in children[1:] + children[:1]:  # RFC 3156: the second part holds the data
+            head, body = _split_entity(child)
+            data = _decode_body(_headers(head), body)
+            if verify.looks_encrypted(data):
+                plaintext = self._open(data, "the encrypted message")
+                self.result.encrypted = True
+                root = "message" if depth == 0 else "nested"
+                self.walk(plaintext, depth + 1, in_crypto=True, root=root)
+                return
+        raise Unreadable("the PGP/MIME encrypted message holds no OpenPGP data")
+
+    def _pgp_mime_signed(self, children, depth, in_crypto, root) -> None:
+        signed = children[0]
+        if len(children) > 1:
+            head, body = _split_entity(children[1])
+            check = partial(_check_detached, signed, _decode_body(_headers(head), body))
+            self.openpgp_parts += 1
+            self.signatures.append((check(self.certificates), check))
+        else:
+            self.result.problems.append("a PGP/MIME signed part has no signature")
+        self.walk(signed, depth + 1, in_crypto, root)
+
+    def _leaf(self, part, ctype: str, data: bytes, in_crypto: bool, root: str | None) -> None:
+        disposition = _safe(part.get_content_disposition)
+        filename = _clean(_safe(part.get_filename) or "")
+        if ctype == "message/rfc822" and not filename:
+            filename = "forwarded-message.eml"
+        if ctype == "application/pgp-keys" or b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in data:
+            self.keys.append(("attached key", data))
+        if ctype == "text/rfc822-headers" or (
+            ctype == "text/plain" and _param(part, "protected-headers") and root is None
+        ):
+            return  # a legacy display of protected headers (beside the body), not the text
+        is_body = ctype in ("text/plain", "text/html") and disposition != "attachment"
+        if ctype == "text/plain" and is_body:
+            self._text(data, _charset(part), in_crypto)
+        elif ctype == "text/html" and is_body:
+            self.htmls.append(data.decode(_charset(part), "replace"))
+            self.plain_content |= not in_crypto
+        elif verify.looks_encrypted(data):
+            what = f"the attachment {filename or '(unnamed)'}"
+            opened = self._open(data, what, quiet=True, speaks_for_message=False)
+            if opened is None:
+                self._attach(filename, ctype, data, in_crypto)
+            else:
+                name = re.sub(r"\.(asc|gpg|pgp)$", "", filename, flags=re.IGNORECASE)
+                guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                self._attach(name, guessed, opened, decrypted=True)
+        else:
+            self._attach(filename, ctype, data, in_crypto)
+
+    def _text(self, data: bytes, charset: str, in_crypto: bool) -> None:
+        """A text part, with any armored message or clear-signed text in it opened in place."""
+        pieces, start, decrypted = [], 0, False
+        for begin, end in verify.armored_blocks(data):
+            pieces.append(data[start:begin].decode(charset, "replace"))
+            block, start = data[begin:end], end
+            encrypted = verify.looks_encrypted(block)
+            plaintext = self._open(block, "the inline PGP message")
+            self.result.encrypted |= encrypted
+            decrypted |= encrypted
+            try:
+                pieces.append(plaintext.decode("utf-8"))  # what OpenPGP tools write
+            except UnicodeDecodeError:
+                pieces.append(plaintext.decode(charset, "replace"))
+        pieces.append(data[start:].decode(charset, "replace"))
+        if not in_crypto and (not decrypted or "".join(pieces[::2]).strip()):
+            self.plain_content = True  # text outside any encryption
+        self.texts.append(_clean("".join(pieces), keep_lines=True))
+
+    def _attach(self, filename: str, ctype: str, data: bytes, decrypted: bool) -> None:
+        result = self.result
+        name = filename or f"attachment-{len(result.attachments) + 1}"
+        kept = data if len(data) <= self.max_attachment_bytes else None
+        if kept is None:
+            result.problems.append(
+                f"attachment {name} is larger than {self.max_attachment_bytes} bytes: "
+                "its content was dropped (its sha256 is kept)"
+            )
+        self.plain_content |= not decrypted and ctype not in _NOT_CONTENT
+        digest = hashlib.sha256(data).hexdigest()
+        result.attachments.append(Attachment(name, ctype, len(data), digest, kept, decrypted))
+
+    # -- OpenPGP ---------------------------------------------------------------------------------
+
+    def _open(self, data: bytes, what: str, quiet=False, speaks_for_message=True) -> bytes | None:
+        """The content of an OpenPGP message: decrypted with the service key if encrypted, its
+        signature checked. A failure makes the message unreadable, or with quiet=True is noted
+        as a problem (and gives None)."""
+        limit = self._next_limit()
+        encrypted = verify.looks_encrypted(data)
+        try:
+            unwrapped = verify.unwrap(self.keyring, data, limit) if encrypted else None
+            inner = unwrapped.data if unwrapped else data
+            plaintext, found = verify.verify_with(self.certificates, inner, limit=limit)
+        except KeyringError as error:
+            failure = f"{what} could not be {'decrypted' if encrypted else 'read'}: {error}"
+            if not quiet:
+                raise Unreadable(failure) from None
+            self.result.problems.append(failure)
+            return None
+        self.budget -= len(plaintext)
+        if speaks_for_message and (found.status != "unsigned" or unwrapped and unwrapped.signed):
+            self.signatures.append((found, partial(_check_inline, inner, limit)))
+        return plaintext
+
+    def _next_limit(self) -> int:
+        """What the next gpg run may output: the rest of this message's plaintext budget
+        (never 0, which gpg's --max-output takes for "no limit")."""
+        self.openpgp_parts += 1
+        if self.openpgp_parts > MAX_OPENPGP_PARTS:
+            raise Unreadable(f"the message holds more than {MAX_OPENPGP_PARTS} OpenPGP parts")
+        if self.budget <= 0:
+            raise Unreadable("the message's decrypted content is larger than allowed")
+        return self.budget
+
+    def _reporter_key(self, headers) -> None:
+        candidates = list(self.keys)
+        if autocrypt := _header(headers, "Autocrypt"):
+            try:
+                keydata = autocrypt_keydata(autocrypt, self.result.from_address)
+                candidates.append(("Autocrypt key", keydata))
+            except CertificateError as error:
+                self.result.problems.append(f"Autocrypt key unusable: {error}")
+        for where, data in candidates[:5]:
+            try:
+                certificate = inspect_certificate(data, self.at)
+            except CertificateError as error:
+                self.result.problems.append(f"{where} unusable: {error}")
+                continue
+            self.certificates.append(certificate.armored)  # it may verify the signature
+            if not certificate.can_encrypt:
+                self.result.problems.append(f"{where} unusable: it has no valid encryption key")
+            elif self.result.reporter_certificate is None:
+                self.result.reporter_certificate = certificate.armored
+
+    def _settle_signature(self) -> None:
+        """The first signature found speaks for the message. A key the sender attached is
+        known only now: a signature by an unknown key is checked again with it."""
+        if not self.signatures:
+            return
+        found, again = self.signatures[0]
+        if found.status == "unknown-key" and len(self.certificates) > self.known:
+            with contextlib.suppress(KeyringError):
+                found = again(self.certificates)
+        self.result.signature = found
+
+
+def _check_inline(data: bytes, limit: int, certificates: list[str]) -> verify.SignatureCheck:
+    return verify.verify_with(certificates, data, limit=limit)[1]
+
+
+def _check_detached(signed: bytes, signature: bytes, certificates: list[str]):
+    """RFC 3156: the signature covers the part with CRLF line ends; failing that, as stored."""
+    canonical = _LONE_LF.sub(b"\r\n", signed)
+    found = verify.verify_with(certificates, canonical, signature)[1]
+    if found.status == "bad" and canonical != signed:
+        found = verify.verify_with(certificates, signed, signature)[1]
+    return found
+
+
+# -- bytes -----------------------------------------------------------------------------------------
+
+
+def _split_entity(raw: bytes) -> tuple[bytes, bytes]:
+    """Header block and body; bytes that do not start with a header are all body."""
+    if raw.startswith(b"From "):  # an mbox separator line
+        raw = raw[raw.find(b"\n") + 1 :]
+    if raw.startswith((b"\n", b"\r\n")):
+        return b"", raw[raw.index(b"\n") + 1 :]
+    if not _HEADER_LINE.match(raw):
+        return b"", raw
+    end = _HEADER_END.search(raw)
+    return (raw[: end.end()], raw[end.end() :]) if end else (raw, b"")
+
+
+def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
+    """The parts' exact bytes (RFC 2046 5.1.1: the line end before a delimiter belongs to it)."""
+    delimiter = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    parts, start = [], None
+    for match in delimiter.finditer(body):
+        if start is not None:
+            parts.append(body[start : match.start()])
+        if match.group(1):
+            return parts
+        start = match.end()
+    if start is not None:
+        parts.append(body[start:])  # no closing delimiter: keep what there is
+    return parts
+
+
+def _decode_body(part, body: bytes) -> bytes:
+    encoding = (_header(part, "Content-Transfer-Encoding") or "").lower()
+    if encoding == "base64":
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+        cleaned = cleaned[:-1] if len(cleaned) % 4 == 1 else cleaned
+        return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
+    if encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    return body
+
+
+def _clean(text: str, keep_lines: bool = False) -> str:
+    """Valid UTF-8 without control characters (8-bit bytes arrive as surrogates)."""
+    text = _CONTROLS.sub("", text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    return text if keep_lines else text.replace("\r", " ").replace("\n", " ")
+
+
+# -- headers: policy.default where it copes, the raw value where it does not ---------------------
+
+
+def _headers(head: bytes):
+    return BytesParser(policy=policy.default).parsebytes(head, headersonly=True)
+
+
+def _safe(call, default=None):
+    try:
+        return call()
+    except Exception:  # a header the email package chokes on is as good as absent
+        return default
+
+
+def _header(part, name: str) -> str | None:
+    value = _safe(lambda: part.get(name))
+    if value is None:
+        raw = next((v for k, v in _safe(part.raw_items, []) if k.lower() == name.lower()), None)
+        value = _safe(lambda: str(make_header(decode_header(raw))), raw) if raw else None
+    return None if value is None else _clean(" ".join(str(value).split())) or None
+
+
+def _content_type(part) -> str:
+    return _safe(part.get_content_type, "text/plain")
+
+
+def _param(part, name: str) -> str | None:
+    value = _safe(lambda: collapse_rfc2231_value(part.get_param(name)))
+    return _clean(str(value)) if value else None
+
+
+def _charset(part) -> str:
+    try:
+        return codecs.lookup(_safe(part.get_content_charset) or "utf-8").name
+    except (LookupError, ValueError):
+        return "utf-8"
+
+
+def _sender(headers) -> tuple[str | None, str | None]:
+    parsed = _safe(lambda: headers["From"].addresses[0])
+    if parsed is not None:
+        name, address = parsed.display_name, parsed.addr_spec
+    else:
+        name, address = parseaddr(_header(headers, "From") or "")
+    address = _clean(address or "").strip()
+    return _clean(name or "").strip() or None, address if "@" in address else None
+
+
+def _first_id(value: str | None) -> str | None:
+    found = _MESSAGE_ID.search(value or "")
+    return found.group() if found else (value or "").strip() or None
+
+
+class _HTMLText(HTMLParser):
+    """Crude text of an HTML part, for mail without a text/plain one."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.out, self.hidden = [], 0
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.hidden += tag in ("script", "style")
+        self.out.append("\n" if tag in _HTML_BREAKS else "")
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in ("script", "style") and self.hidden > 0
+
+    def handle_data(self, data):
+        self.out.append("" if self.hidden else data)
+
+    def text(self) -> str:
+        lines = (" ".join(line.split()) for line in "".join(self.out).splitlines())
+        return _clean("\n".join(line for line in lines if line), keep_lines=True)

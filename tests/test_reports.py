@@ -1,0 +1,201 @@
+"""From a stored message to a tracked report: decrypt, thread, acknowledge, forward, quarantine."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from app import accounts, inbound, reports
+from app.models import (
+    Correspondence,
+    Delivery,
+    InboundMessage,
+    PublicKey,
+    Vulnerability,
+)
+from tests import mailcorpus as mc
+from tests.conftest import PASSWORD
+
+SERVICE = "security@localhost"
+
+
+@pytest.fixture(scope="module")
+def rita():
+    return mc.make_reporter()
+
+
+def deliver(raw, clock, envelope_from="rita@example.org", to=SERVICE) -> int:
+    return inbound.store(raw, envelope_from, [to], clock.at)
+
+
+def process(message_id, keyring, settings, clock):
+    return reports.process_inbound(message_id, keyring, settings, clock.at)
+
+
+def deliveries(kind):
+    return list(Delivery.select().where(Delivery.kind == kind).order_by(Delivery.id))
+
+
+def test_a_plain_report_becomes_a_new_vulnerability_with_default_dates(
+    db, keyring, settings, clock
+):
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    raw = mc.plain("The BLE stack overflows.", subject="Overflow in BLE")
+    message_id = deliver(raw, clock)
+    assert process(message_id, keyring, settings, clock) == "new report"
+
+    v = Vulnerability.get()
+    assert v.tracking_id == "SEC-2026-0001"
+    assert (v.status, v.title) == ("new", "Overflow in BLE")
+    assert (v.reporter_email, v.reporter_name) == ("rita@example.org", "Rita Reporter")
+    assert v.fix_due == clock.at + timedelta(days=30)
+    assert v.embargo_until == clock.at + timedelta(days=90)
+    entry = Correspondence.get()
+    assert "The BLE stack overflows." in entry.text
+    assert (entry.encrypted, entry.signature_status) == (False, "unsigned")
+    [ack] = deliveries("ack")
+    assert ack.recipient == "rita@example.org" and json.loads(ack.payload)["encrypted"] is False
+    [forward] = deliveries("team-forward")
+    assert forward.user_id == member.id
+    assert InboundMessage.get_by_id(message_id).state == "processed"
+
+
+def test_an_encrypted_signed_report_with_an_attached_key_is_read_verified_and_kept(
+    db, keyring, settings, clock, rita
+):
+    service_cert = keyring.export_public()
+    inner = mc.multipart(
+        "mixed", [mc.text_part("Secret details here."), mc.key_part(rita.cert)], "inner"
+    )
+    inner = b"Subject: Real subject\r\n" + inner  # protected headers on the encrypted root
+    raw = mc.pgp_mime_encrypted(mc.sqop_encrypt(service_cert, inner, signer=rita))
+    assert process(deliver(raw, clock), keyring, settings, clock) == "new report"
+    v = Vulnerability.get()
+    assert v.title == "Real subject"
+    entry = Correspondence.get()
+    assert "Secret details here." in entry.text
+    assert entry.encrypted is True
+    assert (entry.signature_status, entry.signer_fingerprint) == ("valid", rita.fingerprint)
+    key = PublicKey.get_by_id(v.reporter_key_id)
+    assert key.fingerprint == rita.fingerprint and key.usable
+    assert json.loads(deliveries("ack")[0].payload)["encrypted"] is True
+
+
+def test_reports_get_consecutive_tracking_ids(db, keyring, settings, clock):
+    for n in range(3):
+        raw = mc.plain(f"report {n}", subject=f"Report {n}", headers=[("X-N", str(n))])
+        raw = raw.replace(b"<report-1@example.org>", f"<report-{n}@example.org>".encode())
+        process(deliver(raw, clock), keyring, settings, clock)
+    ids = [v.tracking_id for v in Vulnerability.select().order_by(Vulnerability.id)]
+    assert ids == ["SEC-2026-0001", "SEC-2026-0002", "SEC-2026-0003"]
+
+
+@pytest.mark.parametrize("how", ["plus-address", "in-reply-to", "subject-tag"])
+def test_a_reply_is_threaded_to_its_vulnerability(db, keyring, settings, clock, how):
+    process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    ack = deliveries("ack")[0]
+    Delivery.update(message_id="<forewarn.delivery.1@localhost>", state="sent").execute()
+    to, headers, subject = SERVICE, [], "More details"
+    if how == "plus-address":
+        to = f"security+{v.tracking_id}@localhost"
+    elif how == "in-reply-to":
+        headers = [("In-Reply-To", "<forewarn.delivery.1@localhost>")]
+    else:
+        subject = f"Re: [{v.tracking_id}] more"
+    raw = mc.plain("second", subject=subject, headers=headers).replace(
+        b"<report-1@example.org>", b"<report-2@example.org>"
+    )
+    assert process(deliver(raw, clock, to=to), keyring, settings, clock) == "reply"
+    assert Vulnerability.select().count() == 1
+    assert [c.text.strip() for c in v.correspondence.order_by(Correspondence.id)] == [
+        "first",
+        "second",
+    ]
+    assert len(deliveries("reply-ack")) == 1 and ack.kind == "ack"
+
+
+def test_the_same_message_delivered_twice_is_one_report(db, keyring, settings, clock):
+    raw = mc.plain("once", subject="Once")
+    assert process(deliver(raw, clock), keyring, settings, clock) == "new report"
+    retried = b"Received: from relay2\r\n" + raw  # the sender's MTA retried
+    assert process(deliver(retried, clock), keyring, settings, clock) == "duplicate"
+    assert Vulnerability.select().count() == 1
+    assert len(deliveries("ack")) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "envelope_from"),
+    [
+        ([("Auto-Submitted", "auto-replied")], "rita@example.org"),
+        ([("Precedence", "bulk")], "rita@example.org"),
+        ([("List-Id", "<dev.lists.example.org>")], "rita@example.org"),
+        ([], ""),
+    ],
+)
+def test_automatic_mail_is_junk_without_a_public_id_or_an_answer(
+    db, keyring, settings, clock, headers, envelope_from
+):
+    raw = mc.plain("I am out of office", subject="Away", headers=headers)
+    message_id = deliver(raw, clock, envelope_from=envelope_from)
+    assert process(message_id, keyring, settings, clock) == "junk"
+    assert InboundMessage.get_by_id(message_id).state == "junk"
+    assert Vulnerability.select().count() == 0
+    assert Delivery.select().count() == 0
+
+
+def test_an_auto_reply_in_a_thread_is_kept_but_not_answered(db, keyring, settings, clock):
+    process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    raw = mc.plain(
+        "I am away", subject="Auto: away", headers=[("Auto-Submitted", "auto-replied")]
+    ).replace(b"<report-1@", b"<away-1@")
+    to = f"security+{v.tracking_id}@localhost"
+    assert process(deliver(raw, clock, to=to), keyring, settings, clock) == "reply"
+    assert v.correspondence.count() == 2
+    assert deliveries("reply-ack") == []
+
+
+def test_acknowledgements_are_rate_limited_per_sender(db, keyring, settings, clock):
+    for n in range(reports.ACKS_PER_SENDER_PER_HOUR + 2):
+        raw = mc.plain(f"report {n}", subject=f"R{n}").replace(b"<report-1@", f"<r{n}@".encode())
+        process(deliver(raw, clock), keyring, settings, clock)
+    assert Vulnerability.select().count() == reports.ACKS_PER_SENDER_PER_HOUR + 2
+    assert len(deliveries("ack")) == reports.ACKS_PER_SENDER_PER_HOUR
+
+
+def test_an_undecryptable_report_is_quarantined_and_the_sender_told_generically(
+    db, keyring, settings, clock, rita
+):
+    raw = mc.pgp_mime_encrypted(mc.sqop_encrypt(rita.cert, b"for someone else"))
+    message_id = deliver(raw, clock)
+    assert process(message_id, keyring, settings, clock) == "quarantined"
+    kept = InboundMessage.get_by_id(message_id)
+    assert kept.state == "quarantined" and kept.error
+    assert bytes(kept.raw) == raw
+    assert Vulnerability.select().count() == 0
+    [notice] = deliveries("unreadable")
+    assert notice.recipient == "rita@example.org"
+    assert json.loads(notice.payload) == {"message": message_id}
+
+
+def test_a_message_that_crashes_processing_three_times_is_quarantined(db, keyring, settings, clock):
+    message_id = deliver(mc.plain("crash me", subject="Crash"), clock)
+    Correspondence.drop_table()  # processing now fails for real at the database
+    for attempt in range(1, inbound.MAX_ATTEMPTS + 1):
+        with pytest.raises(Exception):  # noqa: B017  (the job fails; RQ records it)
+            process(message_id, keyring, settings, clock)
+        assert InboundMessage.get_by_id(message_id).attempts == attempt
+        clock.move(seconds=1)
+    assert process(message_id, keyring, settings, clock) == "quarantined"
+    kept = InboundMessage.get_by_id(message_id)
+    assert kept.state == "quarantined"
+    assert "processing failed 3 times" in kept.error
+
+
+def test_a_claimed_message_is_not_processed_twice_at_once(db, keyring, settings, clock):
+    message_id = deliver(mc.plain("once", subject="Once"), clock)
+    assert inbound.claim(message_id, clock.at) is not None
+    assert process(message_id, keyring, settings, clock) == "skipped"
+    clock.move(minutes=6)  # the first worker died; its lease ran out
+    assert process(message_id, keyring, settings, clock) == "new report"
