@@ -7,7 +7,8 @@ from datetime import datetime
 
 from app import audit, passwords, totp
 from app.errors import Refused
-from app.models import User, database
+from app.models import PublicKey, User, database
+from keys.inspect import inspect_certificate
 
 TEAM_ROLES = ("admin", "team")
 MIN_PASSWORD_LENGTH = 12
@@ -92,6 +93,38 @@ def authenticate(email: str, password: str, code: str, at: datetime, require_2fa
 def end_sessions(user: User) -> None:
     """Sign the account out everywhere: every session and remember-me cookie stops working."""
     User.update(session_token=new_session_token()).where(User.id == user.id).execute()
+
+
+def set_openpgp_key(email: str, data: bytes, at: datetime, by: str) -> PublicKey:
+    """The certificate that mail to this team member is encrypted to (replacing any before)."""
+    user = User.get_or_none(User.email == email.strip().lower())
+    if user is None or user.role not in TEAM_ROLES:
+        raise Refused(f"no security-team account for {email}")
+    certificate = inspect_certificate(data, at)
+    if not certificate.can_encrypt:
+        raise Refused(
+            f"the key {certificate.fingerprint} has no usable encryption subkey "
+            "(expired, revoked or missing); export a current key and try again"
+        )
+    with database.atomic():
+        PublicKey.update(usable=False).where(PublicKey.owner == user).execute()
+        key = PublicKey.create(
+            fingerprint=certificate.fingerprint,
+            armored=certificate.armored,
+            owner=user,
+            expires=certificate.encryption_expires or certificate.expires,
+            usable=True,
+            created_at=at,
+        )
+        audit.record(
+            None,
+            "account.openpgp_key",
+            at,
+            target=user.email,
+            details={"fingerprint": certificate.fingerprint},
+            actor_label=by,
+        )
+    return key
 
 
 def enrol_totp(email: str, at: datetime, by: str) -> str:

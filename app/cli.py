@@ -151,6 +151,20 @@ def admin_create(email: str, password_file: Path | None, role: str, with_totp: b
         _print_totp(created.user.email, created.totp_secret)
 
 
+@admin.command("key", help="Set the OpenPGP key that mail to a team member is encrypted to.")
+@click.argument("email")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def admin_key(email: str, file: Path) -> None:
+    settings = _settings()
+    runtime.open_current_db(settings)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise OperatorError(f"cannot read {file}: {exc.strerror}") from None
+    key = accounts.set_openpgp_key(email, data, clock.now(), by=f"cli:{_operator()}")
+    click.echo(f"mail to {email} is now encrypted to {key.fingerprint}")
+
+
 @admin.command("totp", help="Set up (or replace) an account's authenticator app.")
 @click.argument("email")
 def admin_totp(email: str) -> None:

@@ -137,7 +137,7 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
         message_id=message_id,
         reply_to=reply_to,
         in_reply_to=_replied_message_id(delivery),
-        auto_submitted="auto-replied" if delivery.kind in _REPLIES else "auto-generated",
+        auto_submitted=_AUTO_SUBMITTED.get(delivery.kind, "auto-generated"),
         date=at,
     )
     if text.certificate is not None:
@@ -147,14 +147,31 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
     return signed(keyring, outgoing)
 
 
-_REPLIES = ("ack", "reply-ack", "unreadable")
+# RFC 3834: automatic answers say so; a team member's reply is written by a person.
+_AUTO_SUBMITTED = {
+    "ack": "auto-replied",
+    "reply-ack": "auto-replied",
+    "unreadable": "auto-replied",
+    "reply": None,
+}
 
 
 def _replied_message_id(delivery: Delivery) -> str | None:
     payload = json.loads(delivery.payload or "{}")
-    if delivery.kind not in _REPLIES:
+    if delivery.kind not in _AUTO_SUBMITTED:
         return None
-    if "correspondence" in payload:
+    if delivery.kind == "reply":  # answers the reporter's latest message
+        latest = (
+            Correspondence.select()
+            .where(
+                Correspondence.vulnerability == delivery.vulnerability,
+                Correspondence.direction == "in",
+            )
+            .order_by(Correspondence.id.desc())
+            .first()
+        )
+        message = latest.message if latest is not None else None
+    elif "correspondence" in payload:
         entry = Correspondence.get_or_none(Correspondence.id == payload["correspondence"])
         message = entry.message if entry is not None else None
     else:
@@ -185,6 +202,15 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _T
         )
         neutral = f"Security report {v.tracking_id}"
         return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
+    if delivery.kind == "reply":
+        entry = Correspondence.get_by_id(payload["correspondence"])
+        key = _usable_key(v.reporter_key)
+        neutral = f"Security report {v.tracking_id}"
+        if key is not None:
+            body = mailtext.render("reply", v=v, text=entry.text, **common)
+            return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, key)
+        body = mailtext.render("reply-notice", v=v, **common)
+        return _Text(neutral, neutral, body, None)
     if delivery.kind == "team-forward":
         entry = Correspondence.get_by_id(payload["correspondence"])
         key = (

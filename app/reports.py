@@ -14,9 +14,10 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
 
-from app import embargo, inbound
+from app import audit, embargo, inbound
 from app.config import Settings
 from app.db import write_transaction
+from app.errors import Refused
 from app.models import (
     Correspondence,
     Delivery,
@@ -284,3 +285,41 @@ def _looks_automatic(raw: bytes) -> bool:
         return auto != "no" or precedence in ("bulk", "list", "junk") or "List-Id" in headers
     except Exception:
         return True
+
+
+def reply_to_reporter(vulnerability: Vulnerability, author: User, text: str, at) -> Correspondence:
+    """A team member's reply: kept in the thread and queued to the reporter (encrypted when
+    their key is known; otherwise the reporter gets a signed notice without the text)."""
+    text = text.strip()
+    if not text:
+        raise Refused("write a reply before sending it")
+    if not vulnerability.reporter_email:
+        raise Refused(f"{vulnerability.tracking_id} has no reporter address to reply to")
+    with write_transaction():
+        entry = Correspondence.create(
+            vulnerability=vulnerability,
+            direction="out",
+            author=author,
+            at=at,
+            subject=f"Re: {vulnerability.title}"[:250],
+            text=text,
+            signature_status="signed",
+            encrypted=_usable_reporter_key(vulnerability) is not None,
+        )
+        delivery = _queue(
+            "reply", vulnerability, vulnerability.reporter_email, at, {"correspondence": entry.id}
+        )
+        Correspondence.update(delivery=delivery).where(Correspondence.id == entry.id).execute()
+        audit.record(
+            author,
+            "report.reply",
+            at,
+            target=vulnerability.tracking_id,
+            details={"correspondence": entry.id},
+        )
+    return entry
+
+
+def _usable_reporter_key(vulnerability: Vulnerability) -> PublicKey | None:
+    key = vulnerability.reporter_key
+    return key if key is not None and key.usable else None

@@ -1,0 +1,180 @@
+"""Reports end to end: a real SMTP conversation with the intake, real RQ jobs on a real Redis,
+acknowledgements over a real relay, checked with Sequoia."""
+
+import re
+
+import pytest
+
+from app import clock as app_clock
+from app import inbound, jobs, reconcile
+from app.models import Correspondence, InboundMessage, Vulnerability
+from tests import mailcorpus as mc
+from tests.conftest import run_jobs
+from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, sqop_verifies
+from tests.smtpsink import SmtpSink
+from tests.test_intake import RunningIntake, send
+
+SERVICE = "security@localhost"
+
+
+@pytest.fixture(scope="module")
+def rita():
+    return mc.make_reporter()
+
+
+@pytest.fixture
+def relay():
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def flow(env, settings, db, redis_conn, keyring, relay, clock, monkeypatch):
+    """An in-process intake whose jobs run in this process, sending over the test relay."""
+    for name, value in {**env, "FOREWARN_SMTP_RELAY": f"127.0.0.1:{relay.port}"}.items():
+        monkeypatch.setenv(name, value)
+    jobs._settings.cache_clear()
+
+    def store(raw, envelope_from, recipients):
+        with db.connection_context():
+            return inbound.store(raw, envelope_from, recipients, app_clock.now())
+
+    from mail.intake import IntakePolicy
+
+    policy = IntakePolicy(security_address=SERVICE, max_message_bytes=settings.max_message_bytes)
+    intake = RunningIntake(policy, store, lambda i: reconcile.queue_inbound(redis_conn, i))
+
+    class Flow:
+        port = intake.port
+        service_cert = keyring.export_public()
+
+        def report(self, raw, sender="rita@example.org"):
+            assert send(intake.port, raw, to=SERVICE, sender=sender) == {}
+            run_jobs(redis_conn)
+            return InboundMessage.select().order_by(InboundMessage.id.desc()).first()
+
+    yield Flow()
+    intake.stop()
+    jobs._settings.cache_clear()
+
+
+def acks(relay):
+    return [r for r in relay.received if r.recipients == ["rita@example.org"]]
+
+
+def service_cert_file(keyring, tmp_path):
+    path = tmp_path / "service.asc"
+    path.write_text(keyring.export_public())
+    return path
+
+
+@pytest.mark.parametrize("tool", ["gpg", "sqop"])
+def test_a_pgp_mime_report_is_decrypted_and_acknowledged_encrypted_to_the_reporter(
+    flow, relay, keyring, rita, tool, tmp_path
+):
+    inner = mc.multipart(
+        "mixed", [mc.text_part("Overflow in l2cap."), mc.key_part(rita.cert)], "in"
+    )
+    if tool == "gpg":
+        ciphertext = mc.gpg_encrypt(flow.service_cert, inner, signer_secret=rita.secret)
+    else:
+        ciphertext = mc.sqop_encrypt(flow.service_cert, inner, signer=rita)
+    message = flow.report(mc.pgp_mime_encrypted(ciphertext, subject="..."))
+    assert message.state == "processed"
+    entry = Correspondence.get()
+    assert "Overflow in l2cap." in entry.text
+    assert entry.encrypted and entry.signature_status == "valid"
+
+    [ack] = acks(relay)
+    assert parse(ack.data).get_content_type() == "multipart/encrypted"
+    assert parse(ack.data)["Subject"] == f"Security report {Vulnerability.get().tracking_id}"
+    secret = tmp_path / "rita.key"
+    secret.write_bytes(rita.secret)
+    entity = run("sqop", "decrypt", str(secret), input=encrypted_payload(ack.data)).stdout
+    text, signature = parts_as_sent(entity)
+    assert sqop_verifies(text, body_of(signature), service_cert_file(keyring, tmp_path), tmp_path)
+    assert parse(ack.data)["In-Reply-To"] == "<report-1@example.org>"
+
+
+def test_an_inline_pgp_report_is_decrypted(flow, relay, keyring, rita):
+    armored = mc.gpg_encrypt(flow.service_cert, b"Inline details: heap overflow.\n")
+    flow.report(mc.inline_pgp("Hello,", armored, "Thanks, Rita"))
+    assert "Inline details: heap overflow." in Correspondence.get().text
+    assert Correspondence.get().encrypted
+    assert len(acks(relay)) == 1
+
+
+def test_a_plaintext_report_is_accepted_flagged_and_answered_signed(flow, relay, keyring, tmp_path):
+    flow.report(mc.plain("Plain details.", subject="Plain report"))
+    assert Correspondence.get().encrypted is False
+    [ack] = acks(relay)
+    assert parse(ack.data).get_content_type() == "multipart/signed"
+    text, signature = parts_as_sent(ack.data)
+    assert sqop_verifies(text, body_of(signature), service_cert_file(keyring, tmp_path), tmp_path)
+    assert keyring.fingerprint().encode() in text
+    assert b"Plain details" not in ack.data
+
+
+def as_sent(raw: bytes) -> bytes:
+    """What SMTP carries: line ends made CRLF (as smtplib does), ending in CRLF."""
+    raw = re.sub(rb"\r\n|\n|\r", b"\r\n", raw)
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+
+
+BAD_INPUTS = {
+    "undecryptable": lambda f, r: mc.pgp_mime_encrypted(mc.sqop_encrypt(r.cert, b"not for us")),
+    "corrupted armor": lambda f, r: mc.pgp_mime_encrypted(
+        mc.corrupt_armor(mc.gpg_encrypt(f.service_cert, b"x" * 4000))
+    ),
+    "compression bomb": lambda f, r: mc.pgp_mime_encrypted(
+        mc.compression_bomb(f.service_cert, size=80_000_000)
+    ),
+    "malformed mime": lambda f, r: mc.broken_multipart(),
+    "nested 100 deep": lambda f, r: mc.nested_multipart(100),
+    "binary garbage": lambda f, r: mc.binary_blob(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+def test_bad_input_is_kept_quarantined_with_a_reason_and_answered_generically(
+    flow, relay, rita, kind
+):
+    raw = BAD_INPUTS[kind](flow, rita)
+    message = flow.report(raw)
+    kept = bytes(message.raw)  # kept whole (binary data may be re-framed by SMTP itself)
+    assert kept == as_sent(raw) or (kind == "binary garbage" and len(kept) >= len(raw))
+    assert message.state == "quarantined"
+    assert message.error and "\n" not in message.error
+    assert Vulnerability.select().count() == 0
+    for notice in relay.received:  # a generic notice at most, never internals
+        assert b"Traceback" not in notice.data and message.error.encode() not in notice.data
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept_text"),
+    [
+        (mc.garbage_8bit(), "Der Puffer"),
+        (mc.plain("no sender here", sender=None), "no sender here"),
+    ],
+)
+def test_odd_but_readable_input_becomes_a_report_without_crashing(flow, raw, kept_text):
+    message = flow.report(raw)
+    assert message.state == "processed"
+    assert kept_text in Correspondence.get().text
+
+
+def test_a_huge_attachment_is_noted_and_the_report_kept(flow):
+    raw = mc.message(
+        mc.multipart(
+            "mixed",
+            [
+                mc.text_part("See the capture."),
+                mc.attachment_part("capture.pcap", mc.binary_blob(6_000_000)),
+            ],
+            "big",
+        )
+    )
+    message = flow.report(raw)
+    assert message.state == "processed"
+    assert "See the capture." in Correspondence.get().text
