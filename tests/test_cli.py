@@ -333,3 +333,47 @@ def test_help_lists_the_commands_without_touching_the_instance(forewarn, setting
     for command in ("init", "up", "web", "intake", "worker", "key", "admin"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), command
     assert not settings.instance.exists()
+
+
+# -- team members' OpenPGP keys ------------------------------------------------------------------
+
+
+def test_admin_key_sets_the_key_team_mail_is_encrypted_to(
+    forewarn, db, password_file, plain_key, tmp_path
+):
+    from app.models import PublicKey
+
+    assert forewarn("init").returncode == 0
+    assert (
+        forewarn(
+            "admin",
+            "create",
+            "bob@example.org",
+            "--password-file",
+            str(password_file),
+            "--role",
+            "team",
+        ).returncode
+        == 0
+    )
+    cert = tmp_path / "bob.asc"
+    cert.write_bytes(plain_key.public)
+    result = forewarn("admin", "key", "bob@example.org", str(cert))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"mail to bob@example.org is now encrypted to {plain_key.fingerprint}"
+    )
+    key = PublicKey.get(PublicKey.owner == User.get(User.email == "bob@example.org"))
+    assert (key.fingerprint, key.usable) == (plain_key.fingerprint, True)
+    assert "PRIVATE" not in key.armored
+
+
+def test_admin_key_refuses_what_is_not_one_public_certificate(
+    forewarn, db, password_file, plain_key, tmp_path
+):
+    assert forewarn("init").returncode == 0
+    forewarn("admin", "create", "bob@example.org", "--password-file", str(password_file))
+    secret = tmp_path / "secret.asc"
+    secret.write_bytes(plain_key.secret)
+    one_line_error(forewarn("admin", "key", "bob@example.org", str(secret)), "secret")
+    one_line_error(forewarn("admin", "key", "nobody@example.org", str(secret)), "no security-team")

@@ -249,3 +249,44 @@ def test_a_team_member_with_a_key_gets_the_report_encrypted(
     assert f"Details: {SECRET_DETAIL}" in body
     assert body.startswith("New report SEC-2026-0001: read and triage it.")
     assert User.select().count() == 1
+
+
+def test_a_team_reply_without_a_reporter_key_sends_a_notice_not_the_text(
+    vulnerability, clock, keyring, settings, sink, relay
+):
+    member = team_member("bob@example.org", clock)
+    from app import reports
+
+    reports.reply_to_reporter(vulnerability, member, f"About the {SECRET_DETAIL}", clock.at)
+    [queued] = Delivery.select().where(Delivery.kind == "reply")
+    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "sent"
+    raw = sink.received[0].data
+    assert SECRET_DETAIL.encode() not in raw
+    message = parse(raw)
+    assert message["Auto-Submitted"] is None  # a person wrote it
+    body = text_of(parts_as_sent(raw)[0])
+    assert "reply to this mail with your public key" in body.replace("\n", " ")
+
+
+def test_a_team_reply_to_a_reporter_with_a_key_carries_the_text_encrypted(
+    vulnerability, clock, keyring, settings, sink, relay, reporter_key
+):
+    from app import reports
+
+    key = PublicKey.create(
+        fingerprint=reporter_key.fingerprint,
+        armored=reporter_key.cert.read_text(),
+        created_at=clock.at,
+    )
+    Vulnerability.update(reporter_key=key).execute()
+    member = team_member("bob@example.org", clock)
+    entry = reports.reply_to_reporter(
+        Vulnerability.get(), member, f"About the {SECRET_DETAIL}", clock.at
+    )
+    assert entry.encrypted
+    [queued] = Delivery.select().where(Delivery.kind == "reply")
+    outbox.send(queued.id, keyring, settings, relay, clock.at)
+    raw = sink.received[0].data
+    assert SECRET_DETAIL.encode() not in raw
+    entity = run("sqop", "decrypt", str(reporter_key.secret), input=encrypted_payload(raw)).stdout
+    assert f"About the {SECRET_DETAIL}" in text_of(parts_as_sent(entity)[0])

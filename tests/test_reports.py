@@ -199,3 +199,25 @@ def test_a_claimed_message_is_not_processed_twice_at_once(db, keyring, settings,
     assert process(message_id, keyring, settings, clock) == "skipped"
     clock.move(minutes=6)  # the first worker died; its lease ran out
     assert process(message_id, keyring, settings, clock) == "new report"
+
+
+def test_a_team_reply_is_kept_in_the_thread_queued_and_audited(db, keyring, settings, clock):
+    from app.errors import Refused
+    from app.models import AuditEvent
+
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    entry = reports.reply_to_reporter(v, member, "  Thanks, confirmed.  ", clock.at)
+    assert (entry.direction, entry.text, entry.author_id) == (
+        "out",
+        "Thanks, confirmed.",
+        member.id,
+    )
+    assert entry.encrypted is False  # no reporter key: they get a notice, not the text
+    [reply] = deliveries("reply")
+    assert reply.recipient == "rita@example.org"
+    assert Correspondence.get_by_id(entry.id).delivery_id == reply.id
+    assert AuditEvent.get(AuditEvent.action == "report.reply").target == v.tracking_id
+    with pytest.raises(Refused, match="write a reply"):
+        reports.reply_to_reporter(v, member, "   ", clock.at)
