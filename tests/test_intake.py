@@ -213,3 +213,45 @@ def test_lmtp_mode_speaks_lmtp(start_intake, db):
     with smtplib.LMTP("127.0.0.1", intake.port, timeout=10) as lmtp:
         assert lmtp.sendmail("ada@example.net", [SECURITY], report()) == {}
     assert InboundMessage.select().count() == 1
+
+
+def test_starttls_is_offered_when_a_certificate_is_configured(db, redis_conn, clock, tmp_path):
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def store(raw, envelope_from, recipients):
+        with db.connection_context():
+            return inbound.store(raw, envelope_from, recipients, app_clock.now())
+
+    policy = IntakePolicy(security_address=SECURITY, max_message_bytes=100_000)
+    loop = asyncio.new_event_loop()
+    factory = protocol_factory(
+        IntakeHandler(policy, store, lambda i: None), "example.org", tls_context=context
+    )
+    server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        client_context = ssl.create_default_context(cafile=str(cert))
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo("client.example.net")
+            assert smtp.has_extn("starttls")
+            smtp.starttls(context=client_context)
+            smtp.ehlo("client.example.net")
+            assert smtp.sock.version().startswith("TLS")
+            assert smtp.sendmail("ada@example.net", [SECURITY], report()) == {}
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    assert InboundMessage.select().count() == 1
