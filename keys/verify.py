@@ -268,7 +268,8 @@ def _check_inflation(data: bytes, limit: int, layer: int = 0) -> None:
         elif tag == _LITERAL:
             total += len(body)
         if total > limit:
-            raise KeyringError(f"the content is larger than {limit} bytes once decompressed")
+            # Said differently from gpg's --max-output, so tests can tell who stopped it.
+            raise KeyringError(f"its content would be larger than {limit} bytes decompressed")
 
 
 def _inflate(algorithm: int, body: bytes, at_most: int) -> bytes:

@@ -40,6 +40,7 @@ _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _LONE_LF = re.compile(rb"(?<!\r)\n")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:@\"]+@[^\s<>()\[\],;:@\"]+")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 _HTML_BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre"}
 
@@ -123,6 +124,8 @@ class _Walk:
         self.protected_subject: str | None = None
 
     def run(self, raw: bytes) -> ParsedMessage:
+        if not raw.strip():
+            raise Unreadable("the message is empty")
         result = self.result
         headers = _headers(_split_entity(raw)[0])
         self._read_headers(headers)
@@ -448,7 +451,7 @@ def _sender(headers) -> tuple[str | None, str | None]:
     else:
         name, address = parseaddr(_header(headers, "From") or "")
     address = _clean(address or "").strip()
-    return _clean(name or "").strip() or None, address if "@" in address else None
+    return _clean(name or "").strip() or None, address if _ADDRESS.fullmatch(address) else None
 
 
 def _first_id(value: str | None) -> str | None:

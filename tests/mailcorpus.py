@@ -151,6 +151,16 @@ def compression_bomb(cert: bytes | str, size: int = 50_000_000) -> bytes:
         )
 
 
+def stored_bzip2_bomb(size: int) -> bytes:
+    """size zeros, bzip2-compressed by gpg into an armored message that is not encrypted."""
+    with scratch_dir() as home:
+        zeros = home / "zeros"
+        with open(zeros, "wb") as handle:
+            handle.truncate(size)
+        compress = ["--compress-algo", "bzip2", "-z", "9"]
+        return gpg_in(home, "--armor", *compress, "--output", "-", "--store", str(zeros))
+
+
 # -- MIME ------------------------------------------------------------------------------------------
 
 

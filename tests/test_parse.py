@@ -231,6 +231,18 @@ def test_attached_secret_key_is_noted_not_used(keyring, reporter):
     assert parsed.text == REPORT.rstrip("\n")
 
 
+def test_attached_key_is_judged_at_the_instant_given(keyring):
+    _, expired = mc.gpg_key("Old <old@example.org>", faked_time="20200101T000000", expire="1y")
+    raw = mc.message(mc.multipart("mixed", [mc.text_part(REPORT), mc.key_part(expired)], "mx"))
+
+    now = parse(raw, keyring, at=datetime(2026, 11, 25, tzinfo=UTC))
+    then = parse(raw, keyring, at=datetime(2020, 6, 1, tzinfo=UTC))
+
+    assert now.reporter_certificate is None
+    assert "attached key unusable: it has no valid encryption key" in now.problems
+    assert then.reporter_certificate is not None
+
+
 # -- PGP/MIME signed, unencrypted ----------------------------------------------------------------
 
 
@@ -283,6 +295,17 @@ def test_inline_clearsigned_text_is_verified(keyring, reporter):
     assert parsed.text == REPORT.rstrip("\n")
     assert tampered.signature.status == "bad"
     assert parsed.encrypted is False
+
+
+def test_inline_signed_but_not_encrypted_message_is_verified(keyring):
+    secret, public = mc.gpg_key("Gus <gus@example.org>")
+    signed = mc.gpg_sign(secret, REPORT.encode())
+
+    parsed = parse(mc.inline_pgp("Signed only:", signed, ""), keyring, [public.decode()])
+
+    assert parsed.signature.status == "valid"
+    assert parsed.encrypted is False
+    assert parsed.text == "Signed only:\n\n" + REPORT.rstrip("\n")
 
 
 # -- encrypted attachments -------------------------------------------------------------------------
@@ -379,7 +402,8 @@ def test_compression_bomb_is_stopped_by_the_plaintext_cap(keyring, service_cert)
     assert len(bomb) < 200_000  # 50 MB of zeros in a small message
     raw = mc.pgp_mime_encrypted(bomb)
 
-    with pytest.raises(Unreadable, match="larger than 1000000 bytes"):
+    # "would be": Python found it out, bounded, before gpg (which would inflate it all).
+    with pytest.raises(Unreadable, match="would be larger than 1000000 bytes"):
         parse(raw, keyring, max_plaintext_bytes=1_000_000)
 
 
@@ -390,8 +414,16 @@ def test_unwrap_does_not_inflate_and_verify_with_stops_at_the_cap(keyring, servi
 
     assert unwrapped.signed is False
     assert len(unwrapped.data) < len(bomb)  # still compressed
-    with pytest.raises(KeyringError, match="larger than 1000000 bytes"):
+    with pytest.raises(KeyringError, match="would be larger than 1000000 bytes"):
         verify.verify_with([], unwrapped.data, limit=1_000_000)
+
+
+def test_bzip2_bomb_in_a_signed_only_message_is_stopped_before_gpg(keyring):
+    bomb = mc.stored_bzip2_bomb(50_000_000)
+    assert len(bomb) < 10_000
+
+    with pytest.raises(Unreadable, match="would be larger than 1000000 bytes"):
+        parse(mc.inline_pgp("see below", bomb, ""), keyring, max_plaintext_bytes=1_000_000)
 
 
 def test_bomb_as_an_attachment_is_noted_and_the_text_kept(keyring, service_cert):
@@ -430,6 +462,11 @@ def test_8bit_garbage_headers_and_body_are_read_with_replacement_characters(keyr
     assert parsed.from_address == "joerg@example.org"
     assert parsed.text.startswith("Der Puffer \ufffdberl\ufffduft")
     assert parsed.message_id == "<garbage@example.org>"
+
+
+def test_empty_message_is_unreadable(keyring):
+    with pytest.raises(Unreadable, match="the message is empty"):
+        parse(b"\r\n\r\n", keyring)
 
 
 def test_binary_garbage_is_unreadable(keyring):
