@@ -5,29 +5,22 @@ The walk splits the stored bytes itself (the `email` package parses headers only
 part is verified over its exact bytes as stored, never over a re-serialised message.
 """
 
-import base64
-import codecs
 import contextlib
 import hashlib
 import logging
 import mimetypes
-import quopri
 import re
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
-from email.header import decode_header, make_header
-from email.parser import BytesParser
-from email.utils import collapse_rfc2231_value, parseaddr
 from functools import partial
-from html.parser import HTMLParser
 
 from app import clock
 from app.errors import ForewarnError
 from keys import verify
 from keys.inspect import CertificateError, autocrypt_keydata, inspect_certificate
 from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError
+from mail import mime
 
 log = logging.getLogger("forewarn.mail.parse")
 
@@ -35,14 +28,8 @@ MAX_DEPTH = 20  # MIME nesting, encryption layers included
 MAX_PARTS = 1000
 MAX_OPENPGP_PARTS = 50  # each costs a gpg run or two
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _LONE_LF = re.compile(rb"(?<!\r)\n")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-_ADDRESS = re.compile(r"[^\s<>()\[\],;:@\"]+@[^\s<>()\[\],;:@\"]+")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
-_HTML_BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre"}
 
 
 class Unreadable(ForewarnError):
@@ -127,12 +114,12 @@ class _Walk:
         if not raw.strip():
             raise Unreadable("the message is empty")
         result = self.result
-        headers = _headers(_split_entity(raw)[0])
+        headers = mime.headers(mime.split_entity(raw)[0])
         self._read_headers(headers)
         self.walk(raw, 0, in_crypto=False, root=None)
         if self.protected_subject is not None:
             result.subject = self.protected_subject
-        texts = self.texts or [_HTMLText(html).text() for html in self.htmls]
+        texts = self.texts or [mime.HTMLText(html).text() for html in self.htmls]
         result.text = "\n".join(t.replace("\r\n", "\n").strip("\n") for t in texts if t.strip())
         if not result.text and not result.attachments:
             if self.malformed:
@@ -150,19 +137,19 @@ class _Walk:
 
     def _read_headers(self, headers) -> None:
         result = self.result
-        result.message_id = _first_id(_header(headers, "Message-ID"))
-        result.subject = _header(headers, "Subject")
-        result.in_reply_to = _first_id(_header(headers, "In-Reply-To"))
-        result.references = _MESSAGE_ID.findall(_header(headers, "References") or "")
-        result.auto_submitted = _header(headers, "Auto-Submitted")
-        result.precedence = _header(headers, "Precedence")
-        result.list_id = _header(headers, "List-Id")
-        result.from_name, result.from_address = _sender(headers)
+        result.message_id = mime.first_id(mime.header(headers, "Message-ID"))
+        result.subject = mime.header(headers, "Subject")
+        result.in_reply_to = mime.first_id(mime.header(headers, "In-Reply-To"))
+        result.references = mime.MESSAGE_ID.findall(mime.header(headers, "References") or "")
+        result.auto_submitted = mime.header(headers, "Auto-Submitted")
+        result.precedence = mime.header(headers, "Precedence")
+        result.list_id = mime.header(headers, "List-Id")
+        result.from_name, result.from_address = mime.sender(headers)
         if result.from_address is None:
             result.problems.append("the message has no usable From address")
-        report_type = (_param(headers, "report-type") or "").lower()
-        result.is_bounce = "mailer-daemon" in (_header(headers, "From") or "").lower() or (
-            _content_type(headers) == "multipart/report" and report_type == "delivery-status"
+        report_type = (mime.param(headers, "report-type") or "").lower()
+        result.is_bounce = "mailer-daemon" in (mime.header(headers, "From") or "").lower() or (
+            mime.content_type(headers) == "multipart/report" and report_type == "delivery-status"
         )
 
     # -- entities --------------------------------------------------------------------------------
@@ -175,17 +162,17 @@ class _Walk:
         self.parts += 1
         if self.parts > MAX_PARTS:
             raise Unreadable(f"the message has more than {MAX_PARTS} parts")
-        head, body = _split_entity(raw)
-        part = _headers(head)
-        ctype = _content_type(part)
+        head, body = mime.split_entity(raw)
+        part = mime.headers(head)
+        ctype = mime.content_type(part)
         if root == "message" and self.protected_subject is None:
-            self.protected_subject = _header(part, "Subject")
+            self.protected_subject = mime.header(part, "Subject")
         if not ctype.startswith("multipart/"):
-            self._leaf(part, ctype, _decode_body(part, body), in_crypto, root)
+            self._leaf(part, ctype, mime.decode_body(part, body), in_crypto, root)
             return
-        boundary = (_param(part, "boundary") or "").encode("utf-8", "surrogateescape")
-        children = _split_multipart(body, boundary) if boundary else []
-        protocol = (_param(part, "protocol") or "").lower()
+        boundary = (mime.param(part, "boundary") or "").encode("utf-8", "surrogateescape")
+        children = mime.split_multipart(body, boundary) if boundary else []
+        protocol = (mime.param(part, "protocol") or "").lower()
         if not children:
             self.malformed = True
             self.result.problems.append(f"a {ctype} part has no readable parts")
@@ -199,8 +186,8 @@ class _Walk:
 
     def _pgp_mime_encrypted(self, children: list[bytes], depth: int) -> None:
         for child in children[1:] + children[:1]:  # RFC 3156: the second part holds the data
-            head, body = _split_entity(child)
-            data = _decode_body(_headers(head), body)
+            head, body = mime.split_entity(child)
+            data = mime.decode_body(mime.headers(head), body)
             if verify.looks_encrypted(data):
                 plaintext = self._open(data, "the encrypted message")
                 self.result.encrypted = True
@@ -212,8 +199,8 @@ class _Walk:
     def _pgp_mime_signed(self, children, depth, in_crypto, root) -> None:
         signed = children[0]
         if len(children) > 1:
-            head, body = _split_entity(children[1])
-            check = partial(_check_detached, signed, _decode_body(_headers(head), body))
+            head, body = mime.split_entity(children[1])
+            check = partial(_check_detached, signed, mime.decode_body(mime.headers(head), body))
             self.openpgp_parts += 1
             self.signatures.append((check(self.certificates), check))
         else:
@@ -221,21 +208,21 @@ class _Walk:
         self.walk(signed, depth + 1, in_crypto, root)
 
     def _leaf(self, part, ctype: str, data: bytes, in_crypto: bool, root: str | None) -> None:
-        disposition = _safe(part.get_content_disposition)
-        filename = _clean(_safe(part.get_filename) or "")
+        disposition = mime.safe(part.get_content_disposition)
+        filename = mime.clean(mime.safe(part.get_filename) or "")
         if ctype == "message/rfc822" and not filename:
             filename = "forwarded-message.eml"
         if ctype == "application/pgp-keys" or b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in data:
             self.keys.append(("attached key", data))
         if ctype == "text/rfc822-headers" or (
-            ctype == "text/plain" and _param(part, "protected-headers") and root is None
+            ctype == "text/plain" and mime.param(part, "protected-headers") and root is None
         ):
             return  # a legacy display of protected headers (beside the body), not the text
         is_body = ctype in ("text/plain", "text/html") and disposition != "attachment"
         if ctype == "text/plain" and is_body:
-            self._text(data, _charset(part), in_crypto)
+            self._text(data, mime.charset(part), in_crypto)
         elif ctype == "text/html" and is_body:
-            self.htmls.append(data.decode(_charset(part), "replace"))
+            self.htmls.append(data.decode(mime.charset(part), "replace"))
             self.plain_content |= not in_crypto
         elif verify.looks_encrypted(data):
             what = f"the attachment {filename or '(unnamed)'}"
@@ -266,7 +253,7 @@ class _Walk:
         pieces.append(data[start:].decode(charset, "replace"))
         if not in_crypto and (not decrypted or "".join(pieces[::2]).strip()):
             self.plain_content = True  # text outside any encryption
-        self.texts.append(_clean("".join(pieces), keep_lines=True))
+        self.texts.append(mime.clean("".join(pieces), keep_lines=True))
 
     def _attach(self, filename: str, ctype: str, data: bytes, decrypted: bool) -> None:
         result = self.result
@@ -316,7 +303,7 @@ class _Walk:
 
     def _reporter_key(self, headers) -> None:
         candidates = list(self.keys)
-        if autocrypt := _header(headers, "Autocrypt"):
+        if autocrypt := mime.header(headers, "Autocrypt"):
             try:
                 keydata = autocrypt_keydata(autocrypt, self.result.from_address)
                 candidates.append(("Autocrypt key", keydata))
@@ -360,124 +347,3 @@ def _check_detached(signed: bytes, signature: bytes, certificates: list[str]):
 
 
 # -- bytes -----------------------------------------------------------------------------------------
-
-
-def _split_entity(raw: bytes) -> tuple[bytes, bytes]:
-    """Header block and body; bytes that do not start with a header are all body."""
-    if raw.startswith(b"From "):  # an mbox separator line
-        raw = raw[raw.find(b"\n") + 1 :]
-    if raw.startswith((b"\n", b"\r\n")):
-        return b"", raw[raw.index(b"\n") + 1 :]
-    if not _HEADER_LINE.match(raw):
-        return b"", raw
-    end = _HEADER_END.search(raw)
-    return (raw[: end.end()], raw[end.end() :]) if end else (raw, b"")
-
-
-def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
-    """The parts' exact bytes (RFC 2046 5.1.1: the line end before a delimiter belongs to it)."""
-    delimiter = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-    parts, start = [], None
-    for match in delimiter.finditer(body):
-        if start is not None:
-            parts.append(body[start : match.start()])
-        if match.group(1):
-            return parts
-        start = match.end()
-    if start is not None:
-        parts.append(body[start:])  # no closing delimiter: keep what there is
-    return parts
-
-
-def _decode_body(part, body: bytes) -> bytes:
-    encoding = (_header(part, "Content-Transfer-Encoding") or "").lower()
-    if encoding == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-        cleaned = cleaned[:-1] if len(cleaned) % 4 == 1 else cleaned
-        return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
-    if encoding == "quoted-printable":
-        return quopri.decodestring(body)
-    return body
-
-
-def _clean(text: str, keep_lines: bool = False) -> str:
-    """Valid UTF-8 without control characters (8-bit bytes arrive as surrogates)."""
-    text = _CONTROLS.sub("", text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-    return text if keep_lines else text.replace("\r", " ").replace("\n", " ")
-
-
-# -- headers: policy.default where it copes, the raw value where it does not ---------------------
-
-
-def _headers(head: bytes):
-    return BytesParser(policy=policy.default).parsebytes(head, headersonly=True)
-
-
-def _safe(call, default=None):
-    try:
-        return call()
-    except Exception:  # a header the email package chokes on is as good as absent
-        return default
-
-
-def _header(part, name: str) -> str | None:
-    value = _safe(lambda: part.get(name))
-    if value is None:
-        raw = next((v for k, v in _safe(part.raw_items, []) if k.lower() == name.lower()), None)
-        value = _safe(lambda: str(make_header(decode_header(raw))), raw) if raw else None
-    return None if value is None else _clean(" ".join(str(value).split())) or None
-
-
-def _content_type(part) -> str:
-    return _safe(part.get_content_type, "text/plain")
-
-
-def _param(part, name: str) -> str | None:
-    value = _safe(lambda: collapse_rfc2231_value(part.get_param(name)))
-    return _clean(str(value)) if value else None
-
-
-def _charset(part) -> str:
-    try:
-        return codecs.lookup(_safe(part.get_content_charset) or "utf-8").name
-    except (LookupError, ValueError):
-        return "utf-8"
-
-
-def _sender(headers) -> tuple[str | None, str | None]:
-    parsed = _safe(lambda: headers["From"].addresses[0])
-    if parsed is not None:
-        name, address = parsed.display_name, parsed.addr_spec
-    else:
-        name, address = parseaddr(_header(headers, "From") or "")
-    address = _clean(address or "").strip()
-    return _clean(name or "").strip() or None, address if _ADDRESS.fullmatch(address) else None
-
-
-def _first_id(value: str | None) -> str | None:
-    found = _MESSAGE_ID.search(value or "")
-    return found.group() if found else (value or "").strip() or None
-
-
-class _HTMLText(HTMLParser):
-    """Crude text of an HTML part, for mail without a text/plain one."""
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.out, self.hidden = [], 0
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        self.hidden += tag in ("script", "style")
-        self.out.append("\n" if tag in _HTML_BREAKS else "")
-
-    def handle_endtag(self, tag):
-        self.hidden -= tag in ("script", "style") and self.hidden > 0
-
-    def handle_data(self, data):
-        self.out.append("" if self.hidden else data)
-
-    def text(self) -> str:
-        lines = (" ".join(line.split()) for line in "".join(self.out).splitlines())
-        return _clean("\n".join(line for line in lines if line), keep_lines=True)
