@@ -97,6 +97,14 @@ def _install_error_pages(app: Flask) -> None:
             "The form was open too long or came from elsewhere. Go back, reload it and try again.",
         )
 
+    @app.errorhandler(403)
+    def _forbidden(_error):
+        return page(
+            403,
+            "Not for this account",
+            "Your account cannot open this page. If you need it, ask an admin.",
+        )
+
     @app.errorhandler(404)
     def _not_found(_error):
         return page(404, "Not found", "There is nothing at this address.")

@@ -1,14 +1,183 @@
-"""The security team's workspace."""
+"""The security team's workspace: the reports, one report's thread with a reply form, and the
+inbound messages held for a human."""
 
-from flask import Blueprint, render_template
+import logging
+from datetime import UTC, datetime
 
+import redis
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from peewee import JOIN, fn
+from wtforms import TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from app import clock, reconcile, reports
 from app.accounts import TEAM_ROLES
+from app.errors import Refused
+from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
 from app.web.auth import roles_required
 
 bp = Blueprint("team", __name__, url_prefix="/team")
+log = logging.getLogger("forewarn.web.team")
+
+HELD_STATES = ("quarantined", "junk")
+HELD_SHOWN = 200  # junk piles up; the newest are the ones a person still acts on
+MAX_REPLY_CHARS = 100_000
+
+# What each signature status means (keys.verify.STATUSES, and "signed" on our own replies).
+SIGNATURES = {
+    "valid": "valid signature",
+    "bad": "BAD signature: the text may have been changed",
+    "unknown-key": "signed by a key we do not have",
+    "expired-key": "signed by an expired key",
+    "revoked-key": "signed by a revoked key",
+    "unsigned": "not signed",
+    "signed": "signed with the service key",
+}
+
+
+def utc(at: datetime | None) -> str:
+    """An instant as people read it here: "2026-11-25 12:00 UTC"."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "not set"
+
+
+def utc_iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@bp.context_processor
+def _helpers():
+    return {"utc": utc, "utc_iso": utc_iso, "signatures": SIGNATURES}
+
+
+class ReplyForm(FlaskForm):
+    text = TextAreaField(
+        "Your reply to the reporter",
+        validators=[
+            DataRequired(message="Write a reply before sending it."),
+            Length(
+                max=MAX_REPLY_CHARS,
+                message=f"Keep the reply under {MAX_REPLY_CHARS:,} characters.",
+            ),
+        ],
+    )
 
 
 @bp.route("/")
 @roles_required(*TEAM_ROLES)
 def home():
-    return render_template("team/home.html")
+    messages = (
+        Correspondence.select(fn.COUNT(Correspondence.id))
+        .where(Correspondence.vulnerability == Vulnerability.id)
+        .alias("message_count")
+    )
+    vulnerabilities = Vulnerability.select(
+        Vulnerability.id,
+        Vulnerability.tracking_id,
+        Vulnerability.title,
+        Vulnerability.status,
+        Vulnerability.reporter_name,
+        Vulnerability.reported_at,
+        messages,
+    ).order_by(Vulnerability.reported_at.desc(), Vulnerability.id.desc())
+    return render_template(
+        "team/home.html", vulnerabilities=list(vulnerabilities), held=_held_counts()
+    )
+
+
+@bp.route("/vulnerabilities/<tracking_id>")
+@roles_required(*TEAM_ROLES)
+def vulnerability(tracking_id: str):
+    return _vulnerability_page(_vulnerability_or_404(tracking_id), ReplyForm())
+
+
+@bp.route("/vulnerabilities/<tracking_id>/reply", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def reply(tracking_id: str):
+    v = _vulnerability_or_404(tracking_id)
+    form = ReplyForm()
+    if not form.validate_on_submit():
+        flash("Your reply was not sent; see the reply form below.", "error")
+        return _vulnerability_page(v, form, status=400)
+    try:
+        entry = reports.reply_to_reporter(v, current_user.user, form.text.data, clock.now())
+    except Refused as exc:
+        flash(f"Your reply was not sent: {exc}.", "error")
+        return _vulnerability_page(v, form, status=400)
+    _send_soon()
+    if entry.encrypted:
+        flash(
+            f"Reply queued to {v.reporter_email}, encrypted to their key "
+            f"{v.reporter_key.fingerprint}. Its delivery state shows beside it in the thread.",
+            "success",
+        )
+    else:
+        flash(
+            f"Reply queued to {v.reporter_email}: they have no usable key on file, so they get "
+            "a signed notice asking for one (your text is not sent unencrypted). When their key "
+            "arrives with their answer, send your reply again.",
+            "success",
+        )
+    return redirect(url_for("team.vulnerability", tracking_id=v.tracking_id))
+
+
+@bp.route("/messages/held")
+@roles_required(*TEAM_ROLES)
+def held_messages():
+    # Never the raw bytes: they are the sender's, possibly hostile, and can be large.
+    held = (
+        InboundMessage.select(
+            InboundMessage.id,
+            InboundMessage.received_at,
+            InboundMessage.envelope_from,
+            InboundMessage.state,
+            InboundMessage.error,
+        )
+        .where(InboundMessage.state.in_(HELD_STATES))
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(HELD_SHOWN)
+    )
+    counts = _held_counts()
+    return render_template(
+        "team/held.html", messages=list(held), counts=counts, total=sum(counts.values())
+    )
+
+
+def _held_counts() -> dict[str, int]:
+    found = dict(
+        InboundMessage.select(InboundMessage.state, fn.COUNT(InboundMessage.id))
+        .where(InboundMessage.state.in_(HELD_STATES))
+        .group_by(InboundMessage.state)
+        .tuples()
+    )
+    return {state: found.get(state, 0) for state in HELD_STATES}
+
+
+def _vulnerability_or_404(tracking_id: str) -> Vulnerability:
+    v = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id)
+    if v is None:
+        abort(404)
+    return v
+
+
+def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
+    thread = (
+        Correspondence.select(Correspondence, Delivery, User)
+        .join(Delivery, JOIN.LEFT_OUTER)
+        .switch(Correspondence)
+        .join(User, JOIN.LEFT_OUTER)
+        .where(Correspondence.vulnerability == v)
+        .order_by(Correspondence.at, Correspondence.id)
+    )
+    page = render_template("team/vulnerability.html", v=v, thread=list(thread), form=form)
+    return page, status
+
+
+def _send_soon() -> None:
+    """Queue due deliveries now rather than at the reconciler's next pass; if Redis does not
+    answer, the reconciler still sends them within a minute (the row is already committed)."""
+    try:
+        reconcile.queue_due_deliveries(current_app.extensions["forewarn.redis"], clock.now())
+    except redis.RedisError as exc:
+        log.warning("could not queue deliveries now (%s); the reconciler will", exc)
