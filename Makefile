@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 FOREWARN_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup test-setup run test lint test-sqlite test-postgres clean
+.PHONY: setup test-setup run test lint test-sqlite test-postgres bench clean
 
 setup:
 	@sh .ci/setup system
@@ -34,6 +34,10 @@ test-sqlite: test-setup
 # Every test that touches the database (marker "db"), again on PostgreSQL.
 test-postgres: test-setup
 	FOREWARN_TEST_DATABASE_URL=$(FOREWARN_TEST_DATABASE_URL) $(PYTEST) -q -m db
+
+# The intake benchmark (bench/README.md): prints its numbers, asserts nothing.
+bench: test-setup
+	$(PY) bench/intake.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
