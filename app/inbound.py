@@ -5,6 +5,7 @@ message.
 """
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import peewee
@@ -18,15 +19,38 @@ MAX_ATTEMPTS = 3
 
 def store(raw: bytes, envelope_from: str, recipients: list[str], at: datetime) -> int:
     """Commit the message; return its id only once it is durable (the intake then says 250)."""
+    return store_many([(raw, envelope_from, recipients)], at)[0]
+
+
+def committer(database, now) -> Callable[[list[tuple[bytes, str, list[str]]]], list[int]]:
+    """store_many for the intake's writer thread: it keeps its connection open between batches,
+    and drops a broken one so that the next batch reconnects."""
+
+    def commit(messages: list[tuple[bytes, str, list[str]]]) -> list[int]:
+        try:
+            database.connect(reuse_if_open=True)
+            return store_many(messages, now())
+        except Exception:
+            if not database.is_closed():
+                database.close()
+            raise
+
+    return commit
+
+
+def store_many(messages: list[tuple[bytes, str, list[str]]], at: datetime) -> list[int]:
+    """Commit several messages in one transaction (one disk sync); their ids, in order."""
     with write_transaction():
-        message = InboundMessage.create(
-            raw=raw,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            envelope_from=envelope_from or "",
-            envelope_to="\n".join(recipients),
-            received_at=at,
-        )
-    return message.id
+        return [
+            InboundMessage.create(
+                raw=raw,
+                sha256=hashlib.sha256(raw).hexdigest(),
+                envelope_from=envelope_from or "",
+                envelope_to="\n".join(recipients),
+                received_at=at,
+            ).id
+            for raw, envelope_from, recipients in messages
+        ]
 
 
 def claim(message_id: int, at: datetime) -> InboundMessage | None:

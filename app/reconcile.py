@@ -37,8 +37,10 @@ def _queue(connection: redis.Redis, function: str, prefix: str, ids) -> int:
     return queued
 
 
-def queue_inbound(connection: redis.Redis, message_id: int) -> int:
-    return _queue(connection, PROCESS_INBOUND, "inbound", [message_id])
+def queue_new_inbound(connection: redis.Redis, message_ids: list[int]) -> None:
+    """Messages just stored: nothing can be waiting for them yet, so no look first."""
+    for message_id in message_ids:
+        queue.enqueue(connection, PROCESS_INBOUND, message_id, job_id=f"inbound-{message_id}")
 
 
 def queue_due_deliveries(connection: redis.Redis, at: datetime) -> int:

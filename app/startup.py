@@ -20,7 +20,7 @@ from app.listening import ensure_free
 from app.models import User
 from app.redis_server import ManagedRedis
 from app.supervisor import Child, Supervisor, component_argv
-from mail.intake import IntakeHandler, IntakePolicy, protocol_factory, serve
+from mail.intake import GroupCommitter, IntakeHandler, IntakePolicy, protocol_factory, serve
 
 log = logging.getLogger("forewarn.up")
 
@@ -36,12 +36,10 @@ def intake(settings: Settings) -> None:
     fingerprint = keyring.fingerprint() or "(none yet)"
     keyring.stop_agent()
 
-    def store(raw: bytes, envelope_from: str, recipients: list[str]) -> int:
-        with database.connection_context():
-            return inbound.store(raw, envelope_from, recipients, clock.now())
-
-    def enqueue(message_id: int) -> None:
-        reconcile.queue_inbound(connection, message_id)
+    committer = GroupCommitter(
+        inbound.committer(database, clock.now),
+        lambda ids: reconcile.queue_new_inbound(connection, ids),
+    )
 
     policy = IntakePolicy(
         security_address=settings.security_address,
@@ -64,12 +62,15 @@ def intake(settings: Settings) -> None:
             ) from None
     hostname = settings.security_address.rpartition("@")[2]
     factory = protocol_factory(
-        IntakeHandler(policy, store, enqueue),
+        IntakeHandler(policy, committer.store),
         hostname,
         lmtp=settings.intake_protocol == "lmtp",
         tls_context=tls,
     )
-    asyncio.run(serve(listen.host, listen.port, factory))
+    try:
+        asyncio.run(serve(listen.host, listen.port, factory))
+    finally:
+        committer.close()
 
 
 def worker(settings: Settings) -> None:

@@ -1,18 +1,21 @@
 """The SMTP (or LMTP) intake at FOREWARN_INTAKE_LISTEN.
 
 Only cheap checks happen here: is the recipient ours, is the message too large, does it meet
-the plaintext policy. Then the raw bytes are committed to the database, off the event loop,
-and only after that commit does the sender get 250. Anything that prevents the commit answers
-451, so the sending server keeps the message and retries. Processing happens in a worker.
+the plaintext policy. Then the raw bytes are committed to the database by a writer thread (never
+on the event loop), and only after that commit does the sender get 250. Anything that prevents
+the commit answers 451, so the sending server keeps the message and retries. Processing happens
+in a worker.
 """
 
 import asyncio
 import logging
+import queue
 import re
 import signal
 import ssl
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiosmtpd.lmtp import LMTP
@@ -78,21 +81,84 @@ class ConnectionLimits:
             del self.by_address[address]
 
 
-class IntakeHandler:
-    """aiosmtpd hooks. `store` commits and returns an id; `enqueue` hands the id to a worker.
+class GroupCommitter:
+    """One writer thread for the whole intake: it commits every message waiting at that moment
+    in one transaction (one connection kept open, one disk sync), then answers each sender's
+    session. Under a burst this costs far less than a connection and a sync per message.
 
-    Both are blocking calls and run in a thread, never on the event loop.
+    `commit(batch)` stores [(raw, envelope_from, recipients), ...] durably and returns their
+    ids; `after_commit(ids)` hands them to the workers (a failure there loses nothing: the
+    reconciler finds stored messages that were never queued).
     """
+
+    MAX_BATCH = 64
 
     def __init__(
         self,
-        policy: IntakePolicy,
-        store: Callable[[bytes, str, list[str]], int],
-        enqueue: Callable[[int], None],
+        commit: Callable[[list[tuple[bytes, str, list[str]]]], list[int]],
+        after_commit: Callable[[list[int]], None],
     ):
+        self.commit, self.after_commit = commit, after_commit
+        self.waiting: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        self.thread.start()
+
+    async def store(self, raw: bytes, envelope_from: str, recipients: list[str]) -> int:
+        """The message's id, once it is committed; raises if it could not be."""
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self.waiting.put(((raw, envelope_from, recipients), loop, answer))
+        return await answer
+
+    def close(self) -> None:
+        self.waiting.put(None)
+        self.thread.join(30)
+
+    def _run(self) -> None:
+        while (first := self.waiting.get()) is not None:
+            batch = [first]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self.waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.waiting.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch) -> None:
+        try:
+            ids = self.commit([message for message, _, _ in batch])
+        except Exception as exc:  # nothing was stored: every sender gets 451 and retries
+            for _, loop, answer in batch:
+                loop.call_soon_threadsafe(_settle, answer, None, exc)
+            return
+        for (_, loop, answer), message_id in zip(batch, ids, strict=True):
+            loop.call_soon_threadsafe(_settle, answer, message_id, None)
+        try:
+            self.after_commit(ids)
+        except Exception as exc:
+            log.warning("messages %s stored but not queued: %s", ids, type(exc).__name__)
+
+
+def _settle(answer: asyncio.Future, result, error) -> None:
+    if answer.done():  # the session went away meanwhile
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result)
+
+
+class IntakeHandler:
+    """aiosmtpd hooks. `store` (a coroutine, e.g. GroupCommitter.store) returns a message's id
+    only once it is durably committed."""
+
+    def __init__(self, policy: IntakePolicy, store: Callable[..., Awaitable[int]]):
         self.policy = policy
         self.store = store
-        self.enqueue = enqueue
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if not accepts_recipient(address, self.policy.security_address):
@@ -107,16 +173,10 @@ class IntakeHandler:
         if self.policy.refuse_plaintext and not looks_encrypted(raw):
             return f"550 5.7.1 {self.policy.plaintext_refusal}"
         try:
-            message_id = await asyncio.to_thread(
-                self.store, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
-            )
+            message_id = await self.store(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
         except Exception as exc:  # any failure to commit: the sender must retry
             log.error("could not store a message from %s: %s", session.peer[0], type(exc).__name__)
             return TEMPORARY
-        try:
-            await asyncio.to_thread(self.enqueue, message_id)
-        except Exception as exc:  # stored; the reconciler queues it later
-            log.warning("message %d stored but not queued: %s", message_id, type(exc).__name__)
         log.info("stored message %d (%d bytes)", message_id, len(raw))
         return ACCEPTED
 

@@ -12,15 +12,25 @@ import pytest
 from app import clock as app_clock
 from app import inbound, reconcile
 from app.models import InboundMessage
-from mail.intake import IntakeHandler, IntakePolicy, accepts_recipient, protocol_factory
+from mail.intake import (
+    GroupCommitter,
+    IntakeHandler,
+    IntakePolicy,
+    accepts_recipient,
+    protocol_factory,
+)
 
 SECURITY = "security@example.org"
 
 
 class RunningIntake:
-    def __init__(self, policy, store, enqueue, lmtp=False):
+    """The intake as `forewarn intake` wires it (a GroupCommitter), on a loop in a thread."""
+
+    def __init__(self, policy, commit, after_commit, lmtp=False, tls_context=None):
+        self.committer = GroupCommitter(commit, after_commit)
         self.loop = asyncio.new_event_loop()
-        factory = protocol_factory(IntakeHandler(policy, store, enqueue), "example.org", lmtp=lmtp)
+        handler = IntakeHandler(policy, self.committer.store)
+        factory = protocol_factory(handler, "example.org", lmtp=lmtp, tls_context=tls_context)
         self.server = self.loop.run_until_complete(self.loop.create_server(factory, "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -35,23 +45,24 @@ class RunningIntake:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+        self.committer.close()
 
 
 @pytest.fixture
 def start_intake(db, redis_conn, clock):
     running = []
 
-    def start(store=None, enqueue=None, lmtp=False, **policy):
-        def default_store(raw, envelope_from, recipients):
-            with db.connection_context():
-                return inbound.store(raw, envelope_from, recipients, app_clock.now())
-
-        def default_enqueue(message_id):
-            reconcile.queue_inbound(redis_conn, message_id)
+    def start(after_commit=None, lmtp=False, tls_context=None, **policy):
+        def default_after_commit(ids):
+            reconcile.queue_new_inbound(redis_conn, ids)
 
         settings = {"security_address": SECURITY, "max_message_bytes": 200_000, **policy}
         intake = RunningIntake(
-            IntakePolicy(**settings), store or default_store, enqueue or default_enqueue, lmtp
+            IntakePolicy(**settings),
+            inbound.committer(db, app_clock.now),
+            after_commit or default_after_commit,
+            lmtp=lmtp,
+            tls_context=tls_context,
         )
         running.append(intake)
         return intake
@@ -150,7 +161,7 @@ def test_a_message_is_accepted_when_redis_is_down_and_waits_for_the_reconciler(s
     from app import queue
 
     dead = queue.connect("redis://127.0.0.1:1/0")
-    intake = start_intake(enqueue=lambda message_id: reconcile.queue_inbound(dead, message_id))
+    intake = start_intake(after_commit=lambda ids: reconcile.queue_new_inbound(dead, ids))
     assert send(intake.port, report()) == {}
     stored = InboundMessage.get()
     assert [m.id for m in inbound.due(app_clock.now())] == [stored.id]
@@ -215,7 +226,7 @@ def test_lmtp_mode_speaks_lmtp(start_intake, db):
     assert InboundMessage.select().count() == 1
 
 
-def test_starttls_is_offered_when_a_certificate_is_configured(db, redis_conn, clock, tmp_path):
+def test_starttls_is_offered_when_a_certificate_is_configured(start_intake, db, tmp_path):
     import ssl
     import subprocess
 
@@ -229,29 +240,13 @@ def test_starttls_is_offered_when_a_certificate_is_configured(db, redis_conn, cl
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 
-    def store(raw, envelope_from, recipients):
-        with db.connection_context():
-            return inbound.store(raw, envelope_from, recipients, app_clock.now())
-
-    policy = IntakePolicy(security_address=SECURITY, max_message_bytes=100_000)
-    loop = asyncio.new_event_loop()
-    factory = protocol_factory(
-        IntakeHandler(policy, store, lambda i: None), "example.org", tls_context=context
-    )
-    server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", 0))
-    port = server.sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        client_context = ssl.create_default_context(cafile=str(cert))
-        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
-            smtp.ehlo("client.example.net")
-            assert smtp.has_extn("starttls")
-            smtp.starttls(context=client_context)
-            smtp.ehlo("client.example.net")
-            assert smtp.sock.version().startswith("TLS")
-            assert smtp.sendmail("ada@example.net", [SECURITY], report()) == {}
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    intake = start_intake(tls_context=context)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    with smtplib.SMTP("127.0.0.1", intake.port, timeout=10) as smtp:
+        smtp.ehlo("client.example.net")
+        assert smtp.has_extn("starttls")
+        smtp.starttls(context=client_context)
+        smtp.ehlo("client.example.net")
+        assert smtp.sock.version().startswith("TLS")
+        assert smtp.sendmail("ada@example.net", [SECURITY], report()) == {}
     assert InboundMessage.select().count() == 1

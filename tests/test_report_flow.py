@@ -36,14 +36,14 @@ def flow(env, settings, db, redis_conn, keyring, relay, clock, monkeypatch):
         monkeypatch.setenv(name, value)
     jobs._settings.cache_clear()
 
-    def store(raw, envelope_from, recipients):
-        with db.connection_context():
-            return inbound.store(raw, envelope_from, recipients, app_clock.now())
-
     from mail.intake import IntakePolicy
 
     policy = IntakePolicy(security_address=SERVICE, max_message_bytes=settings.max_message_bytes)
-    intake = RunningIntake(policy, store, lambda i: reconcile.queue_inbound(redis_conn, i))
+    intake = RunningIntake(
+        policy,
+        inbound.committer(db, app_clock.now),
+        lambda ids: reconcile.queue_new_inbound(redis_conn, ids),
+    )
 
     class Flow:
         port = intake.port
