@@ -19,6 +19,7 @@ from mail.intake import (
     accepts_recipient,
     protocol_factory,
 )
+from tests.conftest import wait_for
 
 SECURITY = "security@example.org"
 
@@ -111,7 +112,11 @@ def test_an_accepted_message_is_stored_exactly_as_received_and_queued(
     assert stored.state == "received"
     from app import queue
 
-    assert queue.work_queue(redis_conn).job_ids == [f"inbound-{stored.id}"]
+    # Queued by the writer thread right after the commit (the 250 does not wait for Redis).
+    wait_for(
+        lambda: queue.work_queue(redis_conn).job_ids == [f"inbound-{stored.id}"],
+        what="the processing job",
+    )
 
 
 def test_unknown_recipients_get_550(start_intake, db):
