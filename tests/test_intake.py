@@ -255,3 +255,10 @@ def test_starttls_is_offered_when_a_certificate_is_configured(start_intake, db, 
         assert smtp.sock.version().startswith("TLS")
         assert smtp.sendmail("ada@example.net", [SECURITY], report()) == {}
     assert InboundMessage.select().count() == 1
+
+
+def test_an_unexpected_error_answers_451_without_internals():
+    handler = IntakeHandler(IntakePolicy(SECURITY, 1000), store=None)
+    reply = asyncio.run(handler.handle_exception(RuntimeError("/srv/secret/path exploded")))
+    assert reply.startswith("451 4.3.0")
+    assert "secret" not in reply and "RuntimeError" not in reply

@@ -100,8 +100,13 @@ def test_a_pgp_mime_report_is_decrypted_and_acknowledged_encrypted_to_the_report
     assert parse(ack.data)["In-Reply-To"] == "<report-1@example.org>"
 
 
-def test_an_inline_pgp_report_is_decrypted(flow, relay, keyring, rita):
-    armored = mc.gpg_encrypt(flow.service_cert, b"Inline details: heap overflow.\n")
+@pytest.mark.parametrize("tool", ["gpg", "sqop"])
+def test_an_inline_pgp_report_is_decrypted(flow, relay, keyring, rita, tool):
+    plaintext = b"Inline details: heap overflow.\n"
+    if tool == "gpg":
+        armored = mc.gpg_encrypt(flow.service_cert, plaintext)
+    else:
+        armored = mc.sqop_encrypt(flow.service_cert, plaintext, signer=rita)
     flow.report(mc.inline_pgp("Hello,", armored, "Thanks, Rita"))
     assert "Inline details: heap overflow." in Correspondence.get().text
     assert Correspondence.get().encrypted
