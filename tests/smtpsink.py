@@ -15,27 +15,15 @@ class Received:
     data: bytes
 
 
-class SmtpSink:
-    """Answers each DATA with the next scripted reply (default 250) and keeps what it accepted."""
+class LoopServer:
+    """An asyncio server on a free loopback port, run by a loop in a thread of its own."""
 
-    def __init__(self):
-        self.received: list[Received] = []
-        self.replies: deque[str] = deque()
+    def __init__(self, factory):
         self.loop = asyncio.new_event_loop()
-        self.server = self.loop.run_until_complete(
-            self.loop.create_server(lambda: SMTP(self, hostname="sink"), "127.0.0.1", 0)
-        )
+        self.server = self.loop.run_until_complete(self.loop.create_server(factory, "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-
-    async def handle_DATA(self, server, session, envelope):
-        reply = self.replies.popleft() if self.replies else "250 2.0.0 OK"
-        if reply.startswith("250"):
-            self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-            )
-        return reply
 
     def stop(self):
         async def close():
@@ -46,3 +34,20 @@ class SmtpSink:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+
+
+class SmtpSink(LoopServer):
+    """Answers each DATA with the next scripted reply (default 250) and keeps what it accepted."""
+
+    def __init__(self):
+        self.received: list[Received] = []
+        self.replies: deque[str] = deque()
+        super().__init__(lambda: SMTP(self, hostname="sink"))
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = self.replies.popleft() if self.replies else "250 2.0.0 OK"
+        if reply.startswith("250"):
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+        return reply

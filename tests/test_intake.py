@@ -20,32 +20,23 @@ from mail.intake import (
     protocol_factory,
 )
 from tests.conftest import wait_for
+from tests.smtpsink import LoopServer
 
 SECURITY = "security@example.org"
 
 
-class RunningIntake:
+class RunningIntake(LoopServer):
     """The intake as `forewarn intake` wires it (a GroupCommitter), on a loop in a thread."""
 
     def __init__(self, policy, commit, after_commit, lmtp=False, tls_context=None):
         self.committer = GroupCommitter(commit, after_commit)
-        self.loop = asyncio.new_event_loop()
         handler = IntakeHandler(policy, self.committer.store)
-        factory = protocol_factory(handler, "example.org", lmtp=lmtp, tls_context=tls_context)
-        self.server = self.loop.run_until_complete(self.loop.create_server(factory, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__(
+            protocol_factory(handler, "example.org", lmtp=lmtp, tls_context=tls_context)
+        )
 
     def stop(self):
-        async def close():
-            self.server.close()
-            await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        super().stop()
         self.committer.close()
 
 

@@ -18,15 +18,9 @@ import pytest
 from app.errors import OperatorError
 from keys.keyring import KeyringError, ServiceKeyring
 from tests.conftest import short_tempdir, wait_for
+from tests.openpgp import run
 
 MESSAGE = "Bericht über CVE-2026-0001\r\nline two\n".encode() + bytes(range(256))
-
-
-def run(*args, input=None, check=True):
-    result = subprocess.run(list(args), input=input, capture_output=True, timeout=60, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args[0]} failed ({result.returncode}): {result.stderr.decode()}")
-    return result
 
 
 def agent_pids(home: Path) -> list[int]:
