@@ -98,3 +98,12 @@ def test_unreachable_database_is_one_line_naming_the_variable():
 def test_sqlite_in_a_missing_folder_says_how_to_fix_it(tmp_path):
     with pytest.raises(OperatorError, match="FOREWARN_DATABASE_URL"):
         app_db.open_database(f"sqlite:///{tmp_path}/missing/forewarn.db")
+
+
+def test_audit_events_cannot_be_changed_or_deleted_even_in_sql(db):
+    event = AuditEvent.create(actor_label="t", action="cve.assign", at=datetime.now(UTC))
+    with pytest.raises(peewee.DatabaseError, match="append-only"), db.atomic():
+        AuditEvent.update(action="nothing").where(AuditEvent.id == event.id).execute()
+    with pytest.raises(peewee.DatabaseError, match="append-only"), db.atomic():
+        AuditEvent.delete().where(AuditEvent.id == event.id).execute()
+    assert AuditEvent.get_by_id(event.id).action == "cve.assign"

@@ -19,6 +19,8 @@ class User(BaseModel):
     session_token = peewee.CharField(unique=True)
     created_at = UTCDateTimeField()
     last_login_at = UTCDateTimeField(null=True)
+    away = peewee.BooleanField(default=False)  # skipped by the triage rotation
+    last_assigned_at = UTCDateTimeField(null=True)  # round-robin: the longest-waiting is next
 
     @classmethod
     def security_team(cls):

@@ -17,6 +17,7 @@ class CveId(BaseModel):
     year = peewee.IntegerField()
     number = peewee.IntegerField()
     state = peewee.CharField(default="available", choices=[(s, s) for s in CVE_STATES])
+    source = peewee.CharField(default="block")  # "block" or "cve-services"
     assigned_at = UTCDateTimeField(null=True)
     reason = peewee.TextField(default="")
 
@@ -46,6 +47,7 @@ class Vulnerability(BaseModel):
     fix_due = UTCDateTimeField(null=True)
     embargo_until = UTCDateTimeField(null=True, index=True)
     published_at = UTCDateTimeField(null=True)
+    reminders_sent = peewee.TextField(default="{}")  # JSON: which reminders went out
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
 
