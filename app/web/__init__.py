@@ -43,12 +43,11 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
 
     CSRFProtect(app)
-    from app.web import auth, public, team
+    from app.web import account, admin, auth, public, releases, rotation, team
 
     auth.init_app(app)
-    app.register_blueprint(public.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(team.bp)
+    for blueprint in (public.bp, auth.bp, team.bp, admin.bp, account.bp, releases.bp, rotation.bp):
+        app.register_blueprint(blueprint)
     _install_database_handling(app)
     _install_security_headers(app, settings)
     _install_error_pages(app)
