@@ -48,6 +48,7 @@ class Settings:
     intake_tls_key: Path | None = None
     refuse_plaintext: bool = False
     tracking_prefix: str = "SEC"
+    publication_hour: int = 14  # UTC hour at which default embargoes end
 
     @property
     def gnupg_home(self) -> Path:
@@ -85,6 +86,12 @@ def _positive_int(name: str, value: str) -> int:
     if number <= 0:
         raise ConfigError(f"{name}={value!r} must be a positive whole number")
     return number
+
+
+def _hour(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 23:
+        raise ConfigError(f"FOREWARN_PUBLICATION_HOUR={value!r} must be an hour from 0 to 23")
+    return int(value)
 
 
 def _flag(name: str, value: str) -> bool:
@@ -185,6 +192,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "FOREWARN_REFUSE_PLAINTEXT", get("FOREWARN_REFUSE_PLAINTEXT") or "0"
         ),
         tracking_prefix=prefix,
+        publication_hour=_hour(get("FOREWARN_PUBLICATION_HOUR") or "14"),
     )
 
 

@@ -153,6 +153,7 @@ _AUTO_SUBMITTED = {
     "reply-ack": "auto-replied",
     "unreadable": "auto-replied",
     "reply": None,
+    "rejected": None,
 }
 
 
@@ -160,7 +161,7 @@ def _replied_message_id(delivery: Delivery) -> str | None:
     payload = json.loads(delivery.payload or "{}")
     if delivery.kind not in _AUTO_SUBMITTED:
         return None
-    if delivery.kind == "reply":  # answers the reporter's latest message
+    if delivery.kind in ("reply", "rejected"):  # answers the reporter's latest message
         latest = (
             Correspondence.select()
             .where(
@@ -202,6 +203,12 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _T
         )
         neutral = f"Security report {v.tracking_id}"
         return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
+    if delivery.kind == "rejected":
+        key = _usable_key(v.reporter_key)
+        reason = payload.get("reason", "") if key is not None else ""
+        body = mailtext.render("rejected", v=v, reason=reason, **common)
+        neutral = f"Security report {v.tracking_id} closed"
+        return _Text(neutral, neutral, body, key)
     if delivery.kind == "reply":
         entry = Correspondence.get_by_id(payload["correspondence"])
         key = _usable_key(v.reporter_key)

@@ -14,7 +14,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
 
-from app import audit, embargo, inbound
+from app import audit, embargo, inbound, vulns
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import Refused
@@ -194,22 +194,10 @@ def _thread(parsed: ParsedMessage, recipients: list[str], settings: Settings):
     return None
 
 
-def next_tracking_id(prefix: str, year: int) -> str:
-    stem = f"{prefix}-{year}-"
-    numbers = [
-        int(row.tracking_id.removeprefix(stem))
-        for row in Vulnerability.select(Vulnerability.tracking_id).where(
-            Vulnerability.tracking_id.startswith(stem)
-        )
-        if row.tracking_id.removeprefix(stem).isdigit()
-    ]
-    return f"{stem}{max(numbers, default=0) + 1:04d}"
-
-
 def _new_vulnerability(parsed: ParsedMessage, settings: Settings, at: datetime) -> Vulnerability:
     dates = embargo.default_dates(at, settings)
     return Vulnerability.create(
-        tracking_id=next_tracking_id(settings.tracking_prefix, at.year),
+        tracking_id=vulns.next_tracking_id(settings.tracking_prefix, at.year),
         title=(parsed.subject or "(no subject)")[:250],
         reporter_email=parsed.from_address or "",
         reporter_name=(parsed.from_name or "")[:250],

@@ -49,7 +49,7 @@ def test_a_plain_report_becomes_a_new_vulnerability_with_default_dates(
     assert (v.status, v.title) == ("new", "Overflow in BLE")
     assert (v.reporter_email, v.reporter_name) == ("rita@example.org", "Rita Reporter")
     assert v.fix_due == clock.at + timedelta(days=30)
-    assert v.embargo_until == clock.at + timedelta(days=90)
+    assert v.embargo_until == clock.at + timedelta(days=90, hours=2)  # 14:00 UTC, a Tuesday
     entry = Correspondence.get()
     assert "The BLE stack overflows." in entry.text
     assert (entry.encrypted, entry.signature_status) == (False, "unsigned")
