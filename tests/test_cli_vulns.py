@@ -19,8 +19,16 @@ def ready(forewarn, tmp_path):
 
 
 def test_create_prints_the_tracking_id_alone(forewarn, ready):
-    result = forewarn("vulns", "create", "--title", "L2CAP overflow",
-                      "--description-file", str(ready), "--embargo-until", "2027-03-02")  # fmt: skip
+    result = forewarn(
+        "vulns",
+        "create",
+        "--title",
+        "L2CAP overflow",
+        "--description-file",
+        str(ready),
+        "--embargo-until",
+        "2027-03-02",
+    )
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"SEC-\d{4}-0001\n", result.stdout)
     shown = json.loads(forewarn("vulns", "show", result.stdout.strip(), "--json").stdout)
@@ -29,22 +37,26 @@ def test_create_prints_the_tracking_id_alone(forewarn, ready):
 
 
 def test_list_and_show_print_one_json_document_with_the_contract_keys(forewarn, ready):
-    tracking = forewarn("vulns", "create", "--title", "T", "--description-file",
-                        str(ready)).stdout.strip()  # fmt: skip
+    tracking = forewarn(
+        "vulns", "create", "--title", "T", "--description-file", str(ready)
+    ).stdout.strip()
     listed = json.loads(forewarn("vulns", "list", "--json").stdout)
     assert [set(row) for row in listed] == [LIST_KEYS]
     assert listed[0]["id"] == tracking and listed[0]["status"] == "new"
     shown = json.loads(forewarn("vulns", "show", tracking, "--json").stdout)
-    assert LIST_KEYS | {"description", "affected", "severity", "credits",
-                        "correspondence"} <= set(shown)  # fmt: skip
+    assert LIST_KEYS | {"description", "affected", "severity", "credits", "correspondence"} <= set(
+        shown
+    )
     assert shown["correspondence"] == []
 
 
 def test_set_follows_the_rules_with_the_operators_reason(forewarn, ready):
-    tracking = forewarn("vulns", "create", "--title", "T", "--description-file",
-                        str(ready)).stdout.strip()  # fmt: skip
-    ok = forewarn("vulns", "set", tracking, "severity",
-                  "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H")  # fmt: skip
+    tracking = forewarn(
+        "vulns", "create", "--title", "T", "--description-file", str(ready)
+    ).stdout.strip()
+    ok = forewarn(
+        "vulns", "set", tracking, "severity", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(forewarn("vulns", "show", tracking, "--json").stdout)["cvss_score"] == 9.8
     # Extending needs a reason; the command line supplies the operator's by default.
@@ -59,7 +71,8 @@ def test_unknown_ids_and_fields_are_one_line_errors(forewarn, ready):
     missing = forewarn("vulns", "show", "SEC-2026-0042")
     assert missing.returncode == 1 and "forewarn vulns list" in missing.stderr
     assert missing.stdout == ""
-    tracking = forewarn("vulns", "create", "--title", "T", "--description-file",
-                        str(ready)).stdout.strip()  # fmt: skip
+    tracking = forewarn(
+        "vulns", "create", "--title", "T", "--description-file", str(ready)
+    ).stdout.strip()
     bad = forewarn("vulns", "set", tracking, "colour", "red")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1

@@ -41,15 +41,24 @@ def test_the_normal_path_runs_new_to_published(v, clock):
     v = vulns.set_status(v, "published", CLI, clock.at)
     assert (v.status, v.published_at) == ("published", clock.at)
     assert [e["after"] for e in audit_of("vuln.status")] == [
-        "triage", "accepted", "fixed", "published"
-    ]  # fmt: skip
+        "triage",
+        "accepted",
+        "fixed",
+        "published",
+    ]
 
 
 @pytest.mark.parametrize(
     ("start", "target"),
-    [("new", "fixed"), ("new", "published"), ("triage", "fixed"), ("fixed", "rejected"),
-     ("published", "accepted"), ("rejected", "new")],
-)  # fmt: skip
+    [
+        ("new", "fixed"),
+        ("new", "published"),
+        ("triage", "fixed"),
+        ("fixed", "rejected"),
+        ("published", "accepted"),
+        ("rejected", "new"),
+    ],
+)
 def test_transitions_outside_the_life_cycle_are_refused(v, clock, start, target):
     Vulnerability.update(status=start).execute()
     with pytest.raises(Refused, match="from there it can go to"):
@@ -78,13 +87,17 @@ def test_rejecting_needs_a_reason_and_tells_the_reporter(v, clock):
 
 
 def test_severity_takes_a_cvss_vector_and_computes_its_score(v, clock):
-    v = vulns.set_field(v, "severity", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", CLI,
-                        clock.at)  # fmt: skip
+    v = vulns.set_field(
+        v, "severity", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", CLI, clock.at
+    )
     assert v.cvss_score == 9.8
     v = vulns.set_field(
-        v, "severity", "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", CLI,
+        v,
+        "severity",
+        "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+        CLI,
         clock.at,
-    )  # fmt: skip
+    )
     assert v.cvss_score == 9.3
     with pytest.raises(Refused, match="not a valid CVSS vector"):
         vulns.set_field(v, "severity", "CVSS:3.1/AV:Q", CLI, clock.at)
@@ -93,8 +106,9 @@ def test_severity_takes_a_cvss_vector_and_computes_its_score(v, clock):
 
 
 def test_affected_is_parsed_and_normalised(v, clock):
-    v = vulns.set_field(v, "affected", " zephyr  >=3.0 <4.2 ;zephyr =3.7.0;mcuboot <=2.1", CLI,
-                        clock.at)  # fmt: skip
+    v = vulns.set_field(
+        v, "affected", " zephyr  >=3.0 <4.2 ;zephyr =3.7.0;mcuboot <=2.1", CLI, clock.at
+    )
     assert v.affected == "zephyr >=3.0 <4.2; zephyr =3.7.0; mcuboot <=2.1"
     items = affected.parse(v.affected)
     assert items[0] == affected.Affected("zephyr", introduced="3.0", fixed="4.2")
@@ -104,8 +118,9 @@ def test_affected_is_parsed_and_normalised(v, clock):
 
 
 def test_fix_references_must_be_urls_and_cwe_an_id(v, clock):
-    v = vulns.set_field(v, "fix_refs", "https://github.com/z/z/pull/1 https://g/c/abc", CLI,
-                        clock.at)  # fmt: skip
+    v = vulns.set_field(
+        v, "fix_refs", "https://github.com/z/z/pull/1 https://g/c/abc", CLI, clock.at
+    )
     assert v.fix_refs.split() == ["https://github.com/z/z/pull/1", "https://g/c/abc"]
     with pytest.raises(Refused, match="not an http"):
         vulns.set_field(v, "fix_refs", "commit abc123", CLI, clock.at)
@@ -157,8 +172,10 @@ def test_dates_given_as_text_are_utc_with_a_date_meaning_the_publication_hour(v,
 def test_every_field_change_is_audited_with_before_and_after(v, clock):
     vulns.set_field(v, "title", "Heap overflow in L2CAP", CLI, clock.at)
     [event] = audit_of("vuln.set.title")
-    assert event == {"before": {"title": "Overflow in L2CAP"},
-                     "after": {"title": "Heap overflow in L2CAP"}}  # fmt: skip
+    assert event == {
+        "before": {"title": "Overflow in L2CAP"},
+        "after": {"title": "Heap overflow in L2CAP"},
+    }
 
 
 def test_unknown_fields_and_vulnerabilities_are_refused_clearly(v, clock):
