@@ -43,10 +43,19 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
 
     CSRFProtect(app)
-    from app.web import account, admin, auth, public, releases, rotation, team
+    from app.web import account, admin, auth, public, releases, rotation, team, workspace
 
     auth.init_app(app)
-    for blueprint in (public.bp, auth.bp, team.bp, admin.bp, account.bp, releases.bp, rotation.bp):
+    for blueprint in (
+        public.bp,
+        auth.bp,
+        team.bp,
+        workspace.bp,
+        admin.bp,
+        account.bp,
+        releases.bp,
+        rotation.bp,
+    ):
         app.register_blueprint(blueprint)
     _install_database_handling(app)
     _install_security_headers(app, settings)

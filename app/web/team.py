@@ -8,14 +8,16 @@ import redis
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from peewee import JOIN, fn
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app import clock, reconcile, reports
+from app import clock, markdown, reconcile, reports, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
+from app.web import workspace
 from app.web.auth import roles_required
 
 bp = Blueprint("team", __name__, url_prefix="/team")
@@ -170,7 +172,16 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         .where(Correspondence.vulnerability == v)
         .order_by(Correspondence.at, Correspondence.id)
     )
-    page = render_template("team/vulnerability.html", v=v, thread=list(thread), form=form)
+    page = render_template(
+        "team/vulnerability.html",
+        v=v,
+        thread=list(thread),
+        form=form,
+        edit=workspace.forms_for(v),
+        description_html=Markup(markdown.to_html(v.description)),  # noqa: S704  (nh3-sanitised)
+        score=v.cvss_score,
+        credits=vulns.credits(v),
+    )
     return page, status
 
 

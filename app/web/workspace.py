@@ -1,0 +1,200 @@
+"""Working a vulnerability: its fields, state, dates and assignee, each a form of its own that
+ends with a message saying what happened and what comes next."""
+
+from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from app import clock, embargo, vulns
+from app.accounts import TEAM_ROLES
+from app.errors import Refused
+from app.models import User, Vulnerability
+from app.web.auth import roles_required
+
+bp = Blueprint("workspace", __name__, url_prefix="/team/vulnerabilities")
+
+EDITABLE = ("title", "description", "severity", "affected", "cwe", "credits", "fix_refs")
+
+
+class FieldsForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=250)])
+    description = TextAreaField("Description (Markdown)", validators=[Length(max=100_000)])
+    severity = StringField("CVSS vector (3.1 or 4.0)", validators=[Optional(), Length(max=200)])
+    affected = StringField(
+        "Affected (e.g. zephyr >=3.0 <4.2; zephyr =3.7.0)", validators=[Length(max=2000)]
+    )
+    cwe = StringField("CWE (e.g. CWE-787)", validators=[Length(max=20)])
+    credits = StringField("Credits (empty: the reporter, by name)", validators=[Length(max=500)])
+    credit_reporter = BooleanField("Credit the reporter")
+    fix_refs = TextAreaField(
+        "Fix references: URLs, private until the embargo ends", validators=[Length(max=5000)]
+    )
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("New state", choices=[])
+    reason = TextAreaField("Reason (needed to reject; the reporter is told)")
+
+
+class DatesForm(FlaskForm):
+    embargo_until = StringField("Embargo until (UTC, e.g. 2027-02-23T14:00)")
+    fix_due = StringField("Fix due (UTC)")
+    reason = TextAreaField("Reason (needed to extend an embargo or end it early)")
+
+
+class AssigneeForm(FlaskForm):
+    assignee = SelectField("Assignee", choices=[])
+
+
+def forms_for(v: Vulnerability) -> dict:
+    """The edit forms of the vulnerability page, filled with its current values."""
+    fields = FieldsForm(obj=v, formdata=None)
+    status = StatusForm(formdata=None)
+    status.status.choices = [(s, s) for s in sorted(vulns.TRANSITIONS[v.status])]
+    dates = DatesForm(formdata=None)
+    dates.embargo_until.data = _iso(v.embargo_until)
+    dates.fix_due.data = _iso(v.fix_due)
+    assignee = AssigneeForm(formdata=None)
+    assignee.assignee.choices = _members()
+    assignee.assignee.data = v.assignee.email if v.assignee_id else ""
+    return {"fields": fields, "status": status, "dates": dates, "assignee": assignee}
+
+
+def _iso(at) -> str:
+    return at.strftime("%Y-%m-%dT%H:%MZ") if at else ""
+
+
+def _members() -> list[tuple[str, str]]:
+    team = User.select().where(User.role.in_(TEAM_ROLES), User.active == True)  # noqa: E712
+    return [("", "nobody")] + [(u.email, u.email) for u in team.order_by(User.email)]
+
+
+def _vulnerability(tracking_id: str) -> Vulnerability:
+    v = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id)
+    if v is None:
+        abort(404)
+    return v
+
+
+def _back(v: Vulnerability):
+    return redirect(url_for("team.vulnerability", tracking_id=v.tracking_id))
+
+
+def _actor() -> vulns.Actor:
+    return vulns.Actor.of(current_user.user)
+
+
+def _refused(v: Vulnerability, what: str, exc: Exception):
+    flash(f"{what} not saved: {exc}", "error")
+    return _back(v)
+
+
+def _form_errors(form: FlaskForm) -> str:
+    return "; ".join(
+        f"{form[name].label.text}: {' '.join(errs)}" for name, errs in form.errors.items()
+    )
+
+
+@bp.route("/<tracking_id>/fields", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def fields(tracking_id: str):
+    v = _vulnerability(tracking_id)
+    form = FieldsForm()
+    if not form.validate_on_submit():
+        return _refused(v, "The fields were", _form_errors(form))
+    changed = []
+    try:
+        for name in EDITABLE:
+            value = (getattr(form, name).data or "").strip()
+            if name == "fix_refs":
+                value = " ".join(value.split())
+            if value != (getattr(v, name) or ""):
+                v = vulns.set_field(v, name, value, _actor(), clock.now())
+                changed.append(name.replace("_", " "))
+    except Refused as exc:
+        return _refused(v, f"Some fields ({', '.join(changed)} saved before it)", exc)
+    if form.credit_reporter.data != v.credit_reporter:
+        Vulnerability.update(credit_reporter=form.credit_reporter.data).where(
+            Vulnerability.id == v.id
+        ).execute()
+        changed.append("reporter credit")
+    if changed:
+        flash(f"Saved: {', '.join(changed)}. The change is in the audit log.", "success")
+    else:
+        flash("Nothing changed.", "info")
+    return _back(v)
+
+
+@bp.route("/<tracking_id>/status", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def status(tracking_id: str):
+    v = _vulnerability(tracking_id)
+    form = StatusForm()
+    form.status.choices = [(s, s) for s in sorted(vulns.TRANSITIONS[v.status])]
+    if not form.validate_on_submit():
+        return _refused(v, "The state was", _form_errors(form))
+    try:
+        v = vulns.set_status(v, form.status.data, _actor(), clock.now(), form.reason.data or "")
+    except Refused as exc:
+        return _refused(v, "The state was", exc)
+    next_steps = {
+        "triage": "Decide whether it is a vulnerability: accept or reject it.",
+        "accepted": "It now shows publicly as a placeholder until the embargo ends. "
+        "Assign a CVE id and work on the fix.",
+        "fixed": "Send the pre-disclosure alert so product makers can deploy before the lift.",
+        "published": "Its details are public now.",
+        "rejected": "The reporter is told, with the reason (encrypted when their key is known).",
+    }
+    flash(f"{v.tracking_id} is now {v.status}. {next_steps.get(v.status, '')}", "success")
+    return _back(v)
+
+
+@bp.route("/<tracking_id>/dates", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def dates(tracking_id: str):
+    from datetime import time
+
+    v = _vulnerability(tracking_id)
+    form = DatesForm()
+    if not form.validate_on_submit():
+        return _refused(v, "The dates were", _form_errors(form))
+    settings = current_app.extensions["forewarn.settings"]
+    said = []
+    try:
+        for name, default_time in (
+            ("fix_due", time(23, 59, 59)),
+            ("embargo_until", time(settings.publication_hour)),
+        ):
+            text = (getattr(form, name).data or "").strip()
+            if not text:
+                continue
+            value = embargo.parse_instant(text, default_time)
+            if value != getattr(v, name):
+                v = vulns.set_date(v, name, value, _actor(), clock.now(), form.reason.data or "")
+                said.append(f"{name.replace('_', ' ')} is {embargo.shown(value)}")
+    except Refused as exc:
+        return _refused(v, "The dates were", exc)
+    if said:
+        flash(f"Saved: {'; '.join(said)}. The change is in the audit log.", "success")
+    else:
+        flash("The dates are unchanged.", "info")
+    return _back(v)
+
+
+@bp.route("/<tracking_id>/assignee", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def assignee(tracking_id: str):
+    v = _vulnerability(tracking_id)
+    form = AssigneeForm()
+    form.assignee.choices = _members()
+    if not form.validate_on_submit():
+        return _refused(v, "The assignee was", _form_errors(form))
+    try:
+        v = vulns.set_field(v, "assignee", form.assignee.data or "none", _actor(), clock.now())
+    except Refused as exc:
+        return _refused(v, "The assignee was", exc)
+    who = v.assignee.email if v.assignee_id else "nobody"
+    flash(f"{v.tracking_id} is now assigned to {who}.", "success")
+    return _back(v)

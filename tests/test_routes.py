@@ -1,0 +1,92 @@
+"""Every route is classified by who may use it, and the classification is enforced: a new route
+without a rule here fails, so none can be forgotten."""
+
+import pytest
+
+from app import accounts, passwords
+from app.models import User, Vulnerability
+from tests.conftest import PASSWORD, csrf_token
+
+AUDIENCES = {
+    "public": "anyone",
+    "auth": "anyone",
+    "static": "anyone",
+    "account": "signed-in",
+    "team": "team",
+    "workspace": "team",
+    "releases": "team",
+    "rotation": "team",
+    "admin": "admin",
+}
+SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css"}
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.split(".")[0]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            url = rule.build({a: SAMPLE_ARGS.get(a, "1") for a in rule.arguments})[1]
+            yield blueprint, rule.endpoint, method, url
+
+
+@pytest.fixture
+def known(db, clock):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+    Vulnerability.create(tracking_id="SEC-2026-0001", reported_at=at, created_at=at, updated_at=at)
+
+
+def test_every_route_has_an_audience(app):
+    unclassified = sorted({e for b, e, _, _ in routes(app) if b not in AUDIENCES})
+    assert unclassified == []
+
+
+def test_team_and_admin_routes_send_anonymous_visitors_to_sign_in(app, client, known):
+    for blueprint, endpoint, method, url in routes(app):
+        if AUDIENCES[blueprint] in ("anyone",):
+            continue
+        response = client.open(url, method=method)
+        if method == "POST":
+            assert response.status_code == 400, (endpoint, response.status_code)  # no CSRF token
+        else:
+            assert response.status_code == 302, (endpoint, response.status_code)
+            assert "/login" in response.headers["Location"], endpoint
+
+
+def test_registrants_are_refused_every_team_and_admin_route(app, client, auth, known, clock):
+    User.create(
+        email="maker@example.com",
+        password_hash=passwords.hash_password(PASSWORD),
+        role="registrant",
+        session_token=accounts.new_session_token(),
+        created_at=clock.at,
+    )
+    auth.login("maker@example.com", PASSWORD)
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    for blueprint, endpoint, method, url in routes(app):
+        if AUDIENCES[blueprint] not in ("team", "admin"):
+            continue
+        response = client.open(url, method=method, data={"csrf_token": token})
+        assert response.status_code == 403, (endpoint, method, response.status_code)
+
+
+def test_team_members_are_refused_admin_routes(app, client, auth, known, clock):
+    accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, by="t")
+    auth.login("bob@example.org", PASSWORD)
+    token = csrf_token(client.get("/team/").get_data(as_text=True))
+    for blueprint, endpoint, method, url in routes(app):
+        if AUDIENCES[blueprint] != "admin":
+            continue
+        response = client.open(url, method=method, data={"csrf_token": token})
+        assert response.status_code == 403, (endpoint, method, response.status_code)
+
+
+def test_every_form_needs_its_csrf_token(app, client, auth, known, admin_user):
+    auth.login(admin_user.email, PASSWORD)
+    posts = [(e, url) for b, e, m, url in routes(app) if m == "POST" and b != "auth"]
+    assert posts, "no forms found"
+    for endpoint, url in posts:
+        response = client.post(url, data={})
+        assert response.status_code == 400, endpoint
+        assert "Form expired" in response.get_data(as_text=True), endpoint

@@ -1,0 +1,125 @@
+"""Working a vulnerability in the portal: fields, state, dates, assignee, with clear messages."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from app import vulns
+from app.models import AuditEvent, Vulnerability
+from tests.conftest import PASSWORD, csrf_token
+
+CLI = vulns.Actor(None, "test")
+
+
+def messages(response) -> list[str]:
+    return [
+        m.strip()
+        for m in re.findall(
+            r'<p class="message [a-z]+">(.*?)</p>', response.get_data(as_text=True), re.S
+        )
+    ]
+
+
+@pytest.fixture
+def v(db, clock, settings):
+    return vulns.create("Overflow in L2CAP", "It **overflows**.", CLI, clock.at, settings)
+
+
+@pytest.fixture
+def signed_in(client, auth, admin_user):
+    auth.login(admin_user.email, PASSWORD)
+    return client
+
+
+def post(client, v, action, **data):
+    page = client.get(f"/team/vulnerabilities/{v.tracking_id}")
+    data["csrf_token"] = csrf_token(page.get_data(as_text=True))
+    return client.post(
+        f"/team/vulnerabilities/{v.tracking_id}/{action}", data=data, follow_redirects=True
+    )
+
+
+def fields(v, **changes):
+    values = {
+        "title": v.title,
+        "description": v.description,
+        "severity": v.severity,
+        "affected": v.affected,
+        "cwe": v.cwe,
+        "credits": v.credits,
+        "fix_refs": v.fix_refs,
+        "credit_reporter": "y",
+    }
+    values.update(changes)
+    return values
+
+
+def test_the_page_renders_markdown_safely(signed_in, v):
+    Vulnerability.update(description="**bold** <script>alert(1)</script>").execute()
+    page = signed_in.get(f"/team/vulnerabilities/{v.tracking_id}").get_data(as_text=True)
+    assert "<strong>bold</strong>" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_saving_fields_changes_only_what_changed_and_says_so(signed_in, v):
+    response = post(
+        signed_in,
+        v,
+        "fields",
+        **fields(
+            v, severity="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", affected="zephyr <4.2"
+        ),
+    )
+    assert response.status_code == 200
+    assert messages(response) == ["Saved: severity, affected. The change is in the audit log."]
+    v = Vulnerability.get_by_id(v.id)
+    assert (v.cvss_score, v.affected) == (9.8, "zephyr <4.2")
+    assert "(score 9.8)" in response.get_data(as_text=True)
+
+
+def test_a_field_the_rules_refuse_is_not_saved_and_the_reason_shown(signed_in, v):
+    response = post(signed_in, v, "fields", **fields(v, affected="zephyr 3.x"))
+    [message] = messages(response)
+    assert "not saved" in message and "PRODUCT RANGE" in message
+    assert Vulnerability.get_by_id(v.id).affected == ""
+
+
+def test_changing_state_follows_the_life_cycle_and_says_what_comes_next(signed_in, v):
+    response = post(signed_in, v, "status", status="accepted")
+    assert "is now accepted" in messages(response)[0]
+    assert "Assign a CVE id" in messages(response)[0]
+    response = post(signed_in, v, "status", status="rejected")
+    assert "needs a reason" in messages(response)[0]
+    assert Vulnerability.get_by_id(v.id).status == "accepted"
+
+
+def test_extending_the_embargo_needs_a_reason(signed_in, v):
+    response = post(signed_in, v, "dates", embargo_until="2027-03-02", fix_due="")
+    assert "needs a reason" in messages(response)[0]
+    response = post(
+        signed_in,
+        v,
+        "dates",
+        embargo_until="2027-03-02",
+        fix_due="",
+        reason="The fix needs a second release.",
+    )
+    assert messages(response)[0].startswith("Saved: embargo until is 2027-03-02 14:00 UTC.")
+    assert Vulnerability.get_by_id(v.id).embargo_until == datetime(2027, 3, 2, 14, tzinfo=UTC)
+    event = AuditEvent.get(AuditEvent.action == "vuln.embargo_until")
+    assert "The fix needs a second release." in event.details
+
+
+def test_assigning_a_member(signed_in, v, admin_user):
+    response = post(signed_in, v, "assignee", assignee=admin_user.email)
+    assert messages(response) == [f"{v.tracking_id} is now assigned to {admin_user.email}."]
+    assert Vulnerability.get_by_id(v.id).assignee_id == admin_user.id
+
+
+def test_publishing_without_a_cve_is_refused_with_what_is_missing(signed_in, v):
+    post(signed_in, v, "status", status="accepted")
+    response = post(signed_in, v, "status", status="published")
+    assert "cannot be published without a CVE id" in messages(response)[0]
+    assert Vulnerability.get_by_id(v.id).status == "accepted"
