@@ -1,5 +1,135 @@
-"""Admin pages: the audit log (and, later, CVE blocks and the registry)."""
+"""Admin pages: the audit log, filtered and paged, and its CSV export (itself audited)."""
 
-from flask import Blueprint
+import csv
+import io
+import json
+from datetime import UTC, datetime, time, timedelta
+
+from flask import Blueprint, Response, render_template, request, url_for
+from flask_login import current_user
+from wtforms import DateField, Form, SelectField, StringField
+from wtforms.validators import Length, Optional, ValidationError
+
+from app import audit, clock
+from app.web.auth import roles_required
+from app.web.team import utc, utc_iso
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PAGE_SIZE = 100
+FILTERS = ("actor", "action", "target", "since", "until")
+
+
+@bp.context_processor
+def _helpers():
+    return {"utc": utc, "utc_iso": utc_iso}
+
+
+@bp.app_template_filter("pretty_details")
+def pretty_details(text: str) -> str:
+    """An event's JSON details indented for reading; nothing for none; as stored if not JSON."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) if value else ""
+
+
+class AuditFilterForm(Form):
+    """A GET form: filters are part of the address, so a filtered view can be shared."""
+
+    actor = StringField(
+        "Actor (email, or a label such as cli:root)",
+        validators=[Optional(), Length(max=254)],
+        filters=[lambda v: v.strip() if v else v],
+    )
+    action = SelectField("Action", choices=[], default="")
+    target = StringField(
+        "Target (exactly as recorded)",
+        validators=[Optional(), Length(max=255)],
+        filters=[lambda v: v.strip() if v else v],
+    )
+    since = DateField("From (UTC date)", validators=[Optional()])
+    until = DateField("To (UTC date, inclusive)", validators=[Optional()])
+
+    def validate_until(self, field):
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("The end date comes before the start date.")
+
+    def filters(self) -> dict:
+        """The keyword arguments of audit.events(): whole UTC days, the last one included."""
+        return {
+            "actor": self.actor.data or None,
+            "action": self.action.data or None,
+            "target": self.target.data or None,
+            "since": _day_start(self.since.data) if self.since.data else None,
+            "until": _day_start(self.until.data + timedelta(days=1)) if self.until.data else None,
+        }
+
+
+def _day_start(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _filter_form() -> AuditFilterForm:
+    form = AuditFilterForm(request.args)
+    form.action.choices = [("", "Any action")] + [(a, a) for a in audit.actions()]
+    return form
+
+
+def _filter_args() -> dict[str, str]:
+    """The filters as they came in, to carry into the next page's and the CSV's address."""
+    return {name: request.args[name] for name in FILTERS if request.args.get(name)}
+
+
+@bp.route("/audit")
+@roles_required("admin")
+def audit_log():
+    form = _filter_form()
+    if not form.validate():
+        return _audit_page(form, events=[], older_url=None), 400
+    before = request.args.get("before", type=int)
+    found = list(audit.events(**form.filters(), before=before, limit=PAGE_SIZE + 1))
+    older_url = None
+    if len(found) > PAGE_SIZE:
+        found = found[:PAGE_SIZE]
+        older_url = url_for("admin.audit_log", before=found[-1].id, **_filter_args())
+    return _audit_page(form, events=found, older_url=older_url, paged=before is not None)
+
+
+def _audit_page(form, events, older_url, paged=False):
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        events=events,
+        older_url=older_url,
+        newest_url=url_for("admin.audit_log", **_filter_args()) if paged else None,
+        csv_url=url_for("admin.audit_csv", **_filter_args()),
+        filtered=bool(_filter_args()),
+        page_size=PAGE_SIZE,
+    )
+
+
+@bp.route("/audit.csv")
+@roles_required("admin")
+def audit_csv():
+    form = _filter_form()
+    if not form.validate():
+        return _audit_page(form, events=[], older_url=None), 400
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    rows = -1  # the header is not an event
+    for row in audit.csv_rows(audit.events(**form.filters())):
+        writer.writerow(row)
+        rows += 1
+    now = clock.now()
+    # Who took a copy of the log, and of which part, is itself part of the log.
+    audit.record(
+        current_user.user, "audit.export", now, details={"filters": _filter_args(), "rows": rows}
+    )
+    filename = f"forewarn-audit-{now.strftime('%Y%m%dT%H%M%SZ')}.csv"
+    return Response(
+        buffer.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -114,7 +114,8 @@ def fields(tracking_id: str):
                 v = vulns.set_field(v, name, value, _actor(), clock.now())
                 changed.append(name.replace("_", " "))
     except Refused as exc:
-        return _refused(v, f"Some fields ({', '.join(changed)} saved before it)", exc)
+        saved = f" ({', '.join(changed)} saved)" if changed else ""
+        return _refused(v, f"The {name.replace('_', ' ')} was{saved}", exc)
     if form.credit_reporter.data != v.credit_reporter:
         Vulnerability.update(credit_reporter=form.credit_reporter.data).where(
             Vulnerability.id == v.id
