@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time
 
+import peewee
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
@@ -328,3 +329,39 @@ def details(v: Vulnerability) -> dict:
             for entry in v.correspondence.order_by(v.correspondence.model.id)
         ],
     }
+
+
+OPEN_STATES = ("new", "triage", "accepted", "fixed")
+QUEUES = ("mine", "unassigned", "all", "overdue")
+
+
+def queue(view: str, user: User | None, at: datetime, search: str = ""):
+    """The team's queues: mine, unassigned, all, overdue; searched by id, CVE or text."""
+    from app.models import CveId
+
+    query = (
+        Vulnerability.select(Vulnerability, CveId, User)
+        .join(CveId, peewee.JOIN.LEFT_OUTER, on=(Vulnerability.cve == CveId.id))
+        .switch(Vulnerability)
+        .join(User, peewee.JOIN.LEFT_OUTER, on=(Vulnerability.assignee == User.id))
+    )
+    open_ = Vulnerability.status.in_(OPEN_STATES)
+    if view == "mine":
+        query = query.where(open_, Vulnerability.assignee == user)
+    elif view == "unassigned":
+        query = query.where(open_, Vulnerability.assignee.is_null())
+    elif view == "overdue":
+        query = query.where(
+            open_, (Vulnerability.fix_due < at) | (Vulnerability.embargo_until < at)
+        )
+    elif view != "all":
+        raise Refused(f"{view!r} is not a queue; use one of {', '.join(QUEUES)}")
+    search = search.strip()
+    if search:
+        query = query.where(
+            (Vulnerability.tracking_id == search.upper())
+            | (CveId.cve_id == search.upper())
+            | Vulnerability.title.contains(search)
+            | Vulnerability.description.contains(search)
+        )
+    return query.order_by(Vulnerability.reported_at.desc(), Vulnerability.id.desc())

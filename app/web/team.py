@@ -5,7 +5,16 @@ import logging
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -17,7 +26,7 @@ from app import clock, markdown, reconcile, reports, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
-from app.web import workspace
+from app.web import timeline, workspace
 from app.web.auth import roles_required
 
 bp = Blueprint("team", __name__, url_prefix="/team")
@@ -69,23 +78,38 @@ class ReplyForm(FlaskForm):
 @bp.route("/")
 @roles_required(*TEAM_ROLES)
 def home():
-    messages = (
-        Correspondence.select(fn.COUNT(Correspondence.id))
-        .where(Correspondence.vulnerability == Vulnerability.id)
-        .alias("message_count")
+    view = request.args.get("view", "mine")
+    if view not in vulns.QUEUES:
+        view = "mine"
+    search = request.args.get("q", "")[:200]
+    messages = Correspondence.select(fn.COUNT(Correspondence.id)).where(
+        Correspondence.vulnerability == Vulnerability.id
     )
-    vulnerabilities = Vulnerability.select(
-        Vulnerability.id,
-        Vulnerability.tracking_id,
-        Vulnerability.title,
-        Vulnerability.status,
-        Vulnerability.reporter_name,
-        Vulnerability.reported_at,
-        messages,
-    ).order_by(Vulnerability.reported_at.desc(), Vulnerability.id.desc())
+    rows = vulns.queue(view, current_user.user, clock.now(), search)
+    rows = rows.select_extend(messages.alias("message_count"))
     return render_template(
-        "team/home.html", vulnerabilities=list(vulnerabilities), held=_held_counts()
+        "team/home.html",
+        vulnerabilities=list(rows),
+        held=_held_counts(),
+        view=view,
+        views=vulns.QUEUES,
+        search=search,
+        now=clock.now(),
     )
+
+
+@bp.route("/dashboard")
+@roles_required(*TEAM_ROLES)
+def dashboard():
+    at = clock.now()
+    open_ones = (
+        Vulnerability.select()
+        .where(
+            Vulnerability.status.in_(vulns.OPEN_STATES), Vulnerability.embargo_until.is_null(False)
+        )
+        .order_by(Vulnerability.embargo_until)
+    )
+    return render_template("team/dashboard.html", chart=timeline.chart(list(open_ones), at), now=at)
 
 
 @bp.route("/vulnerabilities/<tracking_id>")
