@@ -18,6 +18,9 @@ class Bar:
     fix: float  # fix due (clamped to the bar)
     end: float  # embargo end
     overdue: bool
+    reported_at: datetime
+    fix_due: datetime | None
+    embargo_until: datetime
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ def chart(vulnerabilities, at: datetime) -> Chart:
                 x(fix),
                 x(v.embargo_until),
                 overdue,
+                v.reported_at,
+                v.fix_due,
+                v.embargo_until,
             )
         )
     ticks, month = [], datetime(first.year, first.month, 1, tzinfo=first.tzinfo)
