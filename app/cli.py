@@ -346,10 +346,10 @@ def cve_import_block(id_range: str) -> None:
 @cve.command("assign", help="Give a vulnerability the next free id; prints the id alone.")
 @click.argument("vuln_id")
 def cve_assign(vuln_id: str) -> None:
-    from app import cves
+    from app import cve_services, cves
 
     settings = _settings()
-    services = cves.ServicesConfig.from_environ()
+    services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
     vuln = cves.find_vulnerability(vuln_id)
     given = cves.allocate(vuln, None, f"cli:{_operator()}", clock.now(), services)
@@ -362,10 +362,10 @@ def cve_assign(vuln_id: str) -> None:
 @click.argument("cve_id")
 @click.option("--reason", required=True, help="why it is retired (kept with the id)")
 def cve_retire(cve_id: str, reason: str) -> None:
-    from app import cves
+    from app import cve_services, cves
 
     settings = _settings()
-    services = cves.ServicesConfig.from_environ()
+    services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
     row = cves.retire(cve_id, reason, None, f"cli:{_operator()}", clock.now(), services)
     click.echo(f"{row.cve_id} rejected: {row.reason}")
@@ -390,12 +390,12 @@ def cve_list(as_json: bool) -> None:
 
 @cve.command("quota", help="Ids left: in the blocks, or in the CVE Services quota.")
 def cve_quota() -> None:
-    from app import cves
+    from app import cve_services, cves
 
     settings = _settings()
-    services = cves.ServicesConfig.from_environ()
+    services = cve_services.ServicesConfig.from_environ()
     if services is not None:
-        left = cves.quota(services)
+        left = cve_services.quota(services)
         click.echo(
             f"CVE Services ({services.org}): limit {left['id_quota']}, "
             f"reserved {left['total_reserved']}, available {left['available']}"
