@@ -123,3 +123,16 @@ def test_publishing_without_a_cve_is_refused_with_what_is_missing(signed_in, v):
     response = post(signed_in, v, "status", status="published")
     assert "cannot be published without a CVE id" in messages(response)[0]
     assert Vulnerability.get_by_id(v.id).status == "accepted"
+
+
+def test_assigning_a_cve_id_takes_the_next_free_one(signed_in, v, clock):
+    from app import cves
+
+    response = post(signed_in, v, "cve")
+    assert "No CVE id was assigned" in messages(response)[0]
+    assert "forewarn cve import-block" in messages(response)[0]
+    cves.import_block("CVE-2026-1000..CVE-2026-1002", None, "test", clock.at)
+    response = post(signed_in, v, "cve")
+    assert messages(response)[0].startswith(f"CVE-2026-1000 is assigned to {v.tracking_id}.")
+    assert "Admins: only 2 CVE ids left" in messages(response)[1]
+    assert Vulnerability.get_by_id(v.id).cve.cve_id == "CVE-2026-1000"

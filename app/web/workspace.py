@@ -44,6 +44,10 @@ class DatesForm(FlaskForm):
     reason = TextAreaField("Reason (needed to extend an embargo or end it early)")
 
 
+class CveForm(FlaskForm):
+    """A button: the next free CVE id for this vulnerability."""
+
+
 class AssigneeForm(FlaskForm):
     assignee = SelectField("Assignee", choices=[])
 
@@ -59,7 +63,13 @@ def forms_for(v: Vulnerability) -> dict:
     assignee = AssigneeForm(formdata=None)
     assignee.assignee.choices = _members()
     assignee.assignee.data = v.assignee.email if v.assignee_id else ""
-    return {"fields": fields, "status": status, "dates": dates, "assignee": assignee}
+    return {
+        "fields": fields,
+        "status": status,
+        "dates": dates,
+        "assignee": assignee,
+        "cve": CveForm(formdata=None),
+    }
 
 
 def _iso(at) -> str:
@@ -198,4 +208,29 @@ def assignee(tracking_id: str):
         return _refused(v, "The assignee was", exc)
     who = v.assignee.email if v.assignee_id else "nobody"
     flash(f"{v.tracking_id} is now assigned to {who}.", "success")
+    return _back(v)
+
+
+@bp.route("/<tracking_id>/cve", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def cve(tracking_id: str):
+    from app import cve_services, cves
+    from app.errors import ForewarnError
+
+    v = _vulnerability(tracking_id)
+    if not CveForm().validate_on_submit():
+        return _refused(v, "No CVE id was assigned:", "the form expired; try again")
+    try:
+        services = cve_services.ServicesConfig.from_environ()
+        allocation = cves.allocate(v, current_user.user, current_user.email, clock.now(), services)
+    except ForewarnError as exc:
+        flash(f"No CVE id was assigned: {exc}", "error")
+        return _back(v)
+    flash(
+        f"{allocation.cve.cve_id} is assigned to {v.tracking_id}. While the embargo lasts, "
+        "release notes name it by id alone.",
+        "success",
+    )
+    if allocation.low:
+        flash(f"Admins: {allocation.warning}.", "error")
     return _back(v)
