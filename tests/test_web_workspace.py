@@ -32,9 +32,21 @@ def signed_in(client, auth, admin_user):
     return client
 
 
+PREFIXES = {
+    "fields": "fields",
+    "status": "state",
+    "dates": "dates",
+    "assignee": "assign",
+    "cve": "cve",
+}
+
+
 def post(client, v, action, **data):
+    """Post one of the page's forms (each has its own field prefix, so ids stay unique)."""
     page = client.get(f"/team/vulnerabilities/{v.tracking_id}")
-    data["csrf_token"] = csrf_token(page.get_data(as_text=True))
+    prefix = PREFIXES[action]
+    data = {f"{prefix}-{name}": value for name, value in data.items()}
+    data[f"{prefix}-csrf_token"] = csrf_token(page.get_data(as_text=True))
     return client.post(
         f"/team/vulnerabilities/{v.tracking_id}/{action}", data=data, follow_redirects=True
     )

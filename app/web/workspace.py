@@ -54,13 +54,13 @@ class AssigneeForm(FlaskForm):
 
 def forms_for(v: Vulnerability) -> dict:
     """The edit forms of the vulnerability page, filled with its current values."""
-    fields = FieldsForm(obj=v, formdata=None)
-    status = StatusForm(formdata=None)
+    fields = FieldsForm(obj=v, formdata=None, prefix="fields")
+    status = StatusForm(formdata=None, prefix="state")
     status.status.choices = [(s, s) for s in sorted(vulns.TRANSITIONS[v.status])]
-    dates = DatesForm(formdata=None)
+    dates = DatesForm(formdata=None, prefix="dates")
     dates.embargo_until.data = _iso(v.embargo_until)
     dates.fix_due.data = _iso(v.fix_due)
-    assignee = AssigneeForm(formdata=None)
+    assignee = AssigneeForm(formdata=None, prefix="assign")
     assignee.assignee.choices = _members()
     assignee.assignee.data = v.assignee.email if v.assignee_id else ""
     return {
@@ -68,7 +68,7 @@ def forms_for(v: Vulnerability) -> dict:
         "status": status,
         "dates": dates,
         "assignee": assignee,
-        "cve": CveForm(formdata=None),
+        "cve": CveForm(formdata=None, prefix="cve"),
     }
 
 
@@ -111,7 +111,7 @@ def _form_errors(form: FlaskForm) -> str:
 @roles_required(*TEAM_ROLES)
 def fields(tracking_id: str):
     v = _vulnerability(tracking_id)
-    form = FieldsForm()
+    form = FieldsForm(prefix="fields")
     if not form.validate_on_submit():
         return _refused(v, "The fields were", _form_errors(form))
     changed = []
@@ -142,7 +142,7 @@ def fields(tracking_id: str):
 @roles_required(*TEAM_ROLES)
 def status(tracking_id: str):
     v = _vulnerability(tracking_id)
-    form = StatusForm()
+    form = StatusForm(prefix="state")
     form.status.choices = [(s, s) for s in sorted(vulns.TRANSITIONS[v.status])]
     if not form.validate_on_submit():
         return _refused(v, "The state was", _form_errors(form))
@@ -168,7 +168,7 @@ def dates(tracking_id: str):
     from datetime import time
 
     v = _vulnerability(tracking_id)
-    form = DatesForm()
+    form = DatesForm(prefix="dates")
     if not form.validate_on_submit():
         return _refused(v, "The dates were", _form_errors(form))
     settings = current_app.extensions["forewarn.settings"]
@@ -198,7 +198,7 @@ def dates(tracking_id: str):
 @roles_required(*TEAM_ROLES)
 def assignee(tracking_id: str):
     v = _vulnerability(tracking_id)
-    form = AssigneeForm()
+    form = AssigneeForm(prefix="assign")
     form.assignee.choices = _members()
     if not form.validate_on_submit():
         return _refused(v, "The assignee was", _form_errors(form))
@@ -218,7 +218,7 @@ def cve(tracking_id: str):
     from app.errors import ForewarnError
 
     v = _vulnerability(tracking_id)
-    if not CveForm().validate_on_submit():
+    if not CveForm(prefix="cve").validate_on_submit():
         return _refused(v, "No CVE id was assigned:", "the form expired; try again")
     try:
         services = cve_services.ServicesConfig.from_environ()
