@@ -14,7 +14,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
 
-from app import audit, embargo, inbound, vulns
+from app import audit, embargo, inbound, rotation, vulns
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import Refused
@@ -76,6 +76,7 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
             return "junk"
         if is_new:
             vulnerability = _new_vulnerability(parsed, settings, at)
+            rotation.assign_new(vulnerability, at)  # whoever is on triage duty
         _remember_reporter_key(vulnerability, parsed, at)
         entry = Correspondence.create(
             vulnerability=vulnerability,
@@ -96,7 +97,7 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
                 at,
                 {"correspondence": entry.id, "encrypted": parsed.encrypted},
             )
-        for member in User.security_team():
+        for member in _told_about(vulnerability):
             _queue(
                 "team-forward",
                 vulnerability,
@@ -115,6 +116,14 @@ def _headers(raw: bytes):
         return BytesHeaderParser(policy=default_policy).parsebytes(raw[:65536])
     except Exception:  # garbage of any kind: the caller does without
         return None
+
+
+def _told_about(vulnerability: Vulnerability) -> list[User]:
+    """Who gets a report or reply forwarded: its assignee (on duty), else the whole team."""
+    assignee = vulnerability.assignee
+    if assignee is not None and assignee.active:
+        return [assignee]
+    return list(User.security_team())
 
 
 def _header_sender(raw: bytes) -> str:

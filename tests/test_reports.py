@@ -221,3 +221,16 @@ def test_a_team_reply_is_kept_in_the_thread_queued_and_audited(db, keyring, sett
     assert AuditEvent.get(AuditEvent.action == "report.reply").target == v.tracking_id
     with pytest.raises(Refused, match="write a reply"):
         reports.reply_to_reporter(v, member, "   ", clock.at)
+
+
+def test_a_new_report_goes_to_the_member_on_triage_duty_alone(db, keyring, settings, clock):
+    ada = accounts.create_team_account("ada@example.org", PASSWORD, "team", clock.at, "t").user
+    bob = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    process(deliver(mc.plain("first", subject="One"), clock), keyring, settings, clock)
+    raw = mc.plain("second", subject="Two").replace(b"<report-1@", b"<report-2@")
+    clock.move(minutes=1)
+    process(deliver(raw, clock), keyring, settings, clock)
+    first, second = Vulnerability.select().order_by(Vulnerability.id)
+    assert (first.assignee_id, second.assignee_id) == (ada.id, bob.id)  # round-robin
+    forwards = [(d.vulnerability_id, d.recipient) for d in deliveries("team-forward")]
+    assert forwards == [(first.id, "ada@example.org"), (second.id, "bob@example.org")]
