@@ -62,8 +62,31 @@ class SecondFactorNeeded(Refused):
     pass
 
 
-def authenticate(email: str, password: str, code: str, at: datetime, require_2fa: bool) -> User:
-    """The user these credentials belong to, or LoginFailed with a message fit to show."""
+def authenticate(
+    email: str, password: str, code: str, at: datetime, require_2fa: bool, source: str = ""
+) -> User:
+    """The user these credentials belong to, or LoginFailed with a message fit to show.
+
+    Every sign-in and every failed one is audited (source: the client's address)."""
+    try:
+        user = _check_credentials(email, password, code, at, require_2fa)
+    except SecondFactorNeeded:
+        raise  # the password was right; the person is asked for the code next
+    except LoginFailed as exc:
+        audit.record(
+            None,
+            "auth.login_failed",
+            at,
+            target=email.strip().lower()[:250],
+            details={"source": source, "why": str(exc)},
+            actor_label="anonymous",
+        )
+        raise
+    audit.record(user, "auth.login", at, target=user.email, details={"source": source})
+    return user
+
+
+def _check_credentials(email, password, code, at, require_2fa) -> User:
     user = User.get_or_none(User.email == email.strip().lower())
     stored = user.password_hash if user is not None else passwords.DUMMY_HASH
     if not passwords.check_password(stored, password) or user is None or not user.active:

@@ -130,3 +130,20 @@ def test_ending_sessions_rotates_the_session_token(db, clock, admin_user):
     before = admin_user.session_token
     accounts.end_sessions(admin_user)
     assert User.get_by_id(admin_user.id).session_token != before
+
+
+def test_sign_ins_and_failed_ones_are_audited_with_their_source(db, clock, admin_user):
+    accounts.authenticate(admin_user.email, PASSWORD, "", clock.at, False, source="198.51.100.7")
+    with pytest.raises(accounts.LoginFailed):
+        accounts.authenticate(
+            admin_user.email, "wrong password!", "", clock.at, False, source="203.0.113.9"
+        )
+    ok = AuditEvent.get(AuditEvent.action == "auth.login")
+    assert (ok.actor_id, ok.target, json.loads(ok.details)) == (
+        admin_user.id,
+        admin_user.email,
+        {"source": "198.51.100.7"},
+    )
+    failed = AuditEvent.get(AuditEvent.action == "auth.login_failed")
+    assert failed.actor_id is None and failed.target == admin_user.email
+    assert json.loads(failed.details)["source"] == "203.0.113.9"

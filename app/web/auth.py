@@ -127,7 +127,12 @@ def login():
             return render_template("login.html", form=form), 429
         try:
             user = accounts.authenticate(
-                email, form.password.data, form.code.data or "", clock.now(), settings.require_2fa
+                email,
+                form.password.data,
+                form.code.data or "",
+                clock.now(),
+                settings.require_2fa,
+                source=address,
             )
         except accounts.LoginFailed as exc:
             flash(str(exc), "error")
