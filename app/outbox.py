@@ -203,6 +203,25 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _T
         )
         neutral = f"Security report {v.tracking_id}"
         return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
+    if delivery.kind == "reminder":
+        what = {"fix_due": "The fix is due", "embargo_until": "The embargo ends"}[payload["field"]]
+        when = {"past": "was due", "1 day": "in 1 day", "7 days": "in 7 days"}[payload["step"]]
+        if payload["step"] == "past":
+            what = {"fix_due": "The fix was due", "embargo_until": "The embargo ended"}[
+                payload["field"]
+            ]
+            when = "on"
+        body = mailtext.render(
+            "reminder",
+            v=v,
+            what=what,
+            when=when,
+            step=payload["step"],
+            deadline=datetime.fromisoformat(payload["deadline"]),
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+        )
+        subject = f"[{v.tracking_id}] {what.lower()} {when}"
+        return _Text(subject, subject, body, None)  # dates and ids only: signed, not secret
     if delivery.kind == "rejected":
         key = _usable_key(v.reporter_key)
         reason = payload.get("reason", "") if key is not None else ""

@@ -9,7 +9,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from app import inbound, outbox, queue
+from app import inbound, outbox, queue, reminders
 
 log = logging.getLogger("forewarn.reconcile")
 
@@ -58,6 +58,7 @@ def run_forever(connection: redis.Redis, database, now, stop: threading.Event) -
     while not stop.is_set():
         try:
             with database.connection_context():
+                reminders.queue_due(now())
                 count = run(connection, now())
             if count:
                 log.info("reconciler queued %d jobs", count)
