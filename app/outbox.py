@@ -184,6 +184,16 @@ def _usable_key(key: PublicKey | None) -> PublicKey | None:
     return key if key is not None and key.usable else None
 
 
+def _member_key(user) -> PublicKey | None:
+    """A team member's current key (the newest usable one)."""
+    return (
+        PublicKey.select()
+        .where(PublicKey.owner == user, PublicKey.usable == True)  # noqa: E712
+        .order_by(PublicKey.created_at.desc())
+        .first()
+    )
+
+
 def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _Text:
     payload = json.loads(delivery.payload or "{}")
     common = {
@@ -203,6 +213,22 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _T
         )
         neutral = f"Security report {v.tracking_id}"
         return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
+    if delivery.kind == "embargo-changed":
+        key = _member_key(delivery.user) if delivery.user else _usable_key(v.reporter_key)
+        for_reporter = delivery.user is None
+        body = mailtext.render(
+            "embargo-changed",
+            v=v,
+            for_reporter=for_reporter,
+            kind=payload["kind"],
+            before=datetime.fromisoformat(payload["before"]),
+            after=datetime.fromisoformat(payload["after"]),
+            reason=payload["reason"] if key is not None else "",
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+            **common,
+        )
+        subject = f"[{v.tracking_id}] embargo date changed"
+        return _Text(subject, subject, body, key)
     if delivery.kind == "reminder":
         what = {"fix_due": "The fix is due", "embargo_until": "The embargo ends"}[payload["field"]]
         when = {"past": "was due", "1 day": "in 1 day", "7 days": "in 7 days"}[payload["step"]]
@@ -239,16 +265,7 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _T
         return _Text(neutral, neutral, body, None)
     if delivery.kind == "team-forward":
         entry = Correspondence.get_by_id(payload["correspondence"])
-        key = (
-            _usable_key(
-                PublicKey.select()
-                .where(PublicKey.owner == delivery.user, PublicKey.usable == True)  # noqa: E712
-                .order_by(PublicKey.created_at.desc())
-                .first()
-            )
-            if delivery.user is not None
-            else None
-        )
+        key = _member_key(delivery.user) if delivery.user is not None else None
         first = (
             entry.id
             == Correspondence.select(peewee.fn.MIN(Correspondence.id))

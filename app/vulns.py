@@ -277,7 +277,30 @@ def set_date(
             },
             actor_label=actor.label,
         )
+        if kind in ("extend", "early-lift"):
+            _tell_embargo_change(v, before, value, kind, reason, at)
     return Vulnerability.get_by_id(v.id)
+
+
+def _tell_embargo_change(v, before, after, kind, reason, at) -> None:
+    """The team and the reporter learn that the publication date moved (the reason goes
+    only to those whose key we have; the others get the dates and a link)."""
+    payload = json.dumps(
+        {"before": before.isoformat(), "after": after.isoformat(), "kind": kind, "reason": reason}
+    )
+    people = [(member.email, member) for member in User.security_team()]
+    if v.reporter_email:
+        people.append((v.reporter_email, None))
+    for address, user in people:
+        Delivery.create(
+            kind="embargo-changed",
+            vulnerability=v,
+            user=user,
+            recipient=address,
+            payload=payload,
+            next_attempt_at=at,
+            created_at=at,
+        )
 
 
 def _jsonable(value):

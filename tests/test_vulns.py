@@ -183,3 +183,29 @@ def test_unknown_fields_and_vulnerabilities_are_refused_clearly(v, clock):
         vulns.set_field(v, "reporter_email", "x", CLI, clock.at)
     with pytest.raises(NotFound, match="forewarn vulns list"):
         vulns.get("SEC-2026-9999")
+
+
+def test_moving_an_embargo_tells_the_team_and_the_reporter(v, clock, keyring, settings):
+    from app import outbox
+    from tests.openpgp import parts_as_sent, text_of
+    from tests.smtpsink import SmtpSink
+
+    accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t")
+    Vulnerability.update(reporter_email="ada@example.net").execute()
+    v = Vulnerability.get_by_id(v.id)
+    later = v.embargo_until + timedelta(days=14)
+    vulns.set_date(v, "embargo_until", later, CLI, clock.at, reason="Vendor X ships in March.")
+    told = Delivery.select().where(Delivery.kind == "embargo-changed").order_by(Delivery.id)
+    assert [d.recipient for d in told] == ["bob@example.org", "ada@example.net"]
+    sink = SmtpSink()
+    try:
+        from mail.transport import SmtpTransport
+
+        for d in told:
+            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+        team_mail, reporter_mail = (text_of(parts_as_sent(r.data)[0]) for r in sink.received)
+    finally:
+        sink.stop()
+    assert "has been extended" in team_mail and "2027-03-09 14:00 UTC" in team_mail
+    assert "Vendor X" not in team_mail  # no key on file: the reason stays in the workspace
+    assert "The planned publication of your report" in reporter_mail
