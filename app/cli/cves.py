@@ -1,0 +1,83 @@
+"""`forewarn cve ...`: the CNA's blocks, or CVE Services."""
+
+import click
+
+from app import clock, runtime
+from app.cli import _operator, _settings, cli
+
+
+@cli.group(help="CVE ids: the CNA's blocks, or CVE Services when FOREWARN_CVE_SERVICES_URL is set.")
+def cve() -> None:
+    pass
+
+
+@cve.command("import-block", help="Add a block of ids assigned to the CNA (A..B, one year).")
+@click.argument("id_range", metavar="CVE-YYYY-FIRST..CVE-YYYY-LAST")
+def cve_import_block(id_range: str) -> None:
+    from app import cves
+
+    runtime.open_current_db(_settings())
+    done = cves.import_block(id_range, None, f"cli:{_operator()}", clock.now())
+    click.echo(f"added {done.added} ids ({done.known} already known)")
+
+
+@cve.command("assign", help="Give a vulnerability the next free id; prints the id alone.")
+@click.argument("vuln_id")
+def cve_assign(vuln_id: str) -> None:
+    from app import cve_services, cves
+
+    settings = _settings()
+    services = cve_services.ServicesConfig.from_environ()
+    runtime.open_current_db(settings)
+    vuln = cves.find_vulnerability(vuln_id)
+    given = cves.allocate(vuln, None, f"cli:{_operator()}", clock.now(), services)
+    click.echo(given.cve.cve_id)
+    if given.low:
+        click.echo(f"forewarn: warning: {given.warning}", err=True)
+
+
+@cve.command("retire", help="Reject an unused or unpublished id (at CVE Services too).")
+@click.argument("cve_id")
+@click.option("--reason", required=True, help="why it is retired (kept with the id)")
+def cve_retire(cve_id: str, reason: str) -> None:
+    from app import cve_services, cves
+
+    settings = _settings()
+    services = cve_services.ServicesConfig.from_environ()
+    runtime.open_current_db(settings)
+    row = cves.retire(cve_id, reason, None, f"cli:{_operator()}", clock.now(), services)
+    click.echo(f"{row.cve_id} rejected: {row.reason}")
+
+
+@cve.command("list", help="Every id held, with its state and vulnerability.")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+def cve_list(as_json: bool) -> None:
+    import json
+
+    from app import cves
+
+    runtime.open_current_db(_settings())
+    rows = cves.inventory()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        reason = f"  ({row['reason']})" if row["reason"] else ""
+        click.echo(f"{row['cve_id']:<16} {row['state']:<9} {row['vulnerability'] or '-'}{reason}")
+
+
+@cve.command("quota", help="Ids left: in the blocks, or in the CVE Services quota.")
+def cve_quota() -> None:
+    from app import cve_services, cves
+
+    settings = _settings()
+    services = cve_services.ServicesConfig.from_environ()
+    if services is not None:
+        left = cve_services.quota(services)
+        click.echo(
+            f"CVE Services ({services.org}): limit {left['id_quota']}, "
+            f"reserved {left['total_reserved']}, available {left['available']}"
+        )
+        return
+    runtime.open_current_db(settings)
+    click.echo(f"blocks: {cves.remaining()} ids available")

@@ -1,0 +1,124 @@
+"""`forewarn vulns ...` and `forewarn release-notes`."""
+
+import click
+
+from app import clock, runtime
+from app.cli import _operator, _settings, cli
+from app.errors import OperatorError
+
+
+@cli.group(help="Vulnerabilities: list, show, create, change.")
+def vulns() -> None:
+    pass
+
+
+def _cli_actor():
+    from app.vulns import Actor
+
+    return Actor(None, f"cli:{_operator()}")
+
+
+@vulns.command("list", help="Every vulnerability, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+def vulns_list(as_json: bool) -> None:
+    import json
+
+    from app import vulns as domain
+    from app.models import Vulnerability
+
+    runtime.open_current_db(_settings())
+    rows = [domain.summary(v) for v in Vulnerability.select().order_by(Vulnerability.id.desc())]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:<16} {row['status']:<9} {row['cve'] or '-':<15} "
+            f"{(row['embargo_until'] or '-')[:16]:<16} {row['title']}"
+        )
+
+
+@vulns.command("show", help="Everything about one vulnerability, correspondence included.")
+@click.argument("vuln_id")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+def vulns_show(vuln_id: str, as_json: bool) -> None:
+    import json
+
+    from app import vulns as domain
+
+    runtime.open_current_db(_settings())
+    shown = domain.details(domain.get(vuln_id))
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    for key in (
+        "id",
+        "title",
+        "status",
+        "cve",
+        "assignee",
+        "reported_at",
+        "fix_due",
+        "embargo_until",
+        "severity",
+        "cvss_score",
+        "cwe",
+        "affected",
+        "credits",
+    ):
+        click.echo(f"{key + ':':<15} {shown[key] if shown[key] not in (None, '') else '-'}")
+    click.echo(f"\n{shown['description'] or '(no description)'}")
+    for entry in shown["correspondence"]:
+        arrow = "from reporter" if entry["direction"] == "in" else "to reporter"
+        click.echo(f"\n--- {entry['at']} {arrow}, {entry['signature_status']} ---")
+        click.echo(entry["text"])
+
+
+@vulns.command("create", help="Open a vulnerability; prints its tracking id.")
+@click.option("--title", required=True)
+@click.option("--description-file", type=click.File("r"), required=True)
+@click.option("--embargo-until", default=None, help="ISO 8601, UTC (default: the policy's)")
+def vulns_create(title: str, description_file, embargo_until: str | None) -> None:
+    from datetime import time
+
+    from app import embargo
+    from app import vulns as domain
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    until = None
+    if embargo_until:
+        until = embargo.parse_instant(embargo_until, time(settings.publication_hour))
+    v = domain.create(title, description_file.read(), _cli_actor(), clock.now(), settings, until)
+    click.echo(v.tracking_id)
+
+
+@vulns.command("set", help="Change one field with the web form's rules and audit.")
+@click.argument("vuln_id")
+@click.argument("field")
+@click.argument("value")
+@click.option("--reason", default=None, help="why (where the rules ask for one)")
+def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
+    from app import vulns as domain
+
+    runtime.open_current_db(_settings())
+    v = domain.get(vuln_id)
+    changed = domain.set_field(
+        v, field, value, _cli_actor(), clock.now(), reason or domain.OPERATOR_REASON
+    )
+    click.echo(f"{changed.tracking_id}: {field} set")
+
+
+@cli.command("release-notes", help="Release-note lines: embargoed CVEs by id and date alone.")
+@click.option("--since", default=None, metavar="YYYY-MM-DD", help="published or ending since")
+def release_notes(since: str | None) -> None:
+    from app import exports
+
+    settings = _settings()
+    try:
+        day = exports.parse_date(since) if since is not None else None
+    except ValueError as exc:
+        raise OperatorError(f"--since: {exc}") from None
+    runtime.open_current_db(settings)
+    for line in exports.release_notes(clock.now(), day, base_url=settings.base_url):
+        click.echo(line)
