@@ -1,16 +1,20 @@
-"""Admin pages: the audit log, filtered and paged, and its CSV export (itself audited)."""
+"""Admin pages: the audit log, filtered and paged, and its CSV export (itself audited); the
+CNA's CVE ids: what is left (or the CVE Services quota), importing a block, retiring an id."""
 
 import csv
 import io
 import json
 from datetime import UTC, datetime, time, timedelta
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from wtforms import DateField, Form, SelectField, StringField
-from wtforms.validators import Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app import audit, clock
+from app import audit, clock, cve_services, cves
+from app.errors import ForewarnError
+from app.models import CveId, Vulnerability
 from app.web.auth import roles_required
 from app.web.team import utc, utc_iso
 
@@ -132,4 +136,138 @@ def audit_csv():
         buffer.getvalue(),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# -- CVE ids ---------------------------------------------------------------------------------
+
+CVE_ROWS = 500  # the table shows this many ids at most; `forewarn cve list` prints them all
+
+
+def _strip(value):
+    return value.strip() if value else value
+
+
+class ImportForm(FlaskForm):
+    id_range = StringField(
+        "Range, e.g. CVE-2026-1000..CVE-2026-1099",
+        validators=[DataRequired(), Length(max=100)],
+        filters=[_strip],
+    )
+
+
+class RetireForm(FlaskForm):
+    cve_id = StringField("CVE id", validators=[DataRequired(), Length(max=40)], filters=[_strip])
+    reason = StringField(
+        "Reason (kept with the id)", validators=[DataRequired(), Length(max=500)], filters=[_strip]
+    )
+
+
+@bp.route("/cves")
+@roles_required("admin")
+def cve_ids():
+    services, services_error, quota = None, None, None
+    try:
+        services = cve_services.ServicesConfig.from_environ()
+        quota = cve_services.quota(services)
+    except ForewarnError as exc:  # a bad setting or an unreachable service: say so, go on
+        services_error = str(exc)
+    rows = cves.inventory()
+    counts = {state: 0 for state in ("available", "assigned", "published", "rejected")}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    shown = [_with_instant(row) for row in reversed(rows[-CVE_ROWS:])]  # newest ids first
+    return render_template(
+        "admin/cves.html",
+        import_form=ImportForm(prefix="import"),
+        retire_form=RetireForm(prefix="retire"),
+        available=cves.remaining(),
+        counts=counts,
+        low_water=cves.LOW_WATER,
+        services=services,
+        services_error=services_error,
+        quota=quota,
+        rows=shown,
+        total=len(rows),
+    )
+
+
+def _with_instant(row: dict) -> dict:
+    at = row["assigned_at"]
+    return {**row, "assigned_at": datetime.fromisoformat(at) if at else None}
+
+
+@bp.route("/cves/import", methods=["POST"])
+@roles_required("admin")
+def cve_import():
+    form = ImportForm(prefix="import")
+    if not form.validate_on_submit():
+        flash(f"No ids were imported: {_form_errors(form)}", "error")
+        return redirect(url_for("admin.cve_ids"))
+    try:
+        done = cves.import_block(
+            form.id_range.data, current_user.user, current_user.email, clock.now()
+        )
+    except ForewarnError as exc:
+        flash(f"No ids were imported: {exc}", "error")
+        return redirect(url_for("admin.cve_ids"))
+    left = cves.remaining()
+    flash(
+        f"Added {_ids(done.added)} ({done.known} already known). "
+        f"{left} {'is' if left == 1 else 'are'} available now.",
+        "success",
+    )
+    return redirect(url_for("admin.cve_ids"))
+
+
+@bp.route("/cves/retire", methods=["POST"])
+@roles_required("admin")
+def cve_retire():
+    form = RetireForm(prefix="retire")
+    if not form.validate_on_submit():
+        flash(f"No id was retired: {_form_errors(form)}", "error")
+        return redirect(url_for("admin.cve_ids"))
+    try:
+        services = cve_services.ServicesConfig.from_environ()
+        holder = _holder(form.cve_id.data)
+        row = cves.retire(
+            form.cve_id.data,
+            form.reason.data,
+            current_user.user,
+            current_user.email,
+            clock.now(),
+            services,
+        )
+    except ForewarnError as exc:
+        flash(f"No id was retired: {exc}", "error")
+        return redirect(url_for("admin.cve_ids"))
+    where = " here and at CVE Services" if services and row.source == cves.SERVICES else ""
+    next_step = (
+        f"{holder} has no CVE id now; give it a new one from its page."
+        if holder
+        else "It will not be given to any vulnerability."
+    )
+    flash(f"{row.cve_id} is rejected{where} ({row.reason}). {next_step}", "success")
+    return redirect(url_for("admin.cve_ids"))
+
+
+def _holder(cve_id: str) -> str | None:
+    """The tracking id of the vulnerability that holds this id now, if any."""
+    year, number = cves.parse_id(cve_id)
+    vuln = (
+        Vulnerability.select(Vulnerability.tracking_id)
+        .join(CveId, on=(Vulnerability.cve == CveId.id))
+        .where(CveId.cve_id == cves.format_id(year, number))
+        .first()
+    )
+    return vuln.tracking_id if vuln else None
+
+
+def _ids(n: int) -> str:
+    return f"{n} id" if n == 1 else f"{n} ids"
+
+
+def _form_errors(form: FlaskForm) -> str:
+    return "; ".join(
+        f"{form[name].label.text}: {' '.join(errs)}" for name, errs in form.errors.items()
     )
