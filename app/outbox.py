@@ -122,7 +122,7 @@ class _Text:
 
 
 def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at) -> bytes:
-    text = _text(delivery, keyring, settings)
+    text = _text(delivery, keyring, settings, at)
     vulnerability = delivery.vulnerability
     reply_to = settings.security_address
     if vulnerability is not None:
@@ -194,7 +194,7 @@ def _member_key(user) -> PublicKey | None:
     )
 
 
-def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _Text:
+def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at) -> _Text:
     payload = json.loads(delivery.payload or "{}")
     common = {
         "fingerprint": keyring.fingerprint(),
@@ -213,6 +213,30 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings) -> _T
         )
         neutral = f"Security report {v.tracking_id}"
         return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
+    if delivery.kind == "verify-key":
+        from app import registry
+        from app.instance import secret_key
+
+        key = PublicKey.get_by_id(payload["key"])  # not usable yet: this mail is the proof
+        token = registry.verification_token(secret_key(settings), payload["registrant"], key.id, at)
+        body = mailtext.render(
+            "verify-key",
+            link=f"{settings.base_url}/registry/verify/{token}",
+            fingerprint_uploaded=key.fingerprint,
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Confirm your registration"
+        return _Text(subject, subject, body, key)
+    if delivery.kind == "registrant-rejected":
+        body = mailtext.render(
+            "registrant-rejected",
+            reason=payload["reason"],
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Your registry application"
+        return _Text(subject, subject, body, _member_key(delivery.user))
     if delivery.kind == "embargo-changed":
         key = _member_key(delivery.user) if delivery.user else _usable_key(v.reporter_key)
         for_reporter = delivery.user is None

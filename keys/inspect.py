@@ -1,9 +1,14 @@
 """Validate a certificate someone gave us (an upload, a mail attachment, an Autocrypt header)
-without trusting it: each look happens in a throwaway GnuPG home, never the service keyring."""
+without trusting it: each look happens in a throwaway GnuPG home, never the service keyring.
+
+inspect_registration_key() is the strict check of a product maker's key for alerts; whether its
+fingerprint is already another registrant's is the registry's rule (database), not checked here.
+"""
 
 import base64
 import binascii
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +38,7 @@ class Certificate:
     expires: datetime | None  # the primary key's expiry (aware UTC), None if it never expires
     armored: str  # the certificate re-exported: ASCII armor, minimal, public only
     encryption_expires: datetime | None = None  # latest expiry of the usable encryption keys
+    notes: tuple[str, ...] = ()  # what was accepted by an override (one line each)
 
 
 @contextmanager
@@ -143,3 +149,263 @@ def _why_unreadable(data: bytes, stderr: str) -> str:
 
 def _looks_binary_openpgp(data: bytes) -> bool:
     return bool(data) and data[0] & 0x80 == 0x80
+
+
+# -- registration: the strict check ----------------------------------------------------------------
+
+MAX_KEY_UPLOAD_BYTES = 1024 * 1024
+_MIN_RSA_BITS = 2048
+_RSA = {"1", "2", "3"}
+# ECDH, ECDSA, EdDSA (RFC 4880bis) and X25519, X448, Ed25519, Ed448 (RFC 9580).
+_ELLIPTIC = {"18", "19", "22", "25", "26", "27", "28"}
+_ALGO_NAMES = {"16": "ElGamal", "17": "DSA", "20": "ElGamal"}
+_EXPORT = "export only your public key (gpg --armor --export FINGERPRINT)"
+_STRONGER = "use RSA 3072+ or an elliptic-curve key (ed25519/cv25519)"
+_NEVER_SEND = (
+    "this is a SECRET key: never send it (if it travelled unencrypted, consider it exposed); "
+    "export the public key with gpg --armor --export FINGERPRINT"
+)
+_UID_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
+_BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.MULTILINE)
+
+
+def inspect_registration_key(
+    data: bytes | str,
+    email: str,
+    at: datetime,
+    *,
+    allow_other_uid: bool = False,
+    max_bytes: int = MAX_KEY_UPLOAD_BYTES,
+) -> Certificate:
+    """The one public key in an upload (armored or binary) for alerts to `email`, usable at
+    `at`; else a CertificateError saying, in one line, what to fix. allow_other_uid accepts a
+    key without `email` in a user id (noted). `armored` is the minimal export (third-party
+    signatures dropped) made in a throwaway home."""
+    if at.tzinfo is None:
+        raise ValueError("at must be an aware datetime")
+    data = _as_bytes(data)
+    if len(data) > max_bytes:
+        size = f"{len(data) / 2**20:.1f} MB" if len(data) >= 2**20 else f"{len(data) / 1024:.1f} KB"
+        raise CertificateError(f"the upload is {size}; a public key is a few KB: {_EXPORT}")
+    packets = _packets(_dearmor(data) if _BEGIN.search(data) else data)
+    primaries = {raw for tag, raw in packets if tag == 6}
+    if len(primaries) > 1:
+        raise CertificateError(
+            f"the upload holds {len(primaries)} keys; upload exactly one: {_EXPORT}"
+        )
+    with scratch_gpg() as gpg:
+        imported = gpg.import_keys(b"".join(raw for _, raw in packets))
+        listed = gpg.list_keys()
+        if not imported.count or len(listed) != 1:
+            raise CertificateError(
+                "GnuPG could not import the key (damaged, or no user id with a valid "
+                f"self-signature): {_EXPORT}"
+            )
+        key = listed[0]
+        fingerprint = key["fingerprint"]
+        usable = _judge(key, fingerprint, at)
+        notes = _check_user_ids(key, listed.uid_map, email, fingerprint, allow_other_uid)
+        armored = gpg.export_keys([fingerprint], armor=True, minimal=True)
+    if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+        raise CertificateError(f"GnuPG could not export the key again: {_EXPORT}")
+    expires = _instant(key.get("expires", ""))
+    ends = [_instant(sub.get("expires", "")) for sub in usable]
+    latest = None if None in ends else max(ends)
+    if expires is not None and (latest is None or expires < latest):
+        latest = expires  # a subkey is usable no longer than its primary key
+    return Certificate(
+        fingerprint=fingerprint,
+        user_ids=tuple(_text(uid) for uid in key.get("uids", ())),
+        can_encrypt=True,
+        expires=expires,
+        armored=armored,
+        encryption_expires=latest,
+        notes=notes,
+    )
+
+
+def _judge(key: dict, fingerprint: str, at: datetime) -> list[dict]:
+    """The usable encryption keys of key (listings); refuses a revoked, expired or weak key."""
+    if key.get("trust") in _DEAD:
+        state = _DEAD[key["trust"]]
+        raise CertificateError(f"the key {fingerprint} is {state}: upload a current key")
+    weak = _weakness(key)
+    if weak:
+        raise CertificateError(f"the key {fingerprint} is {weak}")
+    expires = _instant(key.get("expires", ""))
+    if expires is not None and expires <= at:
+        raise CertificateError(
+            f"the key {fingerprint} expired on {expires:%Y-%m-%d}: extend it with "
+            f"gpg --quick-set-expire {fingerprint} 2y (and its subkeys: "
+            f"gpg --quick-set-expire {fingerprint} 2y '*'), then upload it again"
+        )
+    fingerprints = {sub[0]: sub[2] for sub in key.get("subkeys", ())}
+    candidates = [(fingerprint, key)] if "e" in key.get("cap", "") else []
+    candidates += [
+        (fingerprints.get(keyid) or keyid, sub)
+        for keyid, sub in key.get("subkey_info", {}).items()
+        if "e" in sub.get("cap", "")
+    ]
+    if not candidates:
+        raise CertificateError(
+            f"the key {fingerprint} has no encryption subkey: add one with "
+            f"gpg --quick-add-key {fingerprint} cv25519 encr, then upload it again"
+        )
+    usable = [(fpr, sub) for fpr, sub in candidates if _alive(sub, at)]
+    if not usable:
+        # Not revoked (or invalid) yet not alive: expired, so "expires" is set.
+        ends = [(sub["expires"], fpr) for fpr, sub in candidates if sub.get("trust") not in _DEAD]
+        if ends:
+            end, subkey = max(ends, key=lambda pair: int(pair[0]))
+            when = _instant(end)
+            raise CertificateError(
+                f"the encryption subkey of {fingerprint} expired on {when:%Y-%m-%d}: extend it "
+                f"with gpg --quick-set-expire {fingerprint} 2y {subkey}, then upload it again"
+            )
+        raise CertificateError(
+            f"the encryption subkey of {fingerprint} is revoked: add a new one with "
+            f"gpg --quick-add-key {fingerprint} cv25519 encr, then upload it again"
+        )
+    for subkey, sub in usable:
+        weak = _weakness(sub)
+        if weak:
+            raise CertificateError(f"the encryption subkey {subkey} of {fingerprint} is {weak}")
+    return [sub for _, sub in usable]
+
+
+def _weakness(listing: dict) -> str:
+    """Why a key (listing) is too weak, ending in what to use instead; "" if it is strong."""
+    algo, bits = listing.get("algo", ""), int(listing.get("length") or 0)
+    if algo in _ELLIPTIC or (algo in _RSA and bits >= _MIN_RSA_BITS):
+        return ""
+    if algo in _RSA:
+        return f"RSA-{bits}, which is too weak: {_STRONGER}"
+    name = _ALGO_NAMES.get(algo, f"algorithm {algo}")
+    return f"{name}-{bits}, which we do not accept: {_STRONGER}"
+
+
+def _check_user_ids(
+    key: dict, uid_map: dict, email: str, fingerprint: str, allow_other_uid: bool
+) -> tuple[str, ...]:
+    """() if a current (unrevoked) user id holds email, as "Name <email>" or "email"."""
+    wanted = email.strip().lower()
+    uids = [_text(uid) for uid in key.get("uids", ()) if uid_map.get(uid, {}).get("trust") != "r"]
+    if any(wanted in (uid.strip().lower(), *_UID_ADDRESS.findall(uid.lower())) for uid in uids):
+        return ()
+    held = "".join(c if c.isprintable() else "?" for c in "; ".join(uids)[:300]) or "none"
+    if allow_other_uid:
+        return (f"no user id holds {wanted} (it has: {held}); accepted by an administrator",)
+    raise CertificateError(
+        f"no user id of the key {fingerprint} holds {wanted} (it has: {held}): add one with "
+        f"gpg --quick-add-uid {fingerprint} 'Name <{wanted}>', then upload it again"
+    )
+
+
+def _text(uid: str) -> str:
+    """A user id as its UTF-8 (scratch_gpg reads gpg's output as latin-1, which never fails)."""
+    return uid.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def _dearmor(data: bytes) -> bytes:
+    """The packets of every armor block in data; refuses damaged armor and armored non-keys."""
+    binary = b""
+    for begin in _BEGIN.finditer(data):
+        label = begin.group(1).decode()
+        if label == "PRIVATE KEY BLOCK":
+            raise CertificateError(_NEVER_SEND)
+        if label != "PUBLIC KEY BLOCK":
+            raise CertificateError(
+                f"this is an OpenPGP {label.lower()}, not a public key: {_EXPORT}"
+            )
+        end = data.find(b"-----END PGP PUBLIC KEY BLOCK-----", begin.end())
+        if end < 0:
+            raise CertificateError(
+                "the ASCII armor is cut off (no END PGP PUBLIC KEY BLOCK line): upload the "
+                "whole file that gpg --armor --export wrote"
+            )
+        body, checksum = [], None
+        for line in data[begin.end() : end].splitlines():
+            line = line.strip()
+            if line.startswith(b"=") and len(line) == 5:
+                checksum = line[1:]
+            elif line and b":" not in line:  # armor headers (Comment: ...) are skipped
+                body.append(line)
+        try:
+            packets = base64.b64decode(b"".join(body), validate=True)
+            sound = checksum is None or base64.b64decode(checksum) == _crc24(packets)
+        except (binascii.Error, ValueError):
+            sound = False
+        if not sound:
+            raise CertificateError(
+                "the ASCII armor is damaged (bad characters or checksum): upload the file "
+                "exactly as gpg --armor --export wrote it"
+            )
+        binary += packets
+    return binary
+
+
+def _crc24(data: bytes) -> bytes:
+    """The CRC-24 of OpenPGP armor (RFC 4880, 6.1), a byte at a time."""
+    crc = 0xB704CE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFF) ^ _CRC24_TABLE[((crc >> 16) ^ byte) & 0xFF]
+    return crc.to_bytes(3, "big")
+
+
+def _crc24_entry(index: int) -> int:
+    crc = index << 16
+    for _ in range(8):
+        crc = (crc << 1) ^ (0x1864CFB if crc & 0x800000 else 0)
+    return crc & 0xFFFFFF
+
+
+_CRC24_TABLE = [_crc24_entry(index) for index in range(256)]
+
+
+def _packets(binary: bytes) -> list[tuple[int, bytes]]:
+    """(tag, bytes) of each packet of a key; refuses non-keys, cut-off data and secret keys."""
+    if not binary.strip():
+        raise CertificateError(f"the upload is empty: {_EXPORT}")
+    packets, offset = [], 0
+    while offset < len(binary):
+        header = _packet_header(binary, offset)
+        if not packets and (header is None or header[0] not in (5, 6)):
+            raise CertificateError(f"this is not an OpenPGP public key: {_EXPORT}")
+        if header is None or header[1] + header[2] > len(binary):
+            raise CertificateError(
+                "the key data is cut off or damaged: export your public key again "
+                "(gpg --armor --export FINGERPRINT) and upload the whole file"
+            )
+        tag, start, length = header
+        if tag in (5, 7):
+            raise CertificateError(_NEVER_SEND)
+        version = binary[start] if length else 0
+        if tag == 6 and version != 4:
+            raise CertificateError(
+                f"this is a version {version} OpenPGP key, which we cannot use yet: upload a "
+                "version 4 key (as gpg 2.2, or sq key generate --profile rfc4880, make them)"
+            )
+        packets.append((tag, binary[offset : start + length]))
+        offset = start + length
+    return packets
+
+
+def _packet_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
+    """(tag, body offset, body length) of the packet at offset (RFC 4880, 4.2), or None: there
+    is none, or it has a partial or indeterminate length (which keys never have)."""
+    first, rest = data[offset], data[offset + 1 : offset + 6]
+    if not first & 0x80 or not rest:
+        return None
+    if not first & 0x40:  # old format: 1, 2 or 4 length octets
+        size = (1, 2, 4, 0)[first & 3]
+        if not size or len(rest) < size:
+            return None
+        return (first >> 2) & 0x0F, offset + 1 + size, int.from_bytes(rest[:size], "big")
+    tag, octet = first & 0x3F, rest[0]
+    if octet < 192:
+        return tag, offset + 2, octet
+    if octet < 224 and len(rest) >= 2:
+        return tag, offset + 3, ((octet - 192) << 8) + rest[1] + 192
+    if octet == 255 and len(rest) == 5:
+        return tag, offset + 6, int.from_bytes(rest[1:], "big")
+    return None

@@ -1,0 +1,141 @@
+"""`forewarn registrants ...`: the vulnerability registry as an admin runs it."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import click
+
+from app import clock, runtime
+from app.cli import _operator, _settings, cli
+from app.errors import ForewarnError, OperatorError
+
+
+@cli.group(help="Product makers in the vulnerability registry.")
+def registrants() -> None:
+    pass
+
+
+def _label() -> str:
+    return f"cli:{_operator()}"
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise OperatorError(f"cannot read the key file {path}: {exc.strerror}") from None
+
+
+@registrants.command("add", help="Add a registrant as an admin would (key pinned, no proof mail).")
+@click.option("--email", required=True)
+@click.option("--org", required=True)
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--product", default="", help="the products they build on the project")
+@click.option("--approve", is_flag=True, help="approve at once")
+def registrants_add(email: str, org: str, key_file: Path, product: str, approve: bool) -> None:
+    from app import registry
+
+    runtime.open_current_db(_settings())
+    added = registry.add_by_admin(
+        email,
+        org,
+        _read_key(key_file),
+        None,
+        _label(),
+        clock.now(),
+        approve=approve,
+        products=product,
+    )
+    click.echo(f"{added.id} {added.user.email} {added.status} {added.pinned_fingerprint}")
+
+
+@registrants.command(
+    "import", help="Add registrants from a CSV (email, org, product, key_file or key)."
+)
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--approve", is_flag=True, help="approve each one at once")
+def registrants_import(csv_file: Path, approve: bool) -> None:
+    from app import registry
+
+    runtime.open_current_db(_settings())
+    try:
+        text = csv_file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OperatorError(f"cannot read {csv_file}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows, last_line = [], 1  # (the file line a row starts on, the row): keys span lines
+    for row in reader:
+        rows.append((last_line + 1, row))
+        last_line = reader.line_num
+    if not rows or {"email", "org"} - set(reader.fieldnames or ()):
+        raise OperatorError(
+            f"{csv_file} needs a header row with email, org, product and key_file or key"
+        )
+    added, bad = 0, []
+    with click.progressbar(rows, label="Importing", file=click.get_text_stream("stderr")) as bar:
+        for line, row in bar:
+            try:
+                key = (row.get("key") or "").encode()
+                if not key.strip():
+                    key = _read_key(csv_file.parent / (row.get("key_file") or "").strip())
+                registry.add_by_admin(
+                    row["email"],
+                    row["org"],
+                    key,
+                    None,
+                    _label(),
+                    clock.now(),
+                    approve=approve,
+                    products=row.get("product") or "",
+                )
+                added += 1
+            except ForewarnError as exc:  # a bad row is skipped whole, never half-imported
+                bad.append(f"line {line}: {row.get('email') or '(no email)'}: {exc}")
+    for problem in bad:
+        click.echo(f"forewarn: skipped {problem}", err=True)
+    click.echo(f"imported {added} of {len(rows)} registrants")
+    if bad:
+        raise SystemExit(1)
+
+
+@registrants.command("list", help="Every registrant and their key.")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+def registrants_list(as_json: bool) -> None:
+    from app import registry
+    from app.models import Registrant, User
+
+    runtime.open_current_db(_settings())
+    rows = [
+        registry.summary(r)
+        for r in Registrant.select(Registrant, User).join(User).order_by(Registrant.id)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>4} {row['status']:<15} {row['email']:<32} {row['org']:<24} "
+            f"{row['fingerprint'] or '-'}"
+        )
+
+
+def _decide(registrant_id: str, status: str) -> None:
+    from app import registry
+
+    runtime.open_current_db(_settings())
+    decided = registry.decide(registry.get(registrant_id), status, None, _label(), clock.now())
+    click.echo(f"{decided.user.email} is {decided.status}")
+
+
+@registrants.command("approve", help="Approve (or reinstate) a registrant.")
+@click.argument("registrant_id")
+def registrants_approve(registrant_id: str) -> None:
+    _decide(registrant_id, "approved")
+
+
+@registrants.command("suspend", help="Suspend an approved registrant: no alerts until reinstated.")
+@click.argument("registrant_id")
+def registrants_suspend(registrant_id: str) -> None:
+    _decide(registrant_id, "suspended")

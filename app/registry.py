@@ -1,0 +1,366 @@
+"""The vulnerability registry: product makers sign up, prove they hold their key, are vetted.
+
+unverified -> pending_review -> approved | rejected; approved -> suspended -> approved.
+The key a registrant is alerted with is the one they proved they can decrypt with: the
+verification link travels encrypted to it. Every decision is audited.
+"""
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from app import audit, passwords
+from app.accounts import MIN_PASSWORD_LENGTH, new_session_token
+from app.db import write_transaction
+from app.errors import NotFound, Refused
+from app.models import Delivery, PublicKey, Registrant, UsedToken, User
+from keys.inspect import Certificate, CertificateError, inspect_registration_key
+
+POLICY_VERSION = "2026-11"  # the embargo policy registrants agree to
+TOKEN_LIFETIME = timedelta(hours=48)
+VERIFY_SALT = "forewarn.registry.verify-key"
+TRANSITIONS = {
+    "unverified": set(),  # only the verification link moves it on
+    "pending_review": {"approved", "rejected"},
+    "approved": {"suspended"},
+    "suspended": {"approved"},
+    "rejected": set(),
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ROLE_LOCALS = ("security", "psirt", "secalert", "cert", "product-security", "vulnerability")
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    password: str
+    organisation: str
+    products: str
+    website: str
+    justification: str
+    key: bytes
+    agrees_to_policy: bool
+    listed_publicly: bool = False
+
+
+def is_role_address(email: str) -> bool:
+    """security@, psirt@ and the like: encouraged over a personal address."""
+    return email.split("@", 1)[0].lower().split("+")[0] in _ROLE_LOCALS
+
+
+def _inspect(key: bytes, email: str, at: datetime, allow_other_uid: bool = False) -> Certificate:
+    try:
+        certificate = inspect_registration_key(key, email, at, allow_other_uid=allow_other_uid)
+    except CertificateError as exc:
+        raise Refused(f"The key was not accepted: {exc}") from None
+    holder = (
+        Registrant.select()
+        .join(User)
+        .where(Registrant.pinned_fingerprint == certificate.fingerprint, User.email != email)
+        .first()
+    )
+    if holder is not None:
+        raise Refused(
+            f"The key {certificate.fingerprint} is already registered for another account; "
+            "each registrant needs a key of their own"
+        )
+    return certificate
+
+
+def sign_up(form: SignUp, at: datetime) -> Registrant:
+    """A new registrant, unverified until they open the link sent encrypted to their key."""
+    email = form.email.strip().lower()
+    if not _EMAIL.match(email):
+        raise Refused(f"{form.email!r} is not an email address")
+    if len(form.password) < MIN_PASSWORD_LENGTH:
+        raise Refused(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if not form.organisation.strip():
+        raise Refused("Name your organisation")
+    if not form.justification.strip():
+        raise Refused(
+            "Say why you qualify: the products you build on the project and who uses them"
+        )
+    if not form.agrees_to_policy:
+        raise Refused("Registrants must agree to the embargo policy")
+    if User.select().where(User.email == email).exists():
+        raise Refused(f"An account for {email} already exists: sign in, or reset your password")
+    certificate = _inspect(form.key, email, at)
+    with write_transaction():
+        user = User.create(
+            email=email,
+            password_hash=passwords.hash_password(form.password),
+            role="registrant",
+            session_token=new_session_token(),
+            created_at=at,
+        )
+        key = _store_key(user, certificate, at)
+        registrant = Registrant.create(
+            user=user,
+            organisation=form.organisation.strip()[:250],
+            products=form.products.strip(),
+            website=form.website.strip()[:250],
+            justification=form.justification.strip(),
+            policy_version=POLICY_VERSION,
+            policy_agreed_at=at,
+            listed_publicly=form.listed_publicly,
+            created_at=at,
+            updated_at=at,
+        )
+        _queue_proof(registrant, key, at)
+        audit.record(
+            user,
+            "registry.sign_up",
+            at,
+            target=email,
+            details={
+                "organisation": registrant.organisation,
+                "fingerprint": certificate.fingerprint,
+            },
+        )
+    return registrant
+
+
+def _store_key(user: User, certificate: Certificate, at: datetime) -> PublicKey:
+    """The uploaded certificate, kept unusable until it is proven (or pinned by an admin)."""
+    return PublicKey.create(
+        fingerprint=certificate.fingerprint,
+        armored=certificate.armored,
+        owner=user,
+        expires=certificate.encryption_expires,
+        usable=False,
+        created_at=at,
+    )
+
+
+def _queue_proof(registrant: Registrant, key: PublicKey, at: datetime) -> Delivery:
+    return Delivery.create(
+        kind="verify-key",
+        user=registrant.user,
+        recipient=registrant.user.email,
+        fingerprint=key.fingerprint,
+        payload=json.dumps({"registrant": registrant.id, "key": key.id}),
+        next_attempt_at=at,
+        created_at=at,
+    )
+
+
+def replace_key(registrant: Registrant, key: bytes, at: datetime) -> PublicKey:
+    """A new key is inspected and proven like the first; the old one stays pinned until then."""
+    certificate = _inspect(key, registrant.user.email, at)
+    with write_transaction():
+        stored = _store_key(registrant.user, certificate, at)
+        _queue_proof(registrant, stored, at)
+        audit.record(
+            registrant.user,
+            "registry.key_upload",
+            at,
+            target=registrant.user.email,
+            details={"fingerprint": certificate.fingerprint},
+        )
+    return stored
+
+
+# -- the proof: a single-use, signed, expiring link ----------------------------------------------
+
+
+def _serializer(secret_key: str, at: datetime) -> URLSafeTimedSerializer:
+    """Tokens stamped and judged by our clock (not the wall clock), so tests can move time."""
+
+    class AtSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(at.timestamp())
+
+    return URLSafeTimedSerializer(secret_key, salt=VERIFY_SALT, signer=AtSigner)
+
+
+def verification_token(secret_key: str, registrant_id: int, key_id: int, at: datetime) -> str:
+    return _serializer(secret_key, at).dumps([registrant_id, key_id])
+
+
+def verify(token: str, secret_key: str, at: datetime) -> Registrant:
+    """Pin the key the link was encrypted to; the first proof sends the registrant to review."""
+    serializer = _serializer(secret_key, at)
+    try:
+        registrant_id, key_id = serializer.loads(token, max_age=int(TOKEN_LIFETIME.total_seconds()))
+    except SignatureExpired:
+        raise Refused(
+            "This link has expired (links last 48 hours): sign in to get a new one"
+        ) from None
+    except (BadSignature, ValueError, TypeError):
+        raise Refused("This link is not valid: copy the whole link from the mail") from None
+    registrant = Registrant.get_or_none(Registrant.id == registrant_id)
+    key = PublicKey.get_or_none(PublicKey.id == key_id)
+    if registrant is None or key is None or key.owner_id != registrant.user_id:
+        raise Refused("This link is not valid any more: sign in to get a new one")
+    with write_transaction():
+        _use_once(VERIFY_SALT, token, at)
+        PublicKey.update(usable=False).where(PublicKey.owner == registrant.user).execute()
+        PublicKey.update(usable=True).where(PublicKey.id == key.id).execute()
+        status = "pending_review" if registrant.status == "unverified" else registrant.status
+        Registrant.update(
+            key=key,
+            pinned_fingerprint=key.fingerprint,
+            encryption_expires=key.expires,
+            status=status,
+            updated_at=at,
+        ).where(Registrant.id == registrant.id).execute()
+        audit.record(
+            registrant.user,
+            "registry.key_proven",
+            at,
+            target=registrant.user.email,
+            details={"fingerprint": key.fingerprint, "status": status},
+        )
+    return Registrant.get_by_id(registrant.id)
+
+
+def _use_once(purpose: str, token: str, at: datetime) -> None:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    try:
+        with write_transaction():
+            UsedToken.create(purpose=purpose, token_hash=digest, used_at=at)
+    except peewee.IntegrityError:
+        raise Refused("This link was already used: sign in to see your status") from None
+
+
+# -- vetting ----------------------------------------------------------------------------------
+
+
+def get(registrant_id: int | str) -> Registrant:
+    found = Registrant.get_or_none(Registrant.id == int(registrant_id))
+    if found is None:
+        raise NotFound(f"no registrant {registrant_id}; `forewarn registrants list` shows them")
+    return found
+
+
+def decide(
+    registrant: Registrant,
+    status: str,
+    by: User | None,
+    by_label: str,
+    at: datetime,
+    reason: str = "",
+) -> Registrant:
+    """approve, reject (reason mailed), suspend, reinstate (= approve again)."""
+    if status not in TRANSITIONS[registrant.status]:
+        allowed = ", ".join(sorted(TRANSITIONS[registrant.status])) or "nothing (for now)"
+        raise Refused(f"{registrant.user.email} is {registrant.status}; it can become: {allowed}")
+    if status == "approved" and registrant.key_id is None:
+        raise Refused(f"{registrant.user.email} has no proven key yet; alerts could not reach them")
+    reason = reason.strip()
+    if status == "rejected" and not reason:
+        raise Refused("Rejecting needs a reason; the applicant is told it")
+    with write_transaction():
+        Registrant.update(
+            status=status,
+            reviewer=by,
+            updated_at=at,
+            last_confirmed_at=at if status == "approved" else registrant.last_confirmed_at,
+        ).where(Registrant.id == registrant.id).execute()
+        if status == "rejected":
+            Delivery.create(
+                kind="registrant-rejected",
+                user=registrant.user,
+                recipient=registrant.user.email,
+                payload=json.dumps({"reason": reason}),
+                next_attempt_at=at,
+                created_at=at,
+            )
+        audit.record(
+            by,
+            f"registry.{status}",
+            at,
+            target=registrant.user.email,
+            details={"before": registrant.status, "after": status, "reason": reason},
+            actor_label=by_label,
+        )
+    return Registrant.get_by_id(registrant.id)
+
+
+def add_by_admin(
+    email: str,
+    organisation: str,
+    key: bytes,
+    by: User | None,
+    by_label: str,
+    at: datetime,
+    approve: bool = False,
+    products: str = "",
+    allow_other_uid: bool = False,
+) -> Registrant:
+    """A registrant added as an admin decides: the key is inspected and pinned without the
+    proof mail (the decision is audited). They set a password through a reset link."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise Refused(f"{email!r} is not an email address")
+    if not organisation.strip():
+        raise Refused("Name the organisation")
+    if User.select().where(User.email == email).exists():
+        raise Refused(f"an account for {email} already exists")
+    certificate = _inspect(key, email, at, allow_other_uid=allow_other_uid)
+    with write_transaction():
+        user = User.create(
+            email=email,
+            password_hash=f"!unset:{secrets.token_hex(8)}",
+            role="registrant",
+            session_token=new_session_token(),
+            created_at=at,
+        )
+        stored = _store_key(user, certificate, at)
+        PublicKey.update(usable=True).where(PublicKey.id == stored.id).execute()
+        registrant = Registrant.create(
+            user=user,
+            organisation=organisation.strip()[:250],
+            products=products.strip(),
+            status="approved" if approve else "pending_review",
+            reviewer=by,
+            key=stored,
+            pinned_fingerprint=certificate.fingerprint,
+            encryption_expires=certificate.encryption_expires,
+            last_confirmed_at=at if approve else None,
+            created_at=at,
+            updated_at=at,
+        )
+        audit.record(
+            by,
+            "registry.admin_add",
+            at,
+            target=email,
+            actor_label=by_label,
+            details={
+                "fingerprint": certificate.fingerprint,
+                "approved": approve,
+                "without_proof": True,
+                "notes": list(certificate.notes),
+            },
+        )
+    return registrant
+
+
+def summary(registrant: Registrant) -> dict:
+    """The keys of `forewarn registrants list --json` (CONTRACT.md)."""
+    expires = registrant.encryption_expires
+    return {
+        "id": registrant.id,
+        "email": registrant.user.email,
+        "org": registrant.organisation,
+        "status": registrant.status,
+        "fingerprint": registrant.pinned_fingerprint,
+        "key_expires": expires.isoformat() if expires else None,
+    }
+
+
+def public_members():
+    """Organisations that chose to be listed: names only."""
+    return (
+        Registrant.select(Registrant.organisation)
+        .where(Registrant.status == "approved", Registrant.listed_publicly == True)  # noqa: E712
+        .order_by(Registrant.organisation)
+        .distinct()
+    )

@@ -1,0 +1,70 @@
+"""`forewarn registrants ...` (CONTRACT.md): add, import, list, approve, suspend."""
+
+import json
+
+import pytest
+
+from tests import mailcorpus as mc
+
+pytestmark = pytest.mark.db
+LIST_KEYS = {"id", "email", "org", "status", "fingerprint", "key_expires"}
+
+
+@pytest.fixture(scope="module")
+def makers():
+    return [mc.make_reporter(f"psirt@maker{n}.example", f"Maker {n}") for n in range(3)]
+
+
+@pytest.fixture
+def ready(forewarn):
+    assert forewarn("init").returncode == 0
+
+
+def test_add_pins_the_key_and_list_shows_the_contract_keys(forewarn, ready, makers, tmp_path):
+    key = tmp_path / "key.asc"
+    key.write_bytes(makers[0].cert)
+    added = forewarn(
+        "registrants",
+        "add",
+        "--email",
+        "psirt@maker0.example",
+        "--org",
+        "Maker 0",
+        "--key",
+        str(key),
+    )
+    assert added.returncode == 0, added.stderr
+    [row] = json.loads(forewarn("registrants", "list", "--json").stdout)
+    assert set(row) == LIST_KEYS
+    assert (row["status"], row["fingerprint"]) == ("pending_review", makers[0].fingerprint)
+    assert forewarn("registrants", "approve", str(row["id"])).stdout.strip().endswith("approved")
+    assert forewarn("registrants", "suspend", str(row["id"])).stdout.strip().endswith("suspended")
+    again = forewarn("registrants", "suspend", str(row["id"]))
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+
+
+def test_import_skips_bad_rows_by_line_number_and_imports_the_rest(
+    forewarn, ready, makers, tmp_path
+):
+    (tmp_path / "m1.asc").write_bytes(makers[1].cert)
+    armored = makers[2].cert.decode().replace('"', '""')
+    (tmp_path / "list.csv").write_text(
+        "email,org,product,key_file,key\n"
+        "psirt@maker1.example,Maker 1,Gateway,m1.asc,\n"
+        "broken@nowhere.example,Nowhere,Thing,missing.asc,\n"
+        "psirt@maker1.example,Maker 1 again,Gateway,m1.asc,\n"
+        f'psirt@maker2.example,Maker 2,Sensor,,"{armored}"\n'
+        "psirt@maker3.example,Maker 3,Sensor,,not a key\n"
+    )
+    result = forewarn("registrants", "import", str(tmp_path / "list.csv"), "--approve")
+    assert result.returncode == 1
+    assert "imported 2 of 5 registrants" in result.stdout
+    assert "skipped line 3: broken@nowhere.example: cannot read the key file" in result.stderr
+    assert "skipped line 4: psirt@maker1.example: an account for" in result.stderr
+    last = 6 + makers[2].cert.decode().count("\n")  # the armored key spans lines
+    assert f"skipped line {last}: psirt@maker3.example: The key was not accepted" in result.stderr
+    rows = json.loads(forewarn("registrants", "list", "--json").stdout)
+    assert sorted((r["email"], r["status"]) for r in rows) == [
+        ("psirt@maker1.example", "approved"),
+        ("psirt@maker2.example", "approved"),
+    ]
