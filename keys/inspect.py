@@ -19,15 +19,12 @@ from datetime import UTC, datetime
 
 import gnupg
 
-from app.errors import ForewarnError
+from keys import packets
+from keys.errors import CertificateError
 from keys.keyring import _require_gpg
 
 # Validity letters of a gpg key listing that make a key unusable whatever the time.
 _DEAD = {"r": "revoked", "i": "invalid", "d": "disabled"}
-
-
-class CertificateError(ForewarnError):
-    """The data is not one usable public certificate; the message says why, in one line."""
 
 
 @dataclass(frozen=True)
@@ -159,14 +156,8 @@ _RSA = {"1", "2", "3"}
 # ECDH, ECDSA, EdDSA (RFC 4880bis) and X25519, X448, Ed25519, Ed448 (RFC 9580).
 _ELLIPTIC = {"18", "19", "22", "25", "26", "27", "28"}
 _ALGO_NAMES = {"16": "ElGamal", "17": "DSA", "20": "ElGamal"}
-_EXPORT = "export only your public key (gpg --armor --export FINGERPRINT)"
 _STRONGER = "use RSA 3072+ or an elliptic-curve key (ed25519/cv25519)"
-_NEVER_SEND = (
-    "this is a SECRET key: never send it (if it travelled unencrypted, consider it exposed); "
-    "export the public key with gpg --armor --export FINGERPRINT"
-)
 _UID_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
-_BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.MULTILINE)
 
 
 def inspect_registration_key(
@@ -186,20 +177,20 @@ def inspect_registration_key(
     data = _as_bytes(data)
     if len(data) > max_bytes:
         size = f"{len(data) / 2**20:.1f} MB" if len(data) >= 2**20 else f"{len(data) / 1024:.1f} KB"
-        raise CertificateError(f"the upload is {size}; a public key is a few KB: {_EXPORT}")
-    packets = _packets(_dearmor(data) if _BEGIN.search(data) else data)
-    primaries = {raw for tag, raw in packets if tag == 6}
+        raise CertificateError(f"the upload is {size}; a public key is a few KB: {packets.EXPORT}")
+    found = packets.packets(packets.dearmor(data) if packets.BEGIN.search(data) else data)
+    primaries = {raw for tag, raw in found if tag == 6}
     if len(primaries) > 1:
         raise CertificateError(
-            f"the upload holds {len(primaries)} keys; upload exactly one: {_EXPORT}"
+            f"the upload holds {len(primaries)} keys; upload exactly one: {packets.EXPORT}"
         )
     with scratch_gpg() as gpg:
-        imported = gpg.import_keys(b"".join(raw for _, raw in packets))
+        imported = gpg.import_keys(b"".join(raw for _, raw in found))
         listed = gpg.list_keys()
         if not imported.count or len(listed) != 1:
             raise CertificateError(
                 "GnuPG could not import the key (damaged, or no user id with a valid "
-                f"self-signature): {_EXPORT}"
+                f"self-signature): {packets.EXPORT}"
             )
         key = listed[0]
         fingerprint = key["fingerprint"]
@@ -207,7 +198,7 @@ def inspect_registration_key(
         notes = _check_user_ids(key, listed.uid_map, email, fingerprint, allow_other_uid)
         armored = gpg.export_keys([fingerprint], armor=True, minimal=True)
     if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
-        raise CertificateError(f"GnuPG could not export the key again: {_EXPORT}")
+        raise CertificateError(f"GnuPG could not export the key again: {packets.EXPORT}")
     expires = _instant(key.get("expires", ""))
     ends = [_instant(sub.get("expires", "")) for sub in usable]
     latest = None if None in ends else max(ends)
@@ -304,108 +295,3 @@ def _check_user_ids(
 def _text(uid: str) -> str:
     """A user id as its UTF-8 (scratch_gpg reads gpg's output as latin-1, which never fails)."""
     return uid.encode("latin-1", "replace").decode("utf-8", "replace")
-
-
-def _dearmor(data: bytes) -> bytes:
-    """The packets of every armor block in data; refuses damaged armor and armored non-keys."""
-    binary = b""
-    for begin in _BEGIN.finditer(data):
-        label = begin.group(1).decode()
-        if label == "PRIVATE KEY BLOCK":
-            raise CertificateError(_NEVER_SEND)
-        if label != "PUBLIC KEY BLOCK":
-            raise CertificateError(
-                f"this is an OpenPGP {label.lower()}, not a public key: {_EXPORT}"
-            )
-        end = data.find(b"-----END PGP PUBLIC KEY BLOCK-----", begin.end())
-        if end < 0:
-            raise CertificateError(
-                "the ASCII armor is cut off (no END PGP PUBLIC KEY BLOCK line): upload the "
-                "whole file that gpg --armor --export wrote"
-            )
-        body, checksum = [], None
-        for line in data[begin.end() : end].splitlines():
-            line = line.strip()
-            if line.startswith(b"=") and len(line) == 5:
-                checksum = line[1:]
-            elif line and b":" not in line:  # armor headers (Comment: ...) are skipped
-                body.append(line)
-        try:
-            packets = base64.b64decode(b"".join(body), validate=True)
-            sound = checksum is None or base64.b64decode(checksum) == _crc24(packets)
-        except (binascii.Error, ValueError):
-            sound = False
-        if not sound:
-            raise CertificateError(
-                "the ASCII armor is damaged (bad characters or checksum): upload the file "
-                "exactly as gpg --armor --export wrote it"
-            )
-        binary += packets
-    return binary
-
-
-def _crc24(data: bytes) -> bytes:
-    """The CRC-24 of OpenPGP armor (RFC 4880, 6.1), a byte at a time."""
-    crc = 0xB704CE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFFFF) ^ _CRC24_TABLE[((crc >> 16) ^ byte) & 0xFF]
-    return crc.to_bytes(3, "big")
-
-
-def _crc24_entry(index: int) -> int:
-    crc = index << 16
-    for _ in range(8):
-        crc = (crc << 1) ^ (0x1864CFB if crc & 0x800000 else 0)
-    return crc & 0xFFFFFF
-
-
-_CRC24_TABLE = [_crc24_entry(index) for index in range(256)]
-
-
-def _packets(binary: bytes) -> list[tuple[int, bytes]]:
-    """(tag, bytes) of each packet of a key; refuses non-keys, cut-off data and secret keys."""
-    if not binary.strip():
-        raise CertificateError(f"the upload is empty: {_EXPORT}")
-    packets, offset = [], 0
-    while offset < len(binary):
-        header = _packet_header(binary, offset)
-        if not packets and (header is None or header[0] not in (5, 6)):
-            raise CertificateError(f"this is not an OpenPGP public key: {_EXPORT}")
-        if header is None or header[1] + header[2] > len(binary):
-            raise CertificateError(
-                "the key data is cut off or damaged: export your public key again "
-                "(gpg --armor --export FINGERPRINT) and upload the whole file"
-            )
-        tag, start, length = header
-        if tag in (5, 7):
-            raise CertificateError(_NEVER_SEND)
-        version = binary[start] if length else 0
-        if tag == 6 and version != 4:
-            raise CertificateError(
-                f"this is a version {version} OpenPGP key, which we cannot use yet: upload a "
-                "version 4 key (as gpg 2.2, or sq key generate --profile rfc4880, make them)"
-            )
-        packets.append((tag, binary[offset : start + length]))
-        offset = start + length
-    return packets
-
-
-def _packet_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
-    """(tag, body offset, body length) of the packet at offset (RFC 4880, 4.2), or None: there
-    is none, or it has a partial or indeterminate length (which keys never have)."""
-    first, rest = data[offset], data[offset + 1 : offset + 6]
-    if not first & 0x80 or not rest:
-        return None
-    if not first & 0x40:  # old format: 1, 2 or 4 length octets
-        size = (1, 2, 4, 0)[first & 3]
-        if not size or len(rest) < size:
-            return None
-        return (first >> 2) & 0x0F, offset + 1 + size, int.from_bytes(rest[:size], "big")
-    tag, octet = first & 0x3F, rest[0]
-    if octet < 192:
-        return tag, offset + 2, octet
-    if octet < 224 and len(rest) >= 2:
-        return tag, offset + 3, ((octet - 192) << 8) + rest[1] + 192
-    if octet == 255 and len(rest) == 5:
-        return tag, offset + 6, int.from_bytes(rest[1:], "big")
-    return None
