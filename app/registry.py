@@ -91,6 +91,15 @@ def sign_up(form: SignUp, at: datetime) -> Registrant:
     if User.select().where(User.email == email).exists():
         raise Refused(f"An account for {email} already exists: sign in, or reset your password")
     certificate = _inspect(form.key, email, at)
+    try:
+        return _create_registrant(form, email, certificate, at)
+    except peewee.IntegrityError:  # the same address signed up at the same moment
+        raise Refused(
+            f"An account for {email} already exists: sign in, or reset your password"
+        ) from None
+
+
+def _create_registrant(form: SignUp, email: str, certificate: Certificate, at) -> Registrant:
     with write_transaction():
         user = User.create(
             email=email,
@@ -148,6 +157,21 @@ def _queue_proof(registrant: Registrant, key: PublicKey, at: datetime) -> Delive
         next_attempt_at=at,
         created_at=at,
     )
+
+
+def resend_proof(registrant: Registrant, key: PublicKey, at: datetime) -> None:
+    """Another link to the same unproven key (the first mail was lost or expired)."""
+    if key.owner_id != registrant.user_id or key.usable:
+        raise Refused("That key is not waiting for confirmation")
+    with write_transaction():
+        _queue_proof(registrant, key, at)
+        audit.record(
+            registrant.user,
+            "registry.proof_resent",
+            at,
+            target=registrant.user.email,
+            details={"fingerprint": key.fingerprint},
+        )
 
 
 def replace_key(registrant: Registrant, key: bytes, at: datetime) -> PublicKey:

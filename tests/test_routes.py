@@ -17,6 +17,8 @@ AUDIENCES = {
     "releases": "team",
     "rotation": "team",
     "admin": "admin",
+    "registry": "anyone",  # its registrant pages: tests/test_web_registry.py
+    "vetting": "admin",
 }
 SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css"}
 

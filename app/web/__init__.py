@@ -43,7 +43,18 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
 
     CSRFProtect(app)
-    from app.web import account, admin, auth, public, releases, rotation, team, workspace
+    from app.web import (
+        account,
+        admin,
+        auth,
+        public,
+        registry,
+        releases,
+        rotation,
+        team,
+        vetting,
+        workspace,
+    )
 
     auth.init_app(app)
     for blueprint in (
@@ -55,6 +66,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         account.bp,
         releases.bp,
         rotation.bp,
+        registry.bp,
+        vetting.bp,
     ):
         app.register_blueprint(blueprint)
     _install_database_handling(app)

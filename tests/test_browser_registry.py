@@ -1,0 +1,147 @@
+"""A product maker's whole journey in a real browser against a real `forewarn web`: sign up with
+a Sequoia key, decrypt the proof mail from the instance's Maildir, confirm, get approved."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from app import clock, outbox, runtime
+from app.config import load_settings
+from app.models import Delivery
+from app.models import database as database_proxy
+from tests import mailcorpus as mc
+from tests.conftest import PASSWORD
+from tests.openpgp import encrypted_payload, parse, parts_as_sent, run, text_of
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import portal_url as portal_url  # noqa: F401 (the fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.db]
+
+MAKER = "psirt@maker.example"
+MAKER_PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def env(env, monkeypatch):
+    """Mail goes to the instance's Maildir, and links point at the portal under test."""
+    monkeypatch.delenv("FOREWARN_SMTP_RELAY", raising=False)
+    return {**env, "FOREWARN_BASE_URL": f"http://{env['FOREWARN_WEB_LISTEN']}"}
+
+
+def send_the_proof(env) -> None:
+    """What the worker does for the queued verify-key delivery, done in this process."""
+    settings = load_settings(env)
+    assert settings.smtp_relay is None
+    database = runtime.open_db(settings)
+    keyring = runtime.service_keyring(settings)
+    try:
+        with database.connection_context():
+            [proof] = Delivery.select().where(Delivery.kind == "verify-key")
+            assert proof.recipient == MAKER
+            result = outbox.send(
+                proof.id, keyring, settings, outbox.transport_for(settings), clock.now()
+            )
+            assert result == "sent", Delivery.get_by_id(proof.id).last_answer
+    finally:
+        keyring.stop_agent()
+        database_proxy.initialize(None)
+
+
+def link_from_the_mail(env, secret: bytes, tmp_path) -> str:
+    [mail] = list((load_settings(env).mail_out / "new").iterdir())
+    raw = mail.read_bytes()
+    assert parse(raw).get_content_type() == "multipart/encrypted"
+    key = tmp_path / "maker.key"
+    key.write_bytes(secret)
+    entity = run("sqop", "decrypt", str(key), input=encrypted_payload(raw)).stdout
+    body = text_of(parts_as_sent(entity)[0])
+    return re.search(r"(http://\S+/registry/verify/\S+)", body).group(1)
+
+
+def sign_in(page, portal_url, email, password):  # noqa: F811 (not the fixture)
+    page.goto(f"{portal_url}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Signed in as {email}.")
+
+
+def sign_out(page):
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
+
+
+def test_a_product_maker_signs_up_confirms_and_is_approved_in_chromium(  # noqa: F811
+    portal_url, env, tmp_path
+):
+    maker = mc.make_reporter(MAKER, "Maker PSIRT")
+    console_errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    console_errors.append(m.text)
+                    if m.type == "error" and "favicon" not in m.location["url"]
+                    else None
+                ),
+            )
+
+            page.goto(portal_url)
+            page.get_by_role("link", name="Register", exact=True).click()
+            expect(page.get_by_role("heading", name="Register as a product maker")).to_be_visible()
+            page.get_by_label("Email address for alerts").fill(MAKER)
+            page.get_by_label("Password").fill(MAKER_PASSWORD)
+            page.get_by_label("Organisation", exact=True).fill("Maker Ltd")
+            page.get_by_label("Products you build on the project").fill("Maker gateway 3000")
+            page.get_by_label("Website").fill("https://maker.example")
+            page.get_by_label("Why you qualify").fill("2 million gateways run the project.")
+            page.get_by_label("OpenPGP public key (paste it, armored)").fill(maker.cert.decode())
+            page.get_by_label("I agree to the embargo policy").check()
+            page.get_by_label("List my organisation publicly").check()
+            with page.expect_navigation():
+                page.get_by_role("button", name="Register", exact=True).click()
+            expect(page.locator(".next-step")).to_have_text(
+                f"We sent a link to {MAKER}, encrypted to your key {maker.fingerprint}. Decrypt it "
+                "and open it within 48 hours; then an admin reviews your application."
+            )
+
+            send_the_proof(env)
+            link = link_from_the_mail(env, maker.secret, tmp_path)
+            assert link.startswith(f"{portal_url}/registry/verify/")
+
+            page.goto(link)
+            with page.expect_navigation():
+                page.get_by_role("button", name="Confirm my key").click()
+            expect(page.locator(".next-step")).to_contain_text(
+                f"Your key {maker.fingerprint} is confirmed. An admin reviews your application"
+            )
+
+            sign_in(page, portal_url, "admin@example.org", PASSWORD)
+            page.get_by_role("link", name="Registrants", exact=True).click()
+            application = page.locator("article.registrant", has_text="Maker Ltd")
+            expect(application).to_contain_text("a role address")
+            expect(application).to_contain_text(maker.fingerprint)
+            with page.expect_navigation():
+                application.get_by_role("button", name="Approve").click()
+            expect(page.get_by_role("status")).to_contain_text(
+                "Maker Ltd (psirt@maker.example) is approved"
+            )
+            sign_out(page)
+
+            sign_in(page, portal_url, MAKER, MAKER_PASSWORD)
+            page.get_by_role("link", name="My registration").click()
+            expect(page.locator("#status")).to_have_text("approved")
+            expect(page.locator("#explain")).to_contain_text("You are approved since")
+
+            page.goto(f"{portal_url}/registry/members")
+            expect(page.get_by_role("listitem").filter(has_text="Maker Ltd")).to_be_visible()
+        finally:
+            browser.close()
+    assert console_errors == []
