@@ -237,6 +237,28 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at) -
         )
         subject = "Your registry application"
         return _Text(subject, subject, body, _member_key(delivery.user))
+    if delivery.kind == "password-reset":
+        from app import password_reset
+        from app.instance import secret_key
+        from app.models import Registrant
+
+        user = delivery.user
+        registrant = Registrant.get_or_none(Registrant.user == user)
+        key = _usable_key(registrant.key) if registrant is not None else _member_key(user)
+        token = password_reset.reset_token(secret_key(settings), user, at)
+        body = mailtext.render(
+            "password-reset",
+            link=f"{settings.base_url}/login/reset/{token}",
+            until=at + password_reset.TOKEN_LIFETIME,
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Reset your password"
+        return _Text(subject, subject, body, key)
+    if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
+        from app import renewal
+
+        return _Text(*renewal.mail_text(delivery, payload, common, settings, at))
     if delivery.kind == "embargo-changed":
         key = _member_key(delivery.user) if delivery.user else _usable_key(v.reporter_key)
         for_reporter = delivery.user is None

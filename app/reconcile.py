@@ -9,7 +9,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from app import inbound, outbox, queue, reminders
+from app import inbound, outbox, queue, reminders, renewal
 
 log = logging.getLogger("forewarn.reconcile")
 
@@ -59,6 +59,7 @@ def run_forever(connection: redis.Redis, database, now, stop: threading.Event) -
         try:
             with database.connection_context():
                 reminders.queue_due(now())
+                renewal.queue_due(now())
                 count = run(connection, now())
             if count:
                 log.info("reconciler queued %d jobs", count)

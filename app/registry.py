@@ -388,3 +388,52 @@ def public_members():
         .order_by(Registrant.organisation)
         .distinct()
     )
+
+
+# -- unsubscribing from alerts (RFC 8058 one-click) -----------------------------------------
+
+UNSUBSCRIBE_SALT = "forewarn.unsubscribe"
+
+
+def _unsubscribe_serializer(secret_key: str):
+    from itsdangerous import URLSafeSerializer  # no timestamp: these links never expire
+
+    return URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_token(secret_key: str, registrant_id: int) -> str:
+    """The link in every alert; it does not expire, since alerts may be read months later."""
+    return _unsubscribe_serializer(secret_key).dumps(registrant_id)
+
+
+def unsubscribe(token: str, secret_key: str, at: datetime) -> Registrant:
+    """Stop alerts to the registrant the token names; again is harmless (audited once)."""
+    try:
+        registrant_id = _unsubscribe_serializer(secret_key).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise Refused("This unsubscribe link is not valid: copy the whole link") from None
+    registrant = Registrant.get_or_none(Registrant.id == registrant_id)
+    if registrant is None:
+        raise Refused("This unsubscribe link is not valid any more")
+    with write_transaction():
+        changed = (
+            Registrant.update(unsubscribed=True, updated_at=at)
+            .where(Registrant.id == registrant.id, Registrant.unsubscribed == False)  # noqa: E712
+            .execute()
+        )
+        if changed:
+            audit.record(registrant.user, "registry.unsubscribe", at, target=registrant.user.email)
+    return Registrant.get_by_id(registrant.id)
+
+
+def resubscribe(registrant: Registrant, at: datetime) -> Registrant:
+    """Alerts again (as far as the registrant's status allows)."""
+    with write_transaction():
+        changed = (
+            Registrant.update(unsubscribed=False, updated_at=at)
+            .where(Registrant.id == registrant.id, Registrant.unsubscribed == True)  # noqa: E712
+            .execute()
+        )
+        if changed:
+            audit.record(registrant.user, "registry.resubscribe", at, target=registrant.user.email)
+    return Registrant.get_by_id(registrant.id)

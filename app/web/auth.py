@@ -1,8 +1,10 @@
-"""Sign-in and sign-out for everyone with an account."""
+"""Sign-in and sign-out for everyone with an account, and password reset by mail."""
 
+import logging
 from functools import wraps
 from urllib.parse import urlsplit
 
+import redis
 from flask import (
     Blueprint,
     abort,
@@ -17,12 +19,16 @@ from flask import (
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
-from app import accounts, clock, ratelimit
+from app import accounts, clock, password_reset, ratelimit, reconcile
+from app.errors import Refused
+from app.instance import secret_key
 from app.models import User
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger("forewarn.web.auth")
+FORGOT = ratelimit.Limit("password-reset", attempts=5, window_seconds=3600)
 
 
 class SessionUser(UserMixin):
@@ -159,4 +165,91 @@ def logout():
     logout_user()
     session.clear()
     flash("You are signed out. Sign in again to continue working.", "success")
+    return redirect(url_for("auth.login"))
+
+
+# -- password reset by mail ----------------------------------------------------------------
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(message="Enter the address of your account."),
+            Regexp(r"^\s*[^@\s]+@[^@\s]+\s*$", message="Enter an email address."),
+            Length(max=254),
+        ],
+    )
+
+
+MIN = accounts.MIN_PASSWORD_LENGTH
+
+
+class ResetForm(FlaskForm):
+    password = PasswordField(
+        f"New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)",
+        validators=[
+            DataRequired(message="Choose a new password."),
+            Length(
+                min=accounts.MIN_PASSWORD_LENGTH,
+                max=1024,
+                message=f"The password must have at least {MIN} characters.",
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        "The new password again",
+        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+
+
+def _send_soon() -> None:
+    """Queue due deliveries now; if Redis does not answer, the reconciler sends them soon."""
+    try:
+        reconcile.queue_due_deliveries(current_app.extensions["forewarn.redis"], clock.now())
+    except redis.RedisError as exc:
+        log.warning("could not queue deliveries now (%s); the reconciler will", exc)
+
+
+@bp.route("/login/forgot", methods=["GET", "POST"])
+def forgot():
+    form = ForgotForm()
+    if request.method == "GET":
+        return render_template("forgot.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("forgot.html", form=form), 400
+    redis_conn = current_app.extensions["forewarn.redis"]
+    email = form.email.data.strip().lower()
+    address = request.remote_addr or "unknown"
+    if not (
+        ratelimit.hit(redis_conn, FORGOT, f"ip:{address}")
+        and ratelimit.hit(redis_conn, FORGOT, f"email:{email}")
+    ):
+        flash("Too many reset requests. Wait an hour, then try again.", "error")
+        return render_template("forgot.html", form=form), 429
+    password_reset.request_reset(email, clock.now())
+    _send_soon()
+    flash(password_reset.MESSAGE, "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login/reset/<token>", methods=["GET", "POST"])
+def reset(token: str):
+    settings = current_app.extensions["forewarn.settings"]
+    form = ResetForm()
+    try:
+        user = password_reset.check(token, secret_key(settings), clock.now())
+    except Refused as exc:
+        return render_template("reset.html", form=None, refused=str(exc)), 400
+    if request.method == "GET":
+        return render_template("reset.html", form=form, email=user.email)
+    if not form.validate_on_submit():
+        return render_template("reset.html", form=form, email=user.email), 400
+    try:
+        password_reset.reset(token, form.password.data, secret_key(settings), clock.now())
+    except Refused as exc:
+        return render_template("reset.html", form=None, refused=str(exc)), 400
+    logout_user()
+    session.clear()
+    flash("Your password was changed and every session was ended. Sign in with it.", "success")
     return redirect(url_for("auth.login"))

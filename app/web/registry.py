@@ -244,6 +244,23 @@ def verify(token: str):
     return render_template("registry/verified.html", registrant=registrant)
 
 
+@bp.route("/reconfirm/<token>", methods=["GET", "POST"])
+def reconfirm(token: str):
+    """The yearly "we still qualify" link. GET only shows the button (mail scanners fetch
+    links); the POST confirms."""
+    from app import renewal
+
+    form = ConfirmForm()
+    if request.method == "GET":
+        return render_template("registry/reconfirm.html", form=form)
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        registrant = renewal.confirm(token, secret_key(settings), clock.now())
+    except Refused as exc:
+        return render_template("registry/reconfirm.html", form=None, refused=str(exc)), 400
+    return render_template("registry/reconfirm.html", form=None, confirmed=registrant)
+
+
 # -- the registrant's own page -------------------------------------------------------------
 
 
@@ -296,6 +313,7 @@ def _status_page(registrant: Registrant, key_form: KeyForm | None = None, status
             reason=_rejection_reason(registrant) if registrant.status == "rejected" else "",
             key_form=key_form or KeyForm(),
             resend_form=ResendForm(),
+            resubscribe_form=ResendForm(),
             role_address=registry.is_role_address(registrant.user.email),
         ),
         status,
@@ -358,4 +376,54 @@ def replace_key():
         f"{stored.fingerprint}. Decrypt it and open it within 48 hours; {until}.",
         "success",
     )
+    return redirect(url_for("registry.status"))
+
+
+# -- unsubscribing from alerts --------------------------------------------------------------
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):
+    """A page with a button: opening the link (GET) changes nothing, since scanners fetch it."""
+    form = ConfirmForm()
+    if request.method == "GET":
+        return render_template("registry/unsubscribe.html", form=form, done=False)
+    form.validate_on_submit()  # CSRF is checked before the view; the form has nothing else
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        registry.unsubscribe(token, secret_key(settings), clock.now())
+    except Refused as exc:
+        return render_template("registry/unsubscribe.html", form=None, refused=str(exc)), 400
+    return render_template("registry/unsubscribe.html", form=None, done=True)
+
+
+@bp.route("/unsubscribe/<token>/one-click", methods=["POST"])
+def unsubscribe_one_click(token: str):
+    """RFC 8058: mail providers POST `List-Unsubscribe=One-Click` without a session or CSRF
+    token; the signed token in the address is the authorisation."""
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        return _plain("Send List-Unsubscribe=One-Click (RFC 8058).", 400)
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        registry.unsubscribe(token, secret_key(settings), clock.now())
+    except Refused as exc:
+        return _plain(str(exc), 400)
+    return _plain("Unsubscribed.", 200)
+
+
+def _plain(text: str, status: int):
+    return text, status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+# The one documented exception to CSRF protection (tests/test_routes.py checks it).
+bp.record_once(lambda state: state.app.extensions["csrf"].exempt(unsubscribe_one_click))
+
+
+@bp.route("/status/resubscribe", methods=["POST"])
+@roles_required("registrant")
+def resubscribe():
+    registrant = _own_registration()
+    ResendForm().validate_on_submit()  # CSRF is checked before the view
+    registry.resubscribe(registrant, clock.now())
+    flash("You receive alerts again.", "success")
     return redirect(url_for("registry.status"))
