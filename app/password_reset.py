@@ -10,9 +10,9 @@ import json
 from datetime import datetime, timedelta
 
 import peewee
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired
 
-from app import audit, passwords
+from app import audit, passwords, tokens
 from app.accounts import MIN_PASSWORD_LENGTH, new_session_token
 from app.db import write_transaction
 from app.errors import Refused
@@ -21,16 +21,6 @@ from app.models import Delivery, UsedToken, User
 RESET_SALT = "forewarn.password-reset"
 TOKEN_LIFETIME = timedelta(hours=1)
 MESSAGE = "If an account exists for that address, we sent a link valid for one hour."
-
-
-def _serializer(secret_key: str, at: datetime) -> URLSafeTimedSerializer:
-    """Tokens stamped and judged by our clock (not the wall clock), so tests can move time."""
-
-    class AtSigner(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(at.timestamp())
-
-    return URLSafeTimedSerializer(secret_key, salt=RESET_SALT, signer=AtSigner)
 
 
 def _password_binding(user: User) -> str:
@@ -56,13 +46,13 @@ def request_reset(email: str, at: datetime) -> None:
 
 
 def reset_token(secret_key: str, user: User, at: datetime) -> str:
-    return _serializer(secret_key, at).dumps([user.id, _password_binding(user)])
+    return tokens.timed(secret_key, RESET_SALT, at).dumps([user.id, _password_binding(user)])
 
 
 def check(token: str, secret_key: str, at: datetime) -> User:
     """The account this link resets, or Refused with a message fit to show (nothing is used)."""
     try:
-        user_id, binding = _serializer(secret_key, at).loads(
+        user_id, binding = tokens.timed(secret_key, RESET_SALT, at).loads(
             token, max_age=int(TOKEN_LIFETIME.total_seconds())
         )
     except SignatureExpired:
@@ -72,10 +62,7 @@ def check(token: str, secret_key: str, at: datetime) -> User:
     user = User.get_or_none(User.id == user_id)
     if user is None or not user.active or binding != _password_binding(user):
         raise Refused("This link is not valid any more: ask for a new one")
-    used = UsedToken.select().where(
-        UsedToken.purpose == RESET_SALT, UsedToken.token_hash == _digest(token)
-    )
-    if used.exists():
+    if tokens.was_used(RESET_SALT, token):
         raise Refused("This link was already used: ask for a new one if you need it")
     return user
 
@@ -87,7 +74,7 @@ def reset(token: str, new_password: str, secret_key: str, at: datetime) -> User:
         raise Refused(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
     try:
         with write_transaction():
-            UsedToken.create(purpose=RESET_SALT, token_hash=_digest(token), used_at=at)
+            UsedToken.create(purpose=RESET_SALT, token_hash=tokens.digest(token), used_at=at)
             changed = (
                 User.update(
                     password_hash=passwords.hash_password(new_password),
@@ -102,7 +89,3 @@ def reset(token: str, new_password: str, secret_key: str, at: datetime) -> User:
     except peewee.IntegrityError:
         raise Refused("This link was already used: ask for a new one if you need it") from None
     return User.get_by_id(user.id)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -5,7 +5,6 @@ The key a registrant is alerted with is the one they proved they can decrypt wit
 verification link travels encrypted to it. Every decision is audited.
 """
 
-import hashlib
 import json
 import re
 import secrets
@@ -13,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import peewee
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired
 
-from app import audit, passwords
+from app import audit, passwords, tokens
 from app.accounts import MIN_PASSWORD_LENGTH, new_session_token
 from app.db import write_transaction
 from app.errors import NotFound, Refused
-from app.models import Delivery, PublicKey, Registrant, UsedToken, User
+from app.models import Delivery, PublicKey, Registrant, User
 from keys.inspect import Certificate, CertificateError, inspect_registration_key
 
 POLICY_VERSION = "2026-11"  # the embargo policy registrants agree to
@@ -193,23 +192,13 @@ def replace_key(registrant: Registrant, key: bytes, at: datetime) -> PublicKey:
 # -- the proof: a single-use, signed, expiring link ----------------------------------------------
 
 
-def _serializer(secret_key: str, at: datetime) -> URLSafeTimedSerializer:
-    """Tokens stamped and judged by our clock (not the wall clock), so tests can move time."""
-
-    class AtSigner(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(at.timestamp())
-
-    return URLSafeTimedSerializer(secret_key, salt=VERIFY_SALT, signer=AtSigner)
-
-
 def verification_token(secret_key: str, registrant_id: int, key_id: int, at: datetime) -> str:
-    return _serializer(secret_key, at).dumps([registrant_id, key_id])
+    return tokens.timed(secret_key, VERIFY_SALT, at).dumps([registrant_id, key_id])
 
 
 def verify(token: str, secret_key: str, at: datetime) -> Registrant:
     """Pin the key the link was encrypted to; the first proof sends the registrant to review."""
-    serializer = _serializer(secret_key, at)
+    serializer = tokens.timed(secret_key, VERIFY_SALT, at)
     try:
         registrant_id, key_id = serializer.loads(token, max_age=int(TOKEN_LIFETIME.total_seconds()))
     except SignatureExpired:
@@ -244,16 +233,14 @@ def verify(token: str, secret_key: str, at: datetime) -> Registrant:
     return Registrant.get_by_id(registrant.id)
 
 
-def _use_once(purpose: str, token: str, at: datetime) -> None:
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    try:
-        with write_transaction():
-            UsedToken.create(purpose=purpose, token_hash=digest, used_at=at)
-    except peewee.IntegrityError:
-        raise Refused("This link was already used: sign in to see your status") from None
-
-
 # -- vetting ----------------------------------------------------------------------------------
+
+
+def _use_once(purpose: str, token: str, at: datetime) -> None:
+    try:
+        tokens.use_once(purpose, token, at)
+    except Refused:
+        raise Refused("This link was already used: sign in to see your status") from None
 
 
 def get(registrant_id: int | str) -> Registrant:
@@ -388,52 +375,3 @@ def public_members():
         .order_by(Registrant.organisation)
         .distinct()
     )
-
-
-# -- unsubscribing from alerts (RFC 8058 one-click) -----------------------------------------
-
-UNSUBSCRIBE_SALT = "forewarn.unsubscribe"
-
-
-def _unsubscribe_serializer(secret_key: str):
-    from itsdangerous import URLSafeSerializer  # no timestamp: these links never expire
-
-    return URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT)
-
-
-def unsubscribe_token(secret_key: str, registrant_id: int) -> str:
-    """The link in every alert; it does not expire, since alerts may be read months later."""
-    return _unsubscribe_serializer(secret_key).dumps(registrant_id)
-
-
-def unsubscribe(token: str, secret_key: str, at: datetime) -> Registrant:
-    """Stop alerts to the registrant the token names; again is harmless (audited once)."""
-    try:
-        registrant_id = _unsubscribe_serializer(secret_key).loads(token)
-    except (BadSignature, ValueError, TypeError):
-        raise Refused("This unsubscribe link is not valid: copy the whole link") from None
-    registrant = Registrant.get_or_none(Registrant.id == registrant_id)
-    if registrant is None:
-        raise Refused("This unsubscribe link is not valid any more")
-    with write_transaction():
-        changed = (
-            Registrant.update(unsubscribed=True, updated_at=at)
-            .where(Registrant.id == registrant.id, Registrant.unsubscribed == False)  # noqa: E712
-            .execute()
-        )
-        if changed:
-            audit.record(registrant.user, "registry.unsubscribe", at, target=registrant.user.email)
-    return Registrant.get_by_id(registrant.id)
-
-
-def resubscribe(registrant: Registrant, at: datetime) -> Registrant:
-    """Alerts again (as far as the registrant's status allows)."""
-    with write_transaction():
-        changed = (
-            Registrant.update(unsubscribed=False, updated_at=at)
-            .where(Registrant.id == registrant.id, Registrant.unsubscribed == True)  # noqa: E712
-            .execute()
-        )
-        if changed:
-            audit.record(registrant.user, "registry.resubscribe", at, target=registrant.user.email)
-    return Registrant.get_by_id(registrant.id)

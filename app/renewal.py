@@ -19,9 +19,9 @@ import json
 from datetime import datetime, timedelta
 
 import peewee
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired
 
-from app import audit, registry
+from app import audit, registry, tokens
 from app.db import write_transaction
 from app.errors import Refused
 from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
@@ -192,26 +192,16 @@ def _since(registrant: Registrant) -> datetime:
     return registrant.last_confirmed_at or registrant.created_at
 
 
-def _serializer(secret_key: str, at: datetime) -> URLSafeTimedSerializer:
-    """Tokens stamped and judged by our clock (not the wall clock), so tests can move time."""
-
-    class AtSigner(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(at.timestamp())
-
-    return URLSafeTimedSerializer(secret_key, salt=RECONFIRM_SALT, signer=AtSigner)
-
-
 def reconfirm_token(secret_key: str, registrant_id: int, since: datetime, at: datetime) -> str:
     """The link's token: the registrant and the confirmation it renews."""
-    return _serializer(secret_key, at).dumps([registrant_id, since.isoformat()])
+    return tokens.timed(secret_key, RECONFIRM_SALT, at).dumps([registrant_id, since.isoformat()])
 
 
 def confirm(token: str, secret_key: str, at: datetime) -> Registrant:
     """The registrant still qualifies: the year starts again. Each link works once.
     (The web route /registry/reconfirm/<token> calls this.)"""
     try:
-        registrant_id, since = _serializer(secret_key, at).loads(
+        registrant_id, since = tokens.timed(secret_key, RECONFIRM_SALT, at).loads(
             token, max_age=int(GRACE.total_seconds())
         )
     except SignatureExpired:

@@ -17,7 +17,8 @@ AUDIENCES = {
     "releases": "team",
     "rotation": "team",
     "admin": "admin",
-    "registry": "anyone",  # its registrant pages: tests/test_web_registry.py
+    "registry": "anyone",
+    "subscriptions": "anyone",  # its registrant pages: tests/test_web_registry.py
     "vetting": "admin",
 }
 SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css"}
@@ -86,7 +87,7 @@ def test_team_members_are_refused_admin_routes(app, client, auth, known, clock):
 
 # The one documented exception: RFC 8058 one-click unsubscribe is POSTed by mail providers,
 # without a session; the signed token in its address is the authorisation.
-CSRF_EXEMPT = {"registry.unsubscribe_one_click"}
+CSRF_EXEMPT = {"subscriptions.unsubscribe_one_click"}
 
 
 def test_every_form_needs_its_csrf_token(app, client, auth, known, admin_user):

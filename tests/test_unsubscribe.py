@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from app import passwords, registry
+from app import passwords, registry, subscriptions
 from app.errors import Refused
 from app.instance import secret_key
 from app.models import AuditEvent, Registrant, User
@@ -39,7 +39,7 @@ def one_line(html: str) -> str:
 
 
 def test_one_click_post_unsubscribes_without_csrf_and_is_idempotent(client, registrant, settings):
-    token = registry.unsubscribe_token(secret_key(settings), registrant.id)
+    token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
     assert Registrant.approved().where(Registrant.id == registrant.id).exists()
     for _ in range(2):
         response = client.post(f"/registry/unsubscribe/{token}/one-click", data=ONE_CLICK)
@@ -52,8 +52,8 @@ def test_one_click_post_unsubscribes_without_csrf_and_is_idempotent(client, regi
 
 
 def test_one_click_refuses_bad_tokens_and_missing_body(client, registrant, settings):
-    token = registry.unsubscribe_token(secret_key(settings), registrant.id)
-    forged = registry.unsubscribe_token("another secret", registrant.id)
+    token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
+    forged = subscriptions.unsubscribe_token("another secret", registrant.id)
     for bad in (token[:-3] + "abc", forged, "nonsense"):
         response = client.post(f"/registry/unsubscribe/{bad}/one-click", data=ONE_CLICK)
         assert response.status_code == 400, bad
@@ -67,11 +67,11 @@ def test_the_token_is_bound_to_its_purpose(registrant, settings, clock):
         secret_key(settings), registrant.id, registrant.key_id, clock.at
     )
     with pytest.raises(Refused, match="not valid"):
-        registry.unsubscribe(verify_token, secret_key(settings), clock.at)
+        subscriptions.unsubscribe(verify_token, secret_key(settings), clock.at)
 
 
 def test_the_page_asks_first_and_its_button_needs_csrf(client, registrant, settings):
-    token = registry.unsubscribe_token(secret_key(settings), registrant.id)
+    token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
     page = client.get(f"/registry/unsubscribe/{token}")
     assert page.status_code == 200
     assert not Registrant.get_by_id(registrant.id).unsubscribed  # opening changes nothing
@@ -97,8 +97,8 @@ def test_the_status_page_shows_it_and_resubscribes(client, auth, registrant, set
     auth.login(MAKER, MAKER_PASSWORD)
     status = one_line(client.get("/registry/status").get_data(as_text=True))
     assert "You receive alerts" in status and "You unsubscribed" not in status
-    registry.unsubscribe(
-        registry.unsubscribe_token(secret_key(settings), registrant.id),
+    subscriptions.unsubscribe(
+        subscriptions.unsubscribe_token(secret_key(settings), registrant.id),
         secret_key(settings),
         clock.at,
     )
@@ -118,8 +118,8 @@ def test_the_status_page_shows_it_and_resubscribes(client, auth, registrant, set
 
 
 def test_resubscribe_needs_a_signed_in_registrant(client, registrant, settings, clock):
-    registry.unsubscribe(
-        registry.unsubscribe_token(secret_key(settings), registrant.id),
+    subscriptions.unsubscribe(
+        subscriptions.unsubscribe_token(secret_key(settings), registrant.id),
         secret_key(settings),
         clock.at,
     )

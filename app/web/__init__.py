@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         registry,
         releases,
         rotation,
+        subscriptions,
         team,
         vetting,
         workspace,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         releases.bp,
         rotation.bp,
         registry.bp,
+        subscriptions.bp,
         vetting.bp,
     ):
         app.register_blueprint(blueprint)

@@ -272,7 +272,7 @@ class ResendForm(FlaskForm):
     pass
 
 
-def _own_registration() -> Registrant:
+def own_registration() -> Registrant:
     found = Registrant.get_or_none(Registrant.user == current_user.user)
     if found is None:
         abort(404)
@@ -323,13 +323,13 @@ def _status_page(registrant: Registrant, key_form: KeyForm | None = None, status
 @bp.route("/status")
 @roles_required("registrant")
 def status():
-    return _status_page(_own_registration())
+    return _status_page(own_registration())
 
 
 @bp.route("/status/resend", methods=["POST"])
 @roles_required("registrant")
 def resend():
-    registrant = _own_registration()
+    registrant = own_registration()
     key = _latest_unproven_key(registrant)
     if key is None:
         flash("You have no key waiting for confirmation: there is nothing to send.", "error")
@@ -351,7 +351,7 @@ def resend():
 @bp.route("/status/key", methods=["POST"])
 @roles_required("registrant")
 def replace_key():
-    registrant = _own_registration()
+    registrant = own_registration()
     form = KeyForm()
     if registrant.status == "rejected":
         flash("Your application was rejected: there is no key to replace.", "error")
@@ -376,54 +376,4 @@ def replace_key():
         f"{stored.fingerprint}. Decrypt it and open it within 48 hours; {until}.",
         "success",
     )
-    return redirect(url_for("registry.status"))
-
-
-# -- unsubscribing from alerts --------------------------------------------------------------
-
-
-@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-def unsubscribe(token: str):
-    """A page with a button: opening the link (GET) changes nothing, since scanners fetch it."""
-    form = ConfirmForm()
-    if request.method == "GET":
-        return render_template("registry/unsubscribe.html", form=form, done=False)
-    form.validate_on_submit()  # CSRF is checked before the view; the form has nothing else
-    settings = current_app.extensions["forewarn.settings"]
-    try:
-        registry.unsubscribe(token, secret_key(settings), clock.now())
-    except Refused as exc:
-        return render_template("registry/unsubscribe.html", form=None, refused=str(exc)), 400
-    return render_template("registry/unsubscribe.html", form=None, done=True)
-
-
-@bp.route("/unsubscribe/<token>/one-click", methods=["POST"])
-def unsubscribe_one_click(token: str):
-    """RFC 8058: mail providers POST `List-Unsubscribe=One-Click` without a session or CSRF
-    token; the signed token in the address is the authorisation."""
-    if request.form.get("List-Unsubscribe") != "One-Click":
-        return _plain("Send List-Unsubscribe=One-Click (RFC 8058).", 400)
-    settings = current_app.extensions["forewarn.settings"]
-    try:
-        registry.unsubscribe(token, secret_key(settings), clock.now())
-    except Refused as exc:
-        return _plain(str(exc), 400)
-    return _plain("Unsubscribed.", 200)
-
-
-def _plain(text: str, status: int):
-    return text, status, {"Content-Type": "text/plain; charset=utf-8"}
-
-
-# The one documented exception to CSRF protection (tests/test_routes.py checks it).
-bp.record_once(lambda state: state.app.extensions["csrf"].exempt(unsubscribe_one_click))
-
-
-@bp.route("/status/resubscribe", methods=["POST"])
-@roles_required("registrant")
-def resubscribe():
-    registrant = _own_registration()
-    ResendForm().validate_on_submit()  # CSRF is checked before the view
-    registry.resubscribe(registrant, clock.now())
-    flash("You receive alerts again.", "success")
     return redirect(url_for("registry.status"))
