@@ -25,11 +25,12 @@ POLICY_VERSION = "2026-11"  # the embargo policy registrants agree to
 TOKEN_LIFETIME = timedelta(hours=48)
 VERIFY_SALT = "forewarn.registry.verify-key"
 TRANSITIONS = {
-    "unverified": set(),  # only the verification link moves it on
-    "pending_review": {"approved", "rejected"},
-    "approved": {"suspended"},
-    "suspended": {"approved"},
-    "rejected": set(),
+    "unverified": {"removed"},  # otherwise only the verification link moves it on
+    "pending_review": {"approved", "rejected", "removed"},
+    "approved": {"suspended", "removed"},
+    "suspended": {"approved", "removed"},
+    "rejected": {"removed"},
+    "removed": set(),  # the account is disabled; the rows stay for the audit trail
 }
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ROLE_LOCALS = ("security", "psirt", "secalert", "cert", "product-security", "vulnerability")
@@ -274,6 +275,12 @@ def decide(
             updated_at=at,
             last_confirmed_at=at if status == "approved" else registrant.last_confirmed_at,
         ).where(Registrant.id == registrant.id).execute()
+        if status == "removed":  # no sign-in, no alerts, no key in use; history kept
+            User.update(active=False, session_token=new_session_token()).where(
+                User.id == registrant.user_id
+            ).execute()
+            Registrant.update(unsubscribed=True).where(Registrant.id == registrant.id).execute()
+            PublicKey.update(usable=False).where(PublicKey.owner == registrant.user_id).execute()
         if status == "rejected":
             Delivery.create(
                 kind="registrant-rejected",

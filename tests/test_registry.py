@@ -158,13 +158,13 @@ def test_vetting_follows_the_states_and_rejection_is_mailed_with_its_reason(
         .order_by(AuditEvent.id)
     ]
     assert actions[-3:] == ["registry.approved", "registry.suspended", "registry.approved"]
-    with pytest.raises(Refused, match="it can become: suspended"):
+    with pytest.raises(Refused, match="it can become: removed, suspended"):
         registry.decide(approved, "rejected", None, "admin", clock.at, reason="late")
 
 
 def test_an_unverified_registrant_cannot_be_approved(db, clock, maker):
     registrant = signed_up(maker, clock)
-    with pytest.raises(Refused, match="it can become: nothing"):
+    with pytest.raises(Refused, match="it can become: removed"):
         registry.decide(registrant, "approved", None, "admin", clock.at)
 
 
@@ -194,3 +194,21 @@ def test_only_approved_organisations_that_opted_in_are_listed_publicly(db, clock
     registry.add_by_admin("security@other.example", "Other Inc", other.cert, None, "t", clock.at)
     Registrant.update(listed_publicly=True).execute()
     assert [r.organisation for r in registry.public_members()] == ["Maker Ltd"]
+
+
+def test_removing_a_registrant_disables_the_account_and_keeps_the_history(db, clock, maker):
+    from app import accounts
+    from app.models import User
+
+    added = registry.add_by_admin(
+        "psirt@maker.example", "Maker Ltd", maker.cert, None, "t", clock.at, approve=True
+    )
+    removed = registry.decide(added, "removed", None, "admin", clock.at)
+    assert removed.status == "removed" and removed.unsubscribed
+    assert User.get_by_id(added.user_id).active is False
+    assert not PublicKey.get_by_id(added.key_id).usable
+    with pytest.raises(accounts.LoginFailed):
+        accounts.authenticate("psirt@maker.example", "x" * 20, "", clock.at, False)
+    assert AuditEvent.get(AuditEvent.action == "registry.removed").target == "psirt@maker.example"
+    with pytest.raises(Refused, match="it can become: nothing"):
+        registry.decide(removed, "approved", None, "admin", clock.at)

@@ -444,7 +444,7 @@ def test_the_queue_shows_pending_applications_first_with_their_evidence(
     buttons = re.findall(
         rf'name="r{pending.id}-decision" value="(\w+)"', text(client.get("/admin/registrants/"))
     )
-    assert buttons == ["approved", "rejected"]
+    assert buttons == ["approved", "rejected", "removed"]
 
 
 def test_rejecting_needs_a_reason_and_mails_it(client, db, clock, maker, settings, admin):
@@ -490,7 +490,7 @@ def test_a_decision_the_state_machine_forbids_changes_nothing(
     registrant = signed_up(maker, clock)  # unverified: only its link moves it on
     response = decide(client, registrant, "approved")
     assert response.status_code == 400
-    assert "it can become: nothing" in text(response)
+    assert "it can become: removed" in text(response)
     assert Registrant.get_by_id(registrant.id).status == "unverified"
 
 

@@ -5,7 +5,7 @@ import peewee
 from app.models.accounts import User
 from app.models.base import BaseModel, UTCDateTimeField
 
-REGISTRANT_STATES = ("unverified", "pending_review", "approved", "rejected", "suspended")
+REGISTRANT_STATES = ("unverified", "pending_review", "approved", "rejected", "suspended", "removed")
 
 
 class PublicKey(BaseModel):

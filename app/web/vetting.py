@@ -60,10 +60,11 @@ def _decisions(status: str) -> list[tuple[str, str]]:
         "approved": "Reinstate" if status == "suspended" else "Approve",
         "rejected": "Reject",
         "suspended": "Suspend",
+        "removed": "Remove",
     }
     return [
         (s, words[s])
-        for s in ("approved", "rejected", "suspended")
+        for s in ("approved", "rejected", "suspended", "removed")
         if s in registry.TRANSITIONS[status]
     ]
 
@@ -155,6 +156,8 @@ def _what_happened(r: Registrant, before: str) -> str:
         )
     if r.status == "rejected":
         return f"{who} is rejected; the reason is being mailed to them. They receive no alerts."
+    if r.status == "removed":
+        return f"{who} is removed: the account is disabled and receives nothing; the history stays."
     return f"{who} is suspended: they receive no alerts until an admin reinstates them."
 
 
