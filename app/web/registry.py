@@ -85,7 +85,9 @@ class KeyFields:
         return data or pasted.encode("utf-8")
 
 
-class ApplyForm(KeyFields, FlaskForm):
+class AddressFields:
+    """The registrant's alert address, as the sign-up and the admin's add form ask for it."""
+
     email = EmailField(
         "Email address for alerts",
         validators=[
@@ -95,6 +97,9 @@ class ApplyForm(KeyFields, FlaskForm):
         ],
         filters=[_strip],
     )
+
+
+class ApplyForm(AddressFields, KeyFields, FlaskForm):
     password = PasswordField(
         f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
         validators=[

@@ -4,15 +4,15 @@ registry's state machine allows, private notes, and adding a registrant directly
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, StringField, TextAreaField
-from wtforms.validators import AnyOf, DataRequired, Length, Regexp
+from wtforms import BooleanField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length
 
 from app import audit, clock, registry
 from app.db import write_transaction
 from app.errors import ForewarnError, Refused
 from app.models import PublicKey, Registrant, User
 from app.web.auth import roles_required
-from app.web.registry import KeyFields, send_soon
+from app.web.registry import AddressFields, KeyFields, send_soon
 from app.web.team import utc, utc_iso
 
 bp = Blueprint("vetting", __name__, url_prefix="/admin/registrants")
@@ -192,16 +192,7 @@ def notes(registrant_id: int):
 # -- adding a registrant directly ---------------------------------------------------------------
 
 
-class AddForm(KeyFields, FlaskForm):
-    email = EmailField(
-        "Email address for alerts",
-        validators=[
-            DataRequired(message="Enter the address alerts should go to."),
-            Regexp(r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$", message="Enter an email address."),
-            Length(max=254),
-        ],
-        filters=[_strip],
-    )
+class AddForm(AddressFields, KeyFields, FlaskForm):
     organisation = StringField(
         "Organisation",
         validators=[DataRequired(message="Name the organisation."), Length(max=250)],
