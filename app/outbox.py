@@ -92,10 +92,33 @@ def send(delivery_id: int, keyring: ServiceKeyring, settings: Settings, transpor
     return "sent"
 
 
+def envelope_sender(delivery: Delivery, settings: Settings) -> str:
+    """Alerts go out from security-bounces+<delivery id>@... (VERP) so bounces map back."""
+    if delivery.kind not in ("alert", "alert-missed"):
+        return settings.from_address
+    local, _, domain = settings.security_address.rpartition("@")
+    return f"{local}-bounces+{delivery.id}@{domain}"
+
+
+def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe on every alert."""
+    if delivery.kind not in ("alert", "alert-missed"):
+        return {}
+    from app import subscriptions
+    from app.instance import secret_key
+
+    registrant_id = json.loads(delivery.payload)["registrant"]
+    token = subscriptions.unsubscribe_token(secret_key(settings), registrant_id)
+    return {
+        "List-Unsubscribe": f"<{settings.base_url}/registry/unsubscribe/{token}/one-click>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
 def _attempt(delivery, message_id, keyring, settings, transport, at):
     try:
         message = compose(delivery, message_id, keyring, settings, at)
-        return transport.send(message, settings.from_address, delivery.recipient)
+        return transport.send(message, envelope_sender(delivery, settings), delivery.recipient)
     except (PermanentFailure, TemporaryFailure):
         raise
     except Exception as exc:  # our own failure (a key, a template, the disk): retry, visibly
@@ -138,6 +161,7 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
         reply_to=reply_to,
         in_reply_to=_replied_message_id(delivery),
         auto_submitted=_AUTO_SUBMITTED.get(delivery.kind, "auto-generated"),
+        extra_headers=_list_headers(delivery, settings),
         date=at,
     )
     if text.certificate is not None:
@@ -182,6 +206,35 @@ def _replied_message_id(delivery: Delivery) -> str | None:
 
 def _usable_key(key: PublicKey | None) -> PublicKey | None:
     return key if key is not None and key.usable else None
+
+
+def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: dict) -> _Text:
+    """The advisory, encrypted to the registrant's pinned key alone; or, when that key cannot be
+    used, a signed notice that they missed it (never the advisory in plaintext)."""
+    from app import subscriptions
+    from app.instance import secret_key
+    from app.models import Registrant
+
+    registrant = Registrant.get_by_id(payload["registrant"])
+    advisory = delivery.advisory
+    label = f"{delivery.vulnerability.tracking_id} v{advisory.version}"
+    key = _usable_key(registrant.key)
+    if delivery.kind == "alert" and key is not None:
+        token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
+        body = mailtext.render(
+            "alert",
+            text=advisory.text,
+            organisation=registrant.organisation,
+            fingerprint=key.fingerprint,
+            unsubscribe=f"{settings.base_url}/registry/unsubscribe/{token}",
+        )
+        return _Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key)
+    body = mailtext.render(
+        "alert-missed", advisory=label, status_link=f"{settings.base_url}/registry/status", **common
+    )
+    return _Text(
+        f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
+    )
 
 
 def _member_key(user) -> PublicKey | None:
@@ -259,6 +312,8 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at) -
         from app import renewal
 
         return _Text(*renewal.mail_text(delivery, payload, common, settings, at))
+    if delivery.kind in ("alert", "alert-missed"):
+        return _alert_text(delivery, payload, settings, common)
     if delivery.kind == "embargo-changed":
         key = _member_key(delivery.user) if delivery.user else _usable_key(v.reporter_key)
         for_reporter = delivery.user is None

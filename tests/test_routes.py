@@ -18,7 +18,8 @@ AUDIENCES = {
     "rotation": "team",
     "admin": "admin",
     "registry": "anyone",
-    "subscriptions": "anyone",  # its registrant pages: tests/test_web_registry.py
+    "subscriptions": "anyone",
+    "advisories": "signed-in",  # its registrant pages: tests/test_web_registry.py
     "vetting": "admin",
 }
 SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css"}

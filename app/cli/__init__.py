@@ -231,6 +231,7 @@ def main() -> None:
 
 
 # The command groups of the domain live beside this module; importing them registers them.
+from app.cli import alerts as _alerts  # noqa: E402, F401
 from app.cli import cves as _cves  # noqa: E402, F401
 from app.cli import registrants as _registrants  # noqa: E402, F401
 from app.cli import vulns as _vulns  # noqa: E402, F401

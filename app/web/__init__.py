@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     from app.web import (
         account,
         admin,
+        advisories,
         auth,
         public,
         registry,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         workspace.bp,
         admin.bp,
         account.bp,
+        advisories.bp,
         releases.bp,
         rotation.bp,
         registry.bp,

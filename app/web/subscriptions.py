@@ -32,10 +32,13 @@ def unsubscribe(token: str):
     return render_template("registry/unsubscribe.html", form=None, done=True)
 
 
-@bp.route("/unsubscribe/<token>/one-click", methods=["POST"])
+@bp.route("/unsubscribe/<token>/one-click", methods=["GET", "POST"])
 def unsubscribe_one_click(token: str):
     """RFC 8058: mail providers POST `List-Unsubscribe=One-Click` without a session or CSRF
-    token; the signed token in the address is the authorisation."""
+    token; the signed token in the address is the authorisation. A person who opens the
+    List-Unsubscribe address in a browser (GET) gets the page with its button."""
+    if request.method == "GET":
+        return redirect(url_for("subscriptions.unsubscribe", token=token))
     if request.form.get("List-Unsubscribe") != "One-Click":
         return _plain("Send List-Unsubscribe=One-Click (RFC 8058).", 400)
     settings = current_app.extensions["forewarn.settings"]

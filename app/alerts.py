@@ -1,0 +1,136 @@
+"""Pre-disclosure alerts: advisory versions (v1, v2, ... like Xen's XSAs) sent to every approved
+registrant, each encrypted to their pinned key alone; never plaintext.
+
+A version is written from the vulnerability's fields unless the team wrote one. Sending creates
+the Advisory and one Delivery per registrant in one transaction; jobs send them (app/outbox).
+"""
+
+import json
+from datetime import datetime
+
+import peewee
+
+from app import audit, embargo, vulns
+from app.config import Settings
+from app.db import write_transaction
+from app.errors import Refused
+from app.models import Advisory, Delivery, Registrant, User, Vulnerability
+
+SENDABLE = ("accepted", "fixed")
+
+
+def draft(v: Vulnerability, settings: Settings, version: int) -> str:
+    """The advisory text pre-filled from the vulnerability's fields."""
+    lines = []
+    if version > 1:
+        lines += ["Updates in this version", "", "  (say what changed since the last version)", ""]
+    lines += [
+        f"{v.tracking_id}{' / ' + v.cve.cve_id if v.cve_id else ''}: {v.title}",
+        "",
+        f"Embargo: until {embargo.shown(v.embargo_until)}.",
+        "Before then you may deploy the fix to your own products without saying what it",
+        "fixes; you may not publish or share anything about it.",
+        "",
+        f"Severity: {v.severity or 'not rated yet'}"
+        + (f" (CVSS score {v.cvss_score})" if v.cvss_score is not None else ""),
+        f"Affected: {v.affected or 'to be confirmed'}",
+        "",
+        "Description",
+        "",
+        v.description.strip() or "(to follow)",
+        "",
+        "Fix",
+        "",
+        (" ".join(v.fix_refs.split()) or "(to follow)"),
+        "",
+        f"Credits: {vulns.credits(v) or '-'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def recipients():
+    """Registrants who get alerts: approved and subscribed."""
+    return (
+        Registrant.select(Registrant, User)
+        .join(User)
+        .where(
+            Registrant.status == "approved",
+            Registrant.unsubscribed == False,  # noqa: E712
+            User.active == True,  # noqa: E712
+        )
+        .order_by(Registrant.id)
+    )
+
+
+def _has_usable_key(registrant: Registrant, at: datetime) -> bool:
+    key = registrant.key
+    if key is None or not key.usable:
+        return False
+    expires = registrant.encryption_expires or key.expires
+    return expires is None or expires > at
+
+
+def send(
+    v: Vulnerability,
+    by: User | None,
+    by_label: str,
+    at: datetime,
+    settings: Settings,
+    text: str | None = None,
+) -> Advisory:
+    """The next advisory version, queued to every approved registrant in one transaction."""
+    if v.status not in SENDABLE:
+        raise Refused(
+            f"{v.tracking_id} is {v.status}: alerts go out for accepted or fixed "
+            "vulnerabilities only (accept it first)"
+        )
+    with write_transaction():
+        last = (
+            Advisory.select(peewee.fn.MAX(Advisory.version))
+            .where(Advisory.vulnerability == v)
+            .scalar()
+        )
+        version = (last or 0) + 1
+        advisory = Advisory.create(
+            vulnerability=v,
+            version=version,
+            subject=f"{v.tracking_id} v{version}: {v.title}"[:250],
+            text=text if text and text.strip() else draft(v, settings, version),
+            created_by=by,
+            created_at=at,
+        )
+        counts = {"alert": 0, "alert-missed": 0}
+        for registrant in recipients():
+            kind = "alert" if _has_usable_key(registrant, at) else "alert-missed"
+            Delivery.create(
+                kind=kind,
+                advisory=advisory,
+                vulnerability=v,
+                user=registrant.user,
+                recipient=registrant.user.email,
+                fingerprint=registrant.pinned_fingerprint,
+                payload=json.dumps({"registrant": registrant.id}),
+                next_attempt_at=at,
+                created_at=at,
+            )
+            counts[kind] += 1
+        audit.record(
+            by,
+            "alert.send",
+            at,
+            target=v.tracking_id,
+            actor_label=by_label,
+            details={"version": version, "to": counts["alert"], "missed": counts["alert-missed"]},
+        )
+    return advisory
+
+
+def progress(advisory: Advisory) -> dict[str, int]:
+    """queued / sent / failed / bounced counts of one version's deliveries."""
+    found = dict(
+        Delivery.select(Delivery.state, peewee.fn.COUNT(Delivery.id))
+        .where(Delivery.advisory == advisory)
+        .group_by(Delivery.state)
+        .tuples()
+    )
+    return {state: found.get(state, 0) for state in ("queued", "sent", "failed", "bounced")}

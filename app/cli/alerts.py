@@ -1,0 +1,55 @@
+"""`forewarn alert send VULN_ID [--wait]`: the pre-disclosure alert to every approved registrant."""
+
+import contextlib
+import time
+
+import click
+import redis
+
+from app import clock, runtime
+from app.cli import _operator, _settings, cli
+
+
+@cli.group(help="Pre-disclosure alerts to approved registrants.")
+def alert() -> None:
+    pass
+
+
+@alert.command("send", help="Queue the next advisory version to every approved registrant.")
+@click.argument("vuln_id")
+@click.option("--text-file", type=click.File("r"), default=None, help="the advisory text")
+@click.option("--wait", is_flag=True, help="show progress until every delivery has ended")
+def alert_send(vuln_id: str, text_file, wait: bool) -> None:
+    from app import alerts, queue, reconcile, vulns
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    v = vulns.get(vuln_id)
+    advisory = alerts.send(
+        v,
+        None,
+        f"cli:{_operator()}",
+        clock.now(),
+        settings,
+        text=text_file.read() if text_file else None,
+    )
+    # Now rather than at the reconciler's next pass (which queues them within a minute anyway).
+    with contextlib.suppress(redis.RedisError, OSError):
+        reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
+    counts = alerts.progress(advisory)
+    total = sum(counts.values())
+    click.echo(f"{v.tracking_id} v{advisory.version} queued to {total} registrants", err=wait)
+    if not wait:
+        return
+    with click.progressbar(
+        length=total, label="Sending", file=click.get_text_stream("stderr")
+    ) as bar:
+        done = 0
+        while done < total:
+            counts = alerts.progress(advisory)
+            now_done = total - counts["queued"]
+            bar.update(now_done - done)
+            done = now_done
+            if done < total:
+                time.sleep(0.5)  # polling the database while the workers send
+    click.echo(" ".join(f"{state} {n}" for state, n in counts.items()))

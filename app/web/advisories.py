@@ -1,0 +1,70 @@
+"""The advisories a registrant received, and for approved registrants the text of the active
+embargoed ones (each view audited). Nobody else ever reaches embargoed text here."""
+
+from flask import Blueprint, abort, render_template
+from flask_login import current_user, login_required
+
+from app import audit, clock
+from app.models import Advisory, Delivery, Registrant, Vulnerability
+from app.web.team import utc, utc_iso
+
+bp = Blueprint("advisories", __name__, url_prefix="/registry/advisories")
+
+
+@bp.context_processor
+def _helpers():
+    return {"utc": utc, "utc_iso": utc_iso}
+
+
+def _registrant() -> Registrant:
+    if current_user.role != "registrant":
+        abort(403)
+    found = Registrant.get_or_none(Registrant.user == current_user.user)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.route("/")
+@login_required
+def received():
+    registrant = _registrant()
+    deliveries = (
+        Delivery.select(Delivery, Advisory, Vulnerability)
+        .join(Advisory)
+        .switch(Delivery)
+        .join(Vulnerability)
+        .where(Delivery.user == registrant.user, Delivery.kind.in_(("alert", "alert-missed")))
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+    )
+    return render_template(
+        "registry/advisories.html", registrant=registrant, deliveries=list(deliveries)
+    )
+
+
+@bp.route("/<int:advisory_id>")
+@login_required
+def text(advisory_id: int):
+    registrant = _registrant()
+    if registrant.status != "approved":
+        abort(403)  # pending, rejected, suspended and removed registrants read no advisory
+    sent = (
+        Delivery.select()
+        .where(
+            Delivery.user == registrant.user,
+            Delivery.advisory == advisory_id,
+            Delivery.kind == "alert",
+        )
+        .exists()
+    )
+    advisory = Advisory.get_or_none(Advisory.id == advisory_id)
+    if advisory is None or not sent:
+        abort(404)
+    audit.record(
+        current_user.user,
+        "advisory.view",
+        clock.now(),
+        target=advisory.vulnerability.tracking_id,
+        details={"version": advisory.version},
+    )
+    return render_template("registry/advisory.html", advisory=advisory, registrant=registrant)

@@ -1,0 +1,120 @@
+"""Pre-disclosure alerts: who gets one, versions, and the message each registrant receives."""
+
+import pytest
+
+from app import alerts, outbox, registry, vulns
+from app.errors import Refused
+from app.models import AuditEvent, Delivery, Registrant
+from mail.transport import SmtpTransport
+from tests import mailcorpus as mc
+from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, text_of
+from tests.smtpsink import SmtpSink
+
+CLI = vulns.Actor(None, "test")
+SECRET = "heap overflow in the L2CAP reassembly"
+
+
+@pytest.fixture(scope="module")
+def makers():
+    return [mc.make_reporter(f"psirt@m{n}.example", f"Maker {n}") for n in range(4)]
+
+
+@pytest.fixture
+def v(db, clock, settings):
+    v = vulns.create(f"The {SECRET}", "Details.", CLI, clock.at, settings)
+    return vulns.set_status(v, "accepted", CLI, clock.at)
+
+
+@pytest.fixture
+def registrants(db, clock, makers):
+    made = [
+        registry.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=True)
+        for n, m in enumerate(makers)
+    ]
+    registry.decide(made[1], "suspended", None, "t", clock.at)
+    Registrant.update(unsubscribed=True).where(Registrant.id == made[2].id).execute()
+    return made
+
+
+def sent_to(sink, address):
+    return [r.data for r in sink.received if r.recipients == [address]]
+
+
+def test_only_accepted_or_fixed_vulnerabilities_can_be_alerted(db, clock, settings):
+    new = vulns.create("New one", "", CLI, clock.at, settings)
+    with pytest.raises(Refused, match="accepted or fixed"):
+        alerts.send(new, None, "t", clock.at, settings)
+
+
+def test_sending_queues_one_delivery_per_approved_subscribed_registrant(
+    v, registrants, clock, settings
+):
+    advisory = alerts.send(v, None, "t", clock.at, settings)
+    assert advisory.version == 1
+    to = sorted(d.recipient for d in Delivery.select().where(Delivery.advisory == advisory))
+    assert to == ["psirt@m0.example", "psirt@m3.example"]  # m1 suspended, m2 unsubscribed
+    assert alerts.progress(advisory) == {"queued": 2, "sent": 0, "failed": 0, "bounced": 0}
+    second = alerts.send(v, None, "t", clock.at, settings)
+    assert second.version == 2 and second.text.startswith("Updates in this version")
+    assert AuditEvent.select().where(AuditEvent.action == "alert.send").count() == 2
+
+
+def test_each_alert_is_signed_then_encrypted_to_the_registrant_alone(
+    v, registrants, makers, clock, settings, keyring, tmp_path
+):
+    advisory = alerts.send(v, None, "t", clock.at, settings)
+    sink = SmtpSink()
+    try:
+        for d in Delivery.select().where(Delivery.advisory == advisory):
+            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+        [raw] = sent_to(sink, "psirt@m0.example")
+        envelope = sink.received[0].envelope_from
+    finally:
+        sink.stop()
+    message = parse(raw)
+    assert message["Subject"] == f"Security advisory {v.tracking_id} v1 (embargoed)"
+    assert message.get_content_type() == "multipart/encrypted"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/registry/unsubscribe/")
+    assert envelope.startswith("security-bounces+") and envelope.endswith("@localhost")
+    assert SECRET.encode() not in raw
+    secret = tmp_path / "m0.key"
+    secret.write_bytes(makers[0].secret)
+    entity = run("sqop", "decrypt", str(secret), input=encrypted_payload(raw)).stdout
+    assert parse(entity).get_content_type() == "multipart/signed"  # the nested RFC 3156 form
+    text, signature = parts_as_sent(entity)
+    cert = tmp_path / "service.asc"
+    cert.write_text(keyring.export_public())
+    sig = tmp_path / "sig.asc"
+    sig.write_bytes(body_of(signature))
+    assert run("sqop", "verify", str(sig), str(cert), input=text).returncode == 0
+    assert SECRET in parse(text)["Subject"]  # the real subject, protected
+    assert SECRET in text_of(text)
+    # Another registrant's key cannot read it.
+    other = tmp_path / "m3.key"
+    other.write_bytes(makers[3].secret)
+    assert (
+        run("sqop", "decrypt", str(other), input=encrypted_payload(raw), check=False).returncode
+        != 0
+    )
+
+
+def test_a_registrant_whose_key_cannot_be_used_gets_a_notice_never_the_advisory(
+    v, registrants, clock, settings, keyring
+):
+    from app.models import PublicKey
+
+    PublicKey.update(usable=False).where(PublicKey.id == registrants[0].key_id).execute()
+    advisory = alerts.send(v, None, "t", clock.at, settings)
+    kinds = {d.recipient: d.kind for d in Delivery.select().where(Delivery.advisory == advisory)}
+    assert kinds == {"psirt@m0.example": "alert-missed", "psirt@m3.example": "alert"}
+    sink = SmtpSink()
+    try:
+        for d in Delivery.select().where(Delivery.kind == "alert-missed"):
+            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+        [raw] = sent_to(sink, "psirt@m0.example")
+    finally:
+        sink.stop()
+    assert SECRET.encode() not in raw
+    assert parse(raw).get_content_type() == "multipart/signed"
+    assert "You missed a pre-disclosure advisory" in text_of(parts_as_sent(raw)[0])
