@@ -61,3 +61,17 @@ def test_team_members_and_anonymous_visitors_get_no_registrant_view(
     assert client.get(f"/registry/advisories/{advisory.id}").status_code == 302  # to sign in
     auth.login(admin_user.email, "correct horse battery staple")
     assert client.get(f"/registry/advisories/{advisory.id}").status_code == 403
+
+
+def test_admins_see_approved_registrants_whose_key_cannot_be_used(
+    client, auth, alerted, admin_user
+):
+    from app.models import PublicKey
+
+    registrant, _ = alerted
+    auth.login(admin_user.email, "correct horse battery staple")
+    assert "no usable key" not in client.get("/admin/registrants/").get_data(as_text=True)
+    PublicKey.update(usable=False).where(PublicKey.id == registrant.key_id).execute()
+    page = client.get("/admin/registrants/").get_data(as_text=True)
+    assert "no usable key" in page
+    assert "Reader Ltd</a> (psirt@reader.example)" in page

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from app import audit, clock, registry
+from app import audit, clock, registry, renewal
 from app.db import write_transaction
 from app.errors import ForewarnError, Refused
 from app.models import PublicKey, Registrant, User
@@ -101,6 +101,7 @@ def _queue_page(override: dict | None = None, status: int = 200):
             "admin/registrants.html",
             groups=[(s, HEADINGS.get(s, s), grouped[s]) for s in grouped],
             total=sum(len(v) for v in grouped.values()),
+            flagged=list(renewal.flagged(clock.now())),
         ),
         status,
     )
