@@ -14,7 +14,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
 
-from app import audit, embargo, inbound, rotation, vulns
+from app import audit, bounces, embargo, inbound, rotation, vulns
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import Refused
@@ -58,6 +58,11 @@ def process_inbound(message_id: int, keyring: ServiceKeyring, settings: Settings
 
 def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Settings, at) -> str:
     raw = bytes(message.raw)
+    bounced = bounces.delivery_of(message.envelope_to.split("\n"), settings.security_address)
+    if bounced is not None:  # matched by its address alone; a bounce is never decrypted
+        kind = bounces.record(bounced, raw, at)
+        inbound.finish(message, "processed", at, f"{kind} bounce of delivery {bounced}")
+        return "bounce"
     sender = _header_sender(raw)
     parsed = parse(raw, keyring, _certificates_of(sender), at=at)
     body_sha256 = hashlib.sha256(raw.partition(b"\r\n\r\n")[2] or raw).hexdigest()

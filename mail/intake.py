@@ -43,13 +43,14 @@ class IntakePolicy:
 
 
 def accepts_recipient(address: str, security_address: str) -> bool:
-    """The security address itself, or its plus-addresses (security+SEC-2026-0001@...)."""
+    """The security address itself, its plus-addresses (security+SEC-2026-0001@...), and the
+    bounce addresses of alerts (security-bounces+<delivery>@...)."""
     local, _, domain = address.strip().strip("<>").rpartition("@")
     our_local, _, our_domain = security_address.rpartition("@")
     if domain.lower() != our_domain.lower():
         return False
-    base = local.split("+", 1)[0]
-    return base.lower() == our_local.lower()
+    base = local.split("+", 1)[0].lower()
+    return base in (our_local.lower(), f"{our_local.lower()}-bounces")
 
 
 _ENCRYPTED = re.compile(

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from app import audit, clock, registry, renewal
+from app import audit, bounces, clock, registry, renewal
 from app.db import write_transaction
 from app.errors import ForewarnError, Refused
 from app.models import PublicKey, Registrant, User
@@ -102,6 +102,7 @@ def _queue_page(override: dict | None = None, status: int = 200):
             groups=[(s, HEADINGS.get(s, s), grouped[s]) for s in grouped],
             total=sum(len(v) for v in grouped.values()),
             flagged=list(renewal.flagged(clock.now())),
+            bouncing=[(row.user.email, row.bounces) for row in bounces.repeatedly_bouncing()],
         ),
         status,
     )
