@@ -330,6 +330,15 @@ def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at) -
         )
         subject = f"[{v.tracking_id}] embargo date changed"
         return _Text(subject, subject, body, key)
+    if delivery.kind == "reminder" and payload["field"] == "lead_time":
+        body = mailtext.render(
+            "lead-time",
+            v=v,
+            deadline=datetime.fromisoformat(payload["deadline"]),
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+        )
+        subject = f"[{v.tracking_id}] send the pre-disclosure alert now"
+        return _Text(subject, subject, body, None)
     if delivery.kind == "reminder":
         what = {"fix_due": "The fix is due", "embargo_until": "The embargo ends"}[payload["field"]]
         when = {"past": "was due", "1 day": "in 1 day", "7 days": "in 7 days"}[payload["step"]]

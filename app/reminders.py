@@ -9,9 +9,11 @@ arms its reminders again.
 import json
 from datetime import datetime, timedelta
 
+import peewee
+
 from app import audit
 from app.db import write_transaction
-from app.models import Delivery, User, Vulnerability
+from app.models import Advisory, Delivery, User, Vulnerability
 
 STEPS = (("past", timedelta(0)), ("1 day", timedelta(days=1)), ("7 days", timedelta(days=7)))
 # Which states each date matters in: a fixed vulnerability needs no fix reminder.
@@ -29,9 +31,13 @@ def _step(deadline: datetime, at: datetime) -> str | None:
     return None
 
 
+# Product makers are promised this long between the alert and the embargo's end.
+DEPLOY_WINDOW = timedelta(days=60)
+
+
 def queue_due(at: datetime) -> int:
     """Queue every reminder that is due and not yet sent; returns how many deliveries."""
-    queued = 0
+    queued = _lead_time(at)
     for field, states in WATCHED.items():
         column = getattr(Vulnerability, field)
         candidates = Vulnerability.select().where(
@@ -39,6 +45,52 @@ def queue_due(at: datetime) -> int:
         )
         for v in candidates:
             queued += _remind(v, field, at)
+    return queued
+
+
+def _lead_time(at: datetime) -> int:
+    """The team is told when an embargo ends sooner than the deployment window promised to
+    product makers and no alert has gone out yet."""
+    late = (
+        Vulnerability.select()
+        .join(Advisory, peewee.JOIN.LEFT_OUTER, on=(Advisory.vulnerability == Vulnerability.id))
+        .where(
+            Vulnerability.status.in_(("accepted", "fixed")),
+            Vulnerability.embargo_until.is_null(False),
+            Vulnerability.embargo_until < at + DEPLOY_WINDOW,
+            Advisory.id.is_null(),
+        )
+    )
+    queued = 0
+    for v in late:
+        key = f"lead-time:{v.embargo_until.isoformat()}"
+        with write_transaction():
+            fresh = Vulnerability.get_by_id(v.id)
+            sent = json.loads(fresh.reminders_sent or "{}")
+            if key in sent:
+                continue
+            sent[key] = at.isoformat()
+            Vulnerability.update(reminders_sent=json.dumps(sent, sort_keys=True)).where(
+                Vulnerability.id == v.id
+            ).execute()
+            for person in _recipients(fresh, overdue=True):
+                Delivery.create(
+                    kind="reminder",
+                    vulnerability=v,
+                    user=person,
+                    recipient=person.email,
+                    next_attempt_at=at,
+                    created_at=at,
+                    payload=json.dumps(
+                        {
+                            "field": "lead_time",
+                            "step": "alert",
+                            "deadline": v.embargo_until.isoformat(),
+                        }
+                    ),
+                )
+                queued += 1
+            audit.record(None, "reminder.lead_time", at, target=v.tracking_id)
     return queued
 
 

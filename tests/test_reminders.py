@@ -63,9 +63,11 @@ def test_a_changed_date_arms_its_reminders_again(v, clock):
 def test_fixed_vulnerabilities_get_no_fix_reminder_but_embargo_ones(v, clock):
     Vulnerability.update(status="fixed").execute()
     reminders.queue_due(v.fix_due + timedelta(days=1))
-    assert sent() == []
+    dates = [r for r in sent() if r[0] != "lead_time"]  # (no alert yet: that warning is apart)
+    assert dates == []
     reminders.queue_due(v.embargo_until - timedelta(days=1))
-    assert sent() == [("embargo_until", "1 day", "ada@example.org")]
+    dates = [r for r in sent() if r[0] != "lead_time"]
+    assert dates == [("embargo_until", "1 day", "ada@example.org")]
 
 
 def test_unassigned_ones_remind_the_whole_team(v, clock):
@@ -95,3 +97,29 @@ def test_the_reminder_mail_names_the_date_not_the_details(v, clock, keyring, set
     body = text_of(parts_as_sent(raw)[0])
     assert f"The fix is due for {v.tracking_id} in 7 days: " in body
     assert f"/team/vulnerabilities/{v.tracking_id}" in body
+
+
+def test_the_team_is_told_when_no_alert_has_gone_out_within_the_deployment_window(
+    v, clock, settings
+):
+
+    Vulnerability.update(status="accepted").execute()
+    early = v.embargo_until - reminders.DEPLOY_WINDOW - timedelta(days=1)
+    reminders.queue_due(early)
+    assert [r for r in sent() if r[0] == "lead_time"] == []
+    late = v.embargo_until - reminders.DEPLOY_WINDOW + timedelta(hours=1)
+    reminders.queue_due(late)
+    reminders.queue_due(late + timedelta(hours=1))  # once only
+    assert [r for r in sent() if r[0] == "lead_time"] == [
+        ("lead_time", "alert", "ada@example.org"),
+        ("lead_time", "alert", "bob@example.org"),
+    ]
+
+
+def test_no_lead_time_warning_once_an_alert_went_out(v, clock, settings):
+    from app import alerts
+
+    v = vulns.set_status(v, "accepted", CLI, clock.at)
+    alerts.send(v, None, "t", clock.at, settings)
+    reminders.queue_due(v.embargo_until - timedelta(days=30))
+    assert [r for r in sent() if r[0] == "lead_time"] == []
