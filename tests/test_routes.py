@@ -19,7 +19,8 @@ AUDIENCES = {
     "admin": "admin",
     "registry": "anyone",
     "subscriptions": "anyone",
-    "advisories": "signed-in",  # its registrant pages: tests/test_web_registry.py
+    "advisories": "signed-in",
+    "alerting": "team",  # its registrant pages: tests/test_web_registry.py
     "vetting": "admin",
 }
 SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css"}

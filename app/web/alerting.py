@@ -1,0 +1,86 @@
+"""The team sends pre-disclosure alerts from a vulnerability and follows their delivery."""
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import TextAreaField
+from wtforms.validators import Length
+
+from app import alerts, clock
+from app.accounts import TEAM_ROLES
+from app.errors import Refused
+from app.models import Advisory, Vulnerability
+from app.web.auth import roles_required
+from app.web.registry import send_soon
+
+bp = Blueprint("alerting", __name__, url_prefix="/team/vulnerabilities")
+
+
+class AlertForm(FlaskForm):
+    text = TextAreaField(
+        "Advisory text (plain text; sent to every approved registrant)",
+        validators=[Length(max=200_000)],
+    )
+
+
+def _vulnerability(tracking_id: str) -> Vulnerability:
+    v = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id)
+    if v is None:
+        abort(404)
+    return v
+
+
+@bp.route("/<tracking_id>/alerts", methods=["GET", "POST"])
+@roles_required(*TEAM_ROLES)
+def compose(tracking_id: str):
+    v = _vulnerability(tracking_id)
+    settings = current_app.extensions["forewarn.settings"]
+    versions = list(v.advisories.order_by(Advisory.version.desc()))
+    form = AlertForm()
+    if not form.is_submitted():
+        form.text.data = alerts.draft(v, settings, (versions[0].version + 1) if versions else 1)
+    elif form.validate_on_submit():
+        try:
+            advisory = alerts.send(
+                v, current_user.user, current_user.email, clock.now(), settings, text=form.text.data
+            )
+        except Refused as exc:
+            flash(f"No alert was sent: {exc}", "error")
+        else:
+            send_soon()
+            count = sum(alerts.progress(advisory).values())
+            flash(
+                f"{v.tracking_id} v{advisory.version} is queued to {count} "
+                f"registrant{'s' if count != 1 else ''}; this page shows the deliveries as "
+                "they go out.",
+                "success",
+            )
+            return redirect(
+                url_for("alerting.progress", tracking_id=v.tracking_id, version=advisory.version)
+            )
+    return render_template(
+        "team/alerts.html",
+        v=v,
+        versions=versions,
+        form=form,
+        progress={a.id: alerts.progress(a) for a in versions},
+    )
+
+
+@bp.route("/<tracking_id>/alerts/v<int:version>")
+@roles_required(*TEAM_ROLES)
+def progress(tracking_id: str, version: int):
+    v = _vulnerability(tracking_id)
+    advisory = Advisory.get_or_none(Advisory.vulnerability == v, Advisory.version == version)
+    if advisory is None:
+        abort(404)
+    counts = alerts.progress(advisory)
+    missed = advisory.deliveries.where(advisory.deliveries.model.kind == "alert-missed").count()
+    return render_template(
+        "team/alert_progress.html",
+        v=v,
+        advisory=advisory,
+        counts=counts,
+        missed=missed,
+        refresh=counts["queued"] > 0,
+    )
