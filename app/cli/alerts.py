@@ -38,7 +38,10 @@ def alert_send(vuln_id: str, text_file, wait: bool) -> None:
         reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
     counts = alerts.progress(advisory)
     total = sum(counts.values())
-    click.echo(f"{v.tracking_id} v{advisory.version} queued to {total} registrants", err=wait)
+    plural = "s" if total != 1 else ""
+    click.echo(
+        f"{v.tracking_id} v{advisory.version} queued to {total} registrant{plural}", err=wait
+    )
     if not wait:
         return
     with click.progressbar(
