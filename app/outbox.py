@@ -6,15 +6,14 @@ connection problems retry with backoff for days; 5xx (but 552) ends the delivery
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import peewee
 
-from app import mailtext
+from app import letters
 from app.config import Settings
 from app.db import write_transaction
-from app.models import Correspondence, Delivery, InboundMessage, PublicKey, Vulnerability
+from app.models import Correspondence, Delivery, InboundMessage
 from keys.keyring import ServiceKeyring
 from mail.compose import Outgoing, signed, signed_and_encrypted
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
@@ -136,16 +135,8 @@ def _end(delivery: Delivery, state: str, answer: str, message_id: str, at: datet
     ).where(Delivery.id == delivery.id).execute()
 
 
-@dataclass(frozen=True)
-class _Text:
-    subject: str  # the real subject (shown only inside encryption)
-    outer_subject: str  # what anyone on the way may see
-    body: str
-    certificate: PublicKey | None  # encrypt to this one, or sign only
-
-
 def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at) -> bytes:
-    text = _text(delivery, keyring, settings, at)
+    text = letters.text_for(delivery, keyring, settings, at)
     vulnerability = delivery.vulnerability
     reply_to = settings.security_address
     if vulnerability is not None:
@@ -202,200 +193,3 @@ def _replied_message_id(delivery: Delivery) -> str | None:
     else:
         message = InboundMessage.get_or_none(InboundMessage.id == payload.get("message"))
     return message.message_id_header if message is not None else None
-
-
-def _usable_key(key: PublicKey | None) -> PublicKey | None:
-    return key if key is not None and key.usable else None
-
-
-def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: dict) -> _Text:
-    """The advisory, encrypted to the registrant's pinned key alone; or, when that key cannot be
-    used, a signed notice that they missed it (never the advisory in plaintext)."""
-    from app import subscriptions
-    from app.instance import secret_key
-    from app.models import Registrant
-
-    registrant = Registrant.get_by_id(payload["registrant"])
-    advisory = delivery.advisory
-    label = f"{delivery.vulnerability.tracking_id} v{advisory.version}"
-    key = _usable_key(registrant.key)
-    if delivery.kind == "alert" and key is not None:
-        token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
-        body = mailtext.render(
-            "alert",
-            text=advisory.text,
-            organisation=registrant.organisation,
-            fingerprint=key.fingerprint,
-            unsubscribe=f"{settings.base_url}/registry/unsubscribe/{token}",
-        )
-        return _Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key)
-    body = mailtext.render(
-        "alert-missed", advisory=label, status_link=f"{settings.base_url}/registry/status", **common
-    )
-    return _Text(
-        f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
-    )
-
-
-def _member_key(user) -> PublicKey | None:
-    """A team member's current key (the newest usable one)."""
-    return (
-        PublicKey.select()
-        .where(PublicKey.owner == user, PublicKey.usable == True)  # noqa: E712
-        .order_by(PublicKey.created_at.desc())
-        .first()
-    )
-
-
-def _text(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at) -> _Text:
-    payload = json.loads(delivery.payload or "{}")
-    common = {
-        "fingerprint": keyring.fingerprint(),
-        "key_url": f"{settings.base_url}/key.asc",
-        "sender": f"The security team <{settings.security_address}>",
-    }
-    v: Vulnerability | None = delivery.vulnerability
-    if delivery.kind == "unreadable":
-        body = mailtext.render("unreadable", **common)
-        return _Text(
-            "Your message to the security team", "Your message to the security team", body, None
-        )
-    if delivery.kind in ("ack", "reply-ack"):
-        body = mailtext.render(
-            delivery.kind, v=v, encrypted=payload.get("encrypted", False), **common
-        )
-        neutral = f"Security report {v.tracking_id}"
-        return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, _usable_key(v.reporter_key))
-    if delivery.kind == "verify-key":
-        from app import registry
-        from app.instance import secret_key
-
-        key = PublicKey.get_by_id(payload["key"])  # not usable yet: this mail is the proof
-        token = registry.verification_token(secret_key(settings), payload["registrant"], key.id, at)
-        body = mailtext.render(
-            "verify-key",
-            link=f"{settings.base_url}/registry/verify/{token}",
-            fingerprint_uploaded=key.fingerprint,
-            project=settings.product or "project",
-            **common,
-        )
-        subject = "Confirm your registration"
-        return _Text(subject, subject, body, key)
-    if delivery.kind == "registrant-rejected":
-        body = mailtext.render(
-            "registrant-rejected",
-            reason=payload["reason"],
-            project=settings.product or "project",
-            **common,
-        )
-        subject = "Your registry application"
-        return _Text(subject, subject, body, _member_key(delivery.user))
-    if delivery.kind == "password-reset":
-        from app import password_reset
-        from app.instance import secret_key
-        from app.models import Registrant
-
-        user = delivery.user
-        registrant = Registrant.get_or_none(Registrant.user == user)
-        key = _usable_key(registrant.key) if registrant is not None else _member_key(user)
-        token = password_reset.reset_token(secret_key(settings), user, at)
-        body = mailtext.render(
-            "password-reset",
-            link=f"{settings.base_url}/login/reset/{token}",
-            until=at + password_reset.TOKEN_LIFETIME,
-            project=settings.product or "project",
-            **common,
-        )
-        subject = "Reset your password"
-        return _Text(subject, subject, body, key)
-    if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
-        from app import renewal
-
-        return _Text(*renewal.mail_text(delivery, payload, common, settings, at))
-    if delivery.kind in ("alert", "alert-missed"):
-        return _alert_text(delivery, payload, settings, common)
-    if delivery.kind == "embargo-changed":
-        key = _member_key(delivery.user) if delivery.user else _usable_key(v.reporter_key)
-        for_reporter = delivery.user is None
-        body = mailtext.render(
-            "embargo-changed",
-            v=v,
-            for_reporter=for_reporter,
-            kind=payload["kind"],
-            before=datetime.fromisoformat(payload["before"]),
-            after=datetime.fromisoformat(payload["after"]),
-            reason=payload["reason"] if key is not None else "",
-            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
-            **common,
-        )
-        subject = f"[{v.tracking_id}] embargo date changed"
-        return _Text(subject, subject, body, key)
-    if delivery.kind == "reminder" and payload["field"] == "lead_time":
-        body = mailtext.render(
-            "lead-time",
-            v=v,
-            deadline=datetime.fromisoformat(payload["deadline"]),
-            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
-        )
-        subject = f"[{v.tracking_id}] send the pre-disclosure alert now"
-        return _Text(subject, subject, body, None)
-    if delivery.kind == "reminder":
-        what = {"fix_due": "The fix is due", "embargo_until": "The embargo ends"}[payload["field"]]
-        when = {"past": "was due", "1 day": "in 1 day", "7 days": "in 7 days"}[payload["step"]]
-        if payload["step"] == "past":
-            what = {"fix_due": "The fix was due", "embargo_until": "The embargo ended"}[
-                payload["field"]
-            ]
-            when = "on"
-        body = mailtext.render(
-            "reminder",
-            v=v,
-            what=what,
-            when=when,
-            step=payload["step"],
-            deadline=datetime.fromisoformat(payload["deadline"]),
-            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
-        )
-        subject = f"[{v.tracking_id}] {what.lower()} {when}"
-        return _Text(subject, subject, body, None)  # dates and ids only: signed, not secret
-    if delivery.kind == "rejected":
-        key = _usable_key(v.reporter_key)
-        reason = payload.get("reason", "") if key is not None else ""
-        body = mailtext.render("rejected", v=v, reason=reason, **common)
-        neutral = f"Security report {v.tracking_id} closed"
-        return _Text(neutral, neutral, body, key)
-    if delivery.kind == "reply":
-        entry = Correspondence.get_by_id(payload["correspondence"])
-        key = _usable_key(v.reporter_key)
-        neutral = f"Security report {v.tracking_id}"
-        if key is not None:
-            body = mailtext.render("reply", v=v, text=entry.text, **common)
-            return _Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, key)
-        body = mailtext.render("reply-notice", v=v, **common)
-        return _Text(neutral, neutral, body, None)
-    if delivery.kind == "team-forward":
-        entry = Correspondence.get_by_id(payload["correspondence"])
-        key = _member_key(delivery.user) if delivery.user is not None else None
-        first = (
-            entry.id
-            == Correspondence.select(peewee.fn.MIN(Correspondence.id))
-            .where(Correspondence.vulnerability == v)
-            .scalar()
-        )
-        context = {
-            "v": v,
-            "entry": entry,
-            "kind_line": "New report" if first else "Reporter's reply on",
-            "link": f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
-            "reporter": f"{v.reporter_name} <{v.reporter_email}>".strip(),
-        }
-        neutral = f"[{v.tracking_id}] {'New report' if first else 'Reply'}"
-        if key is not None:
-            return _Text(
-                f"[{v.tracking_id}] {entry.subject}",
-                neutral,
-                mailtext.render("team-forward", **context),
-                key,
-            )
-        return _Text(neutral, neutral, mailtext.render("team-notice", **context), None)
-    raise ValueError(f"no text for delivery kind {delivery.kind!r}")

@@ -1,0 +1,220 @@
+"""What each kind of delivery says, and the one key it is encrypted to (None: signed only).
+
+Never plaintext for anything embargoed: whoever has no usable key gets a notice with a link.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+
+from app import mailtext
+from app.config import Settings
+from app.models import Correspondence, Delivery, PublicKey, Vulnerability
+from keys.keyring import ServiceKeyring
+
+
+@dataclass(frozen=True)
+class Text:
+    subject: str  # the real subject (shown only inside encryption)
+    outer_subject: str  # what anyone on the way may see
+    body: str
+    certificate: PublicKey | None  # encrypt to this one, or sign only
+
+
+def usable_key(key: PublicKey | None) -> PublicKey | None:
+    return key if key is not None and key.usable else None
+
+
+def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: dict) -> Text:
+    """The advisory, encrypted to the registrant's pinned key alone; or, when that key cannot be
+    used, a signed notice that they missed it (never the advisory in plaintext)."""
+    from app import subscriptions
+    from app.instance import secret_key
+    from app.models import Registrant
+
+    registrant = Registrant.get_by_id(payload["registrant"])
+    advisory = delivery.advisory
+    label = f"{delivery.vulnerability.tracking_id} v{advisory.version}"
+    key = usable_key(registrant.key)
+    if delivery.kind == "alert" and key is not None:
+        token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
+        body = mailtext.render(
+            "alert",
+            text=advisory.text,
+            organisation=registrant.organisation,
+            fingerprint=key.fingerprint,
+            unsubscribe=f"{settings.base_url}/registry/unsubscribe/{token}",
+        )
+        return Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key)
+    body = mailtext.render(
+        "alert-missed", advisory=label, status_link=f"{settings.base_url}/registry/status", **common
+    )
+    return Text(
+        f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
+    )
+
+
+def member_key(user) -> PublicKey | None:
+    """A team member's current key (the newest usable one)."""
+    return (
+        PublicKey.select()
+        .where(PublicKey.owner == user, PublicKey.usable == True)  # noqa: E712
+        .order_by(PublicKey.created_at.desc())
+        .first()
+    )
+
+
+def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at) -> Text:
+    payload = json.loads(delivery.payload or "{}")
+    common = {
+        "fingerprint": keyring.fingerprint(),
+        "key_url": f"{settings.base_url}/key.asc",
+        "sender": f"The security team <{settings.security_address}>",
+    }
+    v: Vulnerability | None = delivery.vulnerability
+    if delivery.kind == "unreadable":
+        body = mailtext.render("unreadable", **common)
+        return Text(
+            "Your message to the security team", "Your message to the security team", body, None
+        )
+    if delivery.kind in ("ack", "reply-ack"):
+        body = mailtext.render(
+            delivery.kind, v=v, encrypted=payload.get("encrypted", False), **common
+        )
+        neutral = f"Security report {v.tracking_id}"
+        return Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, usable_key(v.reporter_key))
+    if delivery.kind == "verify-key":
+        from app import registry
+        from app.instance import secret_key
+
+        key = PublicKey.get_by_id(payload["key"])  # not usable yet: this mail is the proof
+        token = registry.verification_token(secret_key(settings), payload["registrant"], key.id, at)
+        body = mailtext.render(
+            "verify-key",
+            link=f"{settings.base_url}/registry/verify/{token}",
+            fingerprint_uploaded=key.fingerprint,
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Confirm your registration"
+        return Text(subject, subject, body, key)
+    if delivery.kind == "registrant-rejected":
+        body = mailtext.render(
+            "registrant-rejected",
+            reason=payload["reason"],
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Your registry application"
+        return Text(subject, subject, body, member_key(delivery.user))
+    if delivery.kind == "password-reset":
+        from app import password_reset
+        from app.instance import secret_key
+        from app.models import Registrant
+
+        user = delivery.user
+        registrant = Registrant.get_or_none(Registrant.user == user)
+        key = usable_key(registrant.key) if registrant is not None else member_key(user)
+        token = password_reset.reset_token(secret_key(settings), user, at)
+        body = mailtext.render(
+            "password-reset",
+            link=f"{settings.base_url}/login/reset/{token}",
+            until=at + password_reset.TOKEN_LIFETIME,
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Reset your password"
+        return Text(subject, subject, body, key)
+    if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
+        from app import renewal
+
+        return Text(*renewal.mail_text(delivery, payload, common, settings, at))
+    if delivery.kind in ("alert", "alert-missed"):
+        return _alert_text(delivery, payload, settings, common)
+    if delivery.kind == "embargo-changed":
+        key = member_key(delivery.user) if delivery.user else usable_key(v.reporter_key)
+        for_reporter = delivery.user is None
+        body = mailtext.render(
+            "embargo-changed",
+            v=v,
+            for_reporter=for_reporter,
+            kind=payload["kind"],
+            before=datetime.fromisoformat(payload["before"]),
+            after=datetime.fromisoformat(payload["after"]),
+            reason=payload["reason"] if key is not None else "",
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+            **common,
+        )
+        subject = f"[{v.tracking_id}] embargo date changed"
+        return Text(subject, subject, body, key)
+    if delivery.kind == "reminder" and payload["field"] == "lead_time":
+        body = mailtext.render(
+            "lead-time",
+            v=v,
+            deadline=datetime.fromisoformat(payload["deadline"]),
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+        )
+        subject = f"[{v.tracking_id}] send the pre-disclosure alert now"
+        return Text(subject, subject, body, None)
+    if delivery.kind == "reminder":
+        what = {"fix_due": "The fix is due", "embargo_until": "The embargo ends"}[payload["field"]]
+        when = {"past": "was due", "1 day": "in 1 day", "7 days": "in 7 days"}[payload["step"]]
+        if payload["step"] == "past":
+            what = {"fix_due": "The fix was due", "embargo_until": "The embargo ended"}[
+                payload["field"]
+            ]
+            when = "on"
+        body = mailtext.render(
+            "reminder",
+            v=v,
+            what=what,
+            when=when,
+            step=payload["step"],
+            deadline=datetime.fromisoformat(payload["deadline"]),
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+        )
+        subject = f"[{v.tracking_id}] {what.lower()} {when}"
+        return Text(subject, subject, body, None)  # dates and ids only: signed, not secret
+    if delivery.kind == "rejected":
+        key = usable_key(v.reporter_key)
+        reason = payload.get("reason", "") if key is not None else ""
+        body = mailtext.render("rejected", v=v, reason=reason, **common)
+        neutral = f"Security report {v.tracking_id} closed"
+        return Text(neutral, neutral, body, key)
+    if delivery.kind == "reply":
+        entry = Correspondence.get_by_id(payload["correspondence"])
+        key = usable_key(v.reporter_key)
+        neutral = f"Security report {v.tracking_id}"
+        if key is not None:
+            body = mailtext.render("reply", v=v, text=entry.text, **common)
+            return Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, key)
+        body = mailtext.render("reply-notice", v=v, **common)
+        return Text(neutral, neutral, body, None)
+    if delivery.kind == "team-forward":
+        entry = Correspondence.get_by_id(payload["correspondence"])
+        key = member_key(delivery.user) if delivery.user is not None else None
+        first = (
+            entry.id
+            == Correspondence.select(peewee.fn.MIN(Correspondence.id))
+            .where(Correspondence.vulnerability == v)
+            .scalar()
+        )
+        context = {
+            "v": v,
+            "entry": entry,
+            "kind_line": "New report" if first else "Reporter's reply on",
+            "link": f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+            "reporter": f"{v.reporter_name} <{v.reporter_email}>".strip(),
+        }
+        neutral = f"[{v.tracking_id}] {'New report' if first else 'Reply'}"
+        if key is not None:
+            return Text(
+                f"[{v.tracking_id}] {entry.subject}",
+                neutral,
+                mailtext.render("team-forward", **context),
+                key,
+            )
+        return Text(neutral, neutral, mailtext.render("team-notice", **context), None)
+    raise ValueError(f"no text for delivery kind {delivery.kind!r}")
