@@ -10,7 +10,7 @@ from datetime import datetime
 
 import peewee
 
-from app import audit, embargo, vulns
+from app import audit, embargo, patches, vulns
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import Refused
@@ -24,12 +24,24 @@ def draft(v: Vulnerability, settings: Settings, version: int) -> str:
     lines = []
     if version > 1:
         lines += ["Updates in this version", "", "  (say what changed since the last version)", ""]
+    if v.deploy_before_lift:
+        deployment = [
+            "Before then you MAY deploy the fix to your own products and services, as",
+            "long as nothing you publish says what it fixes. You MAY NOT publish or",
+            "share anything about the vulnerability itself.",
+        ]
+    else:
+        deployment = [
+            "Before then you MAY prepare and test the fix, but you MAY NOT deploy it",
+            "where others could see it, nor publish or share anything about the",
+            "vulnerability.",
+        ]
+    attached = list(patches.current(v))
     lines += [
         f"{v.tracking_id}{' / ' + v.cve.cve_id if v.cve_id else ''}: {v.title}",
         "",
         f"Embargo: until {embargo.shown(v.embargo_until)}.",
-        "Before then you may deploy the fix to your own products without saying what it",
-        "fixes; you may not publish or share anything about it.",
+        *deployment,
         "",
         f"Severity: {v.severity or 'not rated yet'}"
         + (f" (CVSS score {v.cvss_score})" if v.cvss_score is not None else ""),
@@ -39,12 +51,18 @@ def draft(v: Vulnerability, settings: Settings, version: int) -> str:
         "",
         v.description.strip() or "(to follow)",
         "",
+        "Mitigation",
+        "",
+        v.mitigation.strip() or "None known besides deploying the fix.",
+        "",
         "Fix",
         "",
         (" ".join(v.fix_refs.split()) or "(to follow)"),
-        "",
-        f"Credits: {vulns.credits(v) or '-'}",
     ]
+    if attached:
+        lines += ["", "Attached patches (check them with sha256sum):", ""]
+        lines += patches.listing(attached)
+    lines += ["", f"Credits: {vulns.credits(v) or '-'}"]
     return "\n".join(lines) + "\n"
 
 
@@ -98,9 +116,10 @@ def send(
             text=text if text and text.strip() else draft(v, settings, version),
             created_by=by,
             created_at=at,
+            attachments=json.dumps([p.id for p in patches.current(v)]),
         )
         counts = {"alert": 0, "alert-missed": 0}
-        for registrant in recipients():
+        for registrant in recipients().iterator():  # streamed: never all in memory
             kind = "alert" if _has_usable_key(registrant, at) else "alert-missed"
             Delivery.create(
                 kind=kind,
@@ -123,6 +142,42 @@ def send(
             details={"version": version, "to": counts["alert"], "missed": counts["alert-missed"]},
         )
     return advisory
+
+
+def alerted(v: Vulnerability):
+    """Registrants who were sent an advisory about v and still get alerts."""
+    sent_to = Delivery.select(Delivery.user).where(
+        Delivery.vulnerability == v, Delivery.kind.in_(("alert", "alert-missed"))
+    )
+    return recipients().where(Registrant.user.in_(sent_to))
+
+
+def queue_embargo_notices(
+    v: Vulnerability, before: datetime, after: datetime, kind: str, at: datetime
+) -> int:
+    """A short notice to everyone alerted about v that its embargo moved (call it inside the
+    transaction that moves it). Encrypted to each one's key, like the advisory."""
+    count = 0
+    for registrant in alerted(v).iterator():
+        Delivery.create(
+            kind="alert-embargo",
+            vulnerability=v,
+            user=registrant.user,
+            recipient=registrant.user.email,
+            fingerprint=registrant.pinned_fingerprint,
+            payload=json.dumps(
+                {
+                    "registrant": registrant.id,
+                    "before": before.isoformat(),
+                    "after": after.isoformat(),
+                    "kind": kind,
+                }
+            ),
+            next_attempt_at=at,
+            created_at=at,
+        )
+        count += 1
+    return count
 
 
 def progress(advisory: Advisory) -> dict[str, int]:

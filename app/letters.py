@@ -13,6 +13,7 @@ from app import mailtext
 from app.config import Settings
 from app.models import Correspondence, Delivery, PublicKey, Vulnerability
 from keys.keyring import ServiceKeyring
+from mail.compose import Attachment
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Text:
     outer_subject: str  # what anyone on the way may see
     body: str
     certificate: PublicKey | None  # encrypt to this one, or sign only
+    attachments: tuple[Attachment, ...] = ()
 
 
 def usable_key(key: PublicKey | None) -> PublicKey | None:
@@ -28,29 +30,56 @@ def usable_key(key: PublicKey | None) -> PublicKey | None:
 
 
 def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: dict) -> Text:
-    """The advisory, encrypted to the registrant's pinned key alone; or, when that key cannot be
-    used, a signed notice that they missed it (never the advisory in plaintext)."""
-    from app import subscriptions
+    """The advisory (or a notice about it), encrypted to the registrant's pinned key alone; or,
+    when that key cannot be used, a signed notice without details (never the advisory in
+    plaintext)."""
+    from app import patches, subscriptions
     from app.instance import secret_key
     from app.models import Registrant
 
     registrant = Registrant.get_by_id(payload["registrant"])
-    advisory = delivery.advisory
-    label = f"{delivery.vulnerability.tracking_id} v{advisory.version}"
+    v = delivery.vulnerability
     key = usable_key(registrant.key)
+    token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
+    unsubscribe = f"{settings.base_url}/registry/unsubscribe/{token}"
+    status_link = f"{settings.base_url}/registry/status"
+    if delivery.kind == "alert-embargo":
+        context = {
+            "label": v.tracking_id,
+            "kind": payload["kind"],
+            "before": datetime.fromisoformat(payload["before"]),
+            "after": datetime.fromisoformat(payload["after"]),
+        }
+        outer = f"Security advisory {v.tracking_id} (embargoed)"
+        if key is None:
+            body = mailtext.render(
+                "alert-embargo-missed", status_link=status_link, **context, **common
+            )
+            return Text(f"{v.tracking_id}: embargo date changed", outer, body, None)
+        body = mailtext.render(
+            "alert-embargo",
+            organisation=registrant.organisation,
+            fingerprint=key.fingerprint,
+            unsubscribe=unsubscribe,
+            **context,
+        )
+        return Text(f"{v.tracking_id}: embargo date changed", outer, body, key)
+    advisory = delivery.advisory
+    label = f"{v.tracking_id} v{advisory.version}"
     if delivery.kind == "alert" and key is not None:
-        token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
         body = mailtext.render(
             "alert",
             text=advisory.text,
             organisation=registrant.organisation,
             fingerprint=key.fingerprint,
-            unsubscribe=f"{settings.base_url}/registry/unsubscribe/{token}",
+            unsubscribe=unsubscribe,
         )
-        return Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key)
-    body = mailtext.render(
-        "alert-missed", advisory=label, status_link=f"{settings.base_url}/registry/status", **common
-    )
+        files = tuple(
+            Attachment(p.filename, bytes(p.content), p.content_type)
+            for p in patches.of_advisory(advisory)
+        )
+        return Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key, files)
+    body = mailtext.render("alert-missed", advisory=label, status_link=status_link, **common)
     return Text(
         f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
     )
@@ -131,7 +160,11 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         from app import renewal
 
         return Text(*renewal.mail_text(delivery, payload, common, settings, at))
-    if delivery.kind in ("alert", "alert-missed"):
+    if delivery.kind in ("announcement", "embargo-lifted", "publication"):
+        from app import announcements
+
+        return Text(*announcements.mail_text(delivery, payload, common, settings, at))
+    if delivery.kind in ("alert", "alert-missed", "alert-embargo"):
         return _alert_text(delivery, payload, settings, common)
     if delivery.kind == "embargo-changed":
         key = member_key(delivery.user) if delivery.user else usable_key(v.reporter_key)

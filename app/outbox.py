@@ -91,9 +91,13 @@ def send(delivery_id: int, keyring: ServiceKeyring, settings: Settings, transpor
     return "sent"
 
 
+# Mail to registrants about advisories: VERP envelope sender and one-click unsubscribe.
+REGISTRANT_KINDS = ("alert", "alert-missed", "alert-embargo", "embargo-lifted")
+
+
 def envelope_sender(delivery: Delivery, settings: Settings) -> str:
     """Alerts go out from security-bounces+<delivery id>@... (VERP) so bounces map back."""
-    if delivery.kind not in ("alert", "alert-missed"):
+    if delivery.kind not in REGISTRANT_KINDS:
         return settings.from_address
     local, _, domain = settings.security_address.rpartition("@")
     return f"{local}-bounces+{delivery.id}@{domain}"
@@ -101,7 +105,7 @@ def envelope_sender(delivery: Delivery, settings: Settings) -> str:
 
 def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
     """RFC 8058 one-click unsubscribe on every alert."""
-    if delivery.kind not in ("alert", "alert-missed"):
+    if delivery.kind not in REGISTRANT_KINDS:
         return {}
     from app import subscriptions
     from app.instance import secret_key
@@ -154,6 +158,7 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
         auto_submitted=_AUTO_SUBMITTED.get(delivery.kind, "auto-generated"),
         extra_headers=_list_headers(delivery, settings),
         date=at,
+        attachments=text.attachments if text.certificate is not None else (),
     )
     if text.certificate is not None:
         return signed_and_encrypted(

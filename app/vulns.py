@@ -35,6 +35,8 @@ FIELDS = (
     "severity",
     "credits",
     "fix_refs",
+    "mitigation",
+    "deploy_before_lift",
     "cwe",
     "embargo_until",
     "fix_due",
@@ -187,7 +189,11 @@ def _checked(field: str, value: str) -> dict:
         return {"cwe": value}
     if field == "assignee":
         return {"assignee": _team_member(value)}
-    return {field: value}  # description, credits
+    if field == "deploy_before_lift":
+        if value.lower() not in ("yes", "no"):
+            raise Refused(f"{value!r} is neither yes nor no: may registrants deploy the fix early?")
+        return {"deploy_before_lift": value.lower() == "yes"}
+    return {field: value}  # description, credits, mitigation
 
 
 def _team_member(value: str) -> User | None:
@@ -284,7 +290,11 @@ def set_date(
 
 def _tell_embargo_change(v, before, after, kind, reason, at) -> None:
     """The team and the reporter learn that the publication date moved (the reason goes
-    only to those whose key we have; the others get the dates and a link)."""
+    only to those whose key we have; the others get the dates and a link). Registrants
+    who were alerted get a notice of their own (app.alerts)."""
+    from app import alerts  # alerts builds on this module
+
+    alerts.queue_embargo_notices(v, before, after, kind, at)
     payload = json.dumps(
         {"before": before.isoformat(), "after": after.isoformat(), "kind": kind, "reason": reason}
     )

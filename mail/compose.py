@@ -4,9 +4,11 @@ The part to sign is serialised once and signed over exactly those bytes; every c
 around it is built by concatenating bytes, so no generator ever re-folds it (cpython #99533).
 """
 
+import base64
 import email.policy
 import re
 import secrets
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +27,15 @@ _HEADER_NAME = re.compile(r"[!-9;-~]+")
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent beside the text (a patch): its bytes travel base64-encoded, unchanged."""
+
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
 class Outgoing:
     sender: str
     recipient: str
@@ -38,6 +49,7 @@ class Outgoing:
     auto_submitted: str | None = None  # "auto-replied", "auto-generated"
     extra_headers: dict[str, str] = field(default_factory=dict)
     date: datetime | None = None  # aware; the clock's now() when None
+    attachments: Sequence[Attachment] = ()
 
 
 def signed(keyring: ServiceKeyring, outgoing: Outgoing) -> bytes:
@@ -90,23 +102,8 @@ def _signed_entity(keyring: ServiceKeyring, outgoing: Outgoing) -> tuple[bytes, 
 
 
 def _protected_text_part(outgoing: Outgoing) -> bytes:
-    """text/plain with the real headers inside it ("protected headers", v1), as bytes."""
-    body = outgoing.body.replace("\r\n", "\n")
-    lines = body.split("\n")
-    plain = body.isascii() and not any(
-        len(line) > 76 or line.rstrip(" \t") != line or line.startswith("From ") for line in lines
-    )
-    part = MIMEPart(policy=POLICY)
-    part.set_content(
-        body, subtype="plain", charset="utf-8", cte="7bit" if plain else "quoted-printable"
-    )
-    part.set_param("protected-headers", "v1")
-    serialised = part.as_bytes(policy=POLICY)
-    if not plain:
-        # Quoted-printable leaves "From " alone; mbox-style relays would add ">" and break
-        # the signature, so encode its F.
-        head, _, encoded = serialised.partition(b"\r\n\r\n")
-        serialised = head + b"\r\n\r\n" + re.sub(rb"(?m)^From ", b"=46rom ", encoded)
+    """The signed content with the real headers inside it ("protected headers", v1), as bytes:
+    text/plain, or multipart/mixed of the text and its attachments."""
     headers = [
         _header("Date", format_datetime(outgoing.date)),
         _header("From", outgoing.sender),
@@ -115,7 +112,74 @@ def _protected_text_part(outgoing: Outgoing) -> bytes:
         _header("Message-ID", outgoing.message_id),
         *_threading_headers(outgoing),
     ]
-    return b"".join(headers) + serialised
+    text = _text_part(outgoing.body, protected=not outgoing.attachments)
+    if not outgoing.attachments:
+        return b"".join(headers) + text
+    parts = [text, *(_attachment_part(a) for a in outgoing.attachments)]
+    boundary = _boundary(b"".join(parts))
+    content_type = b'Content-Type: multipart/mixed; protected-headers="v1";\r\n'
+    content_type += b' boundary="' + boundary + b'"\r\n'
+    return b"".join(headers) + content_type + b"\r\n" + _multipart(boundary, b"", parts)
+
+
+def _text_part(body: str, protected: bool) -> bytes:
+    body = body.replace("\r\n", "\n")
+    lines = body.split("\n")
+    plain = body.isascii() and not any(
+        len(line) > 76 or line.rstrip(" \t") != line or line.startswith("From ") for line in lines
+    )
+    part = MIMEPart(policy=POLICY)
+    part.set_content(
+        body, subtype="plain", charset="utf-8", cte="7bit" if plain else "quoted-printable"
+    )
+    if protected:
+        part.set_param("protected-headers", "v1")
+    serialised = part.as_bytes(policy=POLICY)
+    if not plain:
+        # Quoted-printable leaves "From " alone; mbox-style relays would add ">" and break
+        # the signature, so encode its F.
+        head, _, encoded = serialised.partition(b"\r\n\r\n")
+        serialised = head + b"\r\n\r\n" + re.sub(rb"(?m)^From ", b"=46rom ", encoded)
+    return serialised
+
+
+def _attachment_part(attachment: Attachment) -> bytes:
+    """One attachment: its type, its name (RFC 2231, so any length and script survive every
+    client's parser the same way), and its bytes in base64 lines of 76 characters."""
+    if not re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", attachment.content_type):
+        raise ValueError(f"attachment type {attachment.content_type!r} is not a MIME type")
+    encoded = base64.encodebytes(attachment.content).replace(b"\n", b"\r\n")
+    return (
+        f"Content-Type: {attachment.content_type};".encode("ascii")
+        + _filename_parameter("name", attachment.filename)
+        + b"\r\nContent-Disposition: attachment;"
+        + _filename_parameter("filename", attachment.filename)
+        + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + encoded
+    )
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._+-]{1,60}")
+
+
+def _filename_parameter(name: str, value: str) -> bytes:
+    """`name="value"` when it is short and plain; otherwise RFC 2231 continuations of the
+    percent-encoded UTF-8, one per folded line."""
+    if any(ord(c) < 32 or c in "/\\\x7f" for c in value) or not value:
+        raise ValueError(f"attachment name {value!r} is not a plain file name")
+    if _PLAIN_NAME.fullmatch(value):
+        return f'\r\n {name}="{value}"'.encode("ascii")
+    units = re.findall(r"%[0-9A-F]{2}|.", urllib.parse.quote(value, safe="._-+"))
+    pieces = [""]
+    for unit in units:  # at most 60 characters a line, never splitting a %XX escape
+        if len(pieces[-1]) + len(unit) > 60:
+            pieces.append("")
+        pieces[-1] += unit
+    lines = [
+        f" {name}*{n}*={'utf-8' + chr(39) * 2 if n == 0 else ''}{piece}"
+        for n, piece in enumerate(pieces)
+    ]
+    return ("\r\n" + ";\r\n".join(lines)).encode("ascii")
 
 
 # -- headers -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Working a vulnerability in the portal: fields, state, dates, assignee, with clear messages."""
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -61,7 +62,9 @@ def fields(v, **changes):
         "cwe": v.cwe,
         "credits": v.credits,
         "fix_refs": v.fix_refs,
+        "mitigation": v.mitigation,
         "credit_reporter": "y",
+        "deploy_before_lift": "y",
     }
     values.update(changes)
     return values
@@ -89,6 +92,19 @@ def test_saving_fields_changes_only_what_changed_and_says_so(signed_in, v):
     v = Vulnerability.get_by_id(v.id)
     assert (v.cvss_score, v.affected) == (9.8, "zephyr <4.2")
     assert "(score 9.8)" in response.get_data(as_text=True)
+
+
+def test_mitigation_and_deployment_rule_are_saved_and_audited(signed_in, v):
+    changes = fields(v, mitigation="Disable mesh provisioning.")
+    del changes["deploy_before_lift"]  # an unticked box is not sent
+    response = post(signed_in, v, "fields", **changes)
+    assert messages(response) == [
+        "Saved: mitigation, deployment before the lift. The change is in the audit log."
+    ]
+    v = Vulnerability.get_by_id(v.id)
+    assert (v.mitigation, v.deploy_before_lift) == ("Disable mesh provisioning.", False)
+    audited = AuditEvent.get(AuditEvent.action == "vuln.set.deploy_before_lift")
+    assert json.loads(audited.details)["after"] == {"deploy_before_lift": False}
 
 
 def test_a_field_the_rules_refuse_is_not_saved_and_the_reason_shown(signed_in, v):

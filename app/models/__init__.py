@@ -5,7 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.base import BaseModel, UTCDateTimeField, database
 from app.models.mail import Correspondence, Delivery, InboundMessage
 from app.models.registry import PublicKey, Registrant
-from app.models.vulns import PUBLIC_STATES, Advisory, CveId, Vulnerability
+from app.models.vulns import PUBLIC_STATES, Advisory, CveId, Patch, Vulnerability
 
 ALL_MODELS = (
     User,
@@ -15,6 +15,7 @@ ALL_MODELS = (
     CveId,
     Vulnerability,
     Advisory,
+    Patch,
     InboundMessage,
     Delivery,
     Correspondence,
@@ -32,6 +33,7 @@ __all__ = [
     "CveId",
     "Delivery",
     "InboundMessage",
+    "Patch",
     "PublicKey",
     "Registrant",
     "UTCDateTimeField",

@@ -43,6 +43,9 @@ class Vulnerability(BaseModel):
     assignee = peewee.ForeignKeyField(User, null=True, backref="assigned", on_delete="SET NULL")
     cve = peewee.ForeignKeyField(CveId, null=True, unique=True, backref="vulnerability")
     fix_refs = peewee.TextField(default="")  # private until the lift
+    mitigation = peewee.TextField(default="")  # what to do until a fix is deployed
+    # May registrants deploy the fix before the lift (without saying what it fixes)?
+    deploy_before_lift = peewee.BooleanField(default=True)
     reported_at = UTCDateTimeField()
     fix_due = UTCDateTimeField(null=True)
     embargo_until = UTCDateTimeField(null=True, index=True)
@@ -61,6 +64,21 @@ class Advisory(BaseModel):
     text = peewee.TextField()
     created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = UTCDateTimeField()
+    attachments = peewee.TextField(default="[]")  # JSON: ids of the patches this version carries
 
     class Meta:
         indexes = ((("vulnerability", "version"), True),)
+
+
+class Patch(BaseModel):
+    """A file the team attaches to advisories (a fix); sent as it was uploaded, with its sha256."""
+
+    vulnerability = peewee.ForeignKeyField(Vulnerability, backref="patches", on_delete="CASCADE")
+    filename = peewee.CharField()
+    content_type = peewee.CharField(default="text/x-diff")
+    content = peewee.BlobField()
+    sha256 = peewee.CharField()
+    size = peewee.IntegerField()
+    removed = peewee.BooleanField(default=False)  # kept: earlier versions may carry it
+    uploaded_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    uploaded_at = UTCDateTimeField()

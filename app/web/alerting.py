@@ -3,13 +3,14 @@
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import TextAreaField
 from wtforms.validators import Length
 
-from app import alerts, clock
+from app import alerts, clock, patches
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
-from app.models import Advisory, Vulnerability
+from app.models import Advisory, Patch, Vulnerability
 from app.web.auth import roles_required
 from app.web.registry import send_soon
 
@@ -21,6 +22,14 @@ class AlertForm(FlaskForm):
         "Advisory text (plain text; sent to every approved registrant)",
         validators=[Length(max=200_000)],
     )
+
+
+class PatchForm(FlaskForm):
+    patch = FileField("Patch file (sent as it is, with its sha256)", validators=[FileRequired()])
+
+
+class RemovePatchForm(FlaskForm):
+    """A button: later versions no longer carry this patch."""
 
 
 def _vulnerability(tracking_id: str) -> Vulnerability:
@@ -64,7 +73,58 @@ def compose(tracking_id: str):
         versions=versions,
         form=form,
         progress={a.id: alerts.progress(a) for a in versions},
+        patches=list(patches.current(v)),
+        patch_form=PatchForm(formdata=None, prefix="patch"),
+        remove_form=RemovePatchForm(formdata=None, prefix="remove"),
     )
+
+
+@bp.route("/<tracking_id>/alerts/patches", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def attach(tracking_id: str):
+    v = _vulnerability(tracking_id)
+    form = PatchForm(prefix="patch")
+    back = redirect(url_for("alerting.compose", tracking_id=v.tracking_id))
+    if not form.validate_on_submit():
+        flash("No patch was attached: choose a file first.", "error")
+        return back
+    upload = form.patch.data
+    try:
+        patch = patches.attach(
+            v,
+            upload.filename or "",
+            upload.read(patches.MAX_BYTES + 1),
+            current_user.user,
+            current_user.email,
+            clock.now(),
+        )
+    except Refused as exc:
+        flash(f"No patch was attached: {exc}", "error")
+        return back
+    flash(
+        f"{patch.filename} is attached (sha256 {patch.sha256}). The next version carries it; "
+        "the draft below lists it.",
+        "success",
+    )
+    return back
+
+
+@bp.route("/<tracking_id>/alerts/patches/<int:patch_id>/remove", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def remove(tracking_id: str, patch_id: int):
+    v = _vulnerability(tracking_id)
+    patch = Patch.get_or_none(Patch.id == patch_id, Patch.vulnerability == v)
+    if patch is None or patch.removed:
+        abort(404)
+    if not RemovePatchForm(prefix="remove").validate_on_submit():
+        abort(400)
+    patches.remove(patch, current_user.user, current_user.email, clock.now())
+    flash(
+        f"{patch.filename} is removed: later versions will not carry it (versions already "
+        "sent keep it).",
+        "success",
+    )
+    return redirect(url_for("alerting.compose", tracking_id=v.tracking_id))
 
 
 @bp.route("/<tracking_id>/alerts/v<int:version>")

@@ -15,7 +15,16 @@ from app.web.auth import roles_required
 
 bp = Blueprint("workspace", __name__, url_prefix="/team/vulnerabilities")
 
-EDITABLE = ("title", "description", "severity", "affected", "cwe", "credits", "fix_refs")
+EDITABLE = (
+    "title",
+    "description",
+    "severity",
+    "affected",
+    "cwe",
+    "credits",
+    "fix_refs",
+    "mitigation",
+)
 
 
 class FieldsForm(FlaskForm):
@@ -30,6 +39,13 @@ class FieldsForm(FlaskForm):
     credit_reporter = BooleanField("Credit the reporter")
     fix_refs = TextAreaField(
         "Fix references: URLs, private until the embargo ends", validators=[Length(max=5000)]
+    )
+    mitigation = TextAreaField(
+        "Mitigation: what users can do until they deploy the fix",
+        validators=[Length(max=20_000)],
+    )
+    deploy_before_lift = BooleanField(
+        "Registrants may deploy the fix before the embargo ends (without saying what it fixes)"
     )
 
 
@@ -131,6 +147,10 @@ def fields(tracking_id: str):
             Vulnerability.id == v.id
         ).execute()
         changed.append("reporter credit")
+    if form.deploy_before_lift.data != v.deploy_before_lift:
+        allowed = "yes" if form.deploy_before_lift.data else "no"
+        v = vulns.set_field(v, "deploy_before_lift", allowed, _actor(), clock.now())
+        changed.append("deployment before the lift")
     if changed:
         flash(f"Saved: {', '.join(changed)}. The change is in the audit log.", "success")
     else:

@@ -1,0 +1,87 @@
+"""What the public may know of a vulnerability at an instant: the one redaction layer.
+
+Every public page, feed, export and announcement reads vulnerabilities through `public_view`.
+Before the lift it is a placeholder (the id and, if configured, the embargo's end); after it,
+the public fields. Reporter identity (beyond the credit), correspondence, notes, registrants
+and advisory texts are never part of it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app import vulns
+from app.models import PUBLIC_STATES, Vulnerability
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """An embargoed vulnerability as the public sees it."""
+
+    id: str  # the CVE id, or the tracking id while it has none
+    tracking_id: str
+    cve_id: str | None
+    embargo_until: datetime | None  # None when the date is not to be shown
+
+
+@dataclass(frozen=True)
+class Published:
+    id: str
+    tracking_id: str
+    cve_id: str | None
+    title: str
+    description: str  # Markdown
+    severity: str  # a CVSS vector, or ""
+    cvss_score: float | None
+    affected: str
+    cwe: str
+    fix_refs: tuple[str, ...]
+    mitigation: str
+    credits: str
+    published_at: datetime
+    reported_at: datetime
+    updated_at: datetime
+
+
+def is_published(v: Vulnerability, at: datetime) -> bool:
+    return v.status == "published" and v.published_at is not None and v.published_at <= at
+
+
+def public_view(
+    v: Vulnerability, at: datetime, show_embargo_date: bool = True
+) -> Placeholder | Published | None:
+    """None for what is not public at all (new, triage, rejected)."""
+    if v.status not in PUBLIC_STATES:
+        return None
+    cve_id = v.cve.cve_id if v.cve_id else None
+    shown_id = cve_id or v.tracking_id
+    if not is_published(v, at):
+        return Placeholder(
+            shown_id, v.tracking_id, cve_id, v.embargo_until if show_embargo_date else None
+        )
+    return Published(
+        id=shown_id,
+        tracking_id=v.tracking_id,
+        cve_id=cve_id,
+        title=v.title,
+        description=v.description,
+        severity=v.severity,
+        cvss_score=v.cvss_score,
+        affected=v.affected,
+        cwe=v.cwe,
+        fix_refs=tuple(v.fix_refs.split()),
+        mitigation=v.mitigation,
+        credits=vulns.credits(v),
+        published_at=v.published_at,
+        reported_at=v.reported_at,
+        updated_at=v.updated_at,
+    )
+
+
+def rating(score: float | None) -> str:
+    """CVSS's qualitative rating of a score (the same bands in 3.1 and 4.0)."""
+    if score is None:
+        return "not rated"
+    for floor, name in ((9.0, "Critical"), (7.0, "High"), (4.0, "Medium"), (0.1, "Low")):
+        if score >= floor:
+            return name
+    return "None"
