@@ -79,3 +79,12 @@ def _published(v: Vulnerability, at: datetime) -> bool:
 
 def _utc_day(instant: datetime | None) -> date | None:
     return instant.astimezone(UTC).date() if instant else None
+
+
+KINDS = ("cve", "osv", "csaf")
+
+
+def document(kind: str, v: Vulnerability, at: datetime, settings) -> dict:
+    """The CVE JSON 5.1 record, OSV record or CSAF 2.0 advisory of a published vulnerability;
+    Refused while it is embargoed. Built from app.disclosure's public view alone."""
+    raise NotImplementedError(f"{kind} export is being built")

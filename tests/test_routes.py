@@ -9,6 +9,7 @@ from tests.conftest import PASSWORD, csrf_token
 
 AUDIENCES = {
     "public": "anyone",
+    "downloads": "anyone",
     "auth": "anyone",
     "static": "anyone",
     "account": "signed-in",
@@ -23,7 +24,7 @@ AUDIENCES = {
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py
     "vetting": "admin",
 }
-SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css"}
+SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css", "kind": "osv"}
 
 
 def routes(app):

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         advisories,
         alerting,
         auth,
+        downloads,
         public,
         registry,
         releases,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     auth.init_app(app)
     for blueprint in (
         public.bp,
+        downloads.bp,
         auth.bp,
         team.bp,
         workspace.bp,
