@@ -1,5 +1,6 @@
 """Settings from the environment (CONTRACT.md), read once into a Settings object passed in."""
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +50,10 @@ class Settings:
     refuse_plaintext: bool = False
     tracking_prefix: str = "SEC"
     publication_hour: int = 14  # UTC hour at which default embargoes end
+    # DKIM on outgoing mail: signed when the key file is set (mail/domainkeys.py).
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None  # load_settings: the domain of from_address by default
 
     @property
     def gnupg_home(self) -> Path:
@@ -117,6 +122,19 @@ def _database_url(value: str) -> str:
     )
 
 
+# One or more DNS labels: a DKIM selector, or the domain its key is published under.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def _dns_name(name: str, value: str) -> str:
+    if not DNS_NAME.fullmatch(value) or len(value) > 253:
+        raise ConfigError(
+            f"{name}={value!r} is not a DNS name; use letters, digits, '-' and '.' (like mail2026)"
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every FOREWARN_* variable; raise ConfigError naming the first bad one."""
     env = os.environ if environ is None else environ
@@ -151,6 +169,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     relay = get("FOREWARN_SMTP_RELAY")
     passphrase_file = get("FOREWARN_KEY_PASSPHRASE_FILE")
     require_2fa = get("FOREWARN_REQUIRE_2FA")
+    from_address = get("FOREWARN_FROM_ADDRESS") or security_address
+    dkim_key_file, dkim_selector = get("FOREWARN_DKIM_KEY_FILE"), get("FOREWARN_DKIM_SELECTOR")
+    dkim_domain = get("FOREWARN_DKIM_DOMAIN")
+    if dkim_key_file and not dkim_selector:
+        raise ConfigError(
+            "FOREWARN_DKIM_KEY_FILE is set but FOREWARN_DKIM_SELECTOR is not; set it to the "
+            "selector the key is published under (`forewarn dkim init` prints both)"
+        )
     return Settings(
         instance=instance,
         database_url=_database_url(
@@ -163,7 +189,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         base_url=base_url,
         security_address=security_address,
-        from_address=get("FOREWARN_FROM_ADDRESS") or security_address,
+        from_address=from_address,
         announce_address=get("FOREWARN_ANNOUNCE_ADDRESS"),
         smtp_relay=_listen("FOREWARN_SMTP_RELAY", relay) if relay else None,
         secret_key_env=get("FOREWARN_SECRET_KEY"),
@@ -193,7 +219,41 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         tracking_prefix=prefix,
         publication_hour=_hour(get("FOREWARN_PUBLICATION_HOUR") or "14"),
+        dkim_key_file=Path(dkim_key_file).expanduser().resolve() if dkim_key_file else None,
+        dkim_selector=_dns_name("FOREWARN_DKIM_SELECTOR", dkim_selector) if dkim_selector else None,
+        dkim_domain=_dns_name("FOREWARN_DKIM_DOMAIN", dkim_domain)
+        if dkim_domain
+        else from_address.rpartition("@")[2].rstrip(">") or "localhost",
     )
+
+
+def dkim_private_key(settings: Settings) -> bytes | None:
+    """The DKIM key to sign with, read and checked once per process; None: no DKIM.
+
+    `forewarn up` and `forewarn worker` call it first, so a bad key stops them at start
+    with one line instead of failing every delivery.
+    """
+    if settings.dkim_key_file is None:
+        return None
+    return _read_dkim_key(settings.dkim_key_file)
+
+
+@functools.cache
+def _read_dkim_key(path: Path) -> bytes:
+    from mail import domainkeys  # dkimpy only in the processes that sign
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"FOREWARN_DKIM_KEY_FILE={str(path)!r} cannot be read ({exc.strerror}); "
+            "fix the path or its permissions, or run `forewarn dkim init`"
+        ) from None
+    try:
+        domainkeys.check_key(data)
+    except domainkeys.UnusableKey as exc:
+        raise ConfigError(f"FOREWARN_DKIM_KEY_FILE={str(path)!r}: {exc}") from None
+    return data
 
 
 def child_environment(settings: Settings, **overrides: str) -> dict[str, str]:

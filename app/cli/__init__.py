@@ -9,7 +9,7 @@ import click
 import peewee
 
 from app import accounts, clock, runtime, totp
-from app.config import load_settings
+from app.config import dkim_private_key, load_settings
 from app.errors import ForewarnError, OperatorError
 
 log = logging.getLogger("forewarn")
@@ -53,7 +53,9 @@ def up() -> None:
     from app import startup
 
     _logging()
-    startup.up(_settings())
+    settings = _settings()
+    dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
+    startup.up(settings)
 
 
 @cli.command(help="Serve the web portal alone (gunicorn).")
@@ -81,7 +83,9 @@ def worker() -> None:
     from app import startup
 
     _logging()
-    startup.worker(_settings())
+    settings = _settings()
+    dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
+    startup.worker(settings)
 
 
 @cli.group(help="The service's OpenPGP key.")
@@ -233,5 +237,6 @@ def main() -> None:
 # The command groups of the domain live beside this module; importing them registers them.
 from app.cli import alerts as _alerts  # noqa: E402, F401
 from app.cli import cves as _cves  # noqa: E402, F401
+from app.cli import dkim as _dkim  # noqa: E402, F401
 from app.cli import registrants as _registrants  # noqa: E402, F401
 from app.cli import vulns as _vulns  # noqa: E402, F401
