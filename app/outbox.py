@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 import peewee
 
 from app import letters
-from app.config import Settings
+from app.config import Settings, dkim_private_key
 from app.db import write_transaction
 from app.models import Correspondence, Delivery, InboundMessage
 from keys.keyring import ServiceKeyring
+from mail import domainkeys
 from mail.compose import Outgoing, signed, signed_and_encrypted
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
 
@@ -121,6 +122,10 @@ def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
 def _attempt(delivery, message_id, keyring, settings, transport, at):
     try:
         message = compose(delivery, message_id, keyring, settings, at)
+        if settings.dkim_key_file is not None:  # RFC 8058: list headers must be DKIM-signed
+            message = domainkeys.sign(
+                message, settings.dkim_selector, settings.dkim_domain, dkim_private_key(settings)
+            )
         return transport.send(message, envelope_sender(delivery, settings), delivery.recipient)
     except (PermanentFailure, TemporaryFailure):
         raise
