@@ -7,6 +7,7 @@ and reads the settings from the environment the worker was started with.
 import functools
 
 from app import clock, outbox, queue, reconcile, reports, runtime
+from app import lift as lift_module
 from app.config import Settings, load_settings
 
 
@@ -35,3 +36,21 @@ def send_delivery(delivery_id: int) -> str:
         keyring = runtime.service_keyring(settings)
         transport = outbox.transport_for(settings)
         return outbox.send(delivery_id, keyring, settings, transport, clock.now())
+
+
+def lift(vulnerability_id: int) -> str:
+    settings = _settings()
+    with runtime.open_db(settings).connection_context():
+        outcome = lift_module.lift(vulnerability_id, clock.now(), settings)
+        if outcome == "lifted":
+            reconcile.queue_due_deliveries(_redis(), clock.now())  # the announcement, now
+            lift_module.complete(vulnerability_id, clock.now(), settings)
+        elif outcome == "held":
+            reconcile.queue_due_deliveries(_redis(), clock.now())
+    return outcome
+
+
+def complete_publication(vulnerability_id: int) -> dict:
+    settings = _settings()
+    with runtime.open_db(settings).connection_context():
+        return lift_module.complete(vulnerability_id, clock.now(), settings)

@@ -182,6 +182,16 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         )
         subject = f"[{v.tracking_id}] embargo date changed"
         return Text(subject, subject, body, key)
+    if delivery.kind == "lift-held":
+        body = mailtext.render(
+            "lift-held",
+            v=v,
+            status=payload["status"],
+            until=datetime.fromisoformat(payload["embargo_until"]),
+            link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+        )
+        subject = f"[{v.tracking_id}] embargo ended: not published, decide now"
+        return Text(subject, subject, body, None)  # the id and a date: signed, not secret
     if delivery.kind == "reminder" and payload["field"] == "lead_time":
         body = mailtext.render(
             "lead-time",

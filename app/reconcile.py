@@ -9,7 +9,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from app import inbound, outbox, queue, reminders, renewal
+from app import inbound, lift, outbox, queue, reminders, renewal
 
 log = logging.getLogger("forewarn.reconcile")
 
@@ -48,8 +48,10 @@ def queue_due_deliveries(connection: redis.Redis, at: datetime) -> int:
 
 
 def run(connection: redis.Redis, at: datetime) -> int:
-    """One pass: queue every due message and delivery not already waiting; returns how many."""
+    """One pass: queue every due message, lift and delivery not already waiting; returns how
+    many."""
     queued = _queue(connection, PROCESS_INBOUND, "inbound", [m.id for m in inbound.due(at)])
+    queued += lift.reconcile(connection, at)
     return queued + queue_due_deliveries(connection, at)
 
 

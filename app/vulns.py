@@ -19,7 +19,8 @@ from app.db import write_transaction
 from app.errors import NotFound, Refused
 from app.models import Delivery, User, Vulnerability
 
-# new -> triage -> accepted -> fixed -> published; rejected from new, triage or accepted.
+# new -> triage -> accepted -> fixed -> published (by the lift alone); rejected from new, triage
+# or accepted.
 TRANSITIONS = {
     "new": {"triage", "accepted", "rejected"},
     "triage": {"accepted", "rejected"},
@@ -215,23 +216,18 @@ def set_status(
     if status not in TRANSITIONS[v.status]:
         allowed = ", ".join(sorted(TRANSITIONS[v.status])) or "none (it is final)"
         raise Refused(f"{v.tracking_id} is {v.status}; from there it can go to: {allowed}")
-    if status == "published":
-        needed = (
-            ("a CVE id", v.cve_id),
-            ("a description", v.description.strip()),
-            ("an affected entry", v.affected.strip()),
+    if status == "published":  # only the lift publishes (app/lift.py): page, feeds, mails
+        raise Refused(
+            f"{v.tracking_id} is published by the lift when its embargo ends "
+            f"({embargo.shown(v.embargo_until)}); to publish it now, set embargo_until to now "
+            "with a reason (an early lift)"
         )
-        missing = [name for name, present in needed if not present]
-        if missing:
-            raise Refused(f"{v.tracking_id} cannot be published without {' and '.join(missing)}")
     reason = reason.strip()
     if status == "rejected" and not reason:
         raise Refused("rejecting needs a reason; the reporter is told it")
     changes = {"status": status, "updated_at": at}
     if status == "rejected":
         changes["rejection_reason"] = reason
-    if status == "published":
-        changes["published_at"] = at
     with write_transaction():
         Vulnerability.update(**changes).where(Vulnerability.id == v.id).execute()
         audit.record(

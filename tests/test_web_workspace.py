@@ -146,10 +146,12 @@ def test_assigning_a_member(signed_in, v, admin_user):
     assert Vulnerability.get_by_id(v.id).assignee_id == admin_user.id
 
 
-def test_publishing_without_a_cve_is_refused_with_what_is_missing(signed_in, v):
-    post(signed_in, v, "status", status="accepted")
+def test_only_the_lift_publishes_and_accepting_says_when(signed_in, v):
+    response = post(signed_in, v, "status", status="accepted")
+    assert messages(response)[0].endswith("It will be published at 2027-02-23 14:00 UTC.")
+    assert '<option value="published">' not in response.get_data(as_text=True)
     response = post(signed_in, v, "status", status="published")
-    assert "cannot be published without a CVE id" in messages(response)[0]
+    assert "Not a valid choice" in messages(response)[0]
     assert Vulnerability.get_by_id(v.id).status == "accepted"
 
 

@@ -101,12 +101,55 @@ def vulns_create(title: str, description_file, embargo_until: str | None) -> Non
 def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
     from app import vulns as domain
 
-    runtime.open_current_db(_settings())
+    settings = _settings()
+    runtime.open_current_db(settings)
     v = domain.get(vuln_id)
     changed = domain.set_field(
         v, field, value, _cli_actor(), clock.now(), reason or domain.OPERATOR_REASON
     )
-    click.echo(f"{changed.tracking_id}: {field} set")
+    said = ""
+    if field in ("embargo_until", "status"):
+        said = _lift_or_schedule(changed, settings)
+    click.echo(f"{changed.tracking_id}: {field} set{said}")
+
+
+def _lift_or_schedule(v, settings) -> str:
+    """An embargo end in the past lifts now; otherwise the lift is (re)scheduled."""
+    from app import embargo, lift, queue
+
+    outcome = lift.after_change(
+        queue.connect(runtime.redis_url(settings)), v, clock.now(), settings
+    )
+    if outcome == "lifted":
+        return "; published now (the announcement is queued)"
+    if outcome == "held":
+        return "; its embargo has ended but it is not accepted, so it stays private"
+    if outcome == "scheduled" and v.status in lift.LIFTABLE:
+        return f"; to be published at {embargo.shown(v.embargo_until)}"
+    return ""
+
+
+@cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")
+def lift_due() -> None:
+    from app import lift, queue
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    connection = queue.connect(runtime.redis_url(settings))
+    outcomes = {}
+    for v in list(lift.due(clock.now())):
+        outcome = lift.after_change(connection, v, clock.now(), settings)
+        outcomes[v.tracking_id] = outcome
+        click.echo(f"{v.tracking_id}: {_LIFT_SAID.get(outcome, outcome)}")
+    if not outcomes:
+        click.echo("nothing to lift")
+
+
+_LIFT_SAID = {
+    "lifted": "published (the announcement is queued)",
+    "held": "not accepted yet: held, the team is told",
+    "already": "already published",
+}
 
 
 @cli.command("release-notes", help="Release-note lines: embargoed CVEs by id and date alone.")

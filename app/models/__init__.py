@@ -5,7 +5,14 @@ from app.models.audit import AuditEvent
 from app.models.base import BaseModel, UTCDateTimeField, database
 from app.models.mail import Correspondence, Delivery, InboundMessage
 from app.models.registry import PublicKey, Registrant
-from app.models.vulns import PUBLIC_STATES, Advisory, CveId, Patch, Vulnerability
+from app.models.vulns import (
+    PUBLIC_STATES,
+    Advisory,
+    CveId,
+    Patch,
+    Publication,
+    Vulnerability,
+)
 
 ALL_MODELS = (
     User,
@@ -16,6 +23,7 @@ ALL_MODELS = (
     Vulnerability,
     Advisory,
     Patch,
+    Publication,
     InboundMessage,
     Delivery,
     Correspondence,
@@ -34,6 +42,7 @@ __all__ = [
     "Delivery",
     "InboundMessage",
     "Patch",
+    "Publication",
     "PublicKey",
     "Registrant",
     "UTCDateTimeField",

@@ -82,3 +82,21 @@ class Patch(BaseModel):
     removed = peewee.BooleanField(default=False)  # kept: earlier versions may carry it
     uploaded_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     uploaded_at = UTCDateTimeField()
+
+
+PUBLICATION_STATES = ("pending", "complete")
+
+
+class Publication(BaseModel):
+    """What the lift still has to do after it published a vulnerability: check its exports and
+    page, publish its CVE record. Retried until complete, and shown to the team meanwhile."""
+
+    vulnerability = peewee.ForeignKeyField(
+        Vulnerability, unique=True, backref="publication", on_delete="CASCADE"
+    )
+    lifted_at = UTCDateTimeField()
+    state = peewee.CharField(default="pending", choices=[(s, s) for s in PUBLICATION_STATES])
+    steps = peewee.TextField(default="{}")  # JSON: step -> "done", "skipped: why", "failed: why"
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = UTCDateTimeField(null=True, index=True)
+    completed_at = UTCDateTimeField(null=True)

@@ -22,7 +22,7 @@ from peewee import JOIN, fn
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app import clock, markdown, reconcile, reports, vulns
+from app import clock, lift, markdown, reconcile, reports, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
@@ -205,6 +205,7 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         description_html=Markup(markdown.to_html(v.description)),  # noqa: S704  (nh3-sanitised)
         score=v.cvss_score,
         credits=vulns.credits(v),
+        publication=lift.status_of(v),
     )
     return page, status
 

@@ -72,7 +72,7 @@ def forms_for(v: Vulnerability) -> dict:
     """The edit forms of the vulnerability page, filled with its current values."""
     fields = FieldsForm(obj=v, formdata=None, prefix="fields")
     status = StatusForm(formdata=None, prefix="state")
-    status.status.choices = [(s, s) for s in sorted(vulns.TRANSITIONS[v.status])]
+    status.status.choices = _status_choices(v)
     dates = DatesForm(formdata=None, prefix="dates")
     dates.embargo_until.data = _iso(v.embargo_until)
     dates.fix_due.data = _iso(v.fix_due)
@@ -86,6 +86,11 @@ def forms_for(v: Vulnerability) -> dict:
         "assignee": assignee,
         "cve": CveForm(formdata=None, prefix="cve"),
     }
+
+
+def _status_choices(v: Vulnerability) -> list[tuple[str, str]]:
+    """The next states a person may choose: "published" is the lift's alone."""
+    return [(s, s) for s in sorted(vulns.TRANSITIONS[v.status] - {"published"})]
 
 
 def _iso(at) -> str:
@@ -115,6 +120,24 @@ def _actor() -> vulns.Actor:
 def _refused(v: Vulnerability, what: str, exc: Exception):
     flash(f"{what} not saved: {exc}", "error")
     return _back(v)
+
+
+def _lift_or_schedule(v: Vulnerability) -> str:
+    """Lift now when the embargo has ended, else (re)schedule the lift; says which."""
+    from app import lift
+    from app.web.registry import send_soon
+
+    settings = current_app.extensions["forewarn.settings"]
+    redis = current_app.extensions["forewarn.redis"]
+    outcome = lift.after_change(redis, v, clock.now(), settings)
+    if outcome == "lifted":
+        send_soon()
+        return "Its embargo has ended, so it is published now and the announcement goes out."
+    if outcome == "held":
+        return "Its embargo has ended but it is not accepted: it stays private until you accept it."
+    if outcome == "scheduled" and v.status in lift.LIFTABLE:
+        return f"It will be published at {embargo.shown(v.embargo_until)}."
+    return ""
 
 
 def _form_errors(form: FlaskForm) -> str:
@@ -163,7 +186,7 @@ def fields(tracking_id: str):
 def status(tracking_id: str):
     v = _vulnerability(tracking_id)
     form = StatusForm(prefix="state")
-    form.status.choices = [(s, s) for s in sorted(vulns.TRANSITIONS[v.status])]
+    form.status.choices = _status_choices(v)
     if not form.validate_on_submit():
         return _refused(v, "The state was", _form_errors(form))
     try:
@@ -178,7 +201,9 @@ def status(tracking_id: str):
         "published": "Its details are public now.",
         "rejected": "The reporter is told, with the reason (encrypted when their key is known).",
     }
-    flash(f"{v.tracking_id} is now {v.status}. {next_steps.get(v.status, '')}", "success")
+    lifting = _lift_or_schedule(v) if v.status in ("accepted", "fixed") else ""
+    said = [f"{v.tracking_id} is now {v.status}.", next_steps.get(v.status, ""), lifting]
+    flash(" ".join(filter(None, said)), "success")
     return _back(v)
 
 
@@ -208,7 +233,11 @@ def dates(tracking_id: str):
     except Refused as exc:
         return _refused(v, "The dates were", exc)
     if said:
-        flash(f"Saved: {'; '.join(said)}. The change is in the audit log.", "success")
+        lifting = _lift_or_schedule(v)
+        flash(
+            f"Saved: {'; '.join(said)}. The change is in the audit log. {lifting}".strip(),
+            "success",
+        )
     else:
         flash("The dates are unchanged.", "info")
     return _back(v)
