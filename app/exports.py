@@ -1,13 +1,26 @@
-"""Public text made from vulnerabilities: release-note lines, embargoed CVEs by id alone.
+"""Public text made from vulnerabilities: release-note lines, embargoed CVEs by id alone, and
+the machine-readable records (CVE JSON 5.1, OSV, CSAF 2.0) with their schema validation.
 
 Release notes are public: of a vulnerability still under embargo they carry its CVE id and the
 date its embargo ends, nothing else (CONTRACT.md, "Protocol promises").
 """
 
+import functools
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
 
+from cvelib.cve_api import CveRecord, CveRecordValidationError
+from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+from app import disclosure, vulns
+from app.errors import ForewarnError, NotFound, Refused
 from app.models import PUBLIC_STATES, CveId, Vulnerability
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -87,4 +100,118 @@ KINDS = ("cve", "osv", "csaf")
 def document(kind: str, v: Vulnerability, at: datetime, settings) -> dict:
     """The CVE JSON 5.1 record, OSV record or CSAF 2.0 advisory of a published vulnerability;
     Refused while it is embargoed. Built from app.disclosure's public view alone."""
-    raise NotImplementedError(f"{kind} export is being built")
+    _check_kind(kind)
+    view = disclosure.public_view(v, at)
+    if view is None:
+        raise NotFound(f"no public vulnerability {v.tracking_id}")
+    if not isinstance(view, disclosure.Published):
+        until = view.embargo_until
+        when = f" until {_utc_text(until)}" if until else ""
+        raise Refused(f"{view.id} is under embargo{when}; its records are published at the lift")
+    return _build(kind, view, settings)
+
+
+def document_under_embargo(kind: str, v: Vulnerability, at: datetime, settings) -> dict:
+    """The record of a vulnerability still under embargo, from its PRIVATE fields, for an
+    operator who asked for it (`forewarn export ... --embargoed`, audited by the caller).
+    Nothing public may call this: public pages and downloads use `document`."""
+    _check_kind(kind)
+    if v.status == "rejected":
+        raise Refused(f"{v.tracking_id} was rejected; it has no records")
+    view = _private_view_for_operator(v, at)
+    return _build(kind, view, settings, draft=True)
+
+
+def _private_view_for_operator(v: Vulnerability, at: datetime) -> disclosure.Published:
+    """The fields the lift will reveal, read before it: the embargo's end stands in for the
+    publication instant."""
+    cve_id = v.cve.cve_id if v.cve_id else None
+    return disclosure.Published(
+        id=cve_id or v.tracking_id,
+        tracking_id=v.tracking_id,
+        cve_id=cve_id,
+        title=v.title,
+        description=v.description,
+        severity=v.severity,
+        cvss_score=v.cvss_score,
+        affected=v.affected,
+        cwe=v.cwe,
+        fix_refs=tuple(v.fix_refs.split()),
+        mitigation=v.mitigation,
+        credits=vulns.credits(v),
+        published_at=v.published_at or v.embargo_until or at,
+        reported_at=v.reported_at,
+        updated_at=v.updated_at,
+    )
+
+
+def _build(kind: str, view: disclosure.Published, settings, draft: bool = False) -> dict:
+    from app import csaf, cve_record, osv
+
+    if kind == "cve":
+        return cve_record.record(view, settings)
+    if kind == "osv":
+        return osv.record(view, settings)
+    return csaf.advisory(view, settings, draft=draft)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise Refused(f"{kind!r} is not an export; use one of {', '.join(KINDS)}")
+
+
+def _utc_text(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+class InvalidDocument(ForewarnError):
+    """An export does not validate against its format's JSON Schema."""
+
+    def __init__(self, kind: str, message: str, path: str):
+        self.kind, self.message, self.path = kind, message, path
+        super().__init__(f"the {kind} export is not valid: {message} (at {path})")
+
+
+def validate(kind: str, document: dict) -> None:
+    """InvalidDocument naming the most relevant error and its JSON path, if `document` does not
+    validate against its schema: CVE JSON 5.1.1 (cvelib's), OSV, or CSAF 2.0 (app/schemas)."""
+    _check_kind(kind)
+    error = best_match(_validator(kind).iter_errors(document))
+    if error is not None:
+        message = error.message if len(error.message) <= 300 else error.message[:297] + "..."
+        raise InvalidDocument(kind, message, error.json_path)
+    if kind == "cve":
+        # And the CNA container as CVE Services gets it, with cvelib's own check.
+        try:
+            CveRecord.validate(document["containers"]["cna"], CveRecord.Schemas.CNA_PUBLISHED)
+        except CveRecordValidationError as exc:
+            first = exc.errors[0] if exc.errors else None
+            where = "$.containers.cna" + (first.json_path[1:] if first else "")
+            raise InvalidDocument(kind, first.message if first else str(exc), where) from None
+
+
+@functools.cache
+def _validator(kind: str):
+    if kind == "cve":
+        schema = json.loads(Path(CveRecord.Schemas.V5_SCHEMA).read_text(encoding="utf-8"))
+        return Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+    schemas = resources.files("app.schemas")
+    if kind == "osv":
+        schema = json.loads(schemas.joinpath("osv-schema.json").read_text(encoding="utf-8"))
+        return Draft202012Validator(schema, format_checker=FormatChecker())
+    csaf_dir = schemas.joinpath("csaf-2.0")
+    schema = json.loads(csaf_dir.joinpath("csaf_json_schema.json").read_text(encoding="utf-8"))
+    registry = Registry()
+    for version in ("2.0", "3.0", "3.1"):
+        contents = json.loads(csaf_dir.joinpath(f"cvss-v{version}.json").read_text("utf-8"))
+        resource = Resource.from_contents(contents, default_specification=DRAFT7)
+        # Under the URL the CSAF schema refers to, and under its own $id (3.1's has a query).
+        registry = registry.with_resource(
+            f"https://www.first.org/cvss/cvss-v{version}.json", resource
+        )
+        if resource.id():
+            registry = registry.with_resource(resource.id(), resource)
+    return Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())

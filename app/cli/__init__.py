@@ -238,5 +238,6 @@ def main() -> None:
 from app.cli import alerts as _alerts  # noqa: E402, F401
 from app.cli import cves as _cves  # noqa: E402, F401
 from app.cli import dkim as _dkim  # noqa: E402, F401
+from app.cli import exports as _exports  # noqa: E402, F401
 from app.cli import registrants as _registrants  # noqa: E402, F401
 from app.cli import vulns as _vulns  # noqa: E402, F401

@@ -1,0 +1,54 @@
+"""`forewarn export cve|osv|csaf VULN_ID [--embargoed]`: a record as JSON on stdout."""
+
+import json
+
+import click
+
+from app import clock, runtime
+from app.cli import _operator, _settings, cli
+
+
+@cli.command(
+    "export",
+    help="Print the CVE JSON 5.1 record, OSV record or CSAF 2.0 advisory of a published "
+    "vulnerability (validated against its schema).",
+)
+@click.argument("kind", type=click.Choice(["cve", "osv", "csaf"]))
+@click.argument("vuln_id")
+@click.option(
+    "--embargoed",
+    is_flag=True,
+    help="export it even while under embargo, from its private fields (audited)",
+)
+def export(kind: str, vuln_id: str, embargoed: bool) -> None:
+    from app import audit, disclosure, exports, vulns
+    from app.db import write_transaction
+    from app.errors import Refused
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    v = vulns.get(vuln_id)
+    at = clock.now()
+    view = disclosure.public_view(v, at)
+    private = embargoed and not isinstance(view, disclosure.Published)
+    if private:
+        document = exports.document_under_embargo(kind, v, at, settings)
+    else:
+        try:
+            document = exports.document(kind, v, at, settings)
+        except Refused as exc:
+            if isinstance(view, disclosure.Placeholder):
+                raise Refused(f"{exc} (--embargoed exports it anyway, audited)") from None
+            raise
+    exports.validate(kind, document)
+    if private:
+        with write_transaction():
+            audit.record(
+                None,
+                "export.embargoed",
+                at,
+                target=v.tracking_id,
+                details={"kind": kind, "status": v.status},
+                actor_label=f"cli:{_operator()}",
+            )
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))

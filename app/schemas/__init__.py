@@ -1,0 +1,1 @@
+"""JSON Schemas the exports are validated against (package data; see README.md here)."""
