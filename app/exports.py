@@ -71,23 +71,18 @@ def release_note_entries(
 
 
 def _note(v: Vulnerability, at: datetime, base_url: str) -> ReleaseNote:
+    view = disclosure.public_view(v, at)
     cve_id = v.cve.cve_id
-    if _published(v, at):
-        title = " ".join(v.title.split()) or "(no title)"  # one line, whatever the subject held
-        link = f"{base_url.rstrip('/')}/vulnerabilities/{v.tracking_id}"
-        day = _utc_day(v.published_at or v.embargo_until)
-        return ReleaseNote(cve_id, False, f"{cve_id}: {title} ({link})", day)
+    if isinstance(view, disclosure.Published):
+        title = " ".join(view.title.split()) or "(no title)"  # one line, whatever it held
+        link = f"{base_url.rstrip('/')}/vulnerabilities/{view.tracking_id}"
+        return ReleaseNote(
+            cve_id, False, f"{cve_id}: {title} ({link})", _utc_day(view.published_at)
+        )
     # Built from the id and the embargo end alone, so nothing else can leak into the line.
-    day = _utc_day(v.embargo_until)
+    day = _utc_day(view.embargo_until)
     until = f" until {day.isoformat()}" if day else ""
     return ReleaseNote(cve_id, True, f"{cve_id}: Under embargo{until}", day)
-
-
-def _published(v: Vulnerability, at: datetime) -> bool:
-    """Lifted by `at`: anything else (accepted, fixed, a lift still due) stays a placeholder."""
-    if v.status != "published":
-        return False
-    return v.published_at is None or v.published_at <= at
 
 
 def _utc_day(instant: datetime | None) -> date | None:
