@@ -50,10 +50,13 @@ class Settings:
     refuse_plaintext: bool = False
     tracking_prefix: str = "SEC"
     publication_hour: int = 14  # UTC hour at which default embargoes end
+    delivery_lease_seconds: int = 300  # a sending worker's hold on a delivery (app/outbox)
     # DKIM on outgoing mail: signed when the key file is set (mail/domainkeys.py).
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None  # load_settings: the domain of from_address by default
+    # Public pages: show when an embargo ends ("Under embargo until 2027-02-23"), or not.
+    show_embargo_dates: bool = True
 
     @property
     def gnupg_home(self) -> Path:
@@ -219,11 +222,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         tracking_prefix=prefix,
         publication_hour=_hour(get("FOREWARN_PUBLICATION_HOUR") or "14"),
+        delivery_lease_seconds=_positive_int(
+            "FOREWARN_DELIVERY_LEASE_SECONDS", get("FOREWARN_DELIVERY_LEASE_SECONDS") or "300"
+        ),
         dkim_key_file=Path(dkim_key_file).expanduser().resolve() if dkim_key_file else None,
         dkim_selector=_dns_name("FOREWARN_DKIM_SELECTOR", dkim_selector) if dkim_selector else None,
         dkim_domain=_dns_name("FOREWARN_DKIM_DOMAIN", dkim_domain)
         if dkim_domain
         else from_address.rpartition("@")[2].rstrip(">") or "localhost",
+        show_embargo_dates=_flag(
+            "FOREWARN_SHOW_EMBARGO_DATES", get("FOREWARN_SHOW_EMBARGO_DATES") or "1"
+        ),
     )
 
 
