@@ -14,7 +14,8 @@ import json
 import logging
 import urllib.request
 from datetime import datetime, timedelta
-from html import escape
+
+import markupsafe
 
 from app import announcements, audit, exports
 from app.config import Settings
@@ -222,7 +223,7 @@ def _check_page(v: Vulnerability, at: datetime, settings: Settings, services) ->
     request = urllib.request.Request(url, headers={"User-Agent": "forewarn-lift"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (our own URL)
         page = response.read().decode("utf-8", "replace")
-    if escape(v.title, quote=False) not in page:
+    if str(markupsafe.escape(v.title)) not in page:  # as the page's Jinja escapes it
         raise ForewarnError(f"{url} does not show the published details yet")
     return "done"
 

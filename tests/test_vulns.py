@@ -7,7 +7,7 @@ import pytest
 
 from app import accounts, affected, vulns
 from app.errors import NotFound, Refused
-from app.models import AuditEvent, CveId, Delivery, Vulnerability
+from app.models import AuditEvent, Delivery, Vulnerability
 from tests.conftest import PASSWORD
 
 CLI = vulns.Actor(None, "cli:test")
