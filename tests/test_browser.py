@@ -34,7 +34,7 @@ def _answers(url: str, process: subprocess.Popen, log_path) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http URL)
             return response.status == 200
-    except (urllib.error.URLError, ConnectionError):
+    except (urllib.error.URLError, OSError):  # refused, reset, or slow to answer yet
         return False
 
 
