@@ -1,0 +1,547 @@
+"""Leak tests: nothing of an embargoed vulnerability but its id and embargo end reaches anything
+public (CONTRACT.md, "Protocol promises").
+
+Vulnerabilities in every state get a distinct canary in every private or not-yet-public field.
+Then every public page is crawled as an anonymous visitor: each "anyone" route of the url_map
+with every id substituted, every same-site link found on the pages, the feed, every export,
+/.well-known/, the service key, 404, 503 and 500 pages, the release notes (as text and from the
+command line), and every log record written meanwhile. No canary may appear in any body,
+header or log line. After the real lift, the public fields of the lifted ones appear, the
+private ones still never do, and nothing of the unvalidated or rejected ones ever does.
+"""
+
+import logging
+import re
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import peewee
+import pytest
+
+from app import alerts, cves, exports, lift, patches, registry, vulns, wellknown
+from app.models import Correspondence, Vulnerability
+from tests import mailcorpus
+from tests.test_routes import AUDIENCES
+
+pytestmark = pytest.mark.db
+
+ACTOR = vulns.Actor(None, "cli:test")
+CANARY = re.compile(r"canary-[a-z]+-\d+", re.IGNORECASE)
+CRAWL_CAP = 600
+BOOM = "/_leak-test/boom"
+
+
+@dataclass
+class Case:
+    """One vulnerability and what it must never (or only after its lift) show."""
+
+    n: int
+    status: str  # its state before the lift
+    cve: bool
+    credit_reporter: bool = True
+    credits: bool = True
+    severity: str = ""
+    cwe: str = ""
+    v: Vulnerability | None = None
+    cve_id: str | None = None
+    canaries: dict[str, str] = field(default_factory=dict)
+
+    def canary(self, name: str) -> str:
+        return self.canaries.setdefault(name, f"CANARY-{name}-{self.n}")
+
+    @property
+    def lifted(self) -> bool:
+        return self.status in lift.LIFTABLE
+
+    def public_after_lift(self) -> dict[str, str]:
+        """Canaries the lift reveals (for the liftable ones)."""
+        names = ["title", "description", "affected", "fixrefs", "mitigation"]
+        names += ["credits"] if self.credits else []
+        if not self.credits and self.credit_reporter:
+            names.append("reportername")  # credited by the name they gave
+        return {name: self.canaries[name] for name in names}
+
+    def never_public(self) -> dict[str, str]:
+        """Canaries that must never appear, before or after the lift."""
+        if not self.lifted:
+            return dict(self.canaries)
+        revealed = self.public_after_lift()
+        # The file names of patches are not promised private after the lift; their bytes are.
+        return {k: c for k, c in self.canaries.items() if k not in revealed and k != "patchname"}
+
+
+VECTORS = [
+    "CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:C/C:L/I:N/A:L",
+    "CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:C/C:N/I:L/A:L",
+    "CVSS:3.1/AV:A/AC:H/PR:H/UI:R/S:C/C:L/I:L/A:N",
+    "CVSS:4.0/AV:P/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:L/SC:N/SI:L/SA:N",
+    "CVSS:3.1/AV:P/AC:H/PR:L/UI:R/S:C/C:L/I:N/A:L",
+    "CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:L",
+    "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:C/C:L/I:N/A:N",
+    "CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:L",
+]
+CWES = ["CWE-1339", "CWE-1335", "CWE-1325", "CWE-1281", "CWE-1298", "CWE-1332", "CWE-1247"]
+CWES.append("CWE-1260")
+
+
+def plan() -> list[Case]:
+    cases = [
+        Case(1, "accepted", cve=True),
+        Case(2, "fixed", cve=False, credit_reporter=False, credits=False),
+        Case(3, "accepted", cve=False, credits=False),  # the reporter's name is the credit
+        Case(4, "fixed", cve=True),
+        Case(5, "new", cve=True),
+        Case(6, "triage", cve=True),
+        Case(7, "rejected", cve=True),  # from triage, after it got an id
+        Case(8, "rejected", cve=False),  # accepted first, then rejected
+    ]
+    for case, vector, cwe in zip(cases, VECTORS, CWES, strict=True):
+        case.severity, case.cwe = vector, cwe
+    return cases
+
+
+def build(case: Case, settings, at, until) -> None:
+    n = case.n
+    title, description = case.canary("title"), case.canary("description")
+    v = vulns.create(
+        f"{title} heap overflow",
+        f"{description} A **crafted** frame overflows the buffer.\n\n"
+        f"Second paragraph {description}.",
+        ACTOR,
+        at,
+        settings,
+        embargo_until=until,
+    )
+    fields = {
+        "affected": f"{case.canary('affected')} <4.2; {case.canary('affected')} =5.0.1",
+        "fix_refs": f"https://fixes.example.org/{case.canary('fixrefs')}/pull/{n}",
+        "mitigation": f"{case.canary('mitigation')}: disable the parser.",
+        "severity": case.severity,
+        "cwe": case.cwe,
+    }
+    if case.credits:
+        fields["credits"] = f"{case.canary('credits')} and friends"
+    for name, value in fields.items():
+        v = vulns.set_field(v, name, value, ACTOR, at)
+    Vulnerability.update(
+        reporter_name=f"{case.canary('reportername')} Reporter",
+        reporter_email=f"{case.canary('reporteremail').lower()}@finder.example",
+        credit_reporter=case.credit_reporter,
+    ).where(Vulnerability.id == v.id).execute()
+    for direction in ("in", "out"):
+        Correspondence.create(
+            vulnerability=v,
+            direction=direction,
+            at=at,
+            subject=f"{case.canary('corrsubject' + direction)} report",
+            text=f"Hello, {case.canary('corrtext' + direction)} is how it crashes.",
+        )
+    patches.attach(
+        v,
+        f"{case.canary('patchname')}.patch",
+        f"--- a/x.c\n+++ b/x.c\n+/* {case.canary('patchcontent')} */\n".encode(),
+        None,
+        "test",
+        at,
+    )
+    if case.cve:
+        case.cve_id = cves.allocate(v, None, "test", at).cve.cve_id
+    v = Vulnerability.get_by_id(v.id)
+    steps = {
+        "new": [],
+        "triage": ["triage"],
+        "accepted": ["accepted"],
+        "fixed": ["accepted", "fixed"],
+        "rejected": ["triage", "rejected"] if case.cve else ["accepted", "rejected"],
+    }[case.status]
+    for step in steps:
+        reason = case.canary("rejection") if step == "rejected" else ""
+        if step == "rejected" and v.status == "accepted":
+            # An alert went out before it was found not to be one.
+            alerts.send(v, None, "test", at, settings, text=case.canary("advisory"))
+        v = vulns.set_status(v, step, ACTOR, at, reason=reason)
+    if v.status in alerts.SENDABLE:
+        alerts.send(v, None, "test", at, settings, text=f"{case.canary('advisory')} advisory")
+    case.v = Vulnerability.get_by_id(v.id)
+    assert case.v.status == case.status
+
+
+# -- the crawl -----------------------------------------------------------------------------------
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src", "action") and value:
+                self.found.append(value)
+
+
+def links_in(body: str) -> list[str]:
+    parser = Links()
+    parser.feed(body)
+    return parser.found
+
+
+@dataclass
+class Crawl:
+    pages: dict[str, tuple[int, dict[str, str], str]] = field(default_factory=dict)
+
+    def add(self, url, response) -> str:
+        body = response.get_data().decode("utf-8", "replace")  # the WKD key is binary
+        self.pages[url] = (response.status_code, dict(response.headers), body)
+        return body
+
+    def everything(self) -> list[tuple[str, str]]:
+        """(where, text) of every body and header seen."""
+        found = []
+        for url, (_, headers, body) in self.pages.items():
+            found.append((f"{url} (body)", body))
+            found += [(f"{url} (header {k})", f"{k}: {v}") for k, v in headers.items()]
+        return found
+
+
+def seeds(app, settings, cases) -> list[str]:
+    """Every GET route anyone may open, with every id (and sample values) substituted."""
+    ids = ["SEC-2026-9999", "CVE-2026-99999"]
+    for case in cases:
+        ids.append(case.v.tracking_id)
+        ids.append(case.v.tracking_id.lower())
+        if case.cve_id:
+            ids.append(case.cve_id)
+    wkd_name, domain = wellknown.wkd_names(settings)
+    values = {
+        "ident": ids,
+        "tracking_id": ids,
+        "kind": list(exports.KINDS),
+        "name": [wkd_name, "y" * 32],
+        "domain": [domain, "elsewhere.example"],
+        "filename": ["forewarn.css"],
+        "token": ["not-a-token"],
+        "advisory_id": ["1"],
+    }
+    urls = []
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.split(".")[0]
+        if AUDIENCES.get(blueprint) != "anyone" or "GET" not in rule.methods:
+            continue
+        combos = [{}]
+        for argument in sorted(rule.arguments):
+            combos = [{**c, argument: v} for c in combos for v in values.get(argument, ["1"])]
+        for combo in combos:
+            urls.append(rule.build(combo)[1])
+    urls += [
+        "/vulnerabilities.atom",
+        "/.well-known/security.txt",
+        "/key.asc",
+        "/no/such/page",
+        f"/.well-known/openpgpkey/hu/{wkd_name}?l=security",
+    ]
+    return list(dict.fromkeys(urls))
+
+
+def crawl(app, settings, cases) -> Crawl:
+    """A breadth-first walk from the seeds over every same-site link, as an anonymous visitor."""
+    client = app.test_client()
+    seen = Crawl()
+    queue = deque(seeds(app, settings, cases))
+    queued = set(queue)
+    while queue:
+        url = queue.popleft()
+        assert len(seen.pages) < CRAWL_CAP, "the crawl found more pages than expected"
+        response = client.get(url)
+        body = seen.add(url, response)
+        found = links_in(body) if "html" in response.mimetype else []
+        if "Location" in response.headers:
+            found.append(response.headers["Location"])
+        for link in found:
+            absolute = urljoin(f"http://localhost{url}", link)
+            parts = urlsplit(absolute)
+            base = urlsplit(settings.base_url)
+            if parts.netloc not in ("localhost", base.netloc) or parts.scheme not in ("http", ""):
+                continue
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            if target not in queued:
+                queued.add(target)
+                queue.append(target)
+    return seen
+
+
+def failures(app, settings) -> Crawl:
+    """A real 500 from a public route (a bug while it holds every vulnerability), a 500 from a
+    route that fails on its own, and a 503 when the database breaks for one request."""
+    from app.web import public
+
+    seen = Crawl()
+    client = app.test_client()
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page answers
+    original = public.by_year
+
+    def broken(views):
+        raise RuntimeError("the list could not be grouped")
+
+    public.by_year = broken
+    try:
+        response = client.get("/vulnerabilities")
+    finally:
+        public.by_year = original
+    assert response.status_code == 500
+    assert "Something went wrong" in seen.add("/vulnerabilities (500)", response)
+
+    response = client.get(BOOM)
+    assert response.status_code == 500
+    assert "Something went wrong" in seen.add(BOOM, response)
+
+    database = app.extensions["forewarn.db"]
+    original_execute = database.execute_sql
+
+    def down(sql, *args, **kwargs):
+        raise peewee.OperationalError("database is locked")
+
+    database.execute_sql = down
+    try:
+        response = client.get("/vulnerabilities")
+    finally:
+        del database.execute_sql  # the class's own again
+    assert database.execute_sql.__func__ is original_execute.__func__
+    assert response.status_code == 503
+    seen.add("/vulnerabilities (503)", response)
+    app.config["PROPAGATE_EXCEPTIONS"] = None
+    return seen
+
+
+def release_notes_text(settings, at) -> str:
+    return "\n".join(exports.release_notes(at, base_url=settings.base_url))
+
+
+def assert_absent(sources: list[tuple[str, str]], forbidden: dict[str, str]) -> None:
+    """Every forbidden string (case-insensitive) absent from every source; all leaks listed."""
+    leaks = []
+    for where, text in sources:
+        lowered = text.lower()
+        for what, needle in forbidden.items():
+            if needle.lower() in lowered:
+                leaks.append(f"{what} ({needle}) in {where}")
+    assert not leaks, "leaked:\n" + "\n".join(sorted(set(leaks))[:60])
+
+
+def canaries_in(sources: list[tuple[str, str]]) -> set[str]:
+    return {m.group(0) for _, text in sources for m in CANARY.finditer(text)}
+
+
+# -- the fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(env):
+    """With the CNA's settings, so that the CVE record is served after the lift too."""
+    return {
+        **env,
+        "FOREWARN_CNA_ORG_ID": "3d5b4a6e-0a1b-4c2d-8e9f-0123456789ab",
+        "FOREWARN_CNA_SHORT_NAME": "leaktest",
+    }
+
+
+@pytest.fixture
+def desk(app, settings, clock, keyring, admin_user):
+    """Every case built, one approved registrant alerted; a route that fails on purpose."""
+
+    @app.route(BOOM)
+    def _boom():
+        raise RuntimeError("a bug in a route")
+
+    maker = mailcorpus.make_reporter("psirt@maker.example", "Maker PSIRT")
+    registry.add_by_admin(maker.address, "Maker", maker.cert, None, "test", clock.at, approve=True)
+    cves.import_block("CVE-2026-4100..CVE-2026-4119", None, "test", clock.at)
+    until = clock.at + timedelta(days=30)
+    cases = plan()
+    for case in cases:
+        build(case, settings, clock.at, until)
+    return cases, until
+
+
+def forbidden_before(cases) -> dict[str, str]:
+    """Every field of every case, while all are embargoed or not public."""
+    found = {}
+    for case in cases:
+        found.update({f"{k} of #{case.n}": c for k, c in case.canaries.items()})
+        found[f"severity of #{case.n}"] = case.severity.split("/", 1)[1]
+        found[f"cwe of #{case.n}"] = case.cwe
+    return found
+
+
+def forbidden_after(cases) -> dict[str, str]:
+    """What the lift does not reveal, and everything of those it does not publish."""
+    found = {}
+    for case in cases:
+        found.update({f"{k} of #{case.n}": c for k, c in case.never_public().items()})
+        if not case.lifted:
+            found[f"severity of #{case.n}"] = case.severity.split("/", 1)[1]
+            found[f"cwe of #{case.n}"] = case.cwe
+    return found
+
+
+def hidden_ids(cases) -> dict[str, str]:
+    """The ids of those never public. Not looked for in the logs: the visitor sent them, and
+    the SQL log (peewee at DEBUG) shows them as query parameters."""
+    found = {}
+    for case in cases:
+        if not case.lifted:
+            found[f"tracking id of {case.status} #{case.n}"] = case.v.tracking_id
+            if case.cve_id:
+                found[f"CVE id of {case.status} #{case.n}"] = case.cve_id
+    return found
+
+
+@contextmanager
+def every_log(caplog):
+    """Every logger at DEBUG into caplog, also those that do not propagate to the root."""
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    levels = [(logger, logger.level) for logger in loggers]
+    apart = [logger for logger in loggers if not logger.propagate]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    for logger in apart:
+        logger.addHandler(caplog.handler)
+    caplog.clear()
+    try:
+        yield
+    finally:
+        for logger, level in levels:
+            logger.setLevel(level)
+        for logger in apart:
+            logger.removeHandler(caplog.handler)
+
+
+def observe(app, settings, cases, clock, caplog, capsys):
+    """Crawl, fail, read the release notes: (the crawl, the notes, what was served, the logs)."""
+    capsys.readouterr()
+    with every_log(caplog):
+        seen = crawl(app, settings, cases)
+        errors = failures(app, settings)
+        notes = release_notes_text(settings, clock.at)
+        logged = caplog.text
+        records = list(caplog.records)
+    output = capsys.readouterr()
+    served = seen.everything() + errors.everything() + [("release notes", notes)]
+    logs = [("logs", logged), ("stdout", output.out), ("stderr", output.err)]
+    assert any(r.exc_info for r in records), "the 500 was not logged: is the crawl's log seen?"
+    assert any(r.name.startswith("peewee") for r in records), "DEBUG logs were not captured"
+    return seen, notes, served, logs
+
+
+# -- the tests -------------------------------------------------------------------------------------
+
+
+def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_after(
+    app, settings, clock, desk, caplog, capsys, forewarn
+):
+    cases, until = desk
+    lifted = [c for c in cases if c.lifted]
+    hidden = [c for c in cases if not c.lifted]
+
+    seen, notes, served, logs = observe(app, settings, cases, clock, caplog, capsys)
+
+    # The crawl reached what it should.
+    for url in ("/", "/vulnerabilities", "/vulnerabilities.atom", "/key.asc", "/registry/policy"):
+        assert seen.pages[url][0] == 200, url
+    assert seen.pages["/.well-known/security.txt"][0] == 200
+    wkd = [u for u, page in seen.pages.items() if "/openpgpkey/" in u and page[0] == 200]
+    assert len(wkd) >= 3, wkd
+    assert seen.pages["/no/such/page"][0] == 404
+    for case in lifted:
+        assert seen.pages[f"/vulnerabilities/{case.v.tracking_id}"][0] == 200
+        for kind in exports.KINDS:
+            assert seen.pages[f"/vulnerabilities/{case.v.tracking_id}/{kind}.json"][0] == 404
+    assert len(seen.pages) > 40, sorted(seen.pages)
+
+    assert_absent(served + logs, forbidden_before(cases))
+    assert_absent(served, hidden_ids(cases))
+    assert canaries_in(served + logs) == set()
+
+    # Not public: the same 404 as for an id that never existed, on every public address.
+    unknown = seen.pages["/vulnerabilities/SEC-2026-9999"]
+    assert unknown[0] == 404
+    for case in hidden:
+        for ident in filter(None, (case.v.tracking_id, case.cve_id)):
+            assert seen.pages[f"/vulnerabilities/{ident}"][::2] == unknown[::2], ident
+        for kind in exports.KINDS:
+            page = seen.pages[f"/vulnerabilities/{case.v.tracking_id}/{kind}.json"]
+            assert page[::2] == seen.pages[f"/vulnerabilities/SEC-2026-9999/{kind}.json"][::2]
+    # Placeholders: nothing but the id tells two apart (not the state, not any field).
+    assert _normalised(seen, cases[0]) == _normalised(seen, cases[3])  # accepted / fixed, CVE
+    assert _normalised(seen, cases[1]) == _normalised(seen, cases[2])  # fixed / accepted
+    # A placeholder asked for by its CVE id does not give away the tracking id.
+    for case in lifted:
+        if case.cve_id:
+            assert case.v.tracking_id not in seen.pages[f"/vulnerabilities/{case.cve_id}"][2]
+            assert case.v.tracking_id not in seen.pages["/vulnerabilities"][2]
+
+    # The release notes name the embargoed CVEs by id and date alone, the others not at all,
+    # and so does the command line; refused exports say nothing more either.
+    day = until.date().isoformat()
+    assert sorted(notes.splitlines()) == sorted(
+        f"{c.cve_id}: Under embargo until {day}" for c in lifted if c.cve_id
+    )
+    cli = forewarn("release-notes")
+    assert cli.returncode == 0, cli.stderr
+    assert sorted(cli.stdout.splitlines()) == sorted(notes.splitlines())
+    refused = forewarn("export", "osv", cases[0].v.tracking_id)
+    assert refused.returncode != 0
+    cli_output = [("release-notes CLI", cli.stdout + cli.stderr)]
+    cli_output += [("export osv CLI (refused)", refused.stdout + refused.stderr)]
+    assert_absent(cli_output, forbidden_before(cases) | hidden_ids(cases))
+
+    # -- the lift, for real ----------------------------------------------------------------------
+    clock.move(days=31)
+    for case in cases:
+        outcome = lift.lift(case.v.id, clock.at, settings)
+        expected = {"new": "held", "triage": "held", "rejected": "not-public"}
+        assert outcome == expected.get(case.status, "lifted"), (case.n, outcome)
+
+    after, notes, served, logs = observe(app, settings, cases, clock, caplog, capsys)
+
+    assert_absent(served + logs, forbidden_after(cases))
+    assert_absent(served, hidden_ids(cases))
+
+    # What the lift reveals is where it belongs: the page and the OSV record at least.
+    for case in lifted:
+        tid = case.v.tracking_id
+        page = after.pages[f"/vulnerabilities/{tid}"]
+        osv = after.pages[f"/vulnerabilities/{tid}/osv.json"]
+        assert page[0] == osv[0] == 200, tid
+        for where, body in (("page", page[2]), ("osv", osv[2])):
+            for name, canary in case.public_after_lift().items():
+                assert canary in body, (tid, where, name)
+            assert case.severity in body, (tid, where)
+            assert case.cwe in body, (tid, where)
+        for kind in ("cve", "csaf"):
+            if kind == "cve" and not case.cve_id:
+                continue
+            assert after.pages[f"/vulnerabilities/{tid}/{kind}.json"][0] == 200, (tid, kind)
+        if case.cve_id:
+            assert f"{case.cve_id}: {case.canary('title')} heap overflow" in notes
+    feed = after.pages["/vulnerabilities.atom"][2]
+    assert all(case.canary("title") in feed for case in lifted)
+    # Only the fields the lift reveals, of the lifted ones, appear anywhere.
+    allowed = {c for case in lifted for c in case.public_after_lift().values()}
+    allowed |= {case.canary("patchname") for case in lifted}
+    assert canaries_in(served + logs) <= allowed, canaries_in(served + logs) - allowed
+
+
+def _normalised(seen: Crawl, case: Case) -> str:
+    body = seen.pages[f"/vulnerabilities/{case.v.tracking_id}"][2]
+    for ident in filter(None, (case.v.tracking_id, case.cve_id)):
+        body = body.replace(ident, "ID")
+    return body
