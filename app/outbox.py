@@ -21,7 +21,7 @@ from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, Te
 
 log = logging.getLogger("forewarn.outbox")
 
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=5)  # the default of FOREWARN_DELIVERY_LEASE_SECONDS
 GIVE_UP_AFTER = timedelta(days=5)
 _BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360)]
 
@@ -50,10 +50,22 @@ def message_id_for(delivery: Delivery, settings: Settings) -> str:
     return f"<forewarn.delivery.{delivery.id}@{domain}>"
 
 
-def _claim(delivery_id: int, at: datetime) -> Delivery | None:
+def next_lease_end(at: datetime) -> datetime | None:
+    """When the first lease still held on an unfinished delivery runs out (if its worker died,
+    the delivery is due again then)."""
+    first = (
+        Delivery.select(Delivery.claimed_until)
+        .where((Delivery.state == "queued") & (Delivery.claimed_until >= at))
+        .order_by(Delivery.claimed_until)
+        .first()
+    )
+    return first.claimed_until if first is not None else None
+
+
+def _claim(delivery_id: int, at: datetime, lease: timedelta = LEASE) -> Delivery | None:
     with write_transaction():
         taken = (
-            Delivery.update(claimed_until=at + LEASE, attempts=Delivery.attempts + 1)
+            Delivery.update(claimed_until=at + lease, attempts=Delivery.attempts + 1)
             .where((Delivery.id == delivery_id) & _is_due(at))
             .execute()
         )
@@ -61,7 +73,7 @@ def _claim(delivery_id: int, at: datetime) -> Delivery | None:
 
 
 def send(delivery_id: int, keyring: ServiceKeyring, settings: Settings, transport, at) -> str:
-    delivery = _claim(delivery_id, at)
+    delivery = _claim(delivery_id, at, timedelta(seconds=settings.delivery_lease_seconds))
     if delivery is None:
         return "skipped"
     message_id = delivery.message_id or message_id_for(delivery, settings)

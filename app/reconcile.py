@@ -18,20 +18,31 @@ PROCESS_INBOUND = "app.jobs.process_inbound"
 SEND_DELIVERY = "app.jobs.send_delivery"
 
 
-def _waiting(connection: redis.Redis, job_id: str) -> bool:
-    """Is this job already queued or running (so queueing it again would only add noise)?"""
+def _waiting(connection: redis.Redis, job_id: str, in_queue: set[str]) -> bool:
+    """Is this job already waiting in the queue or the scheduler (so queueing it again would
+    only add noise)?
+
+    What RQ says of a job is not enough: the row is due, so no live worker holds its lease. A
+    worker killed with -9 leaves its job "started" for good, or "queued" but out of the queue
+    when it died between taking it and starting it. The database's claim stops a live but slow
+    worker from sending twice.
+    """
+    if job_id in in_queue:
+        return True
     try:
         status = Job.fetch(job_id, connection=connection, serializer=JSONSerializer).get_status()
     except NoSuchJobError:
         return False
-    return status in ("queued", "started", "scheduled", "deferred")
+    return status in ("scheduled", "deferred")
 
 
 def _queue(connection: redis.Redis, function: str, prefix: str, ids) -> int:
     queued = 0
+    ids = list(ids)
+    in_queue = set(queue.work_queue(connection).get_job_ids()) if ids else set()
     for row_id in ids:
         job_id = f"{prefix}-{row_id}"
-        if not _waiting(connection, job_id):
+        if not _waiting(connection, job_id, in_queue):
             queue.enqueue(connection, function, row_id, job_id=job_id)
             queued += 1
     return queued
@@ -55,16 +66,26 @@ def run(connection: redis.Redis, at: datetime) -> int:
     return queued + queue_due_deliveries(connection, at)
 
 
+def _pause(at: datetime) -> float:
+    """A minute, or less when a delivery's lease ends sooner (its worker may have died)."""
+    ends = outbox.next_lease_end(at)
+    if ends is None:
+        return PERIOD_SECONDS
+    return min(PERIOD_SECONDS, max(1.0, (ends - at).total_seconds() + 0.5))
+
+
 def run_forever(connection: redis.Redis, database, now, stop: threading.Event) -> None:
-    """The worker's reconciler thread: one pass a minute until stop is set."""
+    """The worker's reconciler thread: one pass a minute (or when a lease ends) until stopped."""
     while not stop.is_set():
+        pause = PERIOD_SECONDS
         try:
             with database.connection_context():
                 reminders.queue_due(now())
                 renewal.queue_due(now())
                 count = run(connection, now())
+                pause = _pause(now())
             if count:
                 log.info("reconciler queued %d jobs", count)
         except Exception as exc:  # Redis or the database away: try again next period
             log.warning("reconciler pass failed: %s", type(exc).__name__)
-        stop.wait(PERIOD_SECONDS)
+        stop.wait(pause)

@@ -19,8 +19,16 @@ def alert() -> None:
 @click.argument("vuln_id")
 @click.option("--text-file", type=click.File("r"), default=None, help="the advisory text")
 @click.option("--wait", is_flag=True, help="show progress until every delivery has ended")
-def alert_send(vuln_id: str, text_file, wait: bool) -> None:
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="with --wait: stop waiting after SECONDS and exit 1 if some are still queued "
+    "(they keep being retried, for up to five days)",
+)
+def alert_send(vuln_id: str, text_file, wait: bool, timeout: float | None) -> None:
     from app import alerts, queue, reconcile, vulns
+    from app.errors import OperatorError
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -44,6 +52,7 @@ def alert_send(vuln_id: str, text_file, wait: bool) -> None:
     )
     if not wait:
         return
+    deadline = None if timeout is None else time.monotonic() + timeout
     with click.progressbar(
         length=total, label="Sending", file=click.get_text_stream("stderr")
     ) as bar:
@@ -54,5 +63,12 @@ def alert_send(vuln_id: str, text_file, wait: bool) -> None:
             bar.update(now_done - done)
             done = now_done
             if done < total:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
                 time.sleep(0.5)  # polling the database while the workers send
     click.echo(" ".join(f"{state} {n}" for state, n in counts.items()))
+    if counts["queued"]:
+        raise OperatorError(
+            f"{counts['queued']} of {total} still queued after {timeout:g} s "
+            "(a relay refusing them for now, or no worker running?); they keep being retried"
+        )
