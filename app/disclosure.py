@@ -85,3 +85,29 @@ def rating(score: float | None) -> str:
         if score >= floor:
             return name
     return "None"
+
+
+def version(at: datetime) -> tuple:
+    """A cheap fingerprint of everything the public list shows at `at`: it changes whenever a
+    public vulnerability is added, changed (every change sets updated_at), lifted or given a
+    CVE id, so a page rendered for an equal fingerprint is still exact."""
+    import peewee
+
+    published_now = peewee.Case(
+        None,
+        (((Vulnerability.status == "published") & (Vulnerability.published_at <= at), 1),),
+        0,
+    )
+    row = (
+        Vulnerability.select(
+            peewee.fn.COUNT(Vulnerability.id),
+            peewee.fn.MAX(Vulnerability.updated_at),
+            peewee.fn.SUM(published_now),
+            peewee.fn.SUM(peewee.fn.COALESCE(Vulnerability.cve, 0)),
+            peewee.fn.SUM(Vulnerability.id),
+        )
+        .where(Vulnerability.status.in_(PUBLIC_STATES))
+        .tuples()
+        .get()
+    )
+    return tuple(str(value) for value in row)

@@ -38,6 +38,7 @@ FIELDS = (
     "fix_refs",
     "mitigation",
     "deploy_before_lift",
+    "credit_reporter",
     "cwe",
     "embargo_until",
     "fix_due",
@@ -190,10 +191,10 @@ def _checked(field: str, value: str) -> dict:
         return {"cwe": value}
     if field == "assignee":
         return {"assignee": _team_member(value)}
-    if field == "deploy_before_lift":
+    if field in ("deploy_before_lift", "credit_reporter"):
         if value.lower() not in ("yes", "no"):
-            raise Refused(f"{value!r} is neither yes nor no: may registrants deploy the fix early?")
-        return {"deploy_before_lift": value.lower() == "yes"}
+            raise Refused(f"{field} is yes or no, not {value!r}")
+        return {field: value.lower() == "yes"}
     return {field: value}  # description, credits, mitigation
 
 

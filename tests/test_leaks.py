@@ -288,6 +288,7 @@ def failures(app, settings) -> Crawl:
         raise RuntimeError("the list could not be grouped")
 
     public.by_year = broken
+    app.extensions.pop("forewarn.list_page", None)  # no page rendered before: it must render
     try:
         response = client.get("/vulnerabilities")
     finally:

@@ -235,7 +235,40 @@ def test_the_list_is_read_in_a_constant_number_of_queries(app, client, settings,
                 counts.append(len([sql for sql in executed if "vulnerability" in sql.lower()]))
     finally:
         del database.execute_sql
-    assert counts[0] == counts[1] == 1
+    assert counts[0] == counts[1] == 2  # the fingerprint, then the rows (changed each time)
+
+
+def test_an_unchanged_list_is_served_from_one_aggregate_query_and_gzipped(
+    app, client, settings, clock
+):
+    import gzip
+
+    v = make(settings, clock.at, "Cached", cve="CVE-2026-1900", affected="z <1")
+    first = client.get("/vulnerabilities")
+    database = app.extensions["forewarn.db"]
+    executed = []
+    original = database.execute_sql
+
+    def counting(sql, *args, **kwargs):
+        executed.append(sql)
+        return original(sql, *args, **kwargs)
+
+    database.execute_sql = counting
+    try:
+        again = client.get("/vulnerabilities", headers={"Accept-Encoding": "gzip, deflate"})
+    finally:
+        del database.execute_sql
+    assert len([sql for sql in executed if "vulnerability" in sql.lower()]) == 1
+    assert again.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(again.get_data()) == first.get_data()
+    assert again.headers["ETag"] != first.headers["ETag"]  # another representation
+    # Any change of a public row shows at once.
+    vulns.set_field(v, "title", "Cached, renamed", ACTOR, clock.at)
+    assert "Cached, renamed" not in client.get("/vulnerabilities").get_data(
+        as_text=True
+    )  # embargoed
+    publish(Vulnerability.get_by_id(v.id), clock.at)
+    assert "Cached, renamed" in client.get("/vulnerabilities").get_data(as_text=True)
 
 
 # -- conditional requests --------------------------------------------------------------------

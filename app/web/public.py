@@ -5,6 +5,7 @@ Vulnerabilities reach these pages only as app.disclosure's public views, never a
 """
 
 import functools
+import gzip
 import hashlib
 import re
 import threading
@@ -111,9 +112,39 @@ def by_year(views) -> list[tuple[int, list[Placeholder | Published]]]:
 
 @bp.route("/vulnerabilities")
 def vulnerabilities():
-    views = _views(_public_rows())
-    body = _page("vulnerabilities/list.html", tuple(views), years=by_year(views))
-    return _conditional(body, "text/html; charset=utf-8")
+    """The whole list. Rendering 2,000 entries takes a while, so an anonymous visitor gets the
+    page rendered for the same fingerprint of the public rows (app.disclosure.version: one
+    aggregate query), with its ETag and a gzip copy made once."""
+    if current_user.is_authenticated or session.get("_flashes"):
+        views = _views(_public_rows())
+        body = render_template("vulnerabilities/list.html", years=by_year(views))
+        return _conditional(body, "text/html; charset=utf-8")
+    settings = current_app.extensions["forewarn.settings"]
+    key = (disclosure.version(clock.now()), settings.show_embargo_dates, request.script_root)
+    cache = current_app.extensions.setdefault("forewarn.list_page", {})
+    with _lock:
+        known = cache.get("page")
+    if known is None or known[0] != key:
+        views = _views(_public_rows())
+        data = render_template("vulnerabilities/list.html", years=by_year(views)).encode()
+        known = (key, data, gzip.compress(data, 6), hashlib.sha256(data).hexdigest()[:40])
+        with _lock:
+            cache["page"] = known
+    _, data, compressed, etag = known
+    if _accepts_gzip():  # another representation: its own ETag
+        response = _conditional(compressed, "text/html; charset=utf-8", etag=f"{etag}-gz")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = _conditional(data, "text/html; charset=utf-8", etag=etag)
+    response.vary.add("Accept-Encoding")
+    return response
+
+
+def _accepts_gzip() -> bool:
+    return any(
+        part.split(";")[0].strip().lower() == "gzip" and "q=0" not in part.replace(" ", "")
+        for part in request.headers.get("Accept-Encoding", "").split(",")
+    )
 
 
 @bp.route("/vulnerabilities/<ident>")
@@ -234,14 +265,16 @@ def _page(template: str, shown: tuple, **context) -> str:
     return body
 
 
-def _conditional(body: str | bytes, mimetype: str, cache_control: str | None = None) -> Response:
+def _conditional(
+    body: str | bytes, mimetype: str, cache_control: str | None = None, etag: str | None = None
+) -> Response:
     """The response with an ETag (a hash of the body, so it changes with anything shown,
     including at an embargo's end) and a Last-Modified, answering 304 when the client has it.
 
     Last-Modified is when this process first served this body of this page: never earlier
     than the change that produced it, so If-Modified-Since cannot hide a change."""
     data = body.encode("utf-8") if isinstance(body, str) else body
-    etag = hashlib.sha256(data).hexdigest()[:40]
+    etag = etag or hashlib.sha256(data).hexdigest()[:40]
     response = Response(data, content_type=mimetype)
     response.set_etag(etag)
     response.last_modified = _first_served(etag)

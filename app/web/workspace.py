@@ -166,9 +166,8 @@ def fields(tracking_id: str):
         saved = f" ({', '.join(changed)} saved)" if changed else ""
         return _refused(v, f"The {name.replace('_', ' ')} was{saved}", exc)
     if form.credit_reporter.data != v.credit_reporter:
-        Vulnerability.update(credit_reporter=form.credit_reporter.data).where(
-            Vulnerability.id == v.id
-        ).execute()
+        credit = "yes" if form.credit_reporter.data else "no"
+        v = vulns.set_field(v, "credit_reporter", credit, _actor(), clock.now())
         changed.append("reporter credit")
     if form.deploy_before_lift.data != v.deploy_before_lift:
         allowed = "yes" if form.deploy_before_lift.data else "no"
