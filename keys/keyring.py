@@ -5,6 +5,7 @@ fingerprint, never by a user id. Certificates of other people live in the databa
 """
 
 import fcntl
+import hashlib
 import io
 import logging
 import os
@@ -18,6 +19,8 @@ from pathlib import Path
 import gnupg
 
 from app.errors import ForewarnError, OperatorError
+from keys import packets
+from keys.errors import CertificateError
 
 # Longest socket name gpg-agent creates in its home, and the kernel's sun_path limit.
 _LONGEST_SOCKET = "S.gpg-agent.browser"
@@ -26,6 +29,10 @@ _SUN_PATH_MAX = 107
 MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
 # OpenPGP hash algorithm ids (RFC 4880, 9.4) as RFC 3156 names them in micalg.
 _HASH_NAMES = {"2": "sha1", "8": "sha256", "9": "sha384", "10": "sha512", "11": "sha224"}
+
+
+# The service key's fingerprint per GnuPG home, with the state of its keyrings when listed.
+_FINGERPRINTS: dict[Path, tuple[tuple, str]] = {}
 
 
 class KeyringError(ForewarnError):
@@ -115,7 +122,33 @@ class ServiceKeyring:
     # -- the key -------------------------------------------------------------------------
 
     def fingerprint(self) -> str | None:
-        """The service key's fingerprint, or None when there is no secret key yet."""
+        """The service key's fingerprint, or None when there is no secret key yet.
+
+        Remembered per home while its keyrings are unchanged (their files' size, inode and
+        modification time): every message asks for it, and listing it spawns gpg."""
+        state = self._keyring_state()
+        remembered = _FINGERPRINTS.get(self.home)
+        if remembered is not None and remembered[0] == state:
+            return remembered[1]
+        fingerprint = self._listed_fingerprint()
+        if fingerprint is not None:
+            _FINGERPRINTS[self.home] = (state, fingerprint)
+        return fingerprint
+
+    def _keyring_state(self) -> tuple:
+        state = []
+        for name in ("pubring.kbx", "pubring.gpg", "private-keys-v1.d", "secring.gpg"):
+            try:
+                found = os.stat(self.home / name)
+            except OSError:
+                state.append(None)
+                continue
+            # Not st_ctime: gpg-agent changes that of private-keys-v1.d each time it starts.
+            state.append((found.st_ino, found.st_size, found.st_mtime_ns))
+        return tuple(state)
+
+    def _listed_fingerprint(self) -> str | None:
+        """fingerprint() as gpg lists it now, never remembered."""
         secret = self.gpg.list_keys(secret=True)
         if len(secret) > 1:
             raise OperatorError(
@@ -150,7 +183,7 @@ class ServiceKeyring:
         else:
             params["no_protection"] = True
         with self._lock():
-            if self.fingerprint() is not None:
+            if self._listed_fingerprint() is not None:
                 raise KeyringError("a service key already exists")
             result = self.gpg.gen_key(self.gpg.gen_key_input(**params))
         if not result.fingerprint:
@@ -174,7 +207,7 @@ class ServiceKeyring:
             )
         (fingerprint,) = primaries
         with self._lock():
-            current = self.fingerprint()
+            current = self._listed_fingerprint()
             if current not in (None, fingerprint):
                 raise OperatorError(
                     f"this instance already has the service key {current}; "
@@ -256,8 +289,7 @@ class ServiceKeyring:
     def encrypt_to(self, certificate: str, fingerprint: str, data: bytes) -> str:
         """Encrypt data (ASCII armor) to one certificate, which must have the pinned primary
         fingerprint. The certificate is given to gpg as a file and never imported here."""
-        listed = self.gpg.scan_keys_mem(certificate)
-        primaries = [key.get("fingerprint") for key in listed]
+        primaries = primary_fingerprints(certificate)
         if primaries != [fingerprint.replace(" ", "").upper()]:
             raise KeyringError(
                 f"the certificate is not the pinned key {fingerprint} "
@@ -290,3 +322,22 @@ class ServiceKeyring:
         if not result.ok or result.returncode != 0:
             raise KeyringError(f"gpg could not decrypt: {result.status or 'no valid data'}")
         return result.data
+
+
+def primary_fingerprints(certificate: str | bytes) -> list[str]:
+    """The v4 fingerprint (RFC 4880, 12.2) of each primary key in a certificate, in order, read
+    from its packets in Python (no gpg process); [] when it is no readable public key."""
+    data = certificate.encode("ascii", "replace") if isinstance(certificate, str) else certificate
+    try:
+        found = packets.packets(packets.dearmor(data) if packets.BEGIN.search(data) else data)
+    except CertificateError:
+        return []
+    fingerprints = []
+    for tag, raw in found:
+        if tag != 6:
+            continue
+        _, start, length = packets.packet_header(raw, 0)
+        body = raw[start : start + length]
+        digest = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body)  # noqa: S324
+        fingerprints.append(digest.hexdigest().upper())
+    return fingerprints

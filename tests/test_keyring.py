@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import OperatorError
-from keys.keyring import KeyringError, ServiceKeyring
+from keys.keyring import KeyringError, ServiceKeyring, primary_fingerprints
 from tests.conftest import short_tempdir, wait_for
 from tests.openpgp import run
 
@@ -404,3 +404,43 @@ def test_importing_a_protected_key_with_a_wrong_passphrase_is_refused_and_change
     assert right.import_secret(secret) == right.fingerprint()
     assert right.sign_detached(MESSAGE).hash_algo in ("sha256", "sha384", "sha512")
     right.stop_agent()
+
+
+# -- fewer gpg processes per message ---------------------------------------------------------------
+
+
+def test_primary_fingerprints_are_read_from_the_packets_without_gpg(keyring, plain_key):
+    service = keyring.export_public()
+
+    assert primary_fingerprints(plain_key.public) == [plain_key.fingerprint]
+    assert primary_fingerprints(service.encode()) == [keyring.fingerprint()]
+    assert primary_fingerprints(plain_key.public.decode() + service) == [
+        plain_key.fingerprint,
+        keyring.fingerprint(),
+    ]
+    assert primary_fingerprints(plain_key.secret) == []  # never a secret key
+    assert primary_fingerprints("not a key") == []
+
+
+def test_the_fingerprint_is_listed_again_only_when_the_keyring_changes(
+    keyring, plain_key, monkeypatch
+):
+    calls = []
+    listed = ServiceKeyring._listed_fingerprint
+
+    def counting(self):
+        calls.append(self.home)
+        return listed(self)
+
+    monkeypatch.setattr(ServiceKeyring, "_listed_fingerprint", counting)
+    first = keyring.fingerprint()
+    before = len(calls)
+
+    assert ServiceKeyring(keyring.home).fingerprint() == first
+    keyring.stop_agent()
+    keyring.sign_detached(b"a new gpg-agent starts")  # touches private-keys-v1.d's ctime only
+    assert keyring.fingerprint() == first
+    assert len(calls) == before
+    keyring.gpg.import_keys(plain_key.public)  # the keyring changed: gpg lists it again
+    assert keyring.fingerprint() == first
+    assert len(calls) == before + 1
