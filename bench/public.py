@@ -169,7 +169,8 @@ class Client:
                 self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
                 self.connects += 1
             try:
-                self.connection.request("GET", path, headers={"Accept-Encoding": "identity"})
+                # As browsers, curl --compressed and feed readers ask: gzip when the server has it.
+                self.connection.request("GET", path, headers={"Accept-Encoding": "gzip, deflate"})
                 response = self.connection.getresponse()
                 body = response.read()
             except (http.client.HTTPException, ConnectionError):

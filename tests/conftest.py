@@ -250,7 +250,8 @@ def forewarn(env):
 def app(settings, db, redis_conn):
     from app.web import create_app
 
-    return create_app(settings, test_config={"TESTING": True})
+    # Tests change rows and look at once: the public list checks the database on every request.
+    return create_app(settings, test_config={"TESTING": True, "FOREWARN_LIST_FRESH_FOR": 0})
 
 
 @pytest.fixture

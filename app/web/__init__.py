@@ -89,7 +89,9 @@ def _install_database_handling(app: Flask) -> None:
 
     @app.before_request
     def _connect():
-        if request.endpoint != "static":
+        # The public list is often served from memory: it connects at its first query, if any
+        # (peewee's autoconnect).
+        if request.endpoint not in ("static", "public.vulnerabilities"):
             database.connect(reuse_if_open=True)
 
     @app.teardown_request

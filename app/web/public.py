@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import re
 import threading
+import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -110,27 +111,36 @@ def by_year(views) -> list[tuple[int, list[Placeholder | Published]]]:
     ]
 
 
+FRESH_FOR = 1.0  # seconds a checked list page is served without asking the database again
+
+
 @bp.route("/vulnerabilities")
 def vulnerabilities():
     """The whole list. Rendering 2,000 entries takes a while, so an anonymous visitor gets the
     page rendered for the same fingerprint of the public rows (app.disclosure.version: one
-    aggregate query), with its ETag and a gzip copy made once."""
+    aggregate query, asked at most once every FRESH_FOR seconds), with its ETag and a gzip
+    copy made once. A lift shows at most that late, never early."""
     if current_user.is_authenticated or session.get("_flashes"):
         views = _views(_public_rows())
         body = render_template("vulnerabilities/list.html", years=by_year(views))
         return _conditional(body, "text/html; charset=utf-8")
-    settings = current_app.extensions["forewarn.settings"]
-    key = (disclosure.version(clock.now()), settings.show_embargo_dates, request.script_root)
     cache = current_app.extensions.setdefault("forewarn.list_page", {})
     with _lock:
         known = cache.get("page")
-    if known is None or known[0] != key:
-        views = _views(_public_rows())
-        data = render_template("vulnerabilities/list.html", years=by_year(views)).encode()
-        known = (key, data, gzip.compress(data, 6), hashlib.sha256(data).hexdigest()[:40])
+    fresh_for = current_app.config.get("FOREWARN_LIST_FRESH_FOR", FRESH_FOR)
+    if known is None or time.monotonic() - known[4] >= fresh_for:
+        settings = current_app.extensions["forewarn.settings"]
+        key = (disclosure.version(clock.now()), settings.show_embargo_dates, request.script_root)
+        if known is None or known[0] != key:
+            views = _views(_public_rows())
+            data = render_template("vulnerabilities/list.html", years=by_year(views)).encode()
+            etag = hashlib.sha256(data).hexdigest()[:40]
+            known = (key, data, gzip.compress(data, 6), etag, time.monotonic())
+        else:
+            known = (*known[:4], time.monotonic())
         with _lock:
             cache["page"] = known
-    _, data, compressed, etag = known
+    _, data, compressed, etag, _ = known
     if _accepts_gzip():  # another representation: its own ETag
         response = _conditional(compressed, "text/html; charset=utf-8", etag=f"{etag}-gz")
         response.headers["Content-Encoding"] = "gzip"
