@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 FOREWARN_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup test-setup run test lint test-sqlite test-postgres bench clean
+.PHONY: setup test-setup run test lint test-sqlite test-postgres bench faults clean
 
 setup:
 	@sh .ci/setup system
@@ -35,9 +35,14 @@ test-sqlite: test-setup
 test-postgres: test-setup
 	FOREWARN_TEST_DATABASE_URL=$(FOREWARN_TEST_DATABASE_URL) $(PYTEST) -q -m db
 
-# The intake benchmark (bench/README.md): prints its numbers, asserts nothing.
+# The intake, alert fan-out and public pages benchmarks (bench/README.md): print their numbers,
+# assert nothing.
 bench: test-setup
-	$(PY) bench/intake.py
+	$(PY) bench/intake.py && $(PY) bench/fanout.py && $(PY) bench/public.py
+
+# The fault tests at full size (tests/faults; `make test` runs them short): print their numbers.
+faults: test-setup
+	FOREWARN_FAULTS_FULL=1 $(PYTEST) -q -s tests/faults
 
 clean:
 	rm -rf $(VENV) .pytest_cache
