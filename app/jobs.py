@@ -1,7 +1,9 @@
 """RQ job functions: ids in, one domain call, no logic of their own.
 
-Each job opens the database itself (a forking worker must not share its parent's connection)
-and reads the settings from the environment the worker was started with.
+Jobs run inside the worker process (RQ's SimpleWorker: no fork, so no database connection is
+ever carried into a child), with the settings of the environment the worker was started with.
+The database, the service keyring and the relay connection are opened once per process; each
+job holds a database connection of its own for its duration.
 """
 
 import functools
@@ -20,10 +22,24 @@ def _redis():
     return queue.connect(runtime.redis_url(_settings()))
 
 
+def _database(settings: Settings):
+    return runtime.shared_db(settings)
+
+
+@functools.cache
+def _keyring(settings: Settings):
+    return runtime.service_keyring(settings)
+
+
+@functools.cache
+def _transport(settings: Settings):
+    return outbox.transport_for(settings)
+
+
 def process_inbound(message_id: int) -> str:
     settings = _settings()
-    with runtime.open_db(settings).connection_context():
-        keyring = runtime.service_keyring(settings)
+    with _database(settings).connection_context():
+        keyring = _keyring(settings)
         outcome = reports.process_inbound(message_id, keyring, settings, clock.now())
         # Acknowledgements and forwards go out now, not at the reconciler's next pass.
         reconcile.queue_due_deliveries(_redis(), clock.now())
@@ -32,15 +48,15 @@ def process_inbound(message_id: int) -> str:
 
 def send_delivery(delivery_id: int) -> str:
     settings = _settings()
-    with runtime.open_db(settings).connection_context():
-        keyring = runtime.service_keyring(settings)
-        transport = outbox.transport_for(settings)
-        return outbox.send(delivery_id, keyring, settings, transport, clock.now())
+    with _database(settings).connection_context():
+        return outbox.send(
+            delivery_id, _keyring(settings), settings, _transport(settings), clock.now()
+        )
 
 
 def lift(vulnerability_id: int) -> str:
     settings = _settings()
-    with runtime.open_db(settings).connection_context():
+    with _database(settings).connection_context():
         outcome = lift_module.lift(vulnerability_id, clock.now(), settings)
         if outcome == "lifted":
             reconcile.queue_due_deliveries(_redis(), clock.now())  # the announcement, now
@@ -52,5 +68,5 @@ def lift(vulnerability_id: int) -> str:
 
 def complete_publication(vulnerability_id: int) -> dict:
     settings = _settings()
-    with runtime.open_db(settings).connection_context():
+    with _database(settings).connection_context():
         return lift_module.complete(vulnerability_id, clock.now(), settings)

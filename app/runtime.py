@@ -3,6 +3,7 @@
 `initialise` is `forewarn init`: instance folder, schema, GnuPG home and service key.
 """
 
+import functools
 from dataclasses import dataclass
 
 import peewee
@@ -16,6 +17,19 @@ from keys.keyring import ServiceKeyring
 
 def open_db(settings: Settings) -> peewee.Database:
     return db.open_database(settings.database_url)
+
+
+@functools.cache
+def _opened(url: str) -> peewee.Database:
+    return db.open_database(url)
+
+
+def shared_db(settings: Settings) -> peewee.Database:
+    """The process's one database object for these settings (a connection per thread), bound
+    to the models."""
+    database = _opened(settings.database_url)
+    db.database.initialize(database)
+    return database
 
 
 def open_current_db(settings: Settings) -> peewee.Database:

@@ -10,7 +10,7 @@ import threading
 import time
 
 import click
-from rq import Worker
+from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app import clock, inbound, queue, reconcile, runtime
@@ -74,8 +74,13 @@ def intake(settings: Settings) -> None:
 
 
 def worker(settings: Settings) -> None:
-    """An RQ worker with the scheduler, and the reconciler in a thread beside it."""
-    database = runtime.open_current_db(settings)
+    """An RQ worker with the scheduler, and the reconciler in a thread beside it.
+
+    Jobs run in this process (SimpleWorker), never in a forked child: a child would inherit the
+    reconciler's open database connection, and SQLite (or a PostgreSQL socket) does not survive
+    that; it also saves a fork and a keyring start per job."""
+    runtime.open_current_db(settings)  # refuses an out-of-date schema
+    database = runtime.shared_db(settings)
     url = runtime.redis_url(settings)
     connection = queue.connect(url)
     queue.check(connection, url)
@@ -89,7 +94,7 @@ def worker(settings: Settings) -> None:
     reconciler.start()
     name = f"forewarn-{socket.gethostname()}-{time.monotonic_ns() % 10**6}"
     try:
-        Worker(
+        SimpleWorker(
             [queue.work_queue(connection)],
             connection=connection,
             serializer=JSONSerializer,
