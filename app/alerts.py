@@ -14,7 +14,7 @@ from app import audit, embargo, patches, vulns
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import Refused
-from app.models import Advisory, Delivery, Registrant, User, Vulnerability
+from app.models import Advisory, Delivery, PublicKey, Registrant, User, Vulnerability
 
 SENDABLE = ("accepted", "fixed")
 
@@ -69,8 +69,10 @@ def draft(v: Vulnerability, settings: Settings, version: int) -> str:
 def recipients():
     """Registrants who get alerts: approved and subscribed."""
     return (
-        Registrant.select(Registrant, User)
+        Registrant.select(Registrant, User, PublicKey)
         .join(User)
+        .switch(Registrant)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
         .where(
             Registrant.status == "approved",
             Registrant.unsubscribed == False,  # noqa: E712
