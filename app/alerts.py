@@ -182,6 +182,34 @@ def queue_embargo_notices(
     return count
 
 
+def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> bytes:
+    """The version's signed entity (RFC 3156 multipart/signed with protected headers), made
+    once from the alert's text (app.letters: the same for every registrant) and kept, so each
+    registrant's message costs one encryption and a retry sends the same bytes."""
+    from mail.compose import Outgoing
+    from mail.compose import signed_entity as sign
+
+    if advisory.signed_entity is not None:
+        return bytes(advisory.signed_entity)
+    v = advisory.vulnerability
+    local, _, domain = settings.security_address.rpartition("@")
+    outgoing = Outgoing(
+        sender=settings.from_address,
+        recipient="",  # each registrant's To is on their own message, outside
+        subject=text.subject,
+        outer_subject=text.subject,
+        body=text.body,
+        message_id=f"<forewarn.advisory.{advisory.id}@{domain or 'localhost'}>",
+        reply_to=f"{local}+{v.tracking_id}@{domain}",
+        date=advisory.created_at,
+        attachments=text.attachments,
+    )
+    Advisory.update(signed_entity=sign(keyring, outgoing)).where(
+        Advisory.id == advisory.id, Advisory.signed_entity.is_null()
+    ).execute()
+    return bytes(Advisory.get_by_id(advisory.id).signed_entity)  # another worker's, if it won
+
+
 def progress(advisory: Advisory) -> dict[str, int]:
     """queued / sent / failed / bounced counts of one version's deliveries."""
     found = dict(

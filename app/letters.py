@@ -67,12 +67,12 @@ def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: d
     advisory = delivery.advisory
     label = f"{v.tracking_id} v{advisory.version}"
     if delivery.kind == "alert" and key is not None:
+        # The same for every registrant: the version is signed once (app.alerts.signed_entity).
         body = mailtext.render(
             "alert",
             text=advisory.text,
-            organisation=registrant.organisation,
-            fingerprint=key.fingerprint,
-            unsubscribe=unsubscribe,
+            project=settings.product or "project",
+            status_link=status_link,
         )
         files = tuple(
             Attachment(p.filename, bytes(p.content), p.content_type)
@@ -156,6 +156,10 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         )
         subject = "Reset your password"
         return Text(subject, subject, body, key)
+    if delivery.kind == "service-key-expiry":
+        from app import service_key
+
+        return Text(*service_key.mail_text(delivery, payload, common, settings, at))
     if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
         from app import renewal
 

@@ -16,7 +16,7 @@ from app.db import write_transaction
 from app.models import Correspondence, Delivery, InboundMessage
 from keys.keyring import ServiceKeyring
 from mail import domainkeys
-from mail.compose import Outgoing, signed, signed_and_encrypted
+from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger("forewarn.outbox")
@@ -177,6 +177,13 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
         date=at,
         attachments=text.attachments if text.certificate is not None else (),
     )
+    if delivery.kind == "alert" and text.certificate is not None:
+        from app import alerts
+
+        entity = alerts.signed_entity(delivery.advisory, text, keyring, settings)
+        return encrypted(
+            keyring, outgoing, entity, text.certificate.armored, text.certificate.fingerprint
+        )
     if text.certificate is not None:
         return signed_and_encrypted(
             keyring, outgoing, text.certificate.armored, text.certificate.fingerprint

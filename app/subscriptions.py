@@ -27,6 +27,11 @@ def unsubscribe(token: str, secret_key: str, at: datetime) -> Registrant:
     registrant = Registrant.get_or_none(Registrant.id == registrant_id)
     if registrant is None:
         raise Refused("This unsubscribe link is not valid any more")
+    return stop(registrant, at)
+
+
+def stop(registrant: Registrant, at: datetime) -> Registrant:
+    """No more alerts to this registrant (from a link, or their status page)."""
     with write_transaction():
         changed = (
             Registrant.update(unsubscribed=True, updated_at=at)

@@ -64,8 +64,24 @@ def signed_and_encrypted(
 ) -> bytes:
     """The multipart/signed entity encrypted to one certificate (RFC 3156 6.1, nested)."""
     outgoing = _dated(outgoing)
-    content_type, body = _signed_entity(keyring, outgoing)
-    armored = keyring.encrypt_to(certificate, fingerprint, content_type + b"\r\n" + body)
+    return encrypted(keyring, outgoing, signed_entity(keyring, outgoing), certificate, fingerprint)
+
+
+def signed_entity(keyring: ServiceKeyring, outgoing: Outgoing) -> bytes:
+    """The multipart/signed entity alone, as bytes: what `encrypted` wraps. Sign once, and the
+    same entity can be encrypted to many recipients (each its own message). An empty
+    recipient leaves To out of the protected headers."""
+    content_type, body = _signed_entity(keyring, _dated(outgoing))
+    return content_type + b"\r\n" + body
+
+
+def encrypted(
+    keyring: ServiceKeyring, outgoing: Outgoing, entity: bytes, certificate: str, fingerprint: str
+) -> bytes:
+    """A signed entity (from `signed_entity`) encrypted to one certificate, with the outer
+    headers of `outgoing` (RFC 3156 6.1, nested)."""
+    outgoing = _dated(outgoing)
+    armored = keyring.encrypt_to(certificate, fingerprint, entity)
     version = b"Content-Type: application/pgp-encrypted\r\n"
     version += b"Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n"
     encrypted = b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
@@ -107,7 +123,7 @@ def _protected_text_part(outgoing: Outgoing) -> bytes:
     headers = [
         _header("Date", format_datetime(outgoing.date)),
         _header("From", outgoing.sender),
-        _header("To", outgoing.recipient),
+        *([_header("To", outgoing.recipient)] if outgoing.recipient else []),
         _header("Subject", outgoing.subject),
         _header("Message-ID", outgoing.message_id),
         *_threading_headers(outgoing),

@@ -118,3 +118,53 @@ def test_a_registrant_whose_key_cannot_be_used_gets_a_notice_never_the_advisory(
     assert SECRET.encode() not in raw
     assert parse(raw).get_content_type() == "multipart/signed"
     assert "You missed a pre-disclosure advisory" in text_of(parts_as_sent(raw)[0])
+
+
+def test_a_version_is_signed_once_and_each_registrant_gets_it_encrypted_alone(
+    v, registrants, makers, clock, settings, keyring, tmp_path
+):
+    advisory = alerts.send(v, None, "t", clock.at, settings)
+    sink = SmtpSink()
+    try:
+        for d in Delivery.select().where(Delivery.advisory == advisory):
+            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+        raws = [sent_to(sink, f"psirt@m{n}.example")[0] for n in (0, 3)]
+    finally:
+        sink.stop()
+    entities = []
+    for n, raw in zip((0, 3), raws, strict=True):
+        secret = tmp_path / f"m{n}.key"
+        secret.write_bytes(makers[n].secret)
+        entities.append(run("sqop", "decrypt", str(secret), input=encrypted_payload(raw)).stdout)
+    assert entities[0] == entities[1]  # the same signed bytes, two encryptions
+    assert parse(raws[0])["Message-ID"] != parse(raws[1])["Message-ID"]
+    from app.models import Advisory
+
+    assert bytes(Advisory.get_by_id(advisory.id).signed_entity) == entities[0]
+
+
+def test_a_registrant_stops_alerts_from_the_status_page(registrants, client, clock):
+    from app import passwords
+    from app.models import User
+    from tests.conftest import PASSWORD, csrf_token
+
+    registrant = registrants[0]
+    User.update(password_hash=passwords.hash_password(PASSWORD)).where(
+        User.id == registrant.user_id
+    ).execute()
+    client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(client.get("/login").get_data(as_text=True)),
+            "email": registrant.user.email,
+            "password": PASSWORD,
+        },
+    )
+    page = client.get("/registry/status").get_data(as_text=True)
+    response = client.post(
+        "/registry/status/unsubscribe",
+        data={"csrf_token": csrf_token(page)},
+        follow_redirects=True,
+    )
+    assert "You receive no more alerts." in response.get_data(as_text=True)
+    assert Registrant.get_by_id(registrant.id).unsubscribed

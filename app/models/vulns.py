@@ -65,6 +65,9 @@ class Advisory(BaseModel):
     created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = UTCDateTimeField()
     attachments = peewee.TextField(default="[]")  # JSON: ids of the patches this version carries
+    # The signed entity every registrant gets (each encrypted to them alone), made at the first
+    # delivery and kept, so that a retry sends the same bytes.
+    signed_entity = peewee.BlobField(null=True)
 
     class Meta:
         indexes = ((("vulnerability", "version"), True),)

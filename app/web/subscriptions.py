@@ -65,3 +65,13 @@ def resubscribe():
     subscriptions.resubscribe(registrant, clock.now())
     flash("You receive alerts again.", "success")
     return redirect(url_for("registry.status"))
+
+
+@bp.route("/status/unsubscribe", methods=["POST"])
+@roles_required("registrant")
+def unsubscribe_signed_in():
+    registrant = own_registration()
+    ButtonForm().validate_on_submit()  # CSRF is checked before the view
+    subscriptions.stop(registrant, clock.now())
+    flash("You receive no more alerts. You can ask for them again here at any time.", "success")
+    return redirect(url_for("registry.status"))
