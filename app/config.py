@@ -57,6 +57,9 @@ class Settings:
     dkim_domain: str | None = None  # load_settings: the domain of from_address by default
     # Public pages: show when an embargo ends ("Under embargo until 2027-02-23"), or not.
     show_embargo_dates: bool = True
+    # Raw inbound mail and decrypted correspondence are purged this long after a
+    # vulnerability's publication or rejection (app/retention.py).
+    retention_days: int = 365
 
     @property
     def gnupg_home(self) -> Path:
@@ -94,6 +97,15 @@ def _positive_int(name: str, value: str) -> int:
     if number <= 0:
         raise ConfigError(f"{name}={value!r} must be a positive whole number")
     return number
+
+
+def _retention_days(value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= 36500:
+        raise ConfigError(
+            f"FOREWARN_RETENTION_DAYS={value!r} must be a whole number of days from 1 to 36500 "
+            "(default 365)"
+        )
+    return int(value)
 
 
 def _hour(value: str) -> int:
@@ -233,6 +245,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         show_embargo_dates=_flag(
             "FOREWARN_SHOW_EMBARGO_DATES", get("FOREWARN_SHOW_EMBARGO_DATES") or "1"
         ),
+        retention_days=_retention_days(get("FOREWARN_RETENTION_DAYS") or "365"),
     )
 
 

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gnupg
@@ -248,6 +249,39 @@ class ServiceKeyring:
         if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
             raise KeyringError("gpg did not export the service key")
         return armored
+
+    def expiry(self) -> datetime | None:
+        """When the service key stops working: the earliest expiry of its primary key and its
+        subkeys (aware UTC), or None when none of them expires."""
+        key = self.describe()
+        stamps = [key.get("expires")]
+        stamps += [info.get("expires") for info in key.get("subkey_info", {}).values()]
+        found = [datetime.fromtimestamp(int(s), UTC) for s in stamps if s and s.isdigit()]
+        return min(found) if found else None
+
+    def renew(self, years: int = 2) -> datetime | None:
+        """Extend the expiry of the primary key and every subkey to `years` from now (gpg
+        --quick-set-expire); returns the new expiry as expiry() reads it back."""
+        if not 1 <= years <= 50:
+            raise KeyringError("the key can be renewed for 1 to 50 years")
+        fingerprint = self._require_fingerprint()
+        binary = _require_gpg()
+        base = [binary, "--homedir", str(self.home), "--batch", "--pinentry-mode", "loopback"]
+        if self.passphrase:
+            base += ["--passphrase-fd", "0"]
+        with self._lock():
+            for extra in ([], ["*"]):  # the primary key, then all its subkeys
+                done = subprocess.run(
+                    [*base, "--quick-set-expire", fingerprint, f"{years}y", *extra],
+                    input=(self.passphrase or "").encode("utf-8"),
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    said = _gpg_said(done.stderr.decode("utf-8", "replace"))
+                    raise KeyringError(f"gpg could not renew the service key: {said}")
+        return self.expiry()
 
     # -- operations ----------------------------------------------------------------------
 

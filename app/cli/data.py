@@ -1,0 +1,87 @@
+"""Keys and data over time: `forewarn key renew`, `forewarn purge-due`,
+`forewarn registrants erase ID`, `forewarn reporters erase ADDRESS`."""
+
+import click
+
+from app import clock, runtime
+from app.cli import _operator, _settings, cli, key
+from app.cli.registrants import registrants
+
+
+def _label() -> str:
+    return f"cli:{_operator()}"
+
+
+@key.command("renew", help="Extend the service key's expiry (primary key and subkeys).")
+@click.option(
+    "--years",
+    type=click.IntRange(1, 50),
+    default=2,
+    show_default=True,
+    help="the new expiry, in years from now",
+)
+def key_renew(years: int) -> None:
+    from app import audit
+
+    settings = _settings()
+    keyring = runtime.service_keyring(settings)
+    try:
+        fingerprint = keyring.fingerprint()
+        if fingerprint is None:
+            from app.errors import OperatorError
+
+            raise OperatorError("there is no service key yet: run `forewarn init`")
+        expires = keyring.renew(years)
+    finally:
+        keyring.stop_agent()
+    shown = expires.strftime("%Y-%m-%d %H:%M UTC") if expires else "never"
+    try:
+        runtime.open_current_db(settings)
+        audit.record(
+            None,
+            "service-key.renew",
+            clock.now(),
+            target=fingerprint,
+            details={"expires": expires.isoformat() if expires else None, "years": years},
+            actor_label=_label(),
+        )
+    except Exception:  # noqa: BLE001  (the key is renewed; the record is a courtesy)
+        click.echo("forewarn: warning: the renewal was not recorded in the audit log", err=True)
+    click.echo(f"service key {fingerprint} now expires {shown}")
+
+
+@cli.command("purge-due", help="Purge raw mail and correspondence past FOREWARN_RETENTION_DAYS.")
+def purge_due() -> None:
+    from app import retention
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    purged = retention.purge_due(clock.now(), settings.retention_days, actor_label=_label())
+    click.echo(
+        f"purged {purged.correspondence} correspondence and {purged.messages} raw messages of "
+        f"{purged.vulnerabilities} vulnerabilities, and {purged.unlinked} unlinked messages "
+        f"(retention {settings.retention_days} days)"
+    )
+
+
+@registrants.command("erase", help="Erase a registrant's personal data (on their request).")
+@click.argument("registrant_id")
+def registrants_erase(registrant_id: str) -> None:
+    from app import erasure
+
+    runtime.open_current_db(_settings())
+    click.echo(erasure.erase_registrant(registrant_id, _label(), clock.now()).line())
+
+
+@cli.group(help="Reporters of vulnerabilities.")
+def reporters() -> None:
+    pass
+
+
+@reporters.command("erase", help="Erase a reporter's personal data (on their request).")
+@click.argument("address")
+def reporters_erase(address: str) -> None:
+    from app import erasure
+
+    runtime.open_current_db(_settings())
+    click.echo(erasure.erase_reporter(address, _label(), clock.now()).line())
