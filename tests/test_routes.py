@@ -23,6 +23,7 @@ AUDIENCES = {
     "advisories": "signed-in",
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py
     "vetting": "admin",
+    "health": "anyone",  # not so: localhost or admins, else 403 (tests/test_health.py)
 }
 SAMPLE_ARGS = {"tracking_id": "SEC-2026-0001", "filename": "forewarn.css", "kind": "osv"}
 

@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         alerting,
         auth,
         downloads,
+        health,
         public,
         registry,
         releases,
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         registry.bp,
         subscriptions.bp,
         vetting.bp,
+        health.bp,
     ):
         app.register_blueprint(blueprint)
     _install_database_handling(app)
