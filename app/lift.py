@@ -112,7 +112,7 @@ def _queue_completion(connection, vulnerability_id: int) -> None:
     from app import queue
 
     name = f"publication-{vulnerability_id}"
-    if not _waiting(connection, name):
+    if not _waiting(connection, name, due_now=True):
         queue.enqueue(connection, COMPLETE_JOB, vulnerability_id, job_id=name)
 
 
@@ -268,16 +268,24 @@ def job_id(v) -> str:
     return f"lift-{v.id}-{int(v.embargo_until.timestamp())}"
 
 
-def _waiting(connection, name: str) -> bool:
+def _waiting(connection, name: str, due_now: bool) -> bool:
+    """Is this job sure to run? For work due now only a job that is in the queue counts: a
+    worker killed with -9 leaves its job "started" for good, and a killed worker's scheduler
+    lock can keep a "scheduled" job from being moved for many minutes. A lift that runs twice
+    finds the second time that it is already done."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
+    from app import queue
+
+    if due_now:
+        return name in queue.work_queue(connection).get_job_ids()
     try:
         job = Job.fetch(name, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:
         return False
-    return job.get_status() in ("queued", "scheduled", "deferred", "started")
+    return job.get_status() in ("queued", "scheduled", "deferred")
 
 
 def schedule(connection, v: Vulnerability, at: datetime) -> str:
@@ -288,7 +296,7 @@ def schedule(connection, v: Vulnerability, at: datetime) -> str:
     if v.embargo_until is None or v.status not in LIFTABLE + UNVALIDATED:
         return "none"
     name = job_id(v)
-    if _waiting(connection, name):
+    if _waiting(connection, name, due_now=v.embargo_until <= at):
         return "waiting"
     if v.embargo_until <= at:
         queue.enqueue(connection, LIFT_JOB, v.id, job_id=name)

@@ -38,19 +38,10 @@ def accepted(settings, n: int, until):
     return vulns.set_date(v, "embargo_until", until, CLI, clock.now(), "now")
 
 
-KILL_ONLY_BUG = (
-    "product bug: after kill -9 the dead worker's RQ scheduler lock (rq:scheduler-lock:forewarn) "
-    "outlives it, so the restarted worker's scheduler does not move the overdue scheduled lift "
-    "jobs (it retries the lock only at RQ's 10-minute maintenance), and the reconciler's "
-    "lift.schedule() sees each job's status 'scheduled' and leaves it ('waiting'): the lifts "
-    "wait far beyond one reconciler period; with Redis flushed too they are lifted at once"
-)
-
-
 @pytest.mark.parametrize(
     "flush",
     [
-        pytest.param(False, id="kill", marks=pytest.mark.xfail(strict=True, reason=KILL_ONLY_BUG)),
+        pytest.param(False, id="kill"),
         pytest.param(True, id="kill-and-flush"),
     ],
 )
