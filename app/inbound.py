@@ -4,6 +4,7 @@ The raw bytes are the record: everything later is derived from them, never from 
 message.
 """
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ def committer(database, now) -> Callable[[list[tuple[bytes, str, list[str]]]], l
 
     def commit(messages: list[tuple[bytes, str, list[str]]]) -> list[int]:
         try:
+            _drop_if_dead(database)  # e.g. PostgreSQL restarted while the intake was idle
             database.connect(reuse_if_open=True)
             return store_many(messages, now())
         except Exception:
@@ -36,6 +38,19 @@ def committer(database, now) -> Callable[[list[tuple[bytes, str, list[str]]]], l
             raise
 
     return commit
+
+
+def _drop_if_dead(database) -> None:
+    """Close a kept connection that no longer answers (checked before the batch, so a batch is
+    never tried twice: a retry after a failed commit could store it twice)."""
+    if database.is_closed():
+        return
+    try:
+        database.execute_sql("SELECT 1")
+    except (peewee.OperationalError, peewee.InterfaceError):
+        # peewee forgets the connection even when the driver complains about closing it
+        with contextlib.suppress(peewee.OperationalError, peewee.InterfaceError):
+            database.close()
 
 
 def store_many(messages: list[tuple[bytes, str, list[str]]], at: datetime) -> list[int]:

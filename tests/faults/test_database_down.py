@@ -355,12 +355,6 @@ def test_the_intake_portal_and_worker_ride_out_a_database_restart(
     assert acknowledged(senders_before + [sender])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the intake's writer thread keeps its PostgreSQL connection open between "
-    "batches (app.inbound.committer) and only drops it after a failed commit, so after a database "
-    "restart with no mail meanwhile the first report is answered 451 on the dead connection",
-)
 def test_the_first_report_after_a_quiet_database_restart_gets_250(
     env, forewarn, db, cluster, redis_url, tmp_path
 ):
