@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 FOREWARN_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup test-setup run test lint test-sqlite test-postgres bench faults clean
+.PHONY: setup test-setup run test lint test-sqlite test-postgres bench faults fuzz clean
 
 setup:
 	@sh .ci/setup system
@@ -43,6 +43,10 @@ bench: test-setup
 # The fault tests at full size (tests/faults; `make test` runs them short): print their numbers.
 faults: test-setup
 	FOREWARN_FAULTS_FULL=1 $(PYTEST) -q -s tests/faults
+
+# The fuzz targets at 10,000 cases each (tests/fuzz; `make test` runs them short): not in CI.
+fuzz: test-setup
+	FOREWARN_FUZZ_EXAMPLES=10000 $(PYTEST) -q -s tests/fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache
