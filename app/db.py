@@ -32,6 +32,15 @@ def write_transaction():
     return db.atomic()
 
 
+def serialise(name: str) -> None:
+    """Inside a write transaction: wait until no other transaction holding the same name is
+    open (PostgreSQL: a transaction-level advisory lock; SQLite's write transactions already
+    run one at a time). For read-then-insert steps such as choosing the next tracking id."""
+    db = database.obj
+    if not isinstance(db, peewee.SqliteDatabase):
+        db.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"forewarn:{name}",))
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
     parts = urlsplit(url)
@@ -41,7 +50,15 @@ def redact_url(url: str) -> str:
     return url
 
 
-def open_database(url: str, **connect_params) -> peewee.Database:
+# A worker's writes (claims, sent marks, processing results) are all redone from the rows
+# before them if lost: its SQLite connections may skip the disk sync at each commit (WAL keeps
+# them safe from a crash of the process; only a power cut can lose the last ones, which the
+# reconciler then redoes). The intake and the portal always sync: a 250 and a person's action
+# must survive anything.
+WORKER_PRAGMAS = {**SQLITE_PRAGMAS, "synchronous": "normal"}
+
+
+def open_database(url: str, worker: bool = False, **connect_params) -> peewee.Database:
     """Bind the models to the database at url and check that it answers."""
     if url.startswith("sqlite:"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -50,7 +67,8 @@ def open_database(url: str, **connect_params) -> peewee.Database:
                 f"the folder of the SQLite database {path} does not exist; "
                 "fix FOREWARN_DATABASE_URL or run `forewarn init`"
             )
-        db = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, **connect_params)
+        pragmas = WORKER_PRAGMAS if worker else SQLITE_PRAGMAS
+        db = peewee.SqliteDatabase(str(path), pragmas=pragmas, **connect_params)
     else:
         url = url.replace("postgres://", "postgresql://", 1)
         db = db_url.connect(url, **connect_params)

@@ -54,6 +54,20 @@ def send_delivery(delivery_id: int) -> str:
         )
 
 
+def send_deliveries(bucket: int) -> dict:
+    """The due deliveries whose ids fall in this bucket (app.reconcile.BUCKET of them)."""
+    settings = _settings()
+    first = bucket * reconcile.BUCKET
+    with _database(settings).connection_context():
+        return outbox.send_many(
+            list(range(first, first + reconcile.BUCKET)),
+            _keyring(settings),
+            settings,
+            _transport(settings),
+            clock.now,
+        )
+
+
 def lift(vulnerability_id: int) -> str:
     settings = _settings()
     with _database(settings).connection_context():

@@ -72,10 +72,28 @@ def _claim(delivery_id: int, at: datetime, lease: timedelta = LEASE) -> Delivery
     return Delivery.get_by_id(delivery_id) if taken else None
 
 
+def send_many(ids: list[int], keyring: ServiceKeyring, settings: Settings, transport, now) -> dict:
+    """Send the due deliveries among ids one after another over the same relay connection (a
+    worker's batch). Each is claimed just before it is sent, so a claimed delivery is exactly
+    one in flight. Returns how many ended how."""
+    outcomes: dict[str, int] = {}
+    candidates = [row_id for (row_id,) in due(now()).where(Delivery.id.in_(ids)).tuples()]
+    for delivery_id in sorted(candidates):
+        outcome = send(delivery_id, keyring, settings, transport, now())
+        if outcome != "skipped":
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
 def send(delivery_id: int, keyring: ServiceKeyring, settings: Settings, transport, at) -> str:
     delivery = _claim(delivery_id, at, timedelta(seconds=settings.delivery_lease_seconds))
     if delivery is None:
         return "skipped"
+    return _deliver(delivery, keyring, settings, transport, at)
+
+
+def _deliver(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, transport, at) -> str:
+    """Send one claimed delivery and record how it ended."""
     message_id = delivery.message_id or message_id_for(delivery, settings)
     try:
         sent = _attempt(delivery, message_id, keyring, settings, transport, at)

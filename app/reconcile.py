@@ -15,7 +15,14 @@ log = logging.getLogger("forewarn.reconcile")
 
 PERIOD_SECONDS = 60
 PROCESS_INBOUND = "app.jobs.process_inbound"
-SEND_DELIVERY = "app.jobs.send_delivery"
+SEND_DELIVERIES = "app.jobs.send_deliveries"
+# Deliveries are sent in buckets of consecutive ids, one job each: an alert's thousand
+# deliveries are fifty jobs, each sending over one connection.
+BUCKET = 20
+
+
+def delivery_job_id(delivery_id: int) -> str:
+    return f"deliveries-{delivery_id // BUCKET}"
 
 
 def _waiting(connection: redis.Redis, job_id: str, in_queue: set[str]) -> bool:
@@ -55,7 +62,8 @@ def queue_new_inbound(connection: redis.Redis, message_ids: list[int]) -> None:
 
 
 def queue_due_deliveries(connection: redis.Redis, at: datetime) -> int:
-    return _queue(connection, SEND_DELIVERY, "delivery", [d.id for d in outbox.due(at)])
+    buckets = sorted({row_id // BUCKET for (row_id,) in outbox.due(at).tuples()})
+    return _queue(connection, SEND_DELIVERIES, "deliveries", buckets)
 
 
 def run(connection: redis.Redis, at: datetime) -> int:

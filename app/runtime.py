@@ -21,12 +21,12 @@ def open_db(settings: Settings) -> peewee.Database:
 
 @functools.cache
 def _opened(url: str) -> peewee.Database:
-    return db.open_database(url)
+    return db.open_database(url, worker=True)
 
 
 def shared_db(settings: Settings) -> peewee.Database:
-    """The process's one database object for these settings (a connection per thread), bound
-    to the models."""
+    """A worker process's one database object for these settings (a connection per thread),
+    bound to the models; see app.db.WORKER_PRAGMAS."""
     database = _opened(settings.database_url)
     db.database.initialize(database)
     return database

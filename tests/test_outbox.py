@@ -290,3 +290,26 @@ def test_a_team_reply_to_a_reporter_with_a_key_carries_the_text_encrypted(
     assert SECRET_DETAIL.encode() not in raw
     entity = run("sqop", "decrypt", str(reporter_key.secret), input=encrypted_payload(raw)).stdout
     assert f"About the {SECRET_DETAIL}" in text_of(parts_as_sent(entity)[0])
+
+
+def test_a_batch_claims_only_what_is_due_and_sends_each_once(db, clock, settings, keyring):
+    due = [
+        Delivery.create(kind="unreadable", recipient=f"r{n}@example.org", created_at=clock.at)
+        for n in range(3)
+    ]
+    later = Delivery.create(
+        kind="unreadable",
+        recipient="later@example.org",
+        created_at=clock.at,
+        next_attempt_at=clock.at + timedelta(hours=1),
+    )
+    sink = SmtpSink()
+    try:
+        transport = SmtpTransport("127.0.0.1", sink.port)
+        ids = [d.id for d in due] + [later.id, 10_000]
+        assert outbox.send_many(ids, keyring, settings, transport, lambda: clock.at) == {"sent": 3}
+        assert outbox.send_many(ids, keyring, settings, transport, lambda: clock.at) == {}
+        assert sorted(r.recipients[0] for r in sink.received) == [d.recipient for d in due]
+    finally:
+        sink.stop()
+    assert Delivery.get_by_id(later.id).state == "queued"

@@ -52,5 +52,5 @@ def test_deliveries_are_queued_when_due_and_not_before(db, redis_conn, clock):
     assert reconcile.run(redis_conn, clock.at) == 0
     clock.move(minutes=5)
     assert reconcile.run(redis_conn, clock.at) == 1
-    assert job_ids(redis_conn) == [f"delivery-{later.id}"]
+    assert job_ids(redis_conn) == [reconcile.delivery_job_id(later.id)]
     assert sent.id != later.id

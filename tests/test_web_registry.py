@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app import accounts, outbox, queue, registry
+from app import accounts, outbox, queue, reconcile, registry
 from app.instance import secret_key
 from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
 from tests import mailcorpus as mc
@@ -165,7 +165,7 @@ def test_sign_up_creates_an_unverified_registrant_and_sends_the_proof(
     assert registrant.policy_version == registry.POLICY_VERSION
     [proof] = Delivery.select().where(Delivery.kind == "verify-key")
     assert (proof.recipient, proof.fingerprint, proof.state) == (MAKER, maker.fingerprint, "queued")
-    assert f"delivery-{proof.id}" in queue.work_queue(redis_conn).job_ids  # sent now, not later
+    assert reconcile.delivery_job_id(proof.id) in queue.work_queue(redis_conn).job_ids  # sent now
 
 
 def test_a_binary_key_file_is_accepted(client, db, clock, maker):

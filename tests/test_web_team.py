@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import accounts, inbound, passwords, queue
+from app import accounts, inbound, passwords, queue, reconcile
 from app.models import Correspondence, Delivery, InboundMessage, PublicKey, User, Vulnerability
 from tests.conftest import PASSWORD, csrf_token
 
@@ -284,7 +284,7 @@ def test_reply_is_kept_in_the_thread_queued_and_the_flash_says_how_it_goes(
         "queued",
     )
     # Queued for a worker now, not at the reconciler's next pass.
-    assert f"delivery-{delivery.id}" in queue.work_queue(redis_conn).job_ids
+    assert reconcile.delivery_job_id(delivery.id) in queue.work_queue(redis_conn).job_ids
     page = signed_in.get(response.headers["Location"])
     if with_key:
         assert messages(page) == [
