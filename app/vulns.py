@@ -15,7 +15,7 @@ from cvss.exceptions import CVSSError
 
 from app import affected, audit, embargo
 from app.config import Settings
-from app.db import write_transaction
+from app.db import serialise, write_transaction
 from app.errors import NotFound, Refused
 from app.models import Delivery, User, Vulnerability
 
@@ -70,6 +70,8 @@ def get(tracking_id: str) -> Vulnerability:
 
 
 def next_tracking_id(prefix: str, year: int) -> str:
+    """The next free id; call it inside the write transaction that creates the row."""
+    serialise("tracking-id")  # two workers filing at once must not pick the same number
     stem = f"{prefix}-{year}-"
     numbers = [
         int(row.tracking_id.removeprefix(stem))

@@ -48,13 +48,6 @@ LEASE_SECONDS = 5  # of a delivery; the default is 300
 # behind the reports, so most are sent after the reports are processed).
 EVENTS = [(0.2, "flush"), (0.45, "kill"), (0.75, "send kill")]
 TARGET_TRIES_SECONDS = 10
-TRACKING_ID_RACE = (
-    "BUG: on PostgreSQL two workers filing new reports at once can both take the same tracking "
-    "id (app/vulns.next_tracking_id reads max+1 in a READ COMMITTED transaction, nothing "
-    "serialises it): one insert fails on the unique vulnerability_tracking_id, the report is "
-    "released, retried only at the reconciler's next pass (up to a minute), and quarantined "
-    "after 3 such failures, its reporter told it was unreadable"
-)
 
 
 def processed_count() -> int:
@@ -138,7 +131,7 @@ def unfinished(connection) -> str:
             f"error {m.error!r}"
         )
     for d in Delivery.select().where(Delivery.state == "queued"):
-        job = connection.hget(f"rq:job:delivery-{d.id}", "status")
+        job = connection.hget(f"rq:job:{reconcile.delivery_job_id(d.id)}", "status")
         lines.append(
             f"delivery {d.id}: attempts {d.attempts}, lease {d.claimed_until}, job {job!r}, "
             f"last answer {d.last_answer!r}"
@@ -146,7 +139,6 @@ def unfinished(connection) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.xfail(bool(PG_URL), reason=f"sometimes, on PostgreSQL: {TRACKING_ID_RACE}")
 def test_every_report_is_processed_and_acknowledged_through_kills_and_a_redis_flush(
     env, forewarn, db, settings, redis_url, tmp_path
 ):
@@ -296,20 +288,19 @@ def test_every_report_is_processed_and_acknowledged_through_kills_and_a_redis_fl
 
 
 @pytest.mark.skipif(not PG_URL, reason="SQLite serialises writers (BEGIN IMMEDIATE): no race")
-@pytest.mark.xfail(strict=True, reason=TRACKING_ID_RACE)
 def test_two_workers_filing_new_reports_at_once_get_distinct_tracking_ids(
     db, settings, monkeypatch
 ):
-    """What the scenario above hits now and then on PostgreSQL, made certain: two workers'
-    transactions (threads, each with a connection of its own) both read the highest tracking id
-    before either inserts, as reports._process does it."""
+    """What the scenario above used to hit now and then on PostgreSQL, made certain: two
+    workers' transactions (threads, each with a connection of its own) ask for the next
+    tracking id at the same moment, as reports._process does it. Without app.db.serialise both
+    read the same highest id and one insert fails on the unique constraint."""
     barrier = threading.Barrier(2, timeout=10)
     original = vulns.next_tracking_id
 
     def together(prefix: str, year: int) -> str:
-        tracking_id = original(prefix, year)
-        barrier.wait()  # both have read the highest number; neither has inserted yet
-        return tracking_id
+        barrier.wait()  # both are inside their transactions, neither has read the number yet
+        return original(prefix, year)
 
     monkeypatch.setattr(vulns, "next_tracking_id", together)
     at = clock.now()
