@@ -94,11 +94,20 @@ def param(part, name: str) -> str | None:
     return clean(str(value)) if value else None
 
 
+# Codecs Python knows that are no charset of mail text: decoding with them fails or is wrong.
+_NOT_CHARSETS = {"undefined", "idna", "punycode", "raw-unicode-escape", "unicode-escape"}
+
+
 def charset(part) -> str:
+    """The part's charset when it names a text encoding; UTF-8 otherwise (an unknown name, or
+    a codec such as base64 or rot13 that is no charset)."""
     try:
-        return codecs.lookup(safe(part.get_content_charset) or "utf-8").name
+        info = codecs.lookup(safe(part.get_content_charset) or "utf-8")
     except (LookupError, ValueError):
         return "utf-8"
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return "utf-8"
+    return info.name
 
 
 def sender(headers) -> tuple[str | None, str | None]:

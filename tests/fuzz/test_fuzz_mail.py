@@ -49,22 +49,6 @@ def crash_of(records) -> str | None:
     return None
 
 
-# Known crash (a bug, not fixed here): mail/mime.py charset() accepts every codec name that
-# codecs.lookup() knows, and mail/parse.py then calls bytes.decode(charset, "replace") with it;
-# a non-text codec ("base64", "rot13", "hex", "zlib", "quopri": LookupError) or one that refuses
-# errors="replace" ("undefined", "idna": UnicodeError; "punycode": UnicodeDecodeError) makes a
-# plain text message "(internal error)". Tolerated in the fuzz targets below (so that they look
-# for other crashes); test_a_codec_that_is_no_charset_is_read_as_utf8 holds it, xfail(strict).
-def known_crash(crash: str) -> bool:
-    ours = [frame for frame in crash.split('File "') if frame.startswith(str(PARSE_PY))]
-    return (
-        crash.split("\n")[0].endswith(("LookupError", "UnicodeError", "UnicodeDecodeError"))
-        and bool(ours)
-        and "decode(" in ours[-1]
-        and "charset" in ours[-1]
-    )
-
-
 def readable(parsed: ParsedMessage) -> None:
     """What the worker stores is valid UTF-8 without NULs (PostgreSQL refuses both)."""
     for value in (parsed.subject, parsed.text, parsed.from_name, parsed.from_address):
@@ -79,8 +63,6 @@ def check_parse(raw: bytes, keyring) -> None:
             parsed = parse(raw, keyring)
         except Unreadable as error:
             crash = crash_of(records)
-            if crash is not None and known_crash(crash):
-                return
             assert "internal error" not in str(error), crash
             assert str(error) and "\n" not in str(error)
             return
@@ -144,19 +126,14 @@ def test_process_inbound_ends_processed_quarantined_or_junk(
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     assert not errors
     crash = crash_of(records)
-    assert crash is None or known_crash(crash), crash
+    assert crash is None, crash
 
 
-# -- known bugs ------------------------------------------------------------------------------
+# -- bugs found here, now fixed ---------------------------------------------------------------
 
 NOT_CHARSETS = ("base64", "rot13", "hex", "zlib", "quopri", "undefined", "idna", "punycode")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mail/mime.py charset() lets non-text codecs by; parse() decodes with them and "
-    "turns the LookupError/UnicodeError into Unreadable '(internal error)'",
-)
 @examples(len(NOT_CHARSETS))
 @example(charset="base64")
 @example(charset="undefined")
