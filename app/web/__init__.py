@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import peewee
-from flask import Flask, render_template, request
+from flask import Flask, abort, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from app import queue, runtime
@@ -41,6 +41,13 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["forewarn.settings"] = settings
     app.extensions["forewarn.db"] = runtime.open_db(settings)
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
+
+    @app.before_request
+    def _refuse_nameless_form_fields():
+        # Before the CSRF check (registered next), which would crash on a field without a name
+        # (a multipart part whose name werkzeug cannot read): found by fuzzing.
+        if request.method == "POST" and any(not isinstance(key, str) for key in request.form):
+            abort(400)
 
     CSRFProtect(app)
     from app.web import (
