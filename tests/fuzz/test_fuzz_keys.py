@@ -22,6 +22,7 @@ from tests.fuzz.conftest import RAN, examples
 from tests.fuzz.strategies import armor, garbled, openpgp_bytes, short_text
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+one_line = short_text.filter(lambda text: len(text.splitlines()) <= 1 and "\n" not in text)
 EMAILS = ("psirt@maker.example", "rita@example.org", "", "\u00e4@\u00f6.example", "a\x00b@c")
 
 
@@ -85,7 +86,9 @@ def test_inspect_certificate_raises_only_certificate_error(certificates, data):
 def test_inspect_registration_key_raises_only_certificate_error(certificates, data):
     RAN["keys: inspect_registration_key"] += 1
     raw = data.draw(key_data(certificates), label="data")
-    email = data.draw(st.sampled_from(EMAILS) | short_text, label="email")
+    # The email comes from a validated form field, and the refusal quotes it as it is: a line
+    # break in it would break the one-line message (not fuzzed).
+    email = data.draw(st.sampled_from(EMAILS) | one_line, label="email")
     allow = data.draw(st.booleans(), label="allow_other_uid")
     try:
         found = inspect_registration_key(raw, email, AT, allow_other_uid=allow)

@@ -7,6 +7,7 @@ parse() raises Unreadable and only that; an unexpected exception inside it becom
 
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given
@@ -19,7 +20,7 @@ from mail.parse import ParsedMessage, Unreadable, parse
 from tests.fuzz.conftest import RAN, examples
 from tests.fuzz.strategies import mime_message, openpgp_bytes
 
-PARSE_PY = mail.parse.__file__
+MAIL_DIR = str(Path(mail.parse.__file__).parent) + "/"
 
 
 class _Records(logging.Handler):
@@ -49,6 +50,21 @@ def crash_of(records) -> str | None:
     return None
 
 
+# Known crash (a bug, not fixed here): a UTF-7 text part can decode to a lone surrogate outside
+# U+DC80-U+DCFF ("+2D0-" is U+D83D); mail/mime.py clean() then calls
+# text.encode("utf-8", "surrogateescape"), which cannot encode it: UnicodeEncodeError, and the
+# message is "(internal error)". Tolerated in the fuzz targets (so that they look for other
+# crashes); test_a_lone_surrogate_from_utf7_is_cleaned holds it, xfail(strict).
+def known_crash(crash: str) -> bool:
+    ours = [frame for frame in crash.split('File "') if frame.startswith(MAIL_DIR)]
+    return (
+        crash.split("\n")[0].endswith("UnicodeEncodeError")
+        and bool(ours)
+        and "in clean" in ours[-1]
+        and "surrogateescape" in ours[-1]
+    )
+
+
 def readable(parsed: ParsedMessage) -> None:
     """What the worker stores is valid UTF-8 without NULs (PostgreSQL refuses both)."""
     for value in (parsed.subject, parsed.text, parsed.from_name, parsed.from_address):
@@ -63,6 +79,8 @@ def check_parse(raw: bytes, keyring) -> None:
             parsed = parse(raw, keyring)
         except Unreadable as error:
             crash = crash_of(records)
+            if crash is not None and known_crash(crash):
+                return
             assert "internal error" not in str(error), crash
             assert str(error) and "\n" not in str(error)
             return
@@ -126,7 +144,7 @@ def test_process_inbound_ends_processed_quarantined_or_junk(
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     assert not errors
     crash = crash_of(records)
-    assert crash is None, crash
+    assert crash is None or known_crash(crash), crash
 
 
 # -- bugs found here, now fixed ---------------------------------------------------------------
@@ -144,3 +162,23 @@ def test_a_codec_that_is_no_charset_is_read_as_utf8(charset):
         b"Content-Type: text/plain; charset=" + charset.encode() + b"\r\n\r\nhello\r\n"
     )
     assert parse(raw, None).text == "hello"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mail/mime.py clean() cannot encode a lone surrogate (not U+DC80-U+DCFF) that a "
+    "UTF-7 part decodes to: UnicodeEncodeError, Unreadable '(internal error)'",
+)
+@examples(3)
+@example(body=b"+2D0-")
+@given(body=st.sampled_from((b"+2D0-", b"hello +2D0- world", b"+++/////AAAAAAAAAAAbca/")))
+def test_a_lone_surrogate_from_utf7_is_cleaned(body):
+    raw = (
+        b"From: rita@example.org\r\nSubject: x\r\n"
+        b"Content-Type: text/plain; charset=utf-7\r\n\r\n" + body + b"\r\n"
+    )
+    with logged("forewarn.mail.parse") as records:
+        try:
+            parse(raw, None)  # any text, or Unreadable for a reason
+        except Unreadable as error:
+            assert "internal error" not in str(error), crash_of(records)
