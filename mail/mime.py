@@ -57,8 +57,13 @@ def decode_body(part, body: bytes) -> bytes:
     return body
 
 
+# Surrogates that are no escaped byte (those are U+DC80-U+DCFF), e.g. from a UTF-7 part.
+_LONE_SURROGATES = re.compile("[\ud800-\udc7f]")
+
+
 def clean(text: str, keep_lines: bool = False) -> str:
     """Valid UTF-8 without control characters (8-bit bytes arrive as surrogates)."""
+    text = _LONE_SURROGATES.sub("\ufffd", text)
     text = _CONTROLS.sub("", text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
     return text if keep_lines else text.replace("\r", " ").replace("\n", " ")
 

@@ -50,21 +50,6 @@ def crash_of(records) -> str | None:
     return None
 
 
-# Known crash (a bug, not fixed here): a UTF-7 text part can decode to a lone surrogate outside
-# U+DC80-U+DCFF ("+2D0-" is U+D83D); mail/mime.py clean() then calls
-# text.encode("utf-8", "surrogateescape"), which cannot encode it: UnicodeEncodeError, and the
-# message is "(internal error)". Tolerated in the fuzz targets (so that they look for other
-# crashes); test_a_lone_surrogate_from_utf7_is_cleaned holds it, xfail(strict).
-def known_crash(crash: str) -> bool:
-    ours = [frame for frame in crash.split('File "') if frame.startswith(MAIL_DIR)]
-    return (
-        crash.split("\n")[0].endswith("UnicodeEncodeError")
-        and bool(ours)
-        and "in clean" in ours[-1]
-        and "surrogateescape" in ours[-1]
-    )
-
-
 def readable(parsed: ParsedMessage) -> None:
     """What the worker stores is valid UTF-8 without NULs (PostgreSQL refuses both)."""
     for value in (parsed.subject, parsed.text, parsed.from_name, parsed.from_address):
@@ -79,8 +64,6 @@ def check_parse(raw: bytes, keyring) -> None:
             parsed = parse(raw, keyring)
         except Unreadable as error:
             crash = crash_of(records)
-            if crash is not None and known_crash(crash):
-                return
             assert "internal error" not in str(error), crash
             assert str(error) and "\n" not in str(error)
             return
@@ -144,7 +127,7 @@ def test_process_inbound_ends_processed_quarantined_or_junk(
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     assert not errors
     crash = crash_of(records)
-    assert crash is None or known_crash(crash), crash
+    assert crash is None, crash
 
 
 # -- bugs found here, now fixed ---------------------------------------------------------------
@@ -164,11 +147,6 @@ def test_a_codec_that_is_no_charset_is_read_as_utf8(charset):
     assert parse(raw, None).text == "hello"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mail/mime.py clean() cannot encode a lone surrogate (not U+DC80-U+DCFF) that a "
-    "UTF-7 part decodes to: UnicodeEncodeError, Unreadable '(internal error)'",
-)
 @examples(3)
 @example(body=b"+2D0-")
 @given(body=st.sampled_from((b"+2D0-", b"hello +2D0- world", b"+++/////AAAAAAAAAAAbca/")))
