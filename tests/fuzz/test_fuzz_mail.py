@@ -7,20 +7,16 @@ parse() raises Unreadable and only that; an unexpected exception inside it becom
 
 import logging
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import mail.parse
 from app import inbound, reports
 from app.models import InboundMessage
 from mail.parse import ParsedMessage, Unreadable, parse
 from tests.fuzz.conftest import RAN, examples
 from tests.fuzz.strategies import mime_message, openpgp_bytes
-
-MAIL_DIR = str(Path(mail.parse.__file__).parent) + "/"
 
 
 class _Records(logging.Handler):
