@@ -17,8 +17,9 @@ PERIOD_SECONDS = 60
 PROCESS_INBOUND = "app.jobs.process_inbound"
 SEND_DELIVERIES = "app.jobs.send_deliveries"
 # Deliveries are sent in buckets of consecutive ids, one job each: an alert's thousand
-# deliveries are fifty jobs, each sending over one connection.
-BUCKET = 20
+# deliveries are two hundred jobs, each sending over one connection (and a worker told to stop
+# finishes at most that many).
+BUCKET = 5
 
 
 def delivery_job_id(delivery_id: int) -> str:

@@ -1,6 +1,7 @@
 """Helpers of the fault tests: many real registrant keys made fast, real worker processes
 killed and restarted, and what an SMTP sink received, read back by Message-ID."""
 
+import asyncio
 import contextlib
 import os
 import re
@@ -24,11 +25,14 @@ DELIVERY_ID = re.compile(rb"^Message-ID: <forewarn\.delivery\.(\d+)@", re.MULTIL
 class CountingSink(SmtpSink):
     """An SmtpSink that also keeps the delivery id of every message it accepted, as it goes."""
 
-    def __init__(self):
+    def __init__(self, delay: float = 0.0):
         self.delivery_ids: set[int] = set()
+        self.delay = delay  # a relay's time to accept, so that sends are in flight for a while
         super().__init__()
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         reply = await super().handle_DATA(server, session, envelope)
         found = DELIVERY_ID.search(envelope.original_content.split(b"\r\n\r\n", 1)[0])
         if reply.startswith("250") and found:

@@ -85,7 +85,7 @@ def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(
     )
     v = vulns.set_status(v, "accepted", CLI, clock.now())
 
-    sink = CountingSink()
+    sink = CountingSink(delay=0.1)  # the fan-out lasts seconds: the faults hit it mid-way
     workers = Workers(
         {
             **env,
