@@ -431,3 +431,17 @@ def test_database_outage_shows_friendly_503_page_not_a_traceback(
         assert "Traceback" not in body and "OperationalError" not in body
         assert response.headers["Content-Security-Policy"]
     assert "database unavailable: OperationalError" in caplog.text
+
+
+def test_signing_in_starts_a_fresh_session(client, auth, admin_user):
+    """Nothing of the visitor's session before sign-in (here its CSRF token) is carried over:
+    a session planted before sign-in is worth nothing after it."""
+    page = client.get("/login")
+    before = csrf_token(page.get_data(as_text=True))
+    planted = session_cookie(page)[0].removeprefix("forewarn_session=")
+    assert auth.login(admin_user.email, PASSWORD).status_code == 302
+    after = csrf_token(client.get("/team/").get_data(as_text=True))
+    assert after != before
+    visitor = client.application.test_client()
+    visitor.set_cookie("forewarn_session", planted)
+    assert visitor.get("/team/").status_code == 302  # still anonymous: to the sign-in page

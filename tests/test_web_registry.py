@@ -585,3 +585,15 @@ def test_an_expired_link_sends_people_to_sign_in_for_a_new_one(client, db, clock
     assert response.status_code == 400
     assert "This link has expired (links last 48 hours)" in text(response)
     assert Registrant.get_by_id(registrant.id).status == "unverified"
+
+
+def test_sign_ups_are_rate_limited_per_address_in_redis(client, db, clock, maker, redis_conn):
+    from app import ratelimit
+    from app.web.registry import APPLY
+
+    for _ in range(APPLY.attempts):  # ten sign-ups from this address within the hour
+        assert ratelimit.hit(redis_conn, APPLY, "ip:127.0.0.1")
+    response = apply(client, maker.cert)
+    assert response.status_code == 429
+    assert "Too many sign-ups from your address. Try again in an hour." in text(response)
+    assert Registrant.select().count() == 0
