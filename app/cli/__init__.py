@@ -20,11 +20,9 @@ def _settings():
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    from app import logs
+
+    logs.configure()
 
 
 @click.group(help="Forewarn: a coordinated vulnerability disclosure desk.")
