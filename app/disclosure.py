@@ -52,14 +52,23 @@ def public_view(
     """None for what is not public at all (new, triage, rejected)."""
     if v.status not in PUBLIC_STATES:
         return None
-    cve_id = v.cve.cve_id if v.cve_id else None
-    shown_id = cve_id or v.tracking_id
     if not is_published(v, at):
+        cve_id = v.cve.cve_id if v.cve_id else None
         return Placeholder(
-            shown_id, v.tracking_id, cve_id, v.embargo_until if show_embargo_date else None
+            cve_id or v.tracking_id,
+            v.tracking_id,
+            cve_id,
+            v.embargo_until if show_embargo_date else None,
         )
+    return revealed(v, v.published_at)
+
+
+def revealed(v: Vulnerability, published_at: datetime) -> Published:
+    """The fields the lift reveals. Public only through public_view; the operator's
+    `forewarn export --embargoed` (app.exports) reads them before the lift."""
+    cve_id = v.cve.cve_id if v.cve_id else None
     return Published(
-        id=shown_id,
+        id=cve_id or v.tracking_id,
         tracking_id=v.tracking_id,
         cve_id=cve_id,
         title=v.title,
@@ -71,7 +80,7 @@ def public_view(
         fix_refs=tuple(v.fix_refs.split()),
         mitigation=v.mitigation,
         credits=vulns.credits(v),
-        published_at=v.published_at,
+        published_at=published_at,
         reported_at=v.reported_at,
         updated_at=v.updated_at,
     )

@@ -19,7 +19,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from app import disclosure, vulns
+from app import disclosure
 from app.errors import ForewarnError, NotFound, Refused
 from app.models import PUBLIC_STATES, CveId, Vulnerability
 
@@ -120,24 +120,7 @@ def document_under_embargo(kind: str, v: Vulnerability, at: datetime, settings) 
 def _private_view_for_operator(v: Vulnerability, at: datetime) -> disclosure.Published:
     """The fields the lift will reveal, read before it: the embargo's end stands in for the
     publication instant."""
-    cve_id = v.cve.cve_id if v.cve_id else None
-    return disclosure.Published(
-        id=cve_id or v.tracking_id,
-        tracking_id=v.tracking_id,
-        cve_id=cve_id,
-        title=v.title,
-        description=v.description,
-        severity=v.severity,
-        cvss_score=v.cvss_score,
-        affected=v.affected,
-        cwe=v.cwe,
-        fix_refs=tuple(v.fix_refs.split()),
-        mitigation=v.mitigation,
-        credits=vulns.credits(v),
-        published_at=v.published_at or v.embargo_until or at,
-        reported_at=v.reported_at,
-        updated_at=v.updated_at,
-    )
+    return disclosure.revealed(v, v.published_at or v.embargo_until or at)
 
 
 def _build(kind: str, view: disclosure.Published, settings, draft: bool = False) -> dict:

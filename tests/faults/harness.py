@@ -141,3 +141,19 @@ def received_by_message_id(received) -> Counter:
     return Counter(
         (str(parser.parsebytes(r.data)["Message-ID"]), tuple(r.recipients)) for r in received
     )
+
+
+def queued_deliveries(connection) -> list[str]:
+    """Each delivery still queued, with its lease and its job's state in Redis (for a timeout's
+    message)."""
+    from app import reconcile
+    from app.models import Delivery
+
+    lines = []
+    for d in Delivery.select().where(Delivery.state == "queued"):
+        job = connection.hget(f"rq:job:{reconcile.delivery_job_id(d.id)}", "status")
+        lines.append(
+            f"delivery {d.id}: attempts {d.attempts}, lease {d.claimed_until}, job {job!r}, "
+            f"last answer {d.last_answer!r}"
+        )
+    return lines

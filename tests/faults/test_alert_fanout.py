@@ -15,12 +15,13 @@ import time
 import pytest
 import redis
 
-from app import alerts, clock, outbox, reconcile, registry, vulns
+from app import alerts, clock, outbox, registry, vulns
 from app.models import Delivery
 from tests.conftest import wait_for
 from tests.faults.harness import (
     CountingSink,
     Workers,
+    queued_deliveries,
     received_by_message_id,
     registrant_certificates,
 )
@@ -56,15 +57,7 @@ def in_flight() -> set[int]:
 
 def unfinished(connection) -> str:
     """Each delivery still queued, with its lease and its job's state in Redis."""
-    lines = [f"now {clock.now():%H:%M:%S.%f}"]
-    for d in Delivery.select().where(Delivery.state == "queued"):
-        job = connection.hget(f"rq:job:{reconcile.delivery_job_id(d.id)}", "status")
-        lease = f"{d.claimed_until:%H:%M:%S.%f}" if d.claimed_until else "-"
-        lines.append(
-            f"delivery {d.id}: attempts {d.attempts}, lease until {lease}, job {job!r}, "
-            f"last answer {d.last_answer!r}"
-        )
-    return "\n".join(lines)
+    return "\n".join([f"now {clock.now():%H:%M:%S.%f}", *queued_deliveries(connection)])
 
 
 def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(

@@ -27,7 +27,12 @@ from app import clock, inbound, outbox, reconcile, reports, runtime, vulns
 from app.db import write_transaction
 from app.models import Correspondence, Delivery, InboundMessage, Vulnerability
 from tests.conftest import PG_URL, wait_for
-from tests.faults.harness import CountingSink, Workers, received_by_message_id
+from tests.faults.harness import (
+    CountingSink,
+    Workers,
+    queued_deliveries,
+    received_by_message_id,
+)
 from tests.faults.helpers_mail import (
     Intake,
     encrypted_reports,
@@ -130,13 +135,7 @@ def unfinished(connection) -> str:
             f"message {m.id}: attempts {m.attempts}, lease {m.claimed_until}, job {job!r}, "
             f"error {m.error!r}"
         )
-    for d in Delivery.select().where(Delivery.state == "queued"):
-        job = connection.hget(f"rq:job:{reconcile.delivery_job_id(d.id)}", "status")
-        lines.append(
-            f"delivery {d.id}: attempts {d.attempts}, lease {d.claimed_until}, job {job!r}, "
-            f"last answer {d.last_answer!r}"
-        )
-    return "\n".join(lines)
+    return "\n".join([*lines, *queued_deliveries(connection)])
 
 
 def test_every_report_is_processed_and_acknowledged_through_kills_and_a_redis_flush(
