@@ -38,7 +38,7 @@ test-postgres: test-setup
 # The intake, alert fan-out and public pages benchmarks (bench/README.md): print their numbers,
 # assert nothing.
 bench: test-setup
-	$(PY) bench/intake.py && $(PY) bench/fanout.py && $(PY) bench/public.py
+	$(PY) bench/intake.py && $(PY) bench/fanout.py && $(PY) bench/public_pages.py
 
 # The fault tests at full size (tests/faults; `make test` runs them short): print their numbers.
 faults: test-setup

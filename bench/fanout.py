@@ -33,10 +33,6 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from intake import Processes, free_port, memory_kib, wait_for  # noqa: E402 (bench/intake.py)
 
-# Python puts this folder first on the path; bench/public.py would then shadow the `public`
-# package (atpublic) that aiosmtpd imports.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH]
-
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 CACHE = Path("/tmp")  # noqa: S108 (the key cache: /tmp/forewarn-fanout-keys-<N>)
