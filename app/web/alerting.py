@@ -12,7 +12,7 @@ from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import Advisory, Patch, Vulnerability
 from app.web.auth import roles_required
-from app.web.registry import send_soon
+from app.web.outgoing import send_soon
 
 bp = Blueprint("alerting", __name__, url_prefix="/team/vulnerabilities")
 

@@ -4,7 +4,6 @@ import logging
 from functools import wraps
 from urllib.parse import urlsplit
 
-import redis
 from flask import (
     Blueprint,
     abort,
@@ -21,10 +20,11 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
-from app import accounts, clock, password_reset, ratelimit, reconcile
+from app import accounts, clock, password_reset, ratelimit
 from app.errors import Refused
 from app.instance import secret_key
 from app.models import User
+from app.web.outgoing import send_soon
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger("forewarn.web.auth")
@@ -203,14 +203,6 @@ class ResetForm(FlaskForm):
     )
 
 
-def _send_soon() -> None:
-    """Queue due deliveries now; if Redis does not answer, the reconciler sends them soon."""
-    try:
-        reconcile.queue_due_deliveries(current_app.extensions["forewarn.redis"], clock.now())
-    except redis.RedisError as exc:
-        log.warning("could not queue deliveries now (%s); the reconciler will", exc)
-
-
 @bp.route("/login/forgot", methods=["GET", "POST"])
 def forgot():
     form = ForgotForm()
@@ -228,7 +220,7 @@ def forgot():
         flash("Too many reset requests. Wait an hour, then try again.", "error")
         return render_template("forgot.html", form=form), 429
     password_reset.request_reset(email, clock.now())
-    _send_soon()
+    send_soon()
     flash(password_reset.MESSAGE, "info")
     return redirect(url_for("auth.login"))
 

@@ -4,7 +4,6 @@ sent encrypted to it, see their own status, replace their key; and the public me
 import json
 import logging
 
-import redis
 from flask import (
     Blueprint,
     abort,
@@ -21,12 +20,13 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from app import clock, ratelimit, reconcile, registry
+from app import clock, ratelimit, registry
 from app.accounts import MIN_PASSWORD_LENGTH
 from app.errors import Refused
 from app.instance import secret_key
 from app.models import AuditEvent, PublicKey, Registrant
 from app.web.auth import roles_required
+from app.web.outgoing import send_soon
 from app.web.team import utc, utc_iso
 
 bp = Blueprint("registry", __name__, url_prefix="/registry")
@@ -41,15 +41,6 @@ EMBARGO_DAYS, FIX_DAYS, DEPLOY_DAYS = 90, 30, 60
 @bp.context_processor
 def _helpers():
     return {"utc": utc, "utc_iso": utc_iso, "policy_version": registry.POLICY_VERSION}
-
-
-def send_soon() -> None:
-    """Queue due deliveries now; if Redis does not answer, the reconciler sends them within a
-    minute (the rows are already committed)."""
-    try:
-        reconcile.queue_due_deliveries(current_app.extensions["forewarn.redis"], clock.now())
-    except redis.RedisError as exc:
-        log.warning("could not queue deliveries now (%s); the reconciler will", exc)
 
 
 def _strip(value):

@@ -4,11 +4,9 @@ inbound messages held for a human."""
 import logging
 from datetime import UTC, datetime
 
-import redis
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -22,12 +20,13 @@ from peewee import JOIN, fn
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app import clock, lift, markdown, reconcile, reports, vulns
+from app import clock, lift, markdown, reports, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
 from app.web import timeline, workspace
 from app.web.auth import roles_required
+from app.web.outgoing import send_soon
 
 bp = Blueprint("team", __name__, url_prefix="/team")
 log = logging.getLogger("forewarn.web.team")
@@ -131,7 +130,7 @@ def reply(tracking_id: str):
     except Refused as exc:
         flash(f"Your reply was not sent: {exc}.", "error")
         return _vulnerability_page(v, form, status=400)
-    _send_soon()
+    send_soon()
     if entry.encrypted:
         flash(
             f"Reply queued to {v.reporter_email}, encrypted to their key "
@@ -208,12 +207,3 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         publication=lift.status_of(v),
     )
     return page, status
-
-
-def _send_soon() -> None:
-    """Queue due deliveries now rather than at the reconciler's next pass; if Redis does not
-    answer, the reconciler still sends them within a minute (the row is already committed)."""
-    try:
-        reconcile.queue_due_deliveries(current_app.extensions["forewarn.redis"], clock.now())
-    except redis.RedisError as exc:
-        log.warning("could not queue deliveries now (%s); the reconciler will", exc)

@@ -12,7 +12,8 @@ from app.db import write_transaction
 from app.errors import ForewarnError, Refused
 from app.models import PublicKey, Registrant, User
 from app.web.auth import roles_required
-from app.web.registry import AddressFields, KeyFields, send_soon
+from app.web.outgoing import send_soon
+from app.web.registry import AddressFields, KeyFields
 from app.web.team import utc, utc_iso
 
 bp = Blueprint("vetting", __name__, url_prefix="/admin/registrants")

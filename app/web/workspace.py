@@ -125,7 +125,7 @@ def _refused(v: Vulnerability, what: str, exc: Exception):
 def _lift_or_schedule(v: Vulnerability) -> str:
     """Lift now when the embargo has ended, else (re)schedule the lift; says which."""
     from app import lift
-    from app.web.registry import send_soon
+    from app.web.outgoing import send_soon
 
     settings = current_app.extensions["forewarn.settings"]
     redis = current_app.extensions["forewarn.redis"]
