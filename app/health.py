@@ -14,6 +14,7 @@ import redis
 
 from app import lift, queue
 from app.models import Delivery, InboundMessage, Publication, Vulnerability
+from keys.keyring import expiry_of
 
 log = logging.getLogger("forewarn.health")
 
@@ -51,18 +52,22 @@ def check_redis(connection: redis.Redis) -> Check:
 
 
 def check_keyring(keyring, at: datetime) -> Check:
-    """The service key is there, readable, and not expired (judged here, not by gpg's clock)."""
+    """The service key is there, readable, and neither it nor a subkey has expired (judged
+    here, not by gpg's clock): an expired key cannot sign, nor can anyone encrypt to it."""
     try:
         listing = keyring.describe()
     except Exception as exc:  # no key, an unreadable home, gpg missing: all mean "not usable"
         return Check("keyring", False, f"service key not readable ({type(exc).__name__})")
     fingerprint = listing.get("fingerprint", "?")
-    expires = listing.get("expires") or ""
-    if not expires:
+    ends = expiry_of(listing)
+    if ends is None:
         return Check("keyring", True, f"{fingerprint}, no expiry")
-    ends = datetime.fromtimestamp(int(expires), tz=at.tzinfo)
     if ends <= at:
-        return Check("keyring", False, f"{fingerprint} expired {ends:%Y-%m-%d}")
+        return Check(
+            "keyring",
+            False,
+            f"{fingerprint} expired {ends:%Y-%m-%d %H:%M} UTC: run `forewarn key renew`",
+        )
     if ends - at < KEY_EXPIRY_WARNING:
         return Check("keyring", True, f"{fingerprint} expires soon: {ends:%Y-%m-%d}")
     return Check("keyring", True, f"{fingerprint} until {ends:%Y-%m-%d}")

@@ -23,6 +23,9 @@ class Text:
     body: str
     certificate: PublicKey | None  # encrypt to this one, or sign only
     attachments: tuple[Attachment, ...] = ()
+    # Sent as plain text, neither signed nor encrypted: only the warning that the service key
+    # has expired (it cannot sign), whose body says so.
+    unsigned: bool = False
 
 
 def usable_key(key: PublicKey | None) -> PublicKey | None:
@@ -159,7 +162,10 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
     if delivery.kind == "service-key-expiry":
         from app import service_key
 
-        return Text(*service_key.mail_text(delivery, payload, common, settings, at))
+        return Text(
+            *service_key.mail_text(delivery, payload, common, settings, at),
+            unsigned=service_key.unsigned(payload),
+        )
     if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
         from app import renewal
 

@@ -1,11 +1,16 @@
-"""The service key's own expiry: admins are warned 60 and 30 days before it.
+"""The service key's own expiry: admins are warned 60 and 30 days before it, and once it has
+expired.
 
-Each warning is a signed mail to every active admin saying what to do (`forewarn key renew`)
-and by when. Idempotent like app/renewal.py: every warning queued is recorded as an AuditEvent
+Each warning is a mail to every active admin saying what to do (`forewarn key renew`) and by
+when. The warnings before expiry are signed; the one after it cannot be (gpg refuses to sign
+with an expired key), so it goes out unsigned and says why.
+
+Idempotent like app/renewal.py: every warning queued is recorded as an AuditEvent
 ("service-key.expiry-warning") whose details carry a mark (the expiry instant and the step),
 checked before queueing again; a renewed key (a new expiry) arms the warnings again.
 
-The reconciler calls tick() every pass; it asks gpg for the expiry at most once an hour.
+The reconciler calls tick() every pass; it asks gpg for the expiry at most once an hour, and
+logs an error each time while the key has expired.
 """
 
 import json
@@ -21,16 +26,15 @@ log = logging.getLogger("forewarn.service_key")
 
 ACTION = "service-key.expiry-warning"
 KIND = "service-key-expiry"
+EXPIRED = "expired"
 # Nearest first: the nearest step reached is the one due (a missed pass skips to it).
-STEPS = (("30 days", timedelta(days=30)), ("60 days", timedelta(days=60)))
+STEPS = ((EXPIRED, timedelta(0)), ("30 days", timedelta(days=30)), ("60 days", timedelta(days=60)))
 CHECK_EVERY_SECONDS = 3600
 
 _last_check: float | None = None
 
 
 def _step(expires: datetime, at: datetime) -> str | None:
-    if at >= expires:
-        return None
     for name, before in STEPS:
         if at >= expires - before:
             return name
@@ -90,11 +94,19 @@ def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
 
 
 def check(keyring, at: datetime) -> int:
-    """Read the service key's expiry from the keyring and queue what is due."""
+    """Read the service key's expiry from the keyring and queue what is due; log an error
+    while it has expired (every signed mail fails until it is renewed)."""
     fingerprint = keyring.fingerprint()
     if fingerprint is None:
         return 0
-    return queue_due(fingerprint, keyring.expiry(), at)
+    expires = keyring.expiry()
+    if expires is not None and at >= expires:
+        log.error(
+            "service key %s expired %s: signed mail is failing; run `forewarn key renew`",
+            fingerprint,
+            f"{expires:%Y-%m-%d %H:%M} UTC",
+        )
+    return queue_due(fingerprint, expires, at)
 
 
 def tick(at: datetime) -> int:
@@ -112,12 +124,27 @@ def tick(at: datetime) -> int:
     return check(runtime.service_keyring(settings), at)
 
 
+def unsigned(payload: dict) -> bool:
+    """Whether a warning must go out unsigned: the one sent once the key has expired."""
+    return payload.get("step") == EXPIRED
+
+
 def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None) of a warning: signed, not encrypted (a date and a
-    fingerprint are not secret)."""
+    """(subject, outer subject, body, None) of a warning: not encrypted (a date and a
+    fingerprint are not secret); signed, except once the key has expired (see unsigned())."""
     from app import mailtext
 
     expires = datetime.fromisoformat(payload["expires"])
+    if unsigned(payload):
+        body = mailtext.render(
+            "service-key-expired",
+            expires=expires,
+            fingerprint_service=payload["fingerprint"],
+            base_url=settings.base_url,
+            **common,
+        )
+        subject = "Forewarn: the service key has EXPIRED, signed mail is failing"
+        return subject, subject, body, None
     when = {"60 days": "in 60 days", "30 days": "in 30 days"}[payload["step"]]
     body = mailtext.render(
         "service-key-expiry",

@@ -253,11 +253,21 @@ class ServiceKeyring:
     def expiry(self) -> datetime | None:
         """When the service key stops working: the earliest expiry of its primary key and its
         subkeys (aware UTC), or None when none of them expires."""
-        key = self.describe()
-        stamps = [key.get("expires")]
-        stamps += [info.get("expires") for info in key.get("subkey_info", {}).values()]
-        found = [datetime.fromtimestamp(int(s), UTC) for s in stamps if s and s.isdigit()]
-        return min(found) if found else None
+        return expiry_of(self.describe())
+
+    def certified_by(self, fingerprint: str) -> bool:
+        """Whether a user id of the service key carries a certification issued by the key
+        `fingerprint` (by its key id: that key is not in this keyring, so gpg cannot check the
+        signature itself; a recipient who holds it can)."""
+        service = self._require_fingerprint()
+        keyid = fingerprint.replace(" ", "").upper()[-16:]
+        for key in self.gpg.list_keys(keys=[service], sigs=True):
+            if key["fingerprint"] != service:
+                continue
+            for issuer, _uid, sig_class in key.get("sigs", ()):
+                if issuer.upper() == keyid and sig_class[:2] in ("10", "11", "12", "13"):
+                    return True
+        return False
 
     def renew(self, years: int = 2) -> datetime | None:
         """Extend the expiry of the primary key and every subkey to `years` from now (gpg
@@ -265,12 +275,21 @@ class ServiceKeyring:
         if not 1 <= years <= 50:
             raise KeyringError("the key can be renewed for 1 to 50 years")
         fingerprint = self._require_fingerprint()
+        listing = self.describe()
+        # By fingerprint, not "*": gpg's "*" skips subkeys that have already expired, which
+        # are exactly the ones a late renewal must bring back. Revoked ones stay revoked.
+        info = listing.get("subkey_info", {})
+        subkeys = [
+            sub[2]
+            for sub in listing.get("subkeys", ())
+            if len(sub) > 2 and sub[2] and info.get(sub[0], {}).get("trust") != "r"
+        ]
         binary = _require_gpg()
         base = [binary, "--homedir", str(self.home), "--batch", "--pinentry-mode", "loopback"]
         if self.passphrase:
             base += ["--passphrase-fd", "0"]
         with self._lock():
-            for extra in ([], ["*"]):  # the primary key, then all its subkeys
+            for extra in ([], subkeys) if subkeys else ([],):  # the primary, then its subkeys
                 done = subprocess.run(
                     [*base, "--quick-set-expire", fingerprint, f"{years}y", *extra],
                     input=(self.passphrase or "").encode("utf-8"),
@@ -356,6 +375,14 @@ class ServiceKeyring:
         if not result.ok or result.returncode != 0:
             raise KeyringError(f"gpg could not decrypt: {result.status or 'no valid data'}")
         return result.data
+
+
+def expiry_of(listing: dict) -> datetime | None:
+    """The earliest expiry of a key listing's primary key and subkeys (aware UTC), or None."""
+    stamps = [listing.get("expires")]
+    stamps += [info.get("expires") for info in listing.get("subkey_info", {}).values()]
+    found = [datetime.fromtimestamp(int(s), UTC) for s in stamps if s and s.isdigit()]
+    return min(found) if found else None
 
 
 def primary_fingerprints(certificate: str | bytes) -> list[str]:

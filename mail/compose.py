@@ -1,4 +1,5 @@
-"""Outgoing PGP/MIME (RFC 3156): signed, or signed then encrypted, with protected headers.
+"""Outgoing PGP/MIME (RFC 3156): signed, or signed then encrypted, with protected headers
+(and, for the service key's expiry alone, plain unsigned text).
 
 The part to sign is serialised once and signed over exactly those bytes; every container
 around it is built by concatenating bytes, so no generator ever re-folds it (cpython #99533).
@@ -57,6 +58,16 @@ def signed(keyring: ServiceKeyring, outgoing: Outgoing) -> bytes:
     outgoing = _dated(outgoing)
     content_type, body = _signed_entity(keyring, outgoing)
     return _message(_outer_headers(outgoing) + content_type, body)
+
+
+def unsigned(outgoing: Outgoing) -> bytes:
+    """A plain text/plain message, neither signed nor encrypted. Only for the one mail that
+    cannot be signed: the service key's own "it has expired" warning to the admins."""
+    outgoing = _dated(outgoing)
+    if outgoing.attachments:
+        raise ValueError("an unsigned message carries no attachments")
+    head, _, body = _text_part(outgoing.body, protected=False).partition(b"\r\n\r\n")
+    return _message(_outer_headers(outgoing) + head + b"\r\n", body)
 
 
 def signed_and_encrypted(

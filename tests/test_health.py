@@ -8,7 +8,10 @@ import redis as redis_lib
 
 from app import accounts, health, passwords
 from app.models import Delivery, InboundMessage, Publication, User, Vulnerability
+from keys.keyring import ServiceKeyring
+from tests import keyfactory
 from tests.conftest import PASSWORD
+from tests.mailcorpus import gpg_in
 
 OUTSIDE = {"REMOTE_ADDR": "203.0.113.5"}
 PATHS = ("/healthz", "/metrics")
@@ -125,6 +128,37 @@ def test_an_expired_service_key_fails_the_check(keyring, clock):
     check = health.check_keyring(keyring, clock.at + timedelta(days=3 * 365))
     assert not check.ok
     assert "expired" in check.detail
+
+
+def _install(settings, secret: bytes) -> ServiceKeyring:
+    ring = ServiceKeyring(settings.gnupg_home)
+    ring.ensure_home()
+    gpg_in(ring.home, "--import", input=secret)
+    return ring
+
+
+def test_healthz_fails_on_an_expired_service_key_and_says_what_to_run(client, settings, clock):
+    ring = _install(settings, keyfactory.expired(settings.security_address).secret)
+    try:
+        response = client.get("/healthz")
+    finally:
+        ring.stop_agent()
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["failing"] == ["keyring"]
+    assert "expired 2020-12-31" in body["checks"]["keyring"]
+    assert "forewarn key renew" in body["checks"]["keyring"]
+
+
+def test_an_expired_encryption_subkey_fails_the_check_though_the_primary_lives(settings, clock):
+    key = keyfactory.expired_encryption_subkey(settings.security_address)
+    ring = _install(settings, key.secret)
+    try:
+        check = health.check_keyring(ring, clock.at)
+    finally:
+        ring.stop_agent()
+    assert not check.ok
+    assert check.detail.startswith(f"{key.fingerprint} expired 2020-12-31")
 
 
 # -- /metrics ------------------------------------------------------------------------------------
