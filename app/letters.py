@@ -166,6 +166,10 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
             *service_key.mail_text(delivery, payload, common, settings, at),
             unsigned=service_key.unsigned(payload),
         )
+    if delivery.kind == "key-rotation":
+        from app import key_rotation
+
+        return Text(*key_rotation.mail_text(delivery, payload, common, settings, at))
     if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
         from app import renewal
 

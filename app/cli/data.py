@@ -1,5 +1,5 @@
-"""Keys and data over time: `forewarn key renew`, `forewarn purge-due`,
-`forewarn registrants erase ID`, `forewarn reporters erase ADDRESS`."""
+"""Keys and data over time: `forewarn key renew`, `forewarn key announce-rotation`,
+`forewarn purge-due`, `forewarn registrants erase ID`, `forewarn reporters erase ADDRESS`."""
 
 import click
 
@@ -48,6 +48,32 @@ def key_renew(years: int) -> None:
     except Exception:  # noqa: BLE001  (the key is renewed; the record is a courtesy)
         click.echo("forewarn: warning: the renewal was not recorded in the audit log", err=True)
     click.echo(f"service key {fingerprint} now expires {shown}")
+
+
+@key.command(
+    "announce-rotation",
+    help="Tell every approved, subscribed registrant that the service key changed: one signed "
+    "mail each, once per --old/--new pair (docs/keys.md, 2.8). Run it after the new key is "
+    "imported.",
+)
+@click.option("--old", required=True, metavar="FPR", help="the fingerprint of the retired key")
+@click.option("--new", required=True, metavar="FPR", help="the new service key's fingerprint")
+@click.option("--dry-run", is_flag=True, help="only print how many registrants would be told")
+def key_announce_rotation(old: str, new: str, dry_run: bool) -> None:
+    from app import key_rotation
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    keyring = runtime.service_keyring(settings)
+    try:
+        current = keyring.fingerprint()
+        certified = current is not None and keyring.certified_by(old)
+    finally:
+        keyring.stop_agent()
+    announcement = key_rotation.announce(
+        old, new, current, certified, _label(), clock.now(), dry_run=dry_run
+    )
+    click.echo(announcement.line())
 
 
 @cli.command("purge-due", help="Purge raw mail and correspondence past FOREWARN_RETENTION_DAYS.")
