@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import markupsafe
 
-from app import announcements, audit, exports
+from app import announcements, audit
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import ForewarnError
@@ -206,6 +206,10 @@ def _reason(exc: Exception) -> str:
 
 
 def _check_exports(v: Vulnerability, at: datetime, settings: Settings, services) -> str:
+    # Imported here: the export validators (jsonschema with its format checkers) take about a
+    # second to import, which every command that imports the reconciler would otherwise pay.
+    from app import exports
+
     made = []
     for kind in exports.KINDS:
         if kind == "cve" and v.cve_id is None:
@@ -229,7 +233,7 @@ def _check_page(v: Vulnerability, at: datetime, settings: Settings, services) ->
 
 
 def _publish_cve_record(v: Vulnerability, at: datetime, settings: Settings, services) -> str:
-    from app import cve_services, cves
+    from app import cve_services, cves, exports
 
     services = services or cve_services.ServicesConfig.from_environ()
     if services is None:

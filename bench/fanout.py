@@ -18,6 +18,7 @@ import contextlib
 import csv
 import json
 import os
+import resource
 import shutil
 import signal
 import sqlite3
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -152,6 +154,8 @@ def send_and_report(vuln_id: str) -> int:
     except Exception as exc:  # noqa: BLE001 (said on stderr; the benchmark reports it)
         print(f"alert send failed: {exc}", file=sys.stderr)
         code = 1
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"cpu_seconds {usage.ru_utime + usage.ru_stime:.3f}", flush=True)
     print(f"vmhwm_kib {memory_kib(os.getpid())['VmHWM']}", flush=True)
     return code
 
@@ -203,6 +207,38 @@ class GroupPeaks:
 
     def horses(self) -> int:
         return max((kib for pid, kib in self.peak.items() if pid not in self.groups), default=0)
+
+
+# -- CPU time of processes ----------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of a process (with children=True: of the children it has
+    waited for, such as the gpg processes a worker runs); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    first = 13 if children else 11  # utime, stime; cutime, cstime (after the state field)
+    return (int(fields[first]) + int(fields[first + 1])) / TICK
+
+
+def agent_pids(home: Path) -> list[int]:
+    """gpg-agent processes serving a GnuPG home."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"gpg-agent") and str(home).encode() in b" ".join(argv):
+            found.append(int(name))
+    return found
 
 
 # -- the benchmark ----------------------------------------------------------------------------
@@ -351,8 +387,14 @@ class Bench:
         self.version += 1
         version = self.version
         load = os.getloadavg()
+        others = {"sink": [self.procs.running["sink"].pid]}
+        others["redis"] = [self.procs.running["redis"].pid]
+        others["gpg-agent"] = agent_pids(self.instance / "gpg")
+        before = {pid: cpu_seconds(pid) for pid in groups}
+        before |= {-pid: cpu_seconds(pid, children=True) for pid in groups}
+        before |= {pid: cpu_seconds(pid) for pids in others.values() for pid in pids}
         with GroupPeaks(groups) as peaks:
-            started = time.perf_counter()
+            started, started_epoch = time.perf_counter(), time.time()
             argv = [sys.executable, str(Path(__file__).resolve()), "--send", self.vuln_id]
             sender = self.procs.start(f"send-{count}-{workers}", argv, self.env)
             done, last_change, last_done = {}, time.perf_counter(), -1
@@ -385,6 +427,12 @@ class Bench:
             # Until the last delivery that was recorded: a stall at the end is not throughput.
             seconds = last_change - started
             peaks.sample()
+            spent = {
+                "workers (Python)": sum(cpu_seconds(pid) - before[pid] for pid in groups),
+                "their gpg": sum(cpu_seconds(pid, True) - before[-pid] for pid in groups),
+            }
+            for kind, pids in others.items():
+                spent[kind] = sum(cpu_seconds(pid) - before[pid] for pid in pids)
         sender.wait(60)
         self.procs.running.pop(f"send-{count}-{workers}", None)
         for name in names:
@@ -392,6 +440,10 @@ class Bench:
         send_log = self.procs.tail(f"send-{count}-{workers}", 5)
         sent_hwm = next(
             (int(line.split()[1]) for line in send_log.splitlines() if line.startswith("vmhwm")), 0
+        )
+        spent["`alert send`"] = next(
+            (float(line.split()[1]) for line in send_log.splitlines() if line.startswith("cpu_s")),
+            0.0,
         )
         sent = done.get("sent", 0)
         states = ", ".join(f"{state} {n}" for state, n in sorted(done.items()))
@@ -417,6 +469,26 @@ class Bench:
         self.row(
             f"ours, {workers} worker{'s' if workers > 1 else ''}, N={count}",
             f"{rate:7.1f} alerts/s ({sent} sent in {seconds:.1f} s)",
+        )
+        first, last = self.query(
+            "SELECT MIN(d.sent_at), MAX(d.sent_at) FROM delivery d JOIN advisory a "
+            "ON d.advisory_id = a.id WHERE a.version = ?",
+            version,
+        )[0]
+        if first and last:
+            first_s = datetime.fromisoformat(first).replace(tzinfo=UTC).timestamp() - started_epoch
+            last_s = datetime.fromisoformat(last).replace(tzinfo=UTC).timestamp() - started_epoch
+            self.notes.append(
+                f"{workers} worker(s), N={count}: the first alert was sent {first_s:.1f} s after "
+                f"`alert send` started, the last {last_s:.1f} s after: "
+                f"{(sent - 1) / max(0.001, last_s - first_s):.1f} alerts/s in between"
+            )
+        total_cpu = sum(spent.values())
+        self.notes.append(
+            f"{workers} worker(s), N={count}: CPU per alert "
+            f"{total_cpu / max(1, sent) * 1000:.1f} ms "
+            f"({total_cpu / seconds:.2f} of {os.cpu_count()} cores busy): "
+            + ", ".join(f"{kind} {cpu / max(1, sent) * 1000:.1f}" for kind, cpu in spent.items())
         )
         self.notes.append(
             f"{workers} worker(s), N={count}: load average {load[0]:.1f} before and "
@@ -479,13 +551,23 @@ class Bench:
     def baseline(self, message: bytes) -> float:
         count = min(self.registered, self.args.baseline or self.registered)
         home = str(self.instance / "gpg")
-        argv = ["gpg", "--homedir", home, "--batch", "--quiet", "--sign", "--encrypt", "--armor"]
+        argv = ["gpg", "--homedir", home, "--batch", "--quiet", "--no-random-seed-file"]
+        argv += ["--sign", "--encrypt", "--armor"]
         argv += ["--trust-model", "always", "-u", self.fingerprint, "--recipient-file"]
         run([*argv, str(self.keys / "0.asc")], input=message)  # warm-up: starts gpg-agent
+        agents = agent_pids(self.instance / "gpg")
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = cpu.ru_utime + cpu.ru_stime + sum(cpu_seconds(pid) for pid in agents)
         started = time.perf_counter()
         for number in range(count):
             run([*argv, str(self.keys / f"{number}.asc")], input=message)
         seconds = time.perf_counter() - started
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_after = cpu.ru_utime + cpu.ru_stime + sum(cpu_seconds(pid) for pid in agents)
+        self.notes.append(
+            f"baseline: CPU per alert {(cpu_after - cpu_before) / count * 1000:.1f} ms "
+            "(gpg and gpg-agent)"
+        )
         rate = count / seconds
         self.row(
             "baseline: gpg --sign --encrypt loop, 1 process",

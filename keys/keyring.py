@@ -6,7 +6,6 @@ fingerprint, never by a user id. Certificates of other people live in the databa
 
 import fcntl
 import hashlib
-import io
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ _LONGEST_SOCKET = "S.gpg-agent.browser"
 _SUN_PATH_MAX = 107
 # A decrypted report larger than this is refused (decompression bombs; PITFALLS.md).
 MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
+ENCRYPT_TIMEOUT_SECONDS = 60  # one alert's encryption; gpg takes milliseconds
 # OpenPGP hash algorithm ids (RFC 4880, 9.4) as RFC 3156 names them in micalg.
 _HASH_NAMES = {"2": "sha1", "8": "sha256", "9": "sha384", "10": "sha512", "11": "sha224"}
 
@@ -43,7 +43,8 @@ class KeyringError(ForewarnError):
 def _gpg_said(text: str) -> str:
     """The last line gpg wrote, for a one-line error (its stderr runs to many lines)."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "no details"
+    said = [line for line in lines if not line.startswith("[GNUPG:]")]  # not status lines
+    return (said or lines)[-1][:200] if lines else "no details"
 
 
 @dataclass(frozen=True)
@@ -353,17 +354,31 @@ class ServiceKeyring:
             cert_file.flush()
             # What GPG.encrypt() would run with always_trust=True and armor=True, but without
             # a --recipient: python-gnupg 0.5.7 refuses encrypt() with no recipients, and the
-            # certificate must not enter the keyring (vsajip/python-gnupg#135).
-            args = ["--encrypt", "--armor", "--trust-model", "always"]
+            # certificate must not enter the keyring (vsajip/python-gnupg#135). No random seed
+            # file: gpg locks it in the home, which lets only one encrypting process run at a
+            # time (the kernel's getrandom() seeds it anyway). No keyring: the file is the key.
+            args = ["--no-random-seed-file", "--no-keyring"]
+            args += ["--encrypt", "--armor", "--trust-model", "always"]
             args += ["--recipient-file", cert_file.name]
-            result = self.gpg.result_map["crypt"](self.gpg)
-            self.gpg._handle_io(args, io.BytesIO(data), result, binary=True)
-        if not result.ok or result.returncode != 0 or not result.data:
-            raise KeyringError(
-                f"gpg could not encrypt to {fingerprint}: "
-                f"{result.status or _gpg_said(result.stderr)}"
-            )
-        return result.data.decode("ascii")
+            # One process with its input and output through communicate(): this runs once per
+            # alert, and python-gnupg's I/O starts three threads a call.
+            try:
+                result = subprocess.run(
+                    self.gpg.make_args(args, False),
+                    input=data,
+                    capture_output=True,
+                    timeout=ENCRYPT_TIMEOUT_SECONDS,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise KeyringError(
+                    f"gpg could not encrypt to {fingerprint}: no answer within "
+                    f"{ENCRYPT_TIMEOUT_SECONDS} s"
+                ) from None
+        if result.returncode != 0 or not result.stdout.startswith(b"-----BEGIN PGP MESSAGE"):
+            said = result.stderr.decode("utf-8", "replace")
+            raise KeyringError(f"gpg could not encrypt to {fingerprint}: {_gpg_said(said)}")
+        return result.stdout.decode("ascii")
 
     def decrypt(self, data: bytes) -> bytes:
         """Decrypt a message to the service key; refuses plaintexts over MAX_PLAINTEXT_BYTES."""
