@@ -60,6 +60,9 @@ class Settings:
     # Raw inbound mail and decrypted correspondence are purged this long after a
     # vulnerability's publication or rejection (app/retention.py).
     retention_days: int = 365
+    # Reverse proxies in front of the portal whose X-Forwarded-For the portal believes (so that
+    # rate limits and sessions see the visitor's address): 0 trusts none.
+    trusted_proxies: int = 0
 
     @property
     def gnupg_home(self) -> Path:
@@ -104,6 +107,15 @@ def _retention_days(value: str) -> int:
         raise ConfigError(
             f"FOREWARN_RETENTION_DAYS={value!r} must be a whole number of days from 1 to 36500 "
             "(default 365)"
+        )
+    return int(value)
+
+
+def _trusted_proxies(value: str) -> int:
+    if not value.strip().isdigit() or not 0 <= int(value) <= 5:
+        raise ConfigError(
+            f"FOREWARN_TRUSTED_PROXIES={value!r} must be how many reverse proxies stand in front "
+            "of the portal, 0 to 5 (1 for nginx on the same machine; default 0)"
         )
     return int(value)
 
@@ -246,6 +258,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "FOREWARN_SHOW_EMBARGO_DATES", get("FOREWARN_SHOW_EMBARGO_DATES") or "1"
         ),
         retention_days=_retention_days(get("FOREWARN_RETENTION_DAYS") or "365"),
+        trusted_proxies=_trusted_proxies(get("FOREWARN_TRUSTED_PROXIES") or "0"),
     )
 
 

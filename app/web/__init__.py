@@ -6,6 +6,7 @@ from pathlib import Path
 import peewee
 from flask import Flask, abort, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import queue, runtime
 from app.config import Settings, load_settings
@@ -41,6 +42,13 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["forewarn.settings"] = settings
     app.extensions["forewarn.db"] = runtime.open_db(settings)
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
+    if settings.trusted_proxies:
+        # The visitor's address from the last N X-Forwarded-For entries, which the trusted
+        # proxies appended; anything a client put before them is ignored. Only the address:
+        # links and cookie security come from FOREWARN_BASE_URL, never from a header.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0, x_port=0, x_prefix=0
+        )
 
     @app.before_request
     def _refuse_nameless_form_fields():
