@@ -16,7 +16,7 @@ from app.db import write_transaction
 from app.models import Correspondence, Delivery, InboundMessage
 from keys.keyring import ServiceKeyring
 from mail import domainkeys
-from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted
+from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted, unsigned
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger("forewarn.outbox")
@@ -123,7 +123,7 @@ def _deliver(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, tr
 
 
 # Mail to registrants about advisories: VERP envelope sender and one-click unsubscribe.
-REGISTRANT_KINDS = ("alert", "alert-missed", "alert-embargo", "embargo-lifted")
+REGISTRANT_KINDS = ("alert", "alert-missed", "alert-embargo", "embargo-lifted", "key-rotation")
 
 
 def envelope_sender(delivery: Delivery, settings: Settings) -> str:
@@ -195,6 +195,8 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
         date=at,
         attachments=text.attachments if text.certificate is not None else (),
     )
+    if text.unsigned:  # the service key has expired and cannot sign (app/service_key.py)
+        return unsigned(outgoing)
     if delivery.kind == "alert" and text.certificate is not None:
         from app import alerts
 

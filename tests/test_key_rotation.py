@@ -98,6 +98,11 @@ def test_the_notice_is_signed_by_the_new_key_not_encrypted_and_says_what_to_do(
     assert "/.well-known/security.txt" in body and "WKD" in body
     assert "certified by the old one" in body
     assert max(len(line) for line in body.splitlines()) <= 72
+    # Registrant mail: a bounce maps back to its delivery (VERP), and one click unsubscribes.
+    assert outbox.envelope_sender(delivery, settings).startswith(
+        f"security-bounces+{delivery.id}@"
+    )
+    assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_without_a_certification_by_the_old_key_the_notice_does_not_claim_one(

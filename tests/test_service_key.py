@@ -217,12 +217,6 @@ def test_the_warnings_before_expiry_are_still_signed(admins, clock, keyring, set
     assert not letters.text_for(delivery, keyring, settings, clock.at).unsigned
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyringError,
-    reason="app/outbox.compose (not ours to edit) still signs every Text; it must send "
-    "Text.unsigned through mail.compose.unsigned",
-)
 def test_the_outbox_sends_the_expired_warning_although_the_key_cannot_sign(
     admins, clock, expired_keyring, settings
 ):
