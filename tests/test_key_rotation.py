@@ -99,9 +99,7 @@ def test_the_notice_is_signed_by_the_new_key_not_encrypted_and_says_what_to_do(
     assert "certified by the old one" in body
     assert max(len(line) for line in body.splitlines()) <= 72
     # Registrant mail: a bounce maps back to its delivery (VERP), and one click unsubscribes.
-    assert outbox.envelope_sender(delivery, settings).startswith(
-        f"security-bounces+{delivery.id}@"
-    )
+    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}@")
     assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
