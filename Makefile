@@ -35,10 +35,17 @@ test-sqlite: test-setup
 test-postgres: test-setup
 	FOREWARN_TEST_DATABASE_URL=$(FOREWARN_TEST_DATABASE_URL) $(PYTEST) -q -m db
 
-# The intake, alert fan-out and public pages benchmarks (bench/README.md): print their numbers,
-# assert nothing.
+# The intake, alert fan-out and public pages benchmarks (bench/README.md), about 5 minutes: each
+# prints its numbers and records its headline figures; bench/results.py writes them as one table
+# to bench/results.md and README.md. Asserts nothing: fails only if a benchmark could not run
+# (after the others have run and the table of what was measured is written).
 bench: test-setup
-	$(PY) bench/intake.py && $(PY) bench/fanout.py && $(PY) bench/public_pages.py
+	@results=/tmp/forewarn-bench-results.jsonl; rm -f $$results; failed=""; \
+	for script in intake fanout public_pages; do \
+		FOREWARN_BENCH_RESULTS=$$results $(PY) bench/$$script.py || failed="$$failed $$script"; \
+	done; \
+	$(PY) bench/results.py $$results || failed="$$failed results"; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi
 
 # The fault tests at full size (tests/faults; `make test` runs them short): print their numbers.
 faults: test-setup

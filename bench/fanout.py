@@ -24,34 +24,29 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from intake import Processes, free_port, memory_kib, wait_for  # noqa: E402 (bench/intake.py)
+from common import (
+    ROOT,
+    Bench,
+    free_port,
+    memory_kib,
+    run,
+    run_benchmark,
+    smtp_answers,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-MIB = 1024 * 1024
 CACHE = Path("/tmp")  # noqa: S108 (the key cache: /tmp/forewarn-fanout-keys-<N>)
 
 # The goals of the issue.
 GOAL_RATIO_ONE = 0.6  # ours with one worker / the gpg loop, alerts per second
 GOAL_RATIO_TWO = 1.0  # ours with two workers (both cores) / the gpg loop
 GOAL_MEMORY = 1.5  # peak memory at the largest size / at the smallest
-
-
-def run(argv: list[str], env=None, timeout: float = 120, input: bytes | None = None) -> bytes:
-    result = subprocess.run(
-        argv, input=input, capture_output=True, env=env, timeout=timeout, cwd=ROOT
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{argv[0]} {argv[1:4]} failed: {result.stderr.decode()[-800:]}")
-    return result.stdout
 
 
 # -- the registrants' keys -----------------------------------------------------------------------
@@ -128,16 +123,6 @@ def sink(port: int, stats_file: Path, sample_to: str, sample_file: Path) -> None
         stats_file.write_text(json.dumps(stats))
 
     asyncio.run(main())
-
-
-def smtp_answers(port: int) -> bool:
-    import smtplib
-
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=2) as smtp:
-            return smtp.noop()[0] == 250
-    except (OSError, smtplib.SMTPException):
-        return False
 
 
 # -- `alert send` in a process whose peak memory we can read (this file with --send) --------------
@@ -244,15 +229,12 @@ def agent_pids(home: Path) -> list[int]:
 # -- the benchmark ----------------------------------------------------------------------------
 
 
-class Bench:
+class FanoutBench(Bench):
+    name = "fan-out"
+    title = "alert fan-out benchmark"
+
     def __init__(self, args):
-        self.args = args
-        self.folder = Path(tempfile.mkdtemp(prefix="fwf", dir="/tmp"))  # noqa: S108 (short path)
-        self.instance = self.folder / "i"
-        (self.folder / "logs").mkdir()
-        self.procs = Processes(self.folder / "logs")
-        self.rows: list[tuple[str, str, str, str]] = []
-        self.notes: list[str] = []
+        super().__init__(args, prefix="fwf")
         self.registered = 0
         self.version = 0
         self.keys: Path | None = None
@@ -261,20 +243,6 @@ class Bench:
         self.sink_port = 0
         self.sample = self.folder / "sample.eml"
         self.peaks: dict[int, dict[str, int]] = {}  # N -> peak memory (KiB) of each kind
-        base = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-        self.env = {
-            **base,
-            "FOREWARN_INSTANCE": str(self.instance),
-            "FOREWARN_REDIS_URL": f"unix://{self.folder / 'r.sock'}",
-            "FOREWARN_WEB_LISTEN": f"127.0.0.1:{free_port()}",
-            "FOREWARN_DATABASE_URL": f"sqlite:///{self.instance / 'forewarn.db'}",
-        }
-
-    def forewarn(self, *args: str, timeout: float = 120) -> bytes:
-        return run([sys.executable, "-m", "app", *args], env=self.env, timeout=timeout)
-
-    def row(self, what: str, result: str, goal: str = "", verdict: str = "") -> None:
-        self.rows.append((what, result, goal, verdict))
 
     def query(self, sql: str, *params) -> list[tuple]:
         database = self.instance / "forewarn.db"
@@ -284,13 +252,7 @@ class Bench:
     # set-up and clean-up
 
     def setup(self) -> None:
-        sock = self.folder / "r.sock"
-        redis = shutil.which("redis-server")
-        if redis is None:
-            raise RuntimeError("redis-server is missing: run `make test-setup`")
-        argv = [redis, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly"]
-        self.procs.start("redis", [*argv, "no"], self.env)
-        wait_for(sock.exists, 20, "redis-server")
+        self.start_redis()
         said = self.forewarn("init").decode()  # "... service key: FINGERPRINT (generated)"
         self.fingerprint = said.split("service key:", 1)[1].split()[0]
         (self.folder / "service.asc").write_bytes(self.forewarn("key", "export"))
@@ -324,14 +286,7 @@ class Bench:
                 f"the sink accepted {counts['messages']} messages, "
                 f"{counts['bytes'] / max(1, counts['messages']) / 1024:.1f} KiB each on average"
             )
-        self.procs.stop_all()
-        for home in (self.instance / "gpg", self.folder / "g"):
-            if home.is_dir():
-                subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
-        if self.args.keep:
-            print(f"kept {self.folder}")
-        else:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        super().cleanup()
 
     def register(self, count: int) -> None:
         """Registrants up to count, approved, through `forewarn registrants import --approve`:
@@ -586,11 +541,16 @@ class Bench:
         if not small or not large:
             return
         ratio = large / small
+        verdict = "PASS" if ratio <= GOAL_MEMORY else "MISS"
+        what = f"peak memory {what}, N={sizes[-1]} / N={sizes[0]}"
         self.row(
-            f"peak memory {what}, N={sizes[-1]} / N={sizes[0]}",
+            what,
             f"{large / 1024:.0f} / {small / 1024:.0f} MiB = {ratio:.2f}",
             f"<= {GOAL_MEMORY}",
-            "PASS" if ratio <= GOAL_MEMORY else "MISS",
+            verdict,
+        )
+        self.figure(
+            what, large / 1024, "MiB", f"<= {GOAL_MEMORY}", verdict, small / 1024, ratio=ratio
         )
 
     def measure(self) -> None:
@@ -603,11 +563,23 @@ class Bench:
         for workers, goal in ((1, GOAL_RATIO_ONE), (2, GOAL_RATIO_TWO)):
             rate, sent = rates[workers]
             ratio = rate / base
+            verdict = "PASS" if ratio >= goal and sent == self.registered else "MISS"
+            plural = "s" if workers > 1 else ""
             self.row(
-                f"ratio ours ({workers} worker{'s' if workers > 1 else ''}) / baseline",
+                f"ratio ours ({workers} worker{plural}) / baseline",
                 f"{ratio:7.2f}",
                 f">= {goal}",
-                "PASS" if ratio >= goal and sent == self.registered else "MISS",
+                verdict,
+            )
+            self.figure(
+                f"alerts to N={self.registered}, {workers} worker{plural} vs gpg loop",
+                rate,
+                "alerts/s",
+                f">= {goal}",
+                verdict,
+                baseline=base,
+                ratio=ratio,
+                note="" if sent == self.registered else f"{sent} of {self.registered} sent",
             )
         for size in sizes:
             if size == a.registrants:
@@ -624,18 +596,6 @@ class Bench:
             "each delivery signed (detached) then encrypted to the registrant's pinned key "
             "alone (RFC 3156, nested), relayed over SMTP to a sink that discards it"
         )
-
-    def report(self, total: float) -> None:
-        widths = [max(len(r[i]) for r in self.rows) for i in range(4)]
-        print(
-            f"Forewarn alert fan-out benchmark: {os.cpu_count()} CPUs, SQLite under "
-            f"{self.folder.parent}, {total:.0f} s in all"
-        )
-        header = ("measurement", "result", "goal", "")
-        for line in [header, *self.rows]:
-            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        for note in self.notes:
-            print(f"- {note}")
 
 
 def advisory_description(size: int) -> str:
@@ -694,26 +654,7 @@ def main() -> int:
     if args.memory_check is not None:
         args.memory_check = sizes(args.memory_check) or [args.registrants, 10 * args.registrants]
 
-    def terminated(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminated)
-    started = time.perf_counter()
-    bench = Bench(args)
-    failure = None
-    try:
-        bench.setup()
-        bench.measure()
-    except RuntimeError as exc:  # a process did not start or answer: say which, then stop
-        failure = exc
-    finally:
-        bench.cleanup()
-    if bench.rows:
-        bench.report(time.perf_counter() - started)
-    if failure is not None:
-        print(f"benchmark failed: {failure}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark(lambda: FanoutBench(args))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ at the end, also on error or Ctrl-C.
 import argparse
 import asyncio
 import contextlib
-import math
 import os
-import shutil
 import signal
 import smtplib
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +24,21 @@ from email.parser import BytesHeaderParser
 from email.utils import formatdate
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    MIB,
+    ROOT,
+    Bench,
+    free_port,
+    memory_kib,
+    nearest_rank,
+    run,
+    run_benchmark,
+    smtp_answers,
+    wait_for,
+)
+
 SERVICE = "security@localhost"
 CRLF = b"\r\n"
-MIB = 1024 * 1024
 
 # The goals of the issue.
 GOAL_RATIO = 0.5  # real intake / no-op sink, messages per second
@@ -38,108 +46,12 @@ GOAL_P95 = 10.0  # seconds from 250 to the acknowledgement sent
 GOAL_COPIES = 3.0  # intake memory per in-flight message, in copies of it
 
 
-# -- processes ---------------------------------------------------------------------------------
-
-
-class Processes:
-    """Every process the benchmark starts, each in its own process group, stopped at the end."""
-
-    def __init__(self, logs: Path):
-        self.logs = logs
-        self.running: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        try:
-            process = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        self.running[name] = process
-        return process
-
-    def stop(self, name: str) -> None:
-        process = self.running.pop(name, None)
-        if process is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # Anything its children left in the group (RQ work horses).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            self.stop(name)
-
-    def tail(self, name: str, lines: int = 15) -> str:
-        path = self.logs / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def answers(port: int) -> bool:
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=2) as smtp:
-            return smtp.noop()[0] == 250
-    except (OSError, smtplib.SMTPException):
-        return False
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    values = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                values[name] = int(rest.split()[0])
-    return values
-
-
 # -- mail ----------------------------------------------------------------------------------------
 
 
-def run(argv: list[str], input: bytes | None = None, env=None) -> bytes:
-    result = subprocess.run(argv, input=input, capture_output=True, env=env, timeout=120)
-    if result.returncode != 0:
-        raise RuntimeError(f"{argv[0]} {argv[1:3]} failed: {result.stderr.decode()[-500:]}")
-    return result.stdout
-
-
 class Encryptor:
-    """gpg --recipient-file with a scratch home of its own: no keyring, no trust questions."""
+    """gpg --recipient-file with a scratch home of its own: no keyring, no trust questions (its
+    gpg-agent is stopped with the others by Bench.cleanup)."""
 
     def __init__(self, home: Path, cert: Path):
         home.mkdir(mode=0o700)
@@ -149,9 +61,6 @@ class Encryptor:
         argv = ["gpg", "--homedir", str(self.home), "--batch", "--quiet", "--armor"]
         argv += ["--compress-algo", "none", "--recipient-file", str(self.cert), "--encrypt"]
         return run(argv, input=data)
-
-    def stop(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], check=False)
 
 
 def report_plaintext(number: int, size: int) -> bytes:
@@ -321,11 +230,6 @@ class AckWatcher:
             self.stop.wait(0.02)
 
 
-def nearest_rank(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
 # -- the no-op sink (this file with --sink) ------------------------------------------------------
 
 
@@ -362,57 +266,26 @@ def sink(port: int, limit: int) -> None:
 # -- the benchmark ----------------------------------------------------------------------------
 
 
-class Bench:
+class IntakeBench(Bench):
+    name = "intake"
+    title = "intake benchmark"
+    storage = "SQLite (WAL, synchronous=full)"
+
     def __init__(self, args):
-        self.args = args
-        self.folder = Path(tempfile.mkdtemp(prefix="fwb", dir="/tmp"))  # noqa: S108 (short path)
-        self.instance = self.folder / "i"
-        (self.folder / "logs").mkdir()
-        self.procs = Processes(self.folder / "logs")
+        super().__init__(args, prefix="fwb")
         self.encryptor: Encryptor | None = None
-        self.rows: list[tuple[str, str, str, str]] = []
-        self.notes: list[str] = []
-        base = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-        self.env = {
-            **base,
-            "FOREWARN_INSTANCE": str(self.instance),
-            "FOREWARN_REDIS_URL": f"unix://{self.folder / 'r.sock'}",
-            "FOREWARN_WEB_LISTEN": f"127.0.0.1:{free_port()}",
-            "FOREWARN_DATABASE_URL": f"sqlite:///{self.instance / 'forewarn.db'}",
-        }
-
-    def forewarn(self, *args: str, **extra: str) -> bytes:
-        return run([sys.executable, "-m", "app", *args], env={**self.env, **extra})
-
-    def row(self, what: str, result: str, goal: str = "", verdict: str = "") -> None:
-        self.rows.append((what, result, goal, verdict))
-
-    # set-up and clean-up
 
     def setup(self) -> None:
-        sock = self.folder / "r.sock"
-        redis = shutil.which("redis-server")
-        if redis is None:
-            raise RuntimeError("redis-server is missing: run `make test-setup`")
-        argv = [redis, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly"]
-        self.procs.start("redis", [*argv, "no"], self.env)
-        wait_for(sock.exists, 20, "redis-server")
+        self.start_redis()
         self.forewarn("init")
         cert = self.folder / "service.asc"
         cert.write_bytes(self.forewarn("key", "export"))
         self.encryptor = Encryptor(self.folder / "g", cert)
 
-    def cleanup(self) -> None:
-        self.procs.stop_all()
-        if self.encryptor is not None:
-            self.encryptor.stop()
-        gpg_home = self.instance / "gpg"
-        if gpg_home.is_dir():
-            subprocess.run(["gpgconf", "--homedir", str(gpg_home), "--kill", "all"], check=False)
-        if self.args.keep:
-            print(f"kept {self.folder}")
-        else:
-            shutil.rmtree(self.folder, ignore_errors=True)
+    def measure(self) -> None:
+        self.throughput()
+        self.memory()
+        self.latency()
 
     def flush_redis(self) -> None:
         import redis
@@ -430,7 +303,7 @@ class Bench:
 
     def _ready(self, name: str, port: int) -> None:
         try:
-            wait_for(lambda: answers(port), 30, f"the {name} on port {port}")
+            wait_for(lambda: smtp_answers(port), 30, f"the {name} on port {port}")
         except RuntimeError:
             raise RuntimeError(f"the {name} did not start:\n{self.procs.tail(name)}") from None
 
@@ -480,6 +353,15 @@ class Bench:
         )
         verdict = "PASS" if ratio >= GOAL_RATIO and not problems else "MISS"
         self.row("throughput ratio real / no-op", f"{ratio:7.2f}", f">= {GOAL_RATIO}", verdict)
+        self.figure(
+            "throughput, real intake vs no-op sink",
+            real_rate,
+            "msg/s",
+            f">= {GOAL_RATIO}",
+            verdict,
+            baseline=sink_rate,
+            ratio=ratio,
+        )
         self.notes.extend(problems[:2])
 
     # memory
@@ -507,6 +389,14 @@ class Bench:
             f" = {copies_each:.1f} copies of each",
             f"<= {GOAL_COPIES:.0f} copies each",
             verdict,
+        )
+        self.figure(
+            f"memory, {self.args.sessions} messages of {per_message:.0f} MiB at once",
+            copies_each,
+            "copies of each",
+            f"<= {GOAL_COPIES:.0f} copies",
+            verdict,
+            note=f"{refused} refused" if error else "",
         )
         self.notes.append(
             f"memory: FOREWARN_MAX_MESSAGE_BYTES={limit} ({self.args.limit_mib} MiB), messages of "
@@ -552,8 +442,12 @@ class Bench:
         latencies = [arrived[m] - t for m, t in accepted.items() if m in arrived]
         missing = len(accepted) - len(latencies)
         what = f"250 -> ack sent ({len(accepted)} reports, 1 per {a.interval:g} s)"
+        latency_figure = "latency p95, 250 -> acknowledgement sent"
         if not latencies:
             self.row(what, "no acknowledgement arrived", f"p95 <= {GOAL_P95:g} s", "MISS")
+            self.figure(
+                latency_figure, None, "s", f"<= {GOAL_P95:g} s", "MISS", note="no acknowledgement"
+            )
             return
         p50, p95 = nearest_rank(latencies, 0.50), nearest_rank(latencies, 0.95)
         result = f"p50 {p50:5.2f} s  p95 {p95:5.2f} s  max {max(latencies):5.2f} s"
@@ -561,24 +455,13 @@ class Bench:
             result += f"  ({missing} never acknowledged)"
         verdict = "PASS" if p95 <= GOAL_P95 and not missing else "MISS"
         self.row(what, result, f"p95 <= {GOAL_P95:g} s", verdict)
+        note = f"{missing} never acknowledged" if missing else ""
+        self.figure(latency_figure, p95, "s", f"<= {GOAL_P95:g} s", verdict, note=note)
         self.notes.append(
             "latency: one new connection per report; from the 250 to the acknowledgement "
             "appearing in the instance's mail-out/new (matched by In-Reply-To), which the "
             "worker writes just before it commits the delivery as sent"
         )
-
-    def report(self, total: float) -> None:
-        widths = [max(len(r[i]) for r in self.rows) for i in range(4)]
-        title = (
-            f"Forewarn intake benchmark: {os.cpu_count()} CPUs, SQLite (WAL, synchronous=full) "
-            f"under {self.folder.parent}, {total:.0f} s in all"
-        )
-        print(title)
-        header = ("measurement", "result", "goal", "")
-        for line in [header, *self.rows]:
-            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        for note in self.notes:
-            print(f"- {note}")
 
 
 def main() -> int:
@@ -597,29 +480,7 @@ def main() -> int:
     if args.sink:
         sink(args.sink, args.limit)
         return 0
-
-    def terminated(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminated)
-    started = time.perf_counter()
-    bench = Bench(args)
-    failure = None
-    try:
-        bench.setup()
-        bench.throughput()
-        bench.memory()
-        bench.latency()
-    except RuntimeError as exc:  # a process did not start or answer: say which, then stop
-        failure = exc
-    finally:
-        bench.cleanup()
-    if bench.rows:
-        bench.report(time.perf_counter() - started)
-    if failure is not None:
-        print(f"benchmark failed: {failure}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark(lambda: IntakeBench(args))
 
 
 if __name__ == "__main__":

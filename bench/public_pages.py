@@ -12,23 +12,15 @@ folder, are removed at the end, also on error or Ctrl-C.
 import argparse
 import contextlib
 import http.client
-import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from intake import Processes, free_port, nearest_rank, wait_for  # noqa: E402 (bench/intake.py)
+from common import ROOT, Bench, free_port, nearest_rank, run_benchmark, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # The goals of the issue.
@@ -52,13 +44,6 @@ WORDS = [
     *("bounds", "check", "kernel", "driver", "bluetooth", "mesh", "advertising", "socket"),
     *("timer", "thread", "mutex", "queue", "descriptor", "offset", "payload"),
 ]
-
-
-def run(argv: list[str], env=None, timeout: float = 120) -> bytes:
-    result = subprocess.run(argv, capture_output=True, env=env, timeout=timeout, cwd=ROOT)
-    if result.returncode != 0:
-        raise RuntimeError(f"{argv[0]} {argv[1:4]} failed: {result.stderr.decode()[-800:]}")
-    return result.stdout
 
 
 # -- the data ------------------------------------------------------------------------------------
@@ -243,59 +228,31 @@ def answers(port: int, path: str) -> bool:
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-class Bench:
+class PublicBench(Bench):
+    name = "public pages"
+    title = "public pages benchmark"
+
     def __init__(self, args):
-        self.args = args
-        self.folder = Path(tempfile.mkdtemp(prefix="fwp", dir="/tmp"))  # noqa: S108 (short path)
-        self.instance = self.folder / "i"
-        (self.folder / "logs").mkdir()
-        self.procs = Processes(self.folder / "logs")
-        self.rows: list[tuple[str, str, str, str]] = []
-        self.notes: list[str] = []
+        super().__init__(args, prefix="fwp")
         self.port = free_port()
-        base = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-        self.env = {
-            **base,
-            "FOREWARN_INSTANCE": str(self.instance),
-            "FOREWARN_REDIS_URL": f"unix://{self.folder / 'r.sock'}",
-            "FOREWARN_WEB_LISTEN": f"127.0.0.1:{self.port}",
-            "FOREWARN_BASE_URL": f"http://127.0.0.1:{self.port}",
-            "FOREWARN_DATABASE_URL": f"sqlite:///{self.instance / 'forewarn.db'}",
-        }
+        self.env["FOREWARN_WEB_LISTEN"] = f"127.0.0.1:{self.port}"
+        self.env["FOREWARN_BASE_URL"] = f"http://127.0.0.1:{self.port}"
         self.settings = None
 
-    def forewarn(self, *args: str) -> bytes:
-        return run([sys.executable, "-m", "app", *args], env=self.env)
-
-    def row(self, what: str, result: str, goal: str = "", verdict: str = "") -> None:
-        self.rows.append((what, result, goal, verdict))
-
-    # set-up and clean-up
+    # set-up
 
     def setup(self) -> None:
         from app import db as app_db
         from app.config import load_settings
 
-        sock = self.folder / "r.sock"
-        redis = shutil.which("redis-server")
-        if redis is None:
-            raise RuntimeError("redis-server is missing: run `make test-setup`")
-        argv = [redis, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly"]
-        self.procs.start("redis", [*argv, "no"], self.env)
-        wait_for(sock.exists, 20, "redis-server")
+        self.start_redis()
         self.forewarn("init")
         self.settings = load_settings(self.env)
         app_db.open_database(self.settings.database_url)
 
-    def cleanup(self) -> None:
-        self.procs.stop_all()
-        gpg_home = self.instance / "gpg"
-        if gpg_home.is_dir():
-            subprocess.run(["gpgconf", "--homedir", str(gpg_home), "--kill", "all"], check=False)
-        if self.args.keep:
-            print(f"kept {self.folder}")
-        else:
-            shutil.rmtree(self.folder, ignore_errors=True)
+    def measure(self) -> None:
+        self.pages()
+        self.lift()
 
     def start_web(self) -> None:
         self.procs.start("web", [sys.executable, "-m", "app", "web"], self.env)
@@ -342,6 +299,15 @@ class Bench:
         clean = not any(e for r in results["list"] + results["trivial"] for e in r["errors"])
         verdict = "PASS" if ratio >= GOAL_RATIO and clean else "MISS"
         self.row(f"ratio {LIST} / {TRIVIAL}", f"{ratio:7.2f}", f">= {GOAL_RATIO}", verdict)
+        self.figure(
+            f"GET {LIST} vs {TRIVIAL}",
+            rate["list"],
+            "req/s",
+            f">= {GOAL_RATIO}",
+            verdict,
+            baseline=rate["trivial"],
+            ratio=ratio,
+        )
         self.notes.append(
             f"pages: {a.vulnerabilities} vulnerabilities inserted in {inserted:.1f} s "
             f"({counts['published']} published with Markdown descriptions, "
@@ -416,22 +382,32 @@ class Bench:
         ]
         missing = len(ids) - len(delays)
         what = f"lift: published_at - embargo_until ({len(ids)} lifts)"
+        median_figure = "lift latency median, embargo end -> published"
         if not delays:
             self.row(what, "nothing was published", f"median <= {GOAL_LIFT_MEDIAN:g} s", "MISS")
+            self.figure(
+                median_figure,
+                None,
+                "s",
+                f"<= {GOAL_LIFT_MEDIAN:g} s",
+                "MISS",
+                note="nothing was published",
+            )
             return
         median = statistics.median(delays)
         result = f"median {median:5.2f} s  min {min(delays):5.2f} s  max {max(delays):5.2f} s"
         if missing:
             result += f"  ({missing} never published)"
         ok = median <= GOAL_LIFT_MEDIAN and not missing
-        self.row(what, result, f"median <= {GOAL_LIFT_MEDIAN:g} s", "PASS" if ok else "MISS")
+        goal = f"<= {GOAL_LIFT_MEDIAN:g} s"
+        note = f"{missing} never published" if missing else ""
+        self.row(what, result, f"median {goal}", "PASS" if ok else "MISS")
+        self.figure(median_figure, median, "s", goal, "PASS" if ok else "MISS", note=note)
         early = min(delays) < GOAL_LIFT_MIN
-        self.row(
-            "lift: never early",
-            f"min {min(delays):5.2f} s",
-            f"min >= {GOAL_LIFT_MIN:g} s",
-            "MISS" if early or missing else "PASS",
-        )
+        verdict = "MISS" if early or missing else "PASS"
+        goal = f">= {GOAL_LIFT_MIN:g} s"
+        self.row("lift: never early", f"min {min(delays):5.2f} s", f"min {goal}", verdict)
+        self.figure("lift never early, min", min(delays), "s", goal, verdict, note=note)
         self.notes.append(
             f"lift: `python -m app worker` (RQ with its scheduler, and the reconciler); {len(ids)} "
             "accepted vulnerabilities made with app.vulns, their embargo ending on whole seconds "
@@ -439,17 +415,6 @@ class Bench:
             "form does; published_at is the worker's clock when the lift job ran; web running "
             "(the lift's page check fetches the page)"
         )
-
-    def report(self, total: float) -> None:
-        widths = [max(len(r[i]) for r in self.rows) for i in range(4)]
-        print(
-            f"Forewarn public pages benchmark: {os.cpu_count()} CPUs, SQLite under "
-            f"{self.folder.parent}, {total:.0f} s in all"
-        )
-        for line in [("measurement", "result", "goal", ""), *self.rows]:
-            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        for note in self.notes:
-            print(f"- {note}")
 
 
 def main() -> int:
@@ -464,27 +429,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the folder (and its logs)")
     args = parser.parse_args()
 
-    def terminated(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminated)
-    started = time.perf_counter()
-    bench = Bench(args)
-    failure = None
-    try:
-        bench.setup()
-        bench.pages()
-        bench.lift()
-    except RuntimeError as exc:  # a process did not start or answer: say which, then stop
-        failure = exc
-    finally:
-        bench.cleanup()
-    if bench.rows:
-        bench.report(time.perf_counter() - started)
-    if failure is not None:
-        print(f"benchmark failed: {failure}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark(lambda: PublicBench(args))
 
 
 if __name__ == "__main__":
