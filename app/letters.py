@@ -40,7 +40,12 @@ def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: d
     from app.instance import secret_key
     from app.models import Registrant
 
-    registrant = Registrant.get_by_id(payload["registrant"])
+    registrant = (  # with its key, in one query
+        Registrant.select(Registrant, PublicKey)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == payload["registrant"])
+        .get()
+    )
     v = delivery.vulnerability
     key = usable_key(registrant.key)
     token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)

@@ -13,7 +13,7 @@ import peewee
 from app import letters
 from app.config import Settings, dkim_private_key
 from app.db import write_transaction
-from app.models import Correspondence, Delivery, InboundMessage
+from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from keys.keyring import ServiceKeyring
 from mail import domainkeys
 from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted, unsigned
@@ -69,7 +69,17 @@ def _claim(delivery_id: int, at: datetime, lease: timedelta = LEASE) -> Delivery
             .where((Delivery.id == delivery_id) & _is_due(at))
             .execute()
         )
-    return Delivery.get_by_id(delivery_id) if taken else None
+    if not taken:
+        return None
+    # With its advisory and vulnerability in the same query (every letter reads them).
+    return (
+        Delivery.select(Delivery, Advisory, Vulnerability)
+        .join(Advisory, peewee.JOIN.LEFT_OUTER)
+        .switch(Delivery)
+        .join(Vulnerability, peewee.JOIN.LEFT_OUTER)
+        .where(Delivery.id == delivery_id)
+        .get()
+    )
 
 
 def send_many(ids: list[int], keyring: ServiceKeyring, settings: Settings, transport, now) -> dict:
