@@ -35,7 +35,7 @@ test-sqlite: test-setup
 test-postgres: test-setup
 	FOREWARN_TEST_DATABASE_URL=$(FOREWARN_TEST_DATABASE_URL) $(PYTEST) -q -m db
 
-# The intake, alert fan-out and public pages benchmarks (bench/README.md), about 5 minutes: each
+# The intake, alert fan-out and public pages benchmarks (bench/README.md), about 3 minutes: each
 # prints its numbers and records its headline figures; bench/results.py writes them as one table
 # to bench/results.md and README.md. Asserts nothing: fails only if a benchmark could not run
 # (after the others have run and the table of what was measured is written).

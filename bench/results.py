@@ -41,6 +41,8 @@ def load(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def number(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
