@@ -100,9 +100,16 @@ def _erase_keys(keys: list[int]) -> int:
 class Erased:
     label: str
     counts: dict
+    credits_to_edit: tuple[str, ...] = ()  # tracking ids whose credits text still names them
 
     def line(self) -> str:
-        return f"{self.label}: " + ", ".join(f"{n} {what}" for what, n in self.counts.items())
+        said = f"{self.label}: " + ", ".join(f"{n} {what}" for what, n in self.counts.items())
+        if self.credits_to_edit:
+            said += (
+                f"; the credits of {', '.join(self.credits_to_edit)} still name them: "
+                "edit them on the workspace page"
+            )
+        return said
 
 
 def erase_registrant(registrant_id: int | str, actor_label: str, at: datetime) -> Erased:
@@ -178,13 +185,21 @@ def erase_reporter(address: str, actor_label: str, at: datetime) -> Erased:
                 Correspondence.direction == "in",
             )
         )
+        # The team wrote the credits by hand: a person must judge them, so they are named.
+        credits_to_edit = tuple(
+            v.tracking_id for v in vulns if _names(v.credits, v.reporter_name, address)
+        )
         texts = retention.purge_correspondence([c.id for c in incoming], at)
         messages = sorted(
             set(messages) | {c.message_id for c in incoming if c.message_id is not None}
         )
         if vulns:
             Vulnerability.update(
-                reporter_email="", reporter_name="", reporter_key=None, updated_at=at
+                reporter_email="",
+                reporter_name="",
+                reporter_key=None,
+                credit_reporter=False,
+                updated_at=at,
             ).where(Vulnerability.id.in_([v.id for v in vulns])).execute()
         counts = {
             "vulnerabilities": len(vulns),
@@ -194,4 +209,10 @@ def erase_reporter(address: str, actor_label: str, at: datetime) -> Erased:
             "deliveries": _scrub_deliveries(address, ERASED, at),
         }
         audit.record(None, "reporter.erase", at, target="", details=counts, actor_label=actor_label)
-    return Erased("erased reporter", counts)
+    return Erased("erased reporter", counts, credits_to_edit)
+
+
+def _names(text: str, name: str, address: str) -> bool:
+    """Whether free text mentions the person by name or address."""
+    text = (text or "").lower()
+    return any(part and part in text for part in ((name or "").strip().lower(), address))

@@ -179,6 +179,29 @@ def test_reporter_erase_removes_them_from_every_vulnerability(db, clock):
     assert json.loads(event.details)["vulnerabilities"] == 2
     assert "rita" not in (event.details + event.target).lower()
     assert erased.line().startswith("erased reporter: 2 vulnerabilities")
+    assert erased.credits_to_edit == ()
+
+
+def test_reporter_erase_stops_crediting_them_and_names_credits_that_still_do(db, clock):
+    first, second, third = (reported(n, clock) for n in (1, 2, 3))
+    Vulnerability.update(credits="Found by RITA REPORTER of Example Labs").where(
+        Vulnerability.id == first.id
+    ).execute()
+    Vulnerability.update(credits=f"Thanks to {REPORTER}").where(
+        Vulnerability.id == third.id
+    ).execute()
+
+    erased = erasure.erase_reporter(REPORTER, "cli:test", clock.at)
+
+    assert erased.credits_to_edit == ("SEC-1", "SEC-3")
+    assert erased.line().endswith(
+        "; the credits of SEC-1, SEC-3 still name them: edit them on the workspace page"
+    )
+    assert "\n" not in erased.line()
+    for v in (first, second, third):
+        assert not Vulnerability.get_by_id(v.id).credit_reporter
+    event = AuditEvent.select().where(AuditEvent.action == "reporter.erase").get()
+    assert "rita" not in event.details.lower()
 
 
 def test_unknown_ids_and_addresses_are_refused(db, clock):
