@@ -175,6 +175,10 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         from app import key_rotation
 
         return Text(*key_rotation.mail_text(delivery, payload, common, settings, at))
+    if delivery.kind in ("key-compromise", "key-compromise-reporter"):
+        from app import key_rotation
+
+        return Text(*key_rotation.compromise_mail_text(delivery, payload, common, settings, at))
     if delivery.kind in ("key-expiry", "reconfirm", "registry-admin"):
         from app import renewal
 

@@ -125,6 +125,30 @@ def inspect_certificate(data: bytes | str, at: datetime) -> Certificate:
     )
 
 
+def require_revoked(data: bytes | str, fingerprint: str) -> None:
+    """That data is the public key `fingerprint` (and no other key) carrying a revocation of
+    its primary key that gpg accepts; else a CertificateError saying, in a few words, what it
+    is instead. A bare revocation signature (gpg's .rev file) is no key, so it is refused."""
+    data = _as_bytes(data)
+    try:
+        found = packets.packets(packets.dearmor(data) if packets.BEGIN.search(data) else data)
+    except CertificateError:
+        raise CertificateError("it is not an OpenPGP public key") from None
+    primaries = [raw for tag, raw in found if tag == 6]
+    if len(primaries) != 1:
+        raise CertificateError(f"it holds {len(primaries)} keys, not the key {fingerprint} alone")
+    with scratch_gpg() as gpg:
+        gpg.import_keys(b"".join(raw for _, raw in found))
+        listed = gpg.list_keys()
+    if len(listed) != 1:
+        raise CertificateError("gpg could not import it (damaged, or no valid self-signature)")
+    key = listed[0]
+    if key["fingerprint"] != fingerprint:
+        raise CertificateError(f"it is the key {key['fingerprint']}, not {fingerprint}")
+    if key.get("trust") != "r":
+        raise CertificateError(f"the key {fingerprint} in it carries no revocation")
+
+
 def autocrypt_keydata(header: str, from_address: str | None) -> bytes:
     """The key in an Autocrypt header (autocrypt.org, level 1) of the sender's own address."""
     attributes = dict(item.strip().split("=", 1) for item in header.split(";") if "=" in item)

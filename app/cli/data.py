@@ -1,5 +1,6 @@
 """Keys and data over time: `forewarn key renew`, `forewarn key announce-rotation`,
-`forewarn purge-due`, `forewarn registrants erase ID`, `forewarn reporters erase ADDRESS`."""
+`forewarn key announce-compromise`, `forewarn purge-due`, `forewarn registrants erase ID`,
+`forewarn reporters erase ADDRESS`."""
 
 import click
 
@@ -72,6 +73,55 @@ def key_announce_rotation(old: str, new: str, dry_run: bool) -> None:
         keyring.stop_agent()
     announcement = key_rotation.announce(
         old, new, current, certified, _label(), clock.now(), dry_run=dry_run
+    )
+    click.echo(announcement.line())
+
+
+@key.command(
+    "announce-compromise",
+    help="After a compromise of the service key, tell every approved, subscribed registrant "
+    "and each reporter of an open vulnerability: one signed mail each with the old key's "
+    "revocation attached, once per --old/--new pair (docs/keys.md, 3.6). Run it after the new "
+    "key is imported.",
+)
+@click.option("--old", required=True, metavar="FPR", help="the compromised key's fingerprint")
+@click.option("--new", required=True, metavar="FPR", help="the new service key's fingerprint")
+@click.option(
+    "--revocation",
+    required=True,
+    type=click.File("rb"),
+    metavar="FILE",
+    help="the old public key carrying its revocation, ASCII-armored (docs/keys.md, 3.2)",
+)
+@click.option(
+    "--since",
+    metavar="DATE",
+    help="from when mail signed by the old key must not be trusted (2026-11-20 or "
+    "2026-11-20T14:00Z; UTC) [default: now]",
+)
+@click.option("--dry-run", is_flag=True, help="only print how many people would be told")
+def key_announce_compromise(old: str, new: str, revocation, since: str | None, dry_run: bool):
+    from datetime import time
+
+    from app import embargo, key_rotation
+
+    settings = _settings()
+    runtime.open_current_db(settings)
+    keyring = runtime.service_keyring(settings)
+    try:
+        current = keyring.fingerprint()
+    finally:
+        keyring.stop_agent()
+    announcement = key_rotation.announce_compromise(
+        old,
+        new,
+        current,
+        revocation.read(),
+        revocation.name,
+        embargo.parse_instant(since, time(0, 0)) if since else None,
+        _label(),
+        clock.now(),
+        dry_run=dry_run,
     )
     click.echo(announcement.line())
 
