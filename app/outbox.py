@@ -134,6 +134,10 @@ def _deliver(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, tr
 
 # Mail to registrants about advisories: VERP envelope sender and one-click unsubscribe.
 REGISTRANT_KINDS = ("alert", "alert-missed", "alert-embargo", "embargo-lifted", "key-rotation")
+REGISTRANT_KINDS += ("key-compromise",)
+# Files travel only inside encrypted mail (patches are embargoed), except where they are public:
+# the revoked service key that a compromise notice carries.
+PUBLIC_ATTACHMENTS = ("key-compromise", "key-compromise-reporter")
 
 
 def envelope_sender(delivery: Delivery, settings: Settings) -> str:
@@ -203,7 +207,9 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
         auto_submitted=_AUTO_SUBMITTED.get(delivery.kind, "auto-generated"),
         extra_headers=_list_headers(delivery, settings),
         date=at,
-        attachments=text.attachments if text.certificate is not None else (),
+        attachments=text.attachments
+        if text.certificate is not None or delivery.kind in PUBLIC_ATTACHMENTS
+        else (),
     )
     if text.unsigned:  # the service key has expired and cannot sign (app/service_key.py)
         return unsigned(outgoing)

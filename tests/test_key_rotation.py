@@ -362,21 +362,12 @@ def test_the_letter_carries_the_revocation_byte_for_byte(
         assert attachment.content_type == "application/pgp-keys"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/outbox.compose drops Text.attachments of mail that is signed but not "
-    "encrypted (attachments=... if text.certificate is not None else ())",
-)
 def test_the_signed_message_carries_the_revocation_byte_for_byte(compromise_mail, old_compromised):
     for _delivery, raw in compromise_mail.values():
         _body, files = signed_content(raw)
         assert files == {f"revocation-{old_compromised.fingerprint}.asc": old_compromised.revoked}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/outbox.REGISTRANT_KINDS lacks key-compromise: no VERP, no List-Unsubscribe",
-)
 def test_the_registrant_compromise_notice_is_registrant_mail(compromise_mail, settings):
     delivery, raw = compromise_mail[key_rotation.COMPROMISE_KIND]
     assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}@")
