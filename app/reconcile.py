@@ -10,6 +10,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from app import inbound, lift, outbox, queue, reminders, renewal
+from app.config import Settings
 
 log = logging.getLogger("forewarn.reconcile")
 
@@ -83,19 +84,21 @@ def _pause(at: datetime) -> float:
     return min(PERIOD_SECONDS, max(1.0, (ends - at).total_seconds() + 0.5))
 
 
-def _keys_and_data(at: datetime) -> None:
+def _keys_and_data(at: datetime, settings: Settings) -> None:
     """The service key's expiry warnings (hourly) and retention (daily): each throttles itself,
     and a failure of one never stops the pass."""
     from app import retention, service_key
 
     for tick in (service_key.tick, retention.tick):
         try:
-            tick(at)
+            tick(at, settings)
         except Exception as exc:
             log.warning("%s failed: %s", tick.__module__, type(exc).__name__)
 
 
-def run_forever(connection: redis.Redis, database, now, stop: threading.Event) -> None:
+def run_forever(
+    connection: redis.Redis, database, now, stop: threading.Event, settings: Settings
+) -> None:
     """The worker's reconciler thread: one pass a minute (or when a lease ends) until stopped."""
     while not stop.is_set():
         pause = PERIOD_SECONDS
@@ -103,7 +106,7 @@ def run_forever(connection: redis.Redis, database, now, stop: threading.Event) -
             with database.connection_context():
                 reminders.queue_due(now())
                 renewal.queue_due(now())
-                _keys_and_data(now())
+                _keys_and_data(now(), settings)
                 count = run(connection, now())
                 pause = _pause(now())
             if count:

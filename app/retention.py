@@ -177,15 +177,13 @@ def purge_due(at: datetime, days: int, actor_label: str = "system") -> Purged:
     return purged
 
 
-def tick(at: datetime) -> Purged | None:
+def tick(at: datetime, settings) -> Purged | None:
     """The reconciler's call: purge_due() about once a day in this process (at start too)."""
     global _last_run
     if _last_run is not None and time.monotonic() - _last_run < RUN_EVERY_SECONDS:
         return None
     _last_run = time.monotonic()
-    from app.config import load_settings
-
-    purged = purge_due(at, load_settings().retention_days)
+    purged = purge_due(at, settings.retention_days)
     if purged.total:
         log.info("retention purged %s", purged.as_dict())
     return purged

@@ -109,16 +109,14 @@ def check(keyring, at: datetime) -> int:
     return queue_due(fingerprint, expires, at)
 
 
-def tick(at: datetime) -> int:
+def tick(at: datetime, settings) -> int:
     """The reconciler's call: check() at most once an hour in this process."""
     global _last_check
     if _last_check is not None and time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
         return 0
     _last_check = time.monotonic()
     from app import runtime
-    from app.config import load_settings
 
-    settings = load_settings()
     if not settings.gnupg_home.is_dir():  # no key here (yet): nothing to watch, nothing made
         return 0
     return check(runtime.service_keyring(settings), at)

@@ -87,7 +87,7 @@ def worker(settings: Settings) -> None:
     stop = threading.Event()
     reconciler = threading.Thread(
         target=reconcile.run_forever,
-        args=(queue.connect(url), database, clock.now, stop),
+        args=(queue.connect(url), database, clock.now, stop, settings),
         name="reconciler",
         daemon=True,
     )

@@ -137,13 +137,13 @@ def test_a_shorter_retention_purges_sooner(db, clock):
     assert state_of(v)[1] == [b""]
 
 
-def test_the_reconcilers_tick_runs_once_a_day(db, clock, monkeypatch):
+def test_the_reconcilers_tick_runs_once_a_day(db, clock, monkeypatch, env):
     monkeypatch.setattr(retention, "_last_run", None)
-    monkeypatch.setenv("FOREWARN_RETENTION_DAYS", "30")
+    settings = load_settings({**env, "FOREWARN_RETENTION_DAYS": "30"})
     vulnerability(1, clock.at - timedelta(days=31))
-    assert retention.tick(clock.at).vulnerabilities == 1
+    assert retention.tick(clock.at, settings).vulnerabilities == 1
     vulnerability(2, clock.at - timedelta(days=31))
-    assert retention.tick(clock.at) is None  # not yet a day since the last run
+    assert retention.tick(clock.at, settings) is None  # not yet a day since the last run
 
 
 def test_retention_days_setting(env):

@@ -155,13 +155,11 @@ def test_an_expired_key_cannot_sign_and_admins_are_told_once_per_expiry(
 
 
 def test_the_reconcilers_tick_logs_one_error_line_while_the_key_is_expired(
-    admins, clock, expired_keyring, env, monkeypatch, caplog
+    admins, clock, expired_keyring, settings, monkeypatch, caplog
 ):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setattr(service_key, "_last_check", None)
     with caplog.at_level(logging.ERROR, logger="forewarn.service_key"):
-        assert service_key.tick(clock.at) == 2
+        assert service_key.tick(clock.at, settings) == 2
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     line = record.getMessage()
     assert "\n" not in line
