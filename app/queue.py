@@ -30,9 +30,24 @@ def work_queue(connection: redis.Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue(connection: redis.Redis, function: str, *ids: int | str, job_id: str | None = None):
-    """Queue `function` (a dotted path) with ids as its only arguments."""
+def _only_ids(ids) -> None:
     for value in ids:
         if not isinstance(value, int | str):
             raise TypeError(f"jobs carry ids only, not {type(value).__name__}")
+
+
+def enqueue(connection: redis.Redis, function: str, *ids: int | str, job_id: str | None = None):
+    """Queue `function` (a dotted path) with ids as its only arguments."""
+    _only_ids(ids)
     return work_queue(connection).enqueue(function, *ids, job_id=job_id)
+
+
+def enqueue_each(connection: redis.Redis, function: str, jobs: list[tuple[int | str, str]]) -> int:
+    """Queue `function` once for each (id, job id), in one round trip to Redis (the intake's
+    writer queues a whole committed batch this way); returns how many."""
+    _only_ids(value for value, _ in jobs)
+    if jobs:
+        work_queue(connection).enqueue_many(
+            [Queue.prepare_data(function, (value,), job_id=job_id) for value, job_id in jobs]
+        )
+    return len(jobs)

@@ -46,21 +46,17 @@ def _waiting(connection: redis.Redis, job_id: str, in_queue: set[str]) -> bool:
 
 
 def _queue(connection: redis.Redis, function: str, prefix: str, ids) -> int:
-    queued = 0
     ids = list(ids)
     in_queue = set(queue.work_queue(connection).get_job_ids()) if ids else set()
-    for row_id in ids:
-        job_id = f"{prefix}-{row_id}"
-        if not _waiting(connection, job_id, in_queue):
-            queue.enqueue(connection, function, row_id, job_id=job_id)
-            queued += 1
-    return queued
+    jobs = [(row_id, f"{prefix}-{row_id}") for row_id in ids]
+    return queue.enqueue_each(
+        connection, function, [job for job in jobs if not _waiting(connection, job[1], in_queue)]
+    )
 
 
 def queue_new_inbound(connection: redis.Redis, message_ids: list[int]) -> None:
     """Messages just stored: nothing can be waiting for them yet, so no look first."""
-    for message_id in message_ids:
-        queue.enqueue(connection, PROCESS_INBOUND, message_id, job_id=f"inbound-{message_id}")
+    queue.enqueue_each(connection, PROCESS_INBOUND, [(m, f"inbound-{m}") for m in message_ids])
 
 
 def queue_due_deliveries(connection: redis.Redis, at: datetime) -> int:

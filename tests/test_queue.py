@@ -35,6 +35,37 @@ def test_jobs_are_stored_as_json(redis_conn):
     assert (instance, args, kwargs) == (None, [7], {})
 
 
+def test_a_batch_is_queued_in_a_fixed_number_of_round_trips_as_json_with_its_job_ids(redis_conn):
+    def round_trips(jobs) -> int:
+        """Connections taken from the pool while queueing (one per command or pipeline)."""
+        taken, original = [], redis_conn.connection_pool.get_connection
+
+        def counting(*args, **kwargs):
+            taken.append(1)
+            return original(*args, **kwargs)
+
+        redis_conn.connection_pool.get_connection = counting
+        try:
+            assert queue.enqueue_each(
+                redis_conn, "tests.jobs.record_sign_in_reminder", jobs
+            ) == len(jobs)
+        finally:
+            redis_conn.connection_pool.get_connection = original
+        return len(taken)
+
+    round_trips([(0, "inbound-0")])  # RQ asks Redis a few things once per connection
+    # Not one per message: the intake's writer queues a whole committed batch at once.
+    assert round_trips([(n, f"inbound-{n}") for n in range(1, 3)]) == round_trips(
+        [(n, f"inbound-{n}") for n in range(3, 43)]
+    )
+    assert queue.work_queue(redis_conn).get_job_ids() == [f"inbound-{n}" for n in range(43)]
+    stored = zlib.decompress(redis_conn.hget("rq:job:inbound-8", "data"))
+    assert json.loads(stored)[2] == [8]
+    with pytest.raises(TypeError, match="ids only"):
+        queue.enqueue_each(redis_conn, "tests.jobs.record_sign_in_reminder", [(object(), "x")])
+    assert queue.enqueue_each(redis_conn, "tests.jobs.record_sign_in_reminder", []) == 0
+
+
 def test_an_unreachable_redis_is_one_line_with_the_fix():
     from app.errors import OperatorError
 
