@@ -53,9 +53,20 @@ def redact_url(url: str) -> str:
 # A worker's writes (claims, sent marks, processing results) are all redone from the rows
 # before them if lost: its SQLite connections may skip the disk sync at each commit (WAL keeps
 # them safe from a crash of the process; only a power cut can lose the last ones, which the
-# reconciler then redoes). The intake and the portal always sync: a 250 and a person's action
-# must survive anything.
+# reconciler then redoes), and its PostgreSQL connections commit without waiting for the WAL
+# flush (synchronous_commit off: only a crash of the database server can lose the last ones,
+# never half of one). The intake and the portal always sync: a 250 and a person's action must
+# survive anything.
 WORKER_PRAGMAS = {**SQLITE_PRAGMAS, "synchronous": "normal"}
+
+
+class WorkerPostgresqlDatabase(peewee.PostgresqlDatabase):
+    """A worker's PostgreSQL connections: commits do not wait for the WAL flush (see above)."""
+
+    def _initialize_connection(self, conn):
+        super()._initialize_connection(conn)
+        with conn.cursor() as cursor:  # the connection is in autocommit mode: session-wide
+            cursor.execute("SET synchronous_commit TO off")
 
 
 def open_database(url: str, worker: bool = False, **connect_params) -> peewee.Database:
@@ -72,6 +83,8 @@ def open_database(url: str, worker: bool = False, **connect_params) -> peewee.Da
     else:
         url = url.replace("postgres://", "postgresql://", 1)
         db = db_url.connect(url, **connect_params)
+        if worker and type(db) is peewee.PostgresqlDatabase:
+            db = WorkerPostgresqlDatabase(db.database, **db.connect_params)
     database.initialize(db)
     try:
         db.connect(reuse_if_open=True)

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,6 +212,18 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
     return (int(fields[first]) + int(fields[first + 1])) / TICK
 
 
+def named_pids(name: bytes) -> list[int]:
+    """Processes whose program is called name (e.g. a local PostgreSQL server's)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_bytes().strip() == name:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def agent_pids(home: Path) -> list[int]:
     """gpg-agent processes serving a GnuPG home."""
     found = []
@@ -224,6 +237,20 @@ def agent_pids(home: Path) -> list[int]:
         if argv and argv[0].endswith(b"gpg-agent") and str(home).encode() in b" ".join(argv):
             found.append(int(name))
     return found
+
+
+def epoch(stamp) -> float:
+    """A UTC instant as stored (SQLite: ISO text; PostgreSQL: a datetime), in seconds."""
+    if isinstance(stamp, str):
+        stamp = datetime.fromisoformat(stamp)
+    return stamp.replace(tzinfo=UTC).timestamp()
+
+
+def pg_connect(url: str):
+    """A PostgreSQL connection (psycopg, as the app's own driver) in autocommit mode."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
 
 
 # -- the benchmark ----------------------------------------------------------------------------
@@ -243,8 +270,20 @@ class FanoutBench(Bench):
         self.sink_port = 0
         self.sample = self.folder / "sample.eml"
         self.peaks: dict[int, dict[str, int]] = {}  # N -> peak memory (KiB) of each kind
+        self.schema = ""  # with --database: the PostgreSQL schema of this run, dropped at the end
+        if args.database:
+            self.schema = f"fw_bench_{os.getpid()}_{int(time.time())}"
+            self.storage = f"PostgreSQL (schema {self.schema})"
+            with pg_connect(args.database) as db:
+                db.execute(f'CREATE SCHEMA "{self.schema}"')
+            separator = "&" if "?" in args.database else "?"
+            search_path = urllib.parse.quote(f"-csearch_path={self.schema}")
+            self.env["FOREWARN_DATABASE_URL"] = f"{args.database}{separator}options={search_path}"
 
     def query(self, sql: str, *params) -> list[tuple]:
+        if self.schema:
+            with pg_connect(self.env["FOREWARN_DATABASE_URL"]) as db:
+                return db.execute(sql.replace("?", "%s"), params).fetchall()
         database = self.instance / "forewarn.db"
         with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
             return db.execute(sql, params).fetchall()
@@ -287,6 +326,9 @@ class FanoutBench(Bench):
                 f"{counts['bytes'] / max(1, counts['messages']) / 1024:.1f} KiB each on average"
             )
         super().cleanup()
+        if self.schema and not self.args.keep:
+            with pg_connect(self.args.database) as db:
+                db.execute(f'DROP SCHEMA "{self.schema}" CASCADE')
 
     def register(self, count: int) -> None:
         """Registrants up to count, approved, through `forewarn registrants import --approve`:
@@ -345,6 +387,8 @@ class FanoutBench(Bench):
         others = {"sink": [self.procs.running["sink"].pid]}
         others["redis"] = [self.procs.running["redis"].pid]
         others["gpg-agent"] = agent_pids(self.instance / "gpg")
+        if self.schema:  # the server's processes (a local server's, on this machine's cores)
+            others["PostgreSQL"] = named_pids(b"postgres")
         before = {pid: cpu_seconds(pid) for pid in groups}
         before |= {-pid: cpu_seconds(pid, children=True) for pid in groups}
         before |= {pid: cpu_seconds(pid) for pids in others.values() for pid in pids}
@@ -431,8 +475,8 @@ class FanoutBench(Bench):
             version,
         )[0]
         if first and last:
-            first_s = datetime.fromisoformat(first).replace(tzinfo=UTC).timestamp() - started_epoch
-            last_s = datetime.fromisoformat(last).replace(tzinfo=UTC).timestamp() - started_epoch
+            first_s = epoch(first) - started_epoch
+            last_s = epoch(last) - started_epoch
             self.notes.append(
                 f"{workers} worker(s), N={count}: the first alert was sent {first_s:.1f} s after "
                 f"`alert send` started, the last {last_s:.1f} s after: "
@@ -572,7 +616,8 @@ class FanoutBench(Bench):
                 verdict,
             )
             self.figure(
-                f"alerts to N={self.registered}, {workers} worker{plural} vs gpg loop",
+                f"alerts to N={self.registered}, {workers} worker{plural} vs gpg loop"
+                + (", PostgreSQL" if self.schema else ""),
                 rate,
                 "alerts/s",
                 f">= {goal}",
@@ -638,6 +683,12 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=2000, help="bytes of advisory description")
     parser.add_argument("--baseline", type=int, default=0, help="baseline alerts (default N)")
     parser.add_argument("--stall", type=float, default=120, help="give up after s without progress")
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="PostgreSQL to run on instead of SQLite (a schema of its own, dropped at the end), "
+        "e.g. postgresql://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the folder (and its logs)")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sink-stats", type=Path, help=argparse.SUPPRESS)
