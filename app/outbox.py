@@ -12,7 +12,6 @@ import peewee
 
 from app import letters
 from app.config import Settings, dkim_private_key
-from app.db import write_transaction
 from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from keys.keyring import ServiceKeyring
 from mail import domainkeys
@@ -63,12 +62,15 @@ def next_lease_end(at: datetime) -> datetime | None:
 
 
 def _claim(delivery_id: int, at: datetime, lease: timedelta = LEASE) -> Delivery | None:
-    with write_transaction():
-        taken = (
-            Delivery.update(claimed_until=at + lease, attempts=Delivery.attempts + 1)
-            .where((Delivery.id == delivery_id) & _is_due(at))
-            .execute()
-        )
+    # One UPDATE, atomic on its own: SQLite takes the write lock as the statement starts, and
+    # PostgreSQL re-checks the WHERE on a row another worker just claimed, so of two workers
+    # only one changes it. No transaction around it: on PostgreSQL that would add two round
+    # trips (BEGIN, COMMIT) to every alert.
+    taken = (
+        Delivery.update(claimed_until=at + lease, attempts=Delivery.attempts + 1)
+        .where((Delivery.id == delivery_id) & _is_due(at))
+        .execute()
+    )
     if not taken:
         return None
     # With its advisory and vulnerability in the same query (every letter reads them).

@@ -2,6 +2,7 @@
 
 import json
 import mailbox
+import threading
 from datetime import timedelta
 
 import pytest
@@ -313,3 +314,31 @@ def test_a_batch_claims_only_what_is_due_and_sends_each_once(db, clock, settings
     finally:
         sink.stop()
     assert Delivery.get_by_id(later.id).state == "queued"
+
+
+def test_two_workers_claiming_the_same_delivery_at_once_never_both_get_it(db, clock):
+    """Each claim is one UPDATE on its own connection; of two racing for a due delivery, exactly
+    one gets it (SQLite: the write lock; PostgreSQL: the WHERE re-checked on the claimed row)."""
+    rows = [
+        Delivery.create(kind="unreadable", recipient=f"r{n}@example.org", created_at=clock.at)
+        for n in range(30)
+    ]
+    start = threading.Barrier(2)
+    won: dict[str, list[int]] = {"a": [], "b": []}
+
+    def worker(name: str) -> None:
+        with db.connection_context():  # a connection of this thread's own
+            for row in rows:
+                start.wait(timeout=30)
+                if outbox._claim(row.id, clock.at) is not None:
+                    won[name].append(row.id)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in won]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(won["a"] + won["b"]) == [row.id for row in rows]  # each once, none lost
+    assert not set(won["a"]) & set(won["b"])
+    assert {Delivery.get_by_id(row.id).attempts for row in rows} == {1}
