@@ -99,16 +99,12 @@ def announce(
         if dry_run:
             return Announcement(old, new, len(recipients), True, certified=certified)
         for registrant in recipients:
-            Delivery.create(
-                kind=KIND,
+            _queue(
+                KIND,
+                registrant.user.email,
+                {"registrant": registrant.id, "old": old, "new": new, "certified": certified},
+                at,
                 user=registrant.user,
-                recipient=registrant.user.email,
-                payload=json.dumps(
-                    {"registrant": registrant.id, "old": old, "new": new, "certified": certified},
-                    sort_keys=True,
-                ),
-                next_attempt_at=at,
-                created_at=at,
             )
         audit.record(
             None,
