@@ -38,7 +38,9 @@ def clean_name(name: str, fallback: str) -> str:
 def clean_type(content_type: str) -> str:
     """The sender's MIME type when it is one, else application/octet-stream."""
     found = (content_type or "").strip().lower()
-    return found if _MIME_TYPE.fullmatch(found) and len(found) <= 100 else "application/octet-stream"
+    if _MIME_TYPE.fullmatch(found) and len(found) <= 100:
+        return found
+    return "application/octet-stream"
 
 
 def keep(entry: Correspondence, attachments, at: datetime) -> list[ReceivedFile]:
@@ -49,10 +51,7 @@ def keep(entry: Correspondence, attachments, at: datetime) -> list[ReceivedFile]
     for n, attachment in enumerate(attachments, start=1):
         dropped = ""
         if attachment.data is None:
-            dropped = (
-                f"larger than the {_cap()} bytes kept per attachment: only its size and "
-                "sha256 are kept"
-            )
+            dropped = attachment.dropped or "its content could not be kept"
         kept.append(
             ReceivedFile.create(
                 correspondence=entry,
@@ -66,12 +65,6 @@ def keep(entry: Correspondence, attachments, at: datetime) -> list[ReceivedFile]
             )
         )
     return kept
-
-
-def _cap() -> int:
-    from mail.parse import MAX_ATTACHMENT_BYTES
-
-    return MAX_ATTACHMENT_BYTES
 
 
 def of_entry(entry: Correspondence) -> list[ReceivedFile]:
@@ -120,6 +113,21 @@ def by_id(v: Vulnerability, file_id: int) -> ReceivedFile | None:
         .where(Correspondence.vulnerability == v.id, ReceivedFile.id == file_id)
         .first()
     )
+
+
+MAIL_MAX_BYTES = 10 * 1024 * 1024  # the files one forward carries, together
+
+
+def for_mail(entry: Correspondence) -> list[ReceivedFile]:
+    """The files a forward to the team carries: those whose content is kept, in order, while
+    they fit in MAIL_MAX_BYTES together (the others are listed, to download)."""
+    carried, total = [], 0
+    for f in of_entry(entry):
+        if f.content is None or total + f.size > MAIL_MAX_BYTES:
+            continue
+        carried.append(f)
+        total += f.size
+    return carried
 
 
 def described(files: list[ReceivedFile]) -> list[dict]:
@@ -202,7 +210,10 @@ def purge(entry_ids: list[int], marker: str) -> int:
         chunk = entry_ids[start : start + 500]
         count += (
             ReceivedFile.update(name=marker, content=None, dropped=marker)
-            .where(ReceivedFile.correspondence.in_(chunk), ~ReceivedFile.dropped.startswith("[purged "))
+            .where(
+                ReceivedFile.correspondence.in_(chunk),
+                ~ReceivedFile.dropped.startswith("[purged "),
+            )
             .execute()
         )
     return count

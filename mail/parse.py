@@ -44,6 +44,7 @@ class Attachment:
     sha256: str
     data: bytes | None  # None when it was over the size cap
     decrypted: bool = False  # it arrived encrypted (alone, or inside an encrypted message)
+    dropped: str = ""  # why data is None, for people
 
 
 @dataclass
@@ -263,15 +264,18 @@ class _Walk:
         result = self.result
         name = filename or f"attachment-{len(result.attachments) + 1}"
         kept = data if len(data) <= self.max_attachment_bytes else None
+        dropped = ""
         if kept is None:
+            dropped = f"larger than {self.max_attachment_bytes} bytes, the limit per attachment"
             result.problems.append(
-                f"attachment {name} is larger than {self.max_attachment_bytes} bytes: "
-                "its content was dropped (its sha256 is kept)"
+                f"attachment {name} is {dropped}: its content was dropped (its sha256 is kept)"
             )
         if plain and not decrypted and ctype not in _NOT_CONTENT:
             self._unencrypted(f"the attachment {name}")
         digest = hashlib.sha256(data).hexdigest()
-        result.attachments.append(Attachment(name, ctype, len(data), digest, kept, decrypted))
+        result.attachments.append(
+            Attachment(name, ctype, len(data), digest, kept, decrypted, dropped)
+        )
 
     def _unencrypted(self, what: str) -> None:
         self.plain_content = True

@@ -71,9 +71,7 @@ class ReceivedFile(BaseModel):
     """A file attached to an inbound message, as the reporter meant it (decrypted when it
     arrived encrypted). Not called Attachment: mail.parse and mail.compose have theirs."""
 
-    correspondence = peewee.ForeignKeyField(
-        Correspondence, backref="files", on_delete="CASCADE"
-    )
+    correspondence = peewee.ForeignKeyField(Correspondence, backref="files", on_delete="CASCADE")
     name = peewee.CharField(max_length=255)
     content_type = peewee.CharField(default="application/octet-stream")
     size = peewee.IntegerField()
