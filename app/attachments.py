@@ -130,6 +130,14 @@ def for_mail(entry: Correspondence) -> list[ReceivedFile]:
     return carried
 
 
+def mail_type(f: ReceivedFile) -> str:
+    """The type a file travels as in a forward: base64 bytes, so never message/* or multipart/*
+    (RFC 2046 allows neither to be base64-encoded; clients would misread them)."""
+    if f.content_type.startswith(("message/", "multipart/")):
+        return "application/octet-stream"
+    return f.content_type
+
+
 def described(files: list[ReceivedFile]) -> list[dict]:
     """What `vulns show --json` lists of each file (../shared/CONTRACT.md)."""
     return [

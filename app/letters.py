@@ -290,7 +290,9 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
                     **context,
                 ),
                 key,
-                tuple(Attachment(f.name, bytes(f.content), f.content_type) for f in carried),
+                tuple(
+                    Attachment(f.name, bytes(f.content), attachments.mail_type(f)) for f in carried
+                ),
             )
         # Without a key: the signed notice alone, never the files nor their names.
         return Text(neutral, neutral, mailtext.render("team-notice", **context), None)

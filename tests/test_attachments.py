@@ -358,3 +358,26 @@ def test_erasing_a_reporter_erases_their_files(db, keyring, settings, clock):
     assert erased.content is None and "rita" not in erased.name
     [entry] = vulns.details(Vulnerability.get())["correspondence"]
     assert all("rita" not in f["name"] for f in entry["attachments"])
+
+
+def test_a_forwarded_message_travels_in_the_team_forward_as_bytes(flow, relay, tess, tmp_path):
+    """RFC 2046: message/rfc822 may not be base64-encoded, so the forward carries it as bytes."""
+    forwarded = b"From: someone@example.net\r\nSubject: crash log\r\n\r\nSegfault at 0x0.\r\n"
+    body = mc.multipart(
+        "mixed",
+        [
+            mc.text_part("Forwarding what I got."),
+            mc.entity([("Content-Type", "message/rfc822")], forwarded),
+        ],
+        "fw",
+    )
+    flow.report(mc.message(body))
+    [received] = ReceivedFile.select()
+    assert (received.name, received.content_type) == ("forwarded-message.eml", "message/rfc822")
+    inner = open_forward(
+        forward_to(relay, "tess@example.org"), tess, "sqop", tmp_path / "service.asc", tmp_path
+    )
+    _text, eml = inner.get_payload()
+    assert eml.get_content_type() == "application/octet-stream"
+    assert eml.get_filename() == "forwarded-message.eml"
+    assert eml.get_payload(decode=True) == bytes(received.content)
