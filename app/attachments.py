@@ -67,15 +67,34 @@ def keep(entry: Correspondence, attachments, at: datetime) -> list[ReceivedFile]
     return kept
 
 
+def _listed():
+    """Files without their content (which may be megabytes each): `kept` says whether it is
+    there; _contents() fetches it where it is needed."""
+    columns = [f for f in ReceivedFile._meta.sorted_fields if f is not ReceivedFile.content]
+    return ReceivedFile.select(*columns, ReceivedFile.content.is_null(False).alias("kept"))
+
+
+def _contents(files: list[ReceivedFile]) -> dict[int, bytes]:
+    ids = [f.id for f in files]
+    if not ids:
+        return {}
+    query = ReceivedFile.select(ReceivedFile.id, ReceivedFile.content).where(
+        ReceivedFile.id.in_(ids), ReceivedFile.content.is_null(False)
+    )
+    return {row.id: bytes(row.content) for row in query}
+
+
 def of_entry(entry: Correspondence) -> list[ReceivedFile]:
-    return list(entry.files.order_by(ReceivedFile.id))
+    """An entry's files, in arrival order, without their content (see _listed)."""
+    return list(_listed().where(ReceivedFile.correspondence == entry.id).order_by(ReceivedFile.id))
 
 
 def of_vulnerability(v: Vulnerability) -> dict[int, list[ReceivedFile]]:
-    """Every file of v's correspondence, by entry id, in arrival order (one query)."""
+    """Every file of v's correspondence, by entry id, in arrival order, without their content
+    (one query)."""
     found: dict[int, list[ReceivedFile]] = {}
     query = (
-        ReceivedFile.select()
+        _listed()
         .join(Correspondence)
         .where(Correspondence.vulnerability == v.id)
         .order_by(ReceivedFile.id)
@@ -118,16 +137,17 @@ def by_id(v: Vulnerability, file_id: int) -> ReceivedFile | None:
 MAIL_MAX_BYTES = 10 * 1024 * 1024  # the files one forward carries, together
 
 
-def for_mail(entry: Correspondence) -> list[ReceivedFile]:
-    """The files a forward to the team carries: those whose content is kept, in order, while
-    they fit in MAIL_MAX_BYTES together (the others are listed, to download)."""
-    carried, total = [], 0
-    for f in of_entry(entry):
-        if f.content is None or total + f.size > MAIL_MAX_BYTES:
+def for_mail(files: list[ReceivedFile]) -> list[tuple[ReceivedFile, bytes]]:
+    """The files a forward to the team carries, with their bytes: those whose content is kept,
+    in order, while they fit in MAIL_MAX_BYTES together (the others are listed, to download)."""
+    chosen, total = [], 0
+    for f in files:
+        if not f.kept or total + f.size > MAIL_MAX_BYTES:
             continue
-        carried.append(f)
+        chosen.append(f)
         total += f.size
-    return carried
+    contents = _contents(chosen)
+    return [(f, contents[f.id]) for f in chosen if f.id in contents]
 
 
 def mail_type(f: ReceivedFile) -> str:
@@ -157,7 +177,9 @@ def report_text(entry: Correspondence, files: list[ReceivedFile]) -> list[ShownT
     """The attachments that are clearly the report, as text to show in the thread: decrypted
     text files that are a .txt or .md, or the only text file of a message without text of its
     own (a plain cover note with report.txt.gpg, or an encrypted message holding one file)."""
-    texts = [(f, _text(f)) for f in files if f.encrypted and f.content is not None]
+    candidates = [f for f in files if f.encrypted and f.kept and _may_be_text(f)]
+    contents = _contents(candidates)
+    texts = [(f, _text(contents[f.id])) for f in candidates if f.id in contents]
     texts = [(f, text) for f, text in texts if text is not None]
     shown = []
     for f, text in texts:
@@ -168,13 +190,14 @@ def report_text(entry: Correspondence, files: list[ReceivedFile]) -> list[ShownT
     return shown
 
 
-def _text(f: ReceivedFile) -> str | None:
-    """The file as UTF-8 text, or None when it is not text."""
-    is_text = f.content_type.startswith("text/") or f.name.lower().endswith(_TEXT_SUFFIXES)
-    if not is_text:
-        return None
+def _may_be_text(f: ReceivedFile) -> bool:
+    return f.content_type.startswith("text/") or f.name.lower().endswith(_TEXT_SUFFIXES)
+
+
+def _text(content: bytes) -> str | None:
+    """The bytes as UTF-8 text, or None when they are not text."""
     try:
-        text = bytes(f.content).decode("utf-8")
+        text = content.decode("utf-8")
     except UnicodeDecodeError:
         return None
     return None if "\x00" in text else text.replace("\r\n", "\n")

@@ -277,21 +277,22 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         neutral = f"[{v.tracking_id}] {'New report' if first else 'Reply'}"
         if key is not None:
             # The reporter's files travel inside the encryption, to this member's key alone.
-            files, carried = attachments.of_entry(entry), attachments.for_mail(entry)
+            files = attachments.of_entry(entry)
+            carried = attachments.for_mail(files)
             return Text(
                 f"[{v.tracking_id}] {entry.subject}",
                 neutral,
                 mailtext.render(
                     "team-forward",
                     files=files,
-                    carried={f.id for f in carried},
+                    carried={f.id for f, _ in carried},
                     shown=attachments.report_text(entry, files),
                     unencrypted=attachments.unencrypted_parts(entry),
                     **context,
                 ),
                 key,
                 tuple(
-                    Attachment(f.name, bytes(f.content), attachments.mail_type(f)) for f in carried
+                    Attachment(f.name, content, attachments.mail_type(f)) for f, content in carried
                 ),
             )
         # Without a key: the signed notice alone, never the files nor their names.

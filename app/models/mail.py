@@ -63,7 +63,7 @@ class Correspondence(BaseModel):
     encrypted = peewee.BooleanField(default=False)  # any of its content arrived encrypted
     signer_fingerprint = peewee.CharField(null=True)
     # JSON list: the parts of an inbound message that arrived without encryption ("the text",
-    # "the attachment poc.py", ...); empty when everything was encrypted (or nothing was).
+    # "the attachment poc.py", ...); empty when all of it arrived encrypted.
     unencrypted_parts = peewee.TextField(default="[]")
 
 
