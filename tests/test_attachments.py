@@ -160,6 +160,10 @@ def test_attachments_of_an_encrypted_report_are_kept_listed_downloadable_and_for
     assert entry["encrypted"] is True and entry["unencrypted_parts"] == []
     assert entry["attached_text"] == []  # the cover text is the report here
 
+    text = cli(env, "vulns", "show", tid).stdout.decode()
+    sha = hashlib.sha256(POC).hexdigest()
+    assert f"attachment: poc.py (text/x-python, {len(POC)} bytes) sha256 {sha}" in text
+
     # vulns attachment: the exact bytes on stdout; a one-line error otherwise.
     for name, _, data in FILES:
         got = cli(env, "vulns", "attachment", tid, hashlib.sha256(data).hexdigest())
@@ -269,7 +273,7 @@ def _process(raw, keyring, settings, at):
 
 
 def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
-    db, keyring, settings, clock, env
+    db, keyring, settings, clock, env, client, auth, tess
 ):
     from app import attachments
     from mail.parse import parse as parse_mail
@@ -293,6 +297,10 @@ def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
             "reason": "larger than 200000 bytes, the limit per attachment",
         }
     ]
+    page = signed_in_team(client, auth).get(f"/team/vulnerabilities/{v.tracking_id}")
+    html = page.get_data(as_text=True)
+    assert "crash.dmp<br><em>not kept: larger than 200000 bytes" in html
+    assert hashlib.sha256(CRASH_DUMP).hexdigest() in html and "/attachments/" not in html
     refused = cli(env, "vulns", "attachment", v.tracking_id, hashlib.sha256(CRASH_DUMP).hexdigest())
     assert refused.returncode == 1
     assert refused.stderr.decode() == (
