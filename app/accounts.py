@@ -62,6 +62,10 @@ class SecondFactorNeeded(Refused):
     pass
 
 
+class WrongCode(LoginFailed):
+    """The password was right, the authenticator code was not (or was used before)."""
+
+
 def authenticate(
     email: str, password: str, code: str, at: datetime, require_2fa: bool, source: str = ""
 ) -> User:
@@ -101,9 +105,7 @@ def _check_credentials(email, password, code, at, require_2fa) -> User:
             (User.totp_last_step.is_null()) | (User.totp_last_step < (step or 0)),
         )
         if step is None or used.execute() != 1:
-            raise LoginFailed(
-                "That authenticator code is wrong or already used; enter the next one."
-            )
+            raise WrongCode("That authenticator code is wrong or already used; enter the next one.")
     elif require_2fa and user.role in TEAM_ROLES:
         raise LoginFailed(
             "Two-factor authentication is required for this account: "
