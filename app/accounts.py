@@ -115,6 +115,22 @@ def _check_credentials(email, password, code, at, require_2fa) -> User:
     return user
 
 
+def reauthenticate(user: User, password: str, at: datetime, why: str, source: str = "") -> None:
+    """Refused unless password is the account's own: asked again before a change that would
+    let whoever holds a session keep the account (an authenticator). Failures are audited."""
+    current = User.get_or_none(User.id == user.id, User.active == True)  # noqa: E712
+    stored = current.password_hash if current is not None else None
+    if not passwords.check_password(stored, password) or current is None:
+        audit.record(
+            user,
+            "auth.reauth_failed",
+            at,
+            target=user.email,
+            details={"source": source, "for": why},
+        )
+        raise LoginFailed("That is not your password.")
+
+
 def end_sessions(user: User) -> None:
     """Sign the account out everywhere: every session and remember-me cookie stops working."""
     User.update(session_token=new_session_token()).where(User.id == user.id).execute()
