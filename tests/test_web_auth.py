@@ -1,5 +1,6 @@
 """Signing in to the portal: the login page, sessions, CSRF, rate limits, next=, TOTP, outages."""
 
+import hashlib
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -8,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app import accounts, ratelimit, totp
+from app import accounts, passwords, ratelimit, totp
 from app.config import load_settings
 from app.models import User
 from app.web import create_app
@@ -347,6 +348,46 @@ def test_next_only_follows_same_site_paths(client, admin_user, target, destinati
     # Resolved the way a browser does (WHATWG: "\" is "/", tabs and newlines are dropped).
     as_browser = re.sub(r"[\t\n\r]", "", location).replace("\\", "/")
     assert urlsplit(urljoin("http://localhost/login", as_browser)).netloc == "localhost"
+
+
+def test_a_sign_in_costs_the_same_hash_whether_the_account_exists_or_has_a_password(
+    app, admin_user, clock, monkeypatch
+):
+    """Unknown addresses, accounts an admin added (no password until a reset link) and erased
+    accounts answered in 6 ms, the others in about 100: the same scrypt run now, every time."""
+    for email, stored in (("added@maker.example", "!unset:0123abcd"), ("gone@x.example", "!")):
+        User.create(
+            email=email,
+            password_hash=stored,
+            role="registrant",
+            session_token=accounts.new_session_token(),
+            created_at=clock.at,
+        )
+    runs = []
+    real = hashlib.scrypt
+
+    def counted(password, **parameters):
+        runs.append({name: parameters[name] for name in ("n", "r", "p")})
+        return real(password, **parameters)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    answers = {}
+    emails = (admin_user.email, "added@maker.example", "gone@x.example", "nobody@example.org")
+    for number, email in enumerate(emails):
+        runs.clear()
+        response = sign_in(
+            app.test_client(),
+            email,
+            "not the password",
+            environ_base={"REMOTE_ADDR": f"192.0.2.{number + 1}"},
+        )
+        answers[email] = (response.status_code, messages(response), list(runs))
+
+    known = answers[admin_user.email]
+    assert known == (401, [WRONG_CREDENTIALS], [{"n": 2**15, "r": 8, "p": 1}])
+    assert passwords.hash_password("x").startswith("scrypt$32768$8$1$")  # what accounts store
+    for email in emails[1:]:
+        assert answers[email] == known, email
 
 
 # -- who stays signed in -----------------------------------------------------------------------
