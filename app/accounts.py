@@ -62,6 +62,10 @@ class SecondFactorNeeded(Refused):
     pass
 
 
+class WrongCode(LoginFailed):
+    """The password was right, the authenticator code was not (or was used before)."""
+
+
 def authenticate(
     email: str, password: str, code: str, at: datetime, require_2fa: bool, source: str = ""
 ) -> User:
@@ -101,9 +105,7 @@ def _check_credentials(email, password, code, at, require_2fa) -> User:
             (User.totp_last_step.is_null()) | (User.totp_last_step < (step or 0)),
         )
         if step is None or used.execute() != 1:
-            raise LoginFailed(
-                "That authenticator code is wrong or already used; enter the next one."
-            )
+            raise WrongCode("That authenticator code is wrong or already used; enter the next one.")
     elif require_2fa and user.role in TEAM_ROLES:
         raise LoginFailed(
             "Two-factor authentication is required for this account: "
@@ -111,6 +113,22 @@ def _check_credentials(email, password, code, at, require_2fa) -> User:
         )
     User.update(last_login_at=at).where(User.id == user.id).execute()
     return user
+
+
+def reauthenticate(user: User, password: str, at: datetime, why: str, source: str = "") -> None:
+    """Refused unless password is the account's own: asked again before a change that would
+    let whoever holds a session keep the account (an authenticator). Failures are audited."""
+    current = User.get_or_none(User.id == user.id, User.active == True)  # noqa: E712
+    stored = current.password_hash if current is not None else None
+    if not passwords.check_password(stored, password) or current is None:
+        audit.record(
+            user,
+            "auth.reauth_failed",
+            at,
+            target=user.email,
+            details={"source": source, "for": why},
+        )
+        raise LoginFailed("That is not your password.")
 
 
 def end_sessions(user: User) -> None:

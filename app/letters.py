@@ -164,6 +164,23 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         )
         subject = "Reset your password"
         return Text(subject, subject, body, key)
+    if delivery.kind == "sign-up-attempt":  # app.registry.apply: the address has an account
+        from app.models import Registrant
+
+        user = delivery.user
+        registrant = Registrant.get_or_none(Registrant.user == user)
+        key = usable_key(registrant.key) if registrant is not None else member_key(user)
+        body = mailtext.render(
+            "sign-up-attempt",
+            email=user.email,
+            at=datetime.fromisoformat(payload["at"]),
+            login=f"{settings.base_url}/login",
+            forgot=f"{settings.base_url}/login/forgot",
+            project=settings.product or "project",
+            **common,
+        )
+        subject = "Someone tried to register with your address"
+        return Text(subject, subject, body, key)
     if delivery.kind == "service-key-expiry":
         from app import service_key
 

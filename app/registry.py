@@ -73,8 +73,8 @@ def _inspect(key: bytes, email: str, at: datetime, allow_other_uid: bool = False
     return certificate
 
 
-def sign_up(form: SignUp, at: datetime) -> Registrant:
-    """A new registrant, unverified until they open the link sent encrypted to their key."""
+def _checked_address(form: SignUp) -> str:
+    """The sign-up's address, once every field but the key passes the rules (else Refused)."""
     email = form.email.strip().lower()
     if not _EMAIL.match(email):
         raise Refused(f"{form.email!r} is not an email address")
@@ -88,6 +88,15 @@ def sign_up(form: SignUp, at: datetime) -> Registrant:
         )
     if not form.agrees_to_policy:
         raise Refused("Registrants must agree to the embargo policy")
+    return email
+
+
+def sign_up(form: SignUp, at: datetime) -> Registrant:
+    """A new registrant, unverified until they open the link sent encrypted to their key.
+
+    Refused when the address has an account: for people who may know that (admins, tests).
+    The public form uses apply(), whose answer does not tell."""
+    email = _checked_address(form)
     if User.select().where(User.email == email).exists():
         raise Refused(f"An account for {email} already exists: sign in, or reset your password")
     certificate = _inspect(form.key, email, at)
@@ -97,6 +106,61 @@ def sign_up(form: SignUp, at: datetime) -> Registrant:
         raise Refused(
             f"An account for {email} already exists: sign in, or reset your password"
         ) from None
+
+
+@dataclass(frozen=True)
+class Application:
+    """What the applicant is told: the same whether or not their address had an account."""
+
+    email: str
+    fingerprint: str
+
+
+# An account's owner hears of sign-ups with their address at most this often.
+ATTEMPT_NOTICE_EVERY = timedelta(hours=24)
+
+
+def apply(form: SignUp, at: datetime) -> Application:
+    """The public sign-up. For an address that has an account nothing is created; its owner
+    is mailed that someone tried (the account's own key, never the one given here), and the
+    answer, and the work done (the key inspected, the password hashed), are those of a new
+    sign-up: the form does not tell which addresses have accounts."""
+    email = _checked_address(form)
+    certificate = _inspect(form.key, email, at)
+    answer = Application(email, certificate.fingerprint)
+    if not User.select().where(User.email == email).exists():
+        try:
+            _create_registrant(form, email, certificate, at)
+            return answer
+        except peewee.IntegrityError:  # the same address signed up at the same moment
+            pass
+    else:
+        passwords.hash_password(form.password)  # what creating the account would have cost
+    _tell_owner_of_attempt(email, at)
+    return answer
+
+
+def _tell_owner_of_attempt(email: str, at: datetime) -> None:
+    with write_transaction():
+        owner = User.get_or_none(User.email == email, User.active == True)  # noqa: E712
+        if owner is None:
+            return
+        audit.record(None, "registry.sign_up_existing", at, target=email, actor_label="anonymous")
+        recent = Delivery.select().where(
+            Delivery.kind == "sign-up-attempt",
+            Delivery.user == owner,
+            Delivery.created_at > at - ATTEMPT_NOTICE_EVERY,
+        )
+        if recent.exists():
+            return
+        Delivery.create(
+            kind="sign-up-attempt",
+            user=owner,
+            recipient=owner.email,
+            payload=json.dumps({"at": at.isoformat()}),
+            next_attempt_at=at,
+            created_at=at,
+        )
 
 
 def _create_registrant(form: SignUp, email: str, certificate: Certificate, at) -> Registrant:

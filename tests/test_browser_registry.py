@@ -108,8 +108,9 @@ def test_a_product_maker_signs_up_confirms_and_is_approved_in_chromium(  # noqa:
             with page.expect_navigation():
                 page.get_by_role("button", name="Register", exact=True).click()
             expect(page.locator(".next-step")).to_have_text(
-                f"We sent a link to {MAKER}, encrypted to your key {maker.fingerprint}. Decrypt it "
-                "and open it within 48 hours; then an admin reviews your application."
+                f"We sent a mail to {MAKER}. For a new registration it holds a link encrypted to "
+                f"your key {maker.fingerprint}. Decrypt it and open it within 48 hours; then an "
+                "admin reviews your application."
             )
 
             send_the_proof(env)

@@ -17,6 +17,7 @@ from tests.conftest import PASSWORD, Auth, csrf_token
 RFC_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # base32 of the ASCII seed "12345678901234567890"
 MESSAGE = re.compile(r'<p class="message (\w+)">(.*?)</p>', re.S)
 SETUP = "/account/security/authenticator"
+IDENTITY = "/account/security/authenticator/identity"
 
 
 def messages(response) -> list[str]:
@@ -28,6 +29,17 @@ def shown_secret(response) -> str:
     match = re.search(r'<code class="secret" id="totp-secret">([A-Z2-7 ]+)</code>', response.text)
     assert match, "the setup page shows no key"
     return match.group(1).replace(" ", "")
+
+
+def start_setup(client, password: str = PASSWORD):
+    """Give the password on the setup page, as it asks first; the page that follows."""
+    page = client.get(SETUP)
+    response = client.post(
+        IDENTITY, data={"csrf_token": csrf_token(page.text), "password": password}
+    )
+    assert response.status_code == 302, response.text
+    assert response.headers["Location"] == SETUP
+    return client.get(SETUP)
 
 
 def confirm(client, code: str):
@@ -143,7 +155,7 @@ def test_registrants_can_set_one_up_too(client, db, clock):
 
 
 def test_setup_page_shows_the_key_a_labelled_code_field_and_no_inline_code(signed_in):
-    response = signed_in.get(SETUP)
+    response = start_setup(signed_in)
     html = response.get_data(as_text=True)
 
     assert response.status_code == 200
@@ -158,11 +170,12 @@ def test_setup_page_shows_the_key_a_labelled_code_field_and_no_inline_code(signe
 
 
 def test_the_key_stays_the_same_across_reloads_until_confirmed(signed_in):
+    start_setup(signed_in)
     assert shown_secret(signed_in.get(SETUP)) == shown_secret(signed_in.get(SETUP))
 
 
 def test_qr_code_is_an_svg_of_the_pending_key_for_this_account(signed_in, member):
-    secret = shown_secret(signed_in.get(SETUP))
+    secret = shown_secret(start_setup(signed_in))
 
     response = signed_in.get("/account/security/qr.svg")
 
@@ -181,7 +194,7 @@ def test_qr_code_is_404_before_a_setup_is_started(signed_in):
 
 
 def test_a_wrong_code_is_refused_and_nothing_is_saved(signed_in, member, clock):
-    secret = shown_secret(signed_in.get(SETUP))
+    secret = shown_secret(start_setup(signed_in))
 
     response = confirm(signed_in, other_code(secret, clock.at))
 
@@ -197,7 +210,7 @@ def test_a_wrong_code_is_refused_and_nothing_is_saved(signed_in, member, clock):
 
 @pytest.mark.parametrize("code", ["", "12a456", "1234567"], ids=["empty", "letters", "seven"])
 def test_a_malformed_code_is_refused_with_the_reason(signed_in, member, code):
-    signed_in.get(SETUP)
+    start_setup(signed_in)
 
     response = confirm(signed_in, code)
 
@@ -207,7 +220,7 @@ def test_a_malformed_code_is_refused_with_the_reason(signed_in, member, code):
 
 
 def test_confirming_without_a_csrf_token_is_refused(signed_in, member, clock):
-    secret = shown_secret(signed_in.get(SETUP))
+    secret = shown_secret(start_setup(signed_in))
 
     response = signed_in.post(SETUP, data={"code": totp.code_at(secret, clock.at)})
 
@@ -216,7 +229,7 @@ def test_confirming_without_a_csrf_token_is_refused(signed_in, member, clock):
 
 
 def test_the_right_code_saves_the_key_and_sign_in_then_needs_a_code(app, signed_in, member, clock):
-    secret = shown_secret(signed_in.get(SETUP))
+    secret = shown_secret(start_setup(signed_in))
     code = totp.code_at(secret, clock.at)
 
     response = confirm(signed_in, code)
@@ -253,7 +266,7 @@ def test_replacing_an_authenticator_keeps_the_old_one_until_the_new_one_is_confi
     old = created.totp_secret
     auth = Auth(client)
     assert auth.login("ann@example.org", PASSWORD, totp.code_at(old, clock.at)).status_code == 302
-    page = client.get(SETUP)
+    page = start_setup(client)
     new = shown_secret(page)
     assert "Your current authenticator keeps working until you confirm this one." in page.text
 
@@ -264,3 +277,99 @@ def test_replacing_an_authenticator_keeps_the_old_one_until_the_new_one_is_confi
     assert confirm(client, totp.code_at(new, later)).status_code == 302
     assert User.get(User.email == "ann@example.org").totp_secret == new
     assert json.loads(enrolments()[-1].details) == {"replaced": True, "via": "web"}
+
+
+# -- the password first: a session alone cannot put an authenticator on the account ------------
+
+
+def test_a_first_setup_asks_for_the_password_before_showing_any_key(signed_in, member, clock):
+    page = signed_in.get(SETUP)
+
+    assert page.status_code == 200
+    assert "Confirm it is you" in page.text
+    assert re.search(r'<input[^>]*autocomplete="current-password"[^>]*id="password"', page.text)
+    assert re.search(rf'<form method="post" action="{IDENTITY}"', page.text)
+    assert 'id="totp-secret"' not in page.text
+    assert signed_in.get("/account/security/qr.svg").status_code == 404
+    # A code for a key of the session's own choosing cannot be confirmed: there is no setup.
+    refused = confirm(signed_in, totp.code_at(totp.new_secret(), clock.at))
+    assert refused.status_code == 302
+    assert messages(signed_in.get(refused.headers["Location"])) == [
+        "That setup had expired. Enter your password to start again."
+    ]
+    assert User.get_by_id(member.id).totp_secret is None
+    assert enrolments() == []
+
+    secret = shown_secret(start_setup(signed_in))  # with the password, it works
+    assert confirm(signed_in, totp.code_at(secret, clock.at)).status_code == 302
+    assert User.get_by_id(member.id).totp_secret == secret
+
+
+def test_a_wrong_password_starts_no_setup_and_is_audited(signed_in, member):
+    page = signed_in.get(SETUP)
+
+    response = signed_in.post(
+        IDENTITY, data={"csrf_token": csrf_token(page.text), "password": "not " + PASSWORD}
+    )
+
+    assert response.status_code == 401
+    assert re.search(
+        r'<p class="error" id="password-error">That is not your password.</p>', response.text
+    )
+    assert 'id="totp-secret"' not in signed_in.get(SETUP).text
+    assert signed_in.get("/account/security/qr.svg").status_code == 404
+    [event] = AuditEvent.select().where(AuditEvent.action == "auth.reauth_failed")
+    assert (event.actor.id, event.target) == (member.id, member.email)
+    assert json.loads(event.details)["for"] == "authenticator"
+
+
+def test_a_session_without_the_password_cannot_replace_the_authenticator(app, client, db, clock):
+    created = accounts.create_team_account(
+        "ann@example.org", PASSWORD, "team", clock.at, by="test", with_totp=True
+    )
+    old = created.totp_secret
+    assert (
+        Auth(client).login("ann@example.org", PASSWORD, totp.code_at(old, clock.at)).status_code
+        == 302
+    )
+    # Whoever holds this session (a borrowed laptop, a stolen cookie) tries to put their own
+    # authenticator on the account: with any key the page offers, or one of their own.
+    offered = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', client.get(SETUP).text)
+    attacker = offered.group(1).replace(" ", "") if offered else totp.new_secret()
+    confirm(client, totp.code_at(attacker, clock.at))
+
+    assert User.get(User.email == "ann@example.org").totp_secret == old
+    assert enrolments() == []
+    assert "Confirm it is you" in client.get(SETUP).text
+
+    later = clock.move(seconds=30)
+    new = shown_secret(start_setup(client))  # the owner, who knows the password
+    assert confirm(client, totp.code_at(new, later)).status_code == 302
+    assert User.get(User.email == "ann@example.org").totp_secret == new
+
+
+def test_a_setup_started_with_the_password_expires_after_ten_minutes(signed_in, member, clock):
+    secret = shown_secret(start_setup(signed_in))
+    later = clock.move(minutes=10, seconds=1)
+
+    response = confirm(signed_in, totp.code_at(secret, later))
+
+    assert response.status_code == 302
+    assert User.get_by_id(member.id).totp_secret is None
+    assert 'id="totp-secret"' not in signed_in.get(SETUP).text  # the password again
+    assert signed_in.get("/account/security/qr.svg").status_code == 404
+
+
+def test_guessing_the_password_on_the_setup_page_is_slowed_like_signing_in(signed_in, member):
+    from app import ratelimit
+
+    token = csrf_token(signed_in.get(SETUP).text)
+    for number in range(ratelimit.LOGIN_PAIR.free_failures):
+        wrong = signed_in.post(IDENTITY, data={"csrf_token": token, "password": f"guess {number}"})
+        assert wrong.status_code == 401
+
+    response = signed_in.post(IDENTITY, data={"csrf_token": token, "password": PASSWORD})
+
+    assert response.status_code == 429
+    assert "Too many failed sign-ins to this account from your address" in response.text
+    assert 'id="totp-secret"' not in signed_in.get(SETUP).text

@@ -1,5 +1,6 @@
 """Signing in to the portal: the login page, sessions, CSRF, rate limits, next=, TOTP, outages."""
 
+import hashlib
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -8,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app import accounts, ratelimit, totp
+from app import accounts, passwords, ratelimit, totp
 from app.config import load_settings
 from app.models import User
 from app.web import create_app
@@ -206,46 +207,114 @@ def test_post_without_csrf_token_is_refused_with_form_expired_page(client, admin
     assert_signed_out(client)
 
 
-def test_eleventh_attempt_is_refused_but_another_person_elsewhere_still_signs_in(
-    client, auth, admin_user, clock, redis_conn, app
+ATTACKER = {"REMOTE_ADDR": "203.0.113.5"}
+OWNER = {"REMOTE_ADDR": "198.51.100.23"}
+
+
+def test_an_address_that_failed_ten_times_is_refused_for_every_account_for_a_while(
+    app, admin_user, clock, redis_conn
 ):
     colleague = accounts.create_team_account(
         "colleague@example.org", PASSWORD, "team", clock.at, by="test"
     ).user
-    for attempt in range(ratelimit.LOGIN.attempts):
-        assert auth.login(admin_user.email, f"guess number {attempt}").status_code == 401
+    for attempt in range(ratelimit.LOGIN.attempts):  # spread over accounts, known and not
+        email = [admin_user.email, colleague.email, f"nobody{attempt}@example.org"][attempt % 3]
+        response = sign_in(app.test_client(), email, f"guess {attempt}", environ_base=ATTACKER)
+        assert response.status_code == 401
 
-    blocked = auth.login(admin_user.email, PASSWORD)  # even the right password, now
+    blocked = sign_in(app.test_client(), colleague.email, PASSWORD, environ_base=ATTACKER)
 
-    assert blocked.status_code == 429
-    assert messages(blocked) == ["Too many sign-in attempts. Wait 15 minutes, then try again."]
-    assert_signed_out(client)
-    counters = list(redis_conn.scan_iter(f"forewarn:ratelimit:{ratelimit.LOGIN.name}:*"))
+    assert blocked.status_code == 429  # even the right password, from this address
+    assert messages(blocked) == [
+        "Too many failed sign-ins from your address. Wait 15 minutes, then try again."
+    ]
+    counters = list(redis_conn.scan_iter(f"forewarn:ratelimit:{ratelimit.LOGIN.name}:ip:*"))
     assert counters, "the attempts were not counted in Redis"
     for counter in counters:  # each count expires with its window: no lockout for ever
         assert 0 < redis_conn.ttl(counter) <= ratelimit.LOGIN.window_seconds
-
-    elsewhere = app.test_client()
-    response = sign_in(
-        elsewhere, colleague.email, PASSWORD, environ_base={"REMOTE_ADDR": "198.51.100.23"}
-    )
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/team/"
-    # The same address is blocked for any account, and the same account from anywhere.
-    assert sign_in(app.test_client(), colleague.email, PASSWORD).status_code == 429
+    # Another address is not blocked, for either account.
+    for user in (admin_user, colleague):
+        assert (
+            sign_in(app.test_client(), user.email, PASSWORD, environ_base=OWNER).status_code == 302
+        )
+    # The counts live in Redis, not in this process: once they are gone, the address gets in.
+    redis_conn.delete(*counters)
     assert (
-        sign_in(
-            app.test_client(),
-            admin_user.email,
-            PASSWORD,
-            environ_base={"REMOTE_ADDR": "198.51.100.24"},
-        ).status_code
+        sign_in(app.test_client(), colleague.email, PASSWORD, environ_base=ATTACKER).status_code
+        == 302
+    )
+
+
+def test_an_attackers_failures_never_lock_the_owner_out_from_their_own_address(
+    app, admin_user, clock
+):
+    for attempt in range(ratelimit.LOGIN.attempts + 5):  # until the attacker is refused
+        sign_in(app.test_client(), admin_user.email, f"guess {attempt}", environ_base=ATTACKER)
+    assert (
+        sign_in(app.test_client(), admin_user.email, PASSWORD, environ_base=ATTACKER).status_code
         == 429
     )
 
-    # The counts live in Redis, not in this process: once they are gone, the admin gets in.
-    redis_conn.delete(*counters)
-    assert auth.login(admin_user.email, PASSWORD).status_code == 302
+    response = sign_in(app.test_client(), admin_user.email, PASSWORD, environ_base=OWNER)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/team/"
+
+
+def test_failures_for_one_account_from_one_address_wait_longer_each_time(app, admin_user, clock):
+    def attempt(password):
+        return sign_in(app.test_client(), admin_user.email, password, environ_base=ATTACKER)
+
+    for number in range(ratelimit.LOGIN_PAIR.free_failures):
+        assert attempt(f"guess {number}").status_code == 401
+    for wait in (1, 2, 4):  # minutes: each failure after the free ones doubles the wait
+        refused = attempt(PASSWORD)
+        assert refused.status_code == 429
+        assert messages(refused) == [
+            "Too many failed sign-ins to this account from your address. "
+            f"Wait {wait} minute{'s' if wait > 1 else ''}, then try again (or reset your "
+            "password)."
+        ]
+        clock.move(minutes=wait, seconds=-1)
+        assert attempt(PASSWORD).status_code == 429  # not a second early
+        clock.move(seconds=1)
+        assert attempt(f"guess after {wait}").status_code == 401  # one more try, then wait
+
+    clock.move(minutes=8)
+    assert attempt(PASSWORD).status_code == 302  # the right password after the wait
+    assert attempt("a wrong one again").status_code == 401  # and the count started over
+
+
+def test_successful_sign_ins_do_not_use_up_the_addresss_failure_budget(app, admin_user, clock):
+    # Behind a proxy with FOREWARN_TRUSTED_PROXIES=0, every sign-in comes from one address.
+    for _ in range(ratelimit.LOGIN.attempts + 2):
+        assert sign_in(app.test_client(), admin_user.email, PASSWORD).status_code == 302
+
+    for number in range(ratelimit.LOGIN.attempts):  # the whole failure budget is still there
+        response = sign_in(app.test_client(), f"nobody{number}@example.org", "wrong password")
+        assert response.status_code == 401
+    assert sign_in(app.test_client(), "nobody@example.org", "wrong password").status_code == 429
+
+
+def test_wrong_authenticator_codes_are_limited_per_account_whatever_the_address(app, db, clock):
+    secret = accounts.create_team_account(
+        "ann@example.org", PASSWORD, "team", clock.at, by="test", with_totp=True
+    ).totp_secret
+    right = totp.code_at(secret, clock.at)
+    wrong = next(c for c in ("000000", "111111", "222222") if c != right)
+    for number in range(ratelimit.LOGIN_CODE.attempts):  # the password is known: one per address
+        address = {"REMOTE_ADDR": f"192.0.2.{number + 1}"}
+        response = sign_in(
+            app.test_client(), "ann@example.org", PASSWORD, wrong, environ_base=address
+        )
+        assert response.status_code == 401
+
+    response = sign_in(app.test_client(), "ann@example.org", PASSWORD, right, environ_base=OWNER)
+
+    assert response.status_code == 429
+    assert messages(response) == [
+        "Too many wrong authenticator codes for this account. Wait 15 minutes."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -279,6 +348,46 @@ def test_next_only_follows_same_site_paths(client, admin_user, target, destinati
     # Resolved the way a browser does (WHATWG: "\" is "/", tabs and newlines are dropped).
     as_browser = re.sub(r"[\t\n\r]", "", location).replace("\\", "/")
     assert urlsplit(urljoin("http://localhost/login", as_browser)).netloc == "localhost"
+
+
+def test_a_sign_in_costs_the_same_hash_whether_the_account_exists_or_has_a_password(
+    app, admin_user, clock, monkeypatch
+):
+    """Unknown addresses, accounts an admin added (no password until a reset link) and erased
+    accounts answered in 6 ms, the others in about 100: the same scrypt run now, every time."""
+    for email, stored in (("added@maker.example", "!unset:0123abcd"), ("gone@x.example", "!")):
+        User.create(
+            email=email,
+            password_hash=stored,
+            role="registrant",
+            session_token=accounts.new_session_token(),
+            created_at=clock.at,
+        )
+    runs = []
+    real = hashlib.scrypt
+
+    def counted(password, **parameters):
+        runs.append({name: parameters[name] for name in ("n", "r", "p")})
+        return real(password, **parameters)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    answers = {}
+    emails = (admin_user.email, "added@maker.example", "gone@x.example", "nobody@example.org")
+    for number, email in enumerate(emails):
+        runs.clear()
+        response = sign_in(
+            app.test_client(),
+            email,
+            "not the password",
+            environ_base={"REMOTE_ADDR": f"192.0.2.{number + 1}"},
+        )
+        answers[email] = (response.status_code, messages(response), list(runs))
+
+    known = answers[admin_user.email]
+    assert known == (401, [WRONG_CREDENTIALS], [{"n": 2**15, "r": 8, "p": 1}])
+    assert passwords.hash_password("x").startswith("scrypt$32768$8$1$")  # what accounts store
+    for email in emails[1:]:
+        assert answers[email] == known, email
 
 
 # -- who stays signed in -----------------------------------------------------------------------

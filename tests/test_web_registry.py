@@ -157,8 +157,9 @@ def test_sign_up_creates_an_unverified_registrant_and_sends_the_proof(
     response = apply(client, maker.cert)
     assert response.status_code == 200
     assert (
-        f"We sent a link to {MAKER}, encrypted to your key {maker.fingerprint}. Decrypt it and "
-        "open it within 48 hours; then an admin reviews your application."
+        f"We sent a mail to {MAKER}. For a new registration it holds a link encrypted to your "
+        f"key {maker.fingerprint}. Decrypt it and open it within 48 hours; then an admin reviews "
+        "your application."
     ) in one_line(text(response))
     [registrant] = Registrant.select()
     assert registrant.status == "unverified" and registrant.listed_publicly
@@ -213,14 +214,76 @@ def test_a_key_for_another_address_is_refused_at_the_key_field(client, db, clock
     _nothing_created()
 
 
-def test_signing_up_twice_with_one_address_is_refused(client, db, clock, maker, maker_new_key):
-    assert apply(client, maker.cert).status_code == 200
-    response = apply(client, maker_new_key.cert)
-    assert response.status_code == 400
-    error = re.search(r'id="email-error">([^<]*)<', text(response)).group(1)
-    assert f"An account for {MAKER} already exists" in error
+def without_csrf_tokens(html: str) -> str:
+    return re.sub(r'(name="csrf_token"[^>]*value=")[^"]+"', r'\1"', html)
+
+
+def test_signing_up_again_with_an_address_answers_as_the_first_time_and_tells_its_owner(
+    client, db, clock, maker, maker_new_key
+):
+    first = apply(client, maker.cert)
+    assert first.status_code == 200
+
+    again = [apply(client, key) for key in (maker.cert, maker_new_key.cert, maker.cert)]
+
+    assert [page.status_code for page in again] == [200, 200, 200]
+    assert without_csrf_tokens(text(again[0])) == without_csrf_tokens(text(first))
+    assert "already exists" not in text(again[1])
     assert Registrant.select().count() == 1
-    assert Delivery.select().count() == 1
+    assert User.select().where(User.email == MAKER).count() == 1
+    assert [k.fingerprint for k in PublicKey.select()] == [maker.fingerprint]  # nothing added
+    assert Delivery.select().where(Delivery.kind == "verify-key").count() == 1
+    # The owner hears of it once (at most once a day), at their own address.
+    [notice] = Delivery.select().where(Delivery.kind == "sign-up-attempt")
+    assert (notice.recipient, notice.state) == (MAKER, "queued")
+    clock.move(hours=24, seconds=1)
+    assert apply(client, maker.cert).status_code == 200
+    assert Delivery.select().where(Delivery.kind == "sign-up-attempt").count() == 2
+
+
+def test_applying_with_a_team_address_answers_exactly_as_for_a_new_address(
+    client, db, clock, maker, keyring, settings, monkeypatch
+):
+    import hashlib
+
+    from app import erasure
+
+    runs = []
+    real = hashlib.scrypt
+
+    def counted(password, **parameters):
+        runs.append(parameters["n"])
+        return real(password, **parameters)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    new = apply(client, maker.cert)  # the address has no account yet
+    assert new.status_code == 200 and runs == [2**15]
+    # The registrant is erased and the address becomes a security-team member's.
+    erasure.erase_registrant(Registrant.get().id, "test", clock.at)
+    clock.move(minutes=1)
+    accounts.create_team_account(MAKER, PASSWORD, "team", clock.at, by="test")
+    runs.clear()
+
+    team = apply(client, maker.cert)
+
+    assert team.status_code == 200
+    assert without_csrf_tokens(text(team)) == without_csrf_tokens(text(new))
+    assert runs == [2**15]  # the same password hashing as creating the account
+    assert Registrant.select().count() == 1
+    assert User.get(User.email == MAKER).role == "team"
+    # The team member is told, in a mail signed by the service (they have no key on file),
+    # and the key given in the form is used for nothing.
+    [notice] = Delivery.select().where(Delivery.kind == "sign-up-attempt")
+    raw = outbox.compose(notice, "<t@example>", keyring, settings, clock.at)
+    assert maker.fingerprint.encode() not in raw
+    mail_text = text_of(parts_as_sent(raw)[0])
+    assert max(len(line) for line in mail_text.splitlines()) <= 72
+    body = one_line(mail_text)
+    assert f"Someone asked to register this address ({MAKER})" in body
+    assert "nothing was created or changed" in body
+    assert f"{settings.base_url}/login/forgot" in body
+    [event] = AuditEvent.select().where(AuditEvent.action == "registry.sign_up_existing")
+    assert event.target == MAKER
 
 
 def test_a_sign_up_without_its_csrf_token_is_refused(client, db, clock, maker):

@@ -1,16 +1,28 @@
-"""A signed-in person's own account: two-factor enrolment."""
+"""A signed-in person's own account: two-factor enrolment, after their password again."""
 
 import io
+from datetime import datetime, timedelta
 
 import segno
-from flask import Blueprint, Response, abort, flash, redirect, render_template, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import DataRequired, Regexp
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Regexp
 
-from app import clock, totp
+from app import accounts, clock, totp
 from app.errors import Refused
+from app.web.auth import sign_in_failed, sign_in_refusal, sign_in_succeeded
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -20,7 +32,18 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 # secret as text to the same person anyway, the secret grants nothing until a code from it is
 # confirmed (it is then moved to the database and dropped from the cookie), the cookie is
 # HttpOnly (and Secure over https), and an abandoned setup leaves nothing on the server.
+# A setup starts only once the person has given their password again (whoever holds a
+# session must not be able to put their own authenticator on the account), and lasts
+# SETUP_LIFETIME: an old cookie cannot finish it later.
 PENDING = "totp_pending"
+SETUP_LIFETIME = timedelta(minutes=10)
+
+
+class IdentityForm(FlaskForm):
+    password = PasswordField(
+        "Your password",
+        validators=[DataRequired(message="Enter your password."), Length(max=1024)],
+    )
 
 
 class ConfirmForm(FlaskForm):
@@ -47,8 +70,8 @@ def authenticator():
     form = ConfirmForm()
     secret = _pending_secret()
     if form.is_submitted():
-        if secret is None:  # the session lost it (expired, or signed in again elsewhere)
-            flash("That setup had expired. Scan the new code below, then enter a code.", "error")
+        if secret is None:  # expired, never started, or signed in again elsewhere
+            flash("That setup had expired. Enter your password to start again.", "error")
             return redirect(url_for("account.authenticator"))
         if form.validate():
             try:
@@ -66,9 +89,38 @@ def authenticator():
         flash("Your authenticator is not set up yet; see the code field below.", "error")
         return _setup_page(secret, form, status=400)
     if secret is None:
-        secret = totp.new_secret()
-        session[PENDING] = {"user": user.id, "secret": secret}
+        return _identity_page(IdentityForm())
     return _setup_page(secret, form)
+
+
+@bp.route("/security/authenticator/identity", methods=["POST"])
+@login_required
+def identity():
+    """The password again; only then is a new secret made (and shown)."""
+    user = current_user.user
+    form = IdentityForm()
+    if not form.validate_on_submit():
+        return _identity_page(form, status=400)
+    address = request.remote_addr or "unknown"
+    refusal = sign_in_refusal(user.email, address, clock.now())
+    if refusal:
+        form.password.errors.append(refusal)
+        return _identity_page(form, status=429)
+    try:
+        accounts.reauthenticate(
+            user, form.password.data, clock.now(), why="authenticator", source=address
+        )
+    except accounts.LoginFailed as exc:
+        sign_in_failed(user.email, address, clock.now())
+        form.password.errors.append(str(exc))
+        return _identity_page(form, status=401)
+    sign_in_succeeded(user.email, address)
+    session[PENDING] = {
+        "user": user.id,
+        "secret": totp.new_secret(),
+        "since": clock.now().isoformat(),
+    }
+    return redirect(url_for("account.authenticator"))
 
 
 @bp.route("/security/qr.svg")
@@ -100,10 +152,24 @@ def qr_svg(uri: str) -> bytes:
 
 
 def _pending_secret() -> str | None:
+    """The secret being set up, if this person started it (with their password) lately."""
     pending = session.get(PENDING)
     if not isinstance(pending, dict) or pending.get("user") != current_user.user.id:
         return None
+    try:
+        since = datetime.fromisoformat(pending["since"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not since <= clock.now() < since + SETUP_LIFETIME:
+        return None
     return pending.get("secret")
+
+
+def _identity_page(form: IdentityForm, status: int = 200):
+    page = render_template(
+        "account/identity.html", form=form, replacing=bool(current_user.user.totp_secret)
+    )
+    return page, status
 
 
 def _setup_page(secret: str, form: ConfirmForm, status: int = 200):

@@ -122,14 +122,11 @@ def login():
     status = 200
     if form.validate_on_submit():
         settings = current_app.extensions["forewarn.settings"]
-        redis = current_app.extensions["forewarn.redis"]
         email = form.email.data.strip().lower()
         address = request.remote_addr or "unknown"
-        if not (
-            ratelimit.hit(redis, ratelimit.LOGIN, f"ip:{address}")
-            and ratelimit.hit(redis, ratelimit.LOGIN, f"email:{email}")
-        ):
-            flash("Too many sign-in attempts. Wait 15 minutes, then try again.", "error")
+        refusal = sign_in_refusal(email, address, clock.now())
+        if refusal:
+            flash(refusal, "error")
             return render_template("login.html", form=form), 429
         try:
             user = accounts.authenticate(
@@ -141,13 +138,16 @@ def login():
                 source=address,
             )
         except accounts.LoginFailed as exc:
+            sign_in_failed(
+                email, address, clock.now(), wrong_code=isinstance(exc, accounts.WrongCode)
+            )
             flash(str(exc), "error")
             status = 401
         except accounts.SecondFactorNeeded as exc:
             flash(str(exc), "info")
             status = 401
         else:
-            ratelimit.reset(redis, ratelimit.LOGIN, f"email:{email}")
+            sign_in_succeeded(email, address)
             session.clear()  # a fresh session at sign-in: no fixation
             login_user(SessionUser(user))
             flash(f"Signed in as {user.email}.", "success")
@@ -155,6 +155,47 @@ def login():
     elif request.method == "POST":
         status = 400
     return render_template("login.html", form=form), status
+
+
+# -- how often a password may be tried ------------------------------------------------------
+# Failures count per address (any account: ratelimit.LOGIN) and per account and address
+# (ratelimit.LOGIN_PAIR: a few pass, then each waits longer), never per account alone, so no
+# one can keep the owner out from their own address. Successful sign-ins cost nothing. Wrong
+# authenticator codes after the right password also count per account (ratelimit.LOGIN_CODE).
+
+
+def _redis():
+    return current_app.extensions["forewarn.redis"]
+
+
+def sign_in_refusal(email: str, address: str, at) -> str | None:
+    """Why this attempt is refused before the password is checked, or None; a None counts
+    the attempt against the address's budget (sign_in_succeeded gives it back)."""
+    wait = ratelimit.wait_left(_redis(), ratelimit.LOGIN_PAIR, f"{email}|{address}", at)
+    if wait:
+        minutes = max(1, -(-wait // 60))
+        unit = "minute" if minutes == 1 else "minutes"
+        return (
+            "Too many failed sign-ins to this account from your address. "
+            f"Wait {minutes} {unit}, then try again (or reset your password)."
+        )
+    if ratelimit.exhausted(_redis(), ratelimit.LOGIN_CODE, f"account:{email}"):
+        return "Too many wrong authenticator codes for this account. Wait 15 minutes."
+    if not ratelimit.hit(_redis(), ratelimit.LOGIN, f"ip:{address}"):
+        return "Too many failed sign-ins from your address. Wait 15 minutes, then try again."
+    return None
+
+
+def sign_in_failed(email: str, address: str, at, wrong_code: bool = False) -> None:
+    ratelimit.failed(_redis(), ratelimit.LOGIN_PAIR, f"{email}|{address}", at)
+    if wrong_code:
+        ratelimit.hit(_redis(), ratelimit.LOGIN_CODE, f"account:{email}")
+
+
+def sign_in_succeeded(email: str, address: str) -> None:
+    ratelimit.refund(_redis(), ratelimit.LOGIN, f"ip:{address}")
+    ratelimit.reset(_redis(), ratelimit.LOGIN_PAIR, f"{email}|{address}")
+    ratelimit.reset(_redis(), ratelimit.LOGIN_CODE, f"account:{email}")
 
 
 @bp.route("/logout", methods=["POST"])

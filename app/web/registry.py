@@ -139,7 +139,6 @@ class ApplyForm(AddressFields, KeyFields, FlaskForm):
 # The domain's refusals, put at the field they concern (the rest go at the top of the form).
 _REFUSAL_FIELDS = (
     ("The key", "key_text"),
-    ("An account for", "email"),
     ("is not an email address", "email"),
     ("password", "password"),
     ("organisation", "organisation"),
@@ -182,7 +181,8 @@ def apply():
         listed_publicly=bool(form.listed.data),
     )
     try:
-        registrant = registry.sign_up(signup, clock.now())
+        # The same answer whether or not the address has an account (registry.apply).
+        application = registry.apply(signup, clock.now())
     except Refused as exc:
         field = _refusal_field(form, str(exc))
         if field is not None:
@@ -190,9 +190,8 @@ def apply():
             return _apply_page(form, "Nothing was registered: correct the fields marked below.")
         return _apply_page(form, f"Nothing was registered: {exc}")
     send_soon()
-    key = _latest_unproven_key(registrant)
     return render_template(
-        "registry/applied.html", email=registrant.user.email, fingerprint=key.fingerprint
+        "registry/applied.html", email=application.email, fingerprint=application.fingerprint
     )
 
 
