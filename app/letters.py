@@ -48,7 +48,7 @@ def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: d
     )
     v = delivery.vulnerability
     key = usable_key(registrant.key)
-    token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
+    token = subscriptions.token_of(delivery, secret_key(settings))  # this alert's link alone
     unsubscribe = f"{settings.base_url}/registry/unsubscribe/{token}"
     status_link = f"{settings.base_url}/registry/status"
     if delivery.kind == "alert-embargo":
@@ -189,6 +189,35 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         return Text(*announcements.mail_text(delivery, payload, common, settings, at))
     if delivery.kind in ("alert", "alert-missed", "alert-embargo"):
         return _alert_text(delivery, payload, settings, common)
+    if delivery.kind == "unsubscribed":
+        from app import subscriptions
+
+        carrier = Delivery.get_or_none(Delivery.id == payload["delivery"])
+        if carrier is not None:  # a link in an alert, good for LINK_LIFETIME
+            way = "in one click, as mail programs do" if payload["via"] == "one-click" else ""
+            how_text = (
+                f"The unsubscribe link of the alert we sent you on "
+                f"{carrier.created_at:%Y-%m-%d %H:%M} UTC was used{' ' + way if way else ''}."
+            )
+            expires = carrier.created_at + subscriptions.LINK_LIFETIME
+        else:
+            how_text = 'You chose "Stop alerts" on your registration page, signed in.'
+            expires = None
+        body = mailtext.render(
+            "unsubscribed",
+            project=settings.product or "project",
+            email=delivery.recipient,
+            at=datetime.fromisoformat(payload["at"]),
+            how=how_text,
+            by_link=expires is not None,
+            link_expires=expires,
+            status_link=f"{settings.base_url}/registry/status",
+            **common,
+        )
+        subject = "Alerts stopped"
+        # Signed, not encrypted: nothing in it is private, and it must reach a registrant
+        # whose key is lost too.
+        return Text(subject, subject, body, None)
     if delivery.kind == "embargo-changed":
         key = member_key(delivery.user) if delivery.user else usable_key(v.reporter_key)
         for_reporter = delivery.user is None

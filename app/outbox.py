@@ -151,14 +151,14 @@ def envelope_sender(delivery: Delivery, settings: Settings) -> str:
 
 
 def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe on every alert."""
+    """RFC 8058 one-click unsubscribe on every alert: a link for this delivery alone, which
+    expires (app.subscriptions.LINK_LIFETIME), since anyone on the way sees these headers."""
     if delivery.kind not in REGISTRANT_KINDS:
         return {}
     from app import subscriptions
     from app.instance import secret_key
 
-    registrant_id = json.loads(delivery.payload)["registrant"]
-    token = subscriptions.unsubscribe_token(secret_key(settings), registrant_id)
+    token = subscriptions.token_of(delivery, secret_key(settings))
     return {
         "List-Unsubscribe": f"<{settings.base_url}/registry/unsubscribe/{token}/one-click>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
