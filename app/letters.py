@@ -192,24 +192,26 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
     if delivery.kind == "unsubscribed":
         from app import subscriptions
 
-        carrier = Delivery.get_or_none(Delivery.id == payload["delivery"])
-        if carrier is not None:  # a link in an alert, good for LINK_LIFETIME
-            way = "in one click, as mail programs do" if payload["via"] == "one-click" else ""
+        by_link = payload["delivery"] is not None  # a link in an alert, or the status page
+        carrier = Delivery.get_or_none(Delivery.id == payload["delivery"]) if by_link else None
+        way = " in one click, as mail programs do" if payload["via"] == "one-click" else ""
+        if carrier is not None:
             how_text = (
-                f"The unsubscribe link of the alert we sent you on "
-                f"{carrier.created_at:%Y-%m-%d %H:%M} UTC was used{' ' + way if way else ''}."
+                "The unsubscribe link of the alert we sent you on "
+                f"{carrier.created_at:%Y-%m-%d %H:%M} UTC was used{way}."
             )
-            expires = carrier.created_at + subscriptions.LINK_LIFETIME
+        elif by_link:
+            how_text = f"The unsubscribe link of an alert we sent you was used{way}."
         else:
             how_text = 'You chose "Stop alerts" on your registration page, signed in.'
-            expires = None
+        expires = carrier.created_at + subscriptions.LINK_LIFETIME if carrier else None
         body = mailtext.render(
             "unsubscribed",
             project=settings.product or "project",
             email=delivery.recipient,
             at=datetime.fromisoformat(payload["at"]),
             how=how_text,
-            by_link=expires is not None,
+            by_link=by_link,
             link_expires=expires,
             status_link=f"{settings.base_url}/registry/status",
             **common,

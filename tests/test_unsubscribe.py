@@ -178,7 +178,7 @@ def test_the_registrant_is_told_by_mail_how_to_turn_alerts_back_on(
 
 
 def test_stopping_alerts_from_the_status_page_is_confirmed_by_mail_too(
-    client, auth, registrant, settings
+    client, auth, registrant, relay, keyring, settings, clock
 ):
     auth.login(MAKER, MAKER_PASSWORD)
     page = client.get("/registry/status")
@@ -189,6 +189,10 @@ def test_stopping_alerts_from_the_status_page_is_confirmed_by_mail_too(
     [notice] = notices()
     assert notice.recipient == MAKER and json.loads(notice.payload)["via"] == "status page"
     assert AuditEvent.get(AuditEvent.action == "registry.unsubscribe").actor.email == MAKER
+    [raw] = send_all(relay, keyring, settings, clock.at, "unsubscribed")
+    body = text_of(parts_as_sent(raw)[0])
+    assert 'You chose "Stop alerts" on your registration page' in body
+    assert "Anyone who saw" not in body
 
 
 def test_one_click_refuses_bad_tokens_and_missing_body(client, registrant, alert, settings):
