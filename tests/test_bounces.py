@@ -140,7 +140,7 @@ def test_a_forged_bounce_for_a_queued_alert_leaves_it_queued_and_it_is_then_sent
     assert [r.recipients for r in relay.received] == [[MAKER]]
 
 
-def test_a_bounce_with_a_wrong_token_changes_nothing_and_is_kept(desk):
+def test_a_bounce_with_a_wrong_token_changes_nothing_and_is_kept(desk, client, auth, admin_user):
     delivery = desk.alert()
     desk.send_due()
     envelope = desk.envelope_of(delivery)
@@ -153,6 +153,9 @@ def test_a_bounce_with_a_wrong_token_changes_nothing_and_is_kept(desk):
     assert f"a wrong token for delivery {delivery.id}; not applied" in message.error
     assert Vulnerability.select().count() == reports_before  # a bounce never starts a report
     assert not AuditEvent.select().where(AuditEvent.action == "delivery.bounce").exists()
+    auth.login(admin_user.email, "correct horse battery staple")
+    page = client.get("/team/messages/held").get_data(as_text=True)
+    assert f"unmatched bounce to {wrong}" in page  # for a human to see
 
 
 def test_a_bounce_to_the_address_an_alert_went_out_from_marks_it_bounced(desk, settings):
