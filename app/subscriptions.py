@@ -26,6 +26,11 @@ _EXPIRED = (
     f"{LINK_LIFETIME.days} days. To stop alerts, sign in and choose "
     '"Stop alerts" on your registration page.'
 )
+_SUPERSEDED = (
+    "This unsubscribe link is from an alert sent before alerts were last turned back on, "
+    'so it no longer works. To stop alerts, sign in and choose "Stop alerts" on your '
+    "registration page."
+)
 _INVALID = (
     "This unsubscribe link is not valid: copy the whole link, or sign in and choose "
     '"Stop alerts" on your registration page.'
@@ -64,6 +69,8 @@ def check(token: str, secret_key: str, at: datetime) -> tuple[Registrant, Delive
     delivery = Delivery.get_or_none(Delivery.id == delivery_id)
     if registrant is None or delivery is None or not _went_to(delivery, registrant):
         raise Refused(_INVALID)
+    if registrant.resubscribed_at is not None and delivery.created_at < registrant.resubscribed_at:
+        raise Refused(_SUPERSEDED)
     return registrant, delivery
 
 
@@ -124,10 +131,11 @@ def stop(
 
 
 def resubscribe(registrant: Registrant, at: datetime) -> Registrant:
-    """Alerts again (as far as the registrant's status allows)."""
+    """Alerts again (as far as the registrant's status allows). The links of alerts already
+    sent stop working: whoever used one cannot stop the alerts again with it."""
     with write_transaction():
         changed = (
-            Registrant.update(unsubscribed=False, updated_at=at)
+            Registrant.update(unsubscribed=False, resubscribed_at=at, updated_at=at)
             .where(Registrant.id == registrant.id, Registrant.unsubscribed == True)  # noqa: E712
             .execute()
         )

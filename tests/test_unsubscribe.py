@@ -177,6 +177,18 @@ def test_the_registrant_is_told_by_mail_how_to_turn_alerts_back_on(
     assert max(len(line) for line in body.splitlines()) <= 72
 
 
+def test_once_alerts_are_turned_back_on_an_earlier_alerts_link_no_longer_works(
+    client, registrant, alert, relay, keyring, settings, clock
+):
+    link = header_link(relay, keyring, settings, clock.at)
+    assert client.post(link, data=ONE_CLICK).status_code == 200  # someone who saw the headers
+    subscriptions.resubscribe(Registrant.get_by_id(registrant.id), clock.move(hours=1))
+    again = client.post(link, data=ONE_CLICK)
+    assert again.status_code == 400 and "no longer works" in again.get_data(as_text=True)
+    assert not Registrant.get_by_id(registrant.id).unsubscribed
+    assert len(notices()) == 1
+
+
 def test_stopping_alerts_from_the_status_page_is_confirmed_by_mail_too(
     client, auth, registrant, relay, keyring, settings, clock
 ):
