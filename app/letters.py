@@ -48,7 +48,7 @@ def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: d
     )
     v = delivery.vulnerability
     key = usable_key(registrant.key)
-    token = subscriptions.unsubscribe_token(secret_key(settings), registrant.id)
+    token = subscriptions.token_of(delivery, secret_key(settings))  # this alert's link alone
     unsubscribe = f"{settings.base_url}/registry/unsubscribe/{token}"
     status_link = f"{settings.base_url}/registry/status"
     if delivery.kind == "alert-embargo":
@@ -206,6 +206,37 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         return Text(*announcements.mail_text(delivery, payload, common, settings, at))
     if delivery.kind in ("alert", "alert-missed", "alert-embargo"):
         return _alert_text(delivery, payload, settings, common)
+    if delivery.kind == "unsubscribed":
+        from app import subscriptions
+
+        by_link = payload["delivery"] is not None  # a link in an alert, or the status page
+        carrier = Delivery.get_or_none(Delivery.id == payload["delivery"]) if by_link else None
+        way = " in one click, as mail programs do" if payload["via"] == "one-click" else ""
+        if carrier is not None:
+            how_text = (
+                "The unsubscribe link of the alert we sent you on "
+                f"{carrier.created_at:%Y-%m-%d %H:%M} UTC was used{way}."
+            )
+        elif by_link:
+            how_text = f"The unsubscribe link of an alert we sent you was used{way}."
+        else:
+            how_text = 'You chose "Stop alerts" on your registration page, signed in.'
+        expires = carrier.created_at + subscriptions.LINK_LIFETIME if carrier else None
+        body = mailtext.render(
+            "unsubscribed",
+            project=settings.product or "project",
+            email=delivery.recipient,
+            at=datetime.fromisoformat(payload["at"]),
+            how=how_text,
+            by_link=by_link,
+            link_expires=expires,
+            status_link=f"{settings.base_url}/registry/status",
+            **common,
+        )
+        subject = "Alerts stopped"
+        # Signed, not encrypted: nothing in it is private, and it must reach a registrant
+        # whose key is lost too.
+        return Text(subject, subject, body, None)
     if delivery.kind == "embargo-changed":
         key = member_key(delivery.user) if delivery.user else usable_key(v.reporter_key)
         for_reporter = delivery.user is None

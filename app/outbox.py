@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from app import letters
+from app import bounces, letters
 from app.config import Settings, dkim_private_key
 from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from keys.keyring import ServiceKeyring
@@ -143,22 +143,22 @@ PUBLIC_ATTACHMENTS = ("key-compromise", "key-compromise-reporter")
 
 
 def envelope_sender(delivery: Delivery, settings: Settings) -> str:
-    """Alerts go out from security-bounces+<delivery id>@... (VERP) so bounces map back."""
+    """Alerts go out from security-bounces+<delivery id>-<token>@... (VERP) so bounces map back;
+    the token (app.bounces) keeps anyone else from bouncing a delivery."""
     if delivery.kind not in REGISTRANT_KINDS:
         return settings.from_address
-    local, _, domain = settings.security_address.rpartition("@")
-    return f"{local}-bounces+{delivery.id}@{domain}"
+    return bounces.address(delivery.id, settings)
 
 
 def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe on every alert."""
+    """RFC 8058 one-click unsubscribe on every alert: a link for this delivery alone, which
+    expires (app.subscriptions.LINK_LIFETIME), since anyone on the way sees these headers."""
     if delivery.kind not in REGISTRANT_KINDS:
         return {}
     from app import subscriptions
     from app.instance import secret_key
 
-    registrant_id = json.loads(delivery.payload)["registrant"]
-    token = subscriptions.unsubscribe_token(secret_key(settings), registrant_id)
+    token = subscriptions.token_of(delivery, secret_key(settings))
     return {
         "List-Unsubscribe": f"<{settings.base_url}/registry/unsubscribe/{token}/one-click>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

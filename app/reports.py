@@ -58,10 +58,10 @@ def process_inbound(message_id: int, keyring: ServiceKeyring, settings: Settings
 
 def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Settings, at) -> str:
     raw = bytes(message.raw)
-    bounced = bounces.delivery_of(message.envelope_to.split("\n"), settings.security_address)
+    bounced = bounces.delivery_of(message.envelope_to.split("\n"), settings)
     if bounced is not None:  # matched by its address alone; a bounce is never decrypted
-        kind = bounces.record(bounced, raw, at)
-        inbound.finish(message, "processed", at, f"{kind} bounce of delivery {bounced}")
+        state, note = bounces.record(bounced, raw, at)  # unmatched ones are kept for a human
+        inbound.finish(message, state, at, note)
         return "bounce"
     sender = _header_sender(raw)
     parsed = parse(raw, keyring, _certificates_of(sender), at=at)

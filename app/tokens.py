@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 
 import peewee
-from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from app.db import write_transaction
 from app.errors import Refused
@@ -21,11 +21,6 @@ def timed(secret_key: str, salt: str, at: datetime) -> URLSafeTimedSerializer:
             return int(at.timestamp())
 
     return URLSafeTimedSerializer(secret_key, salt=salt, signer=AtSigner)
-
-
-def lasting(secret_key: str, salt: str) -> URLSafeSerializer:
-    """Tokens that never expire (unsubscribe links: an alert may be read months later)."""
-    return URLSafeSerializer(secret_key, salt=salt)
 
 
 def digest(token: str) -> str:

@@ -105,7 +105,7 @@ def test_the_notice_is_signed_by_the_new_key_not_encrypted_and_says_what_to_do(
     assert "certified by the old one" in body
     assert max(len(line) for line in body.splitlines()) <= 72
     # Registrant mail: a bounce maps back to its delivery (VERP), and one click unsubscribes.
-    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}@")
+    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}-")
     assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
@@ -370,5 +370,5 @@ def test_the_signed_message_carries_the_revocation_byte_for_byte(compromise_mail
 
 def test_the_registrant_compromise_notice_is_registrant_mail(compromise_mail, settings):
     delivery, raw = compromise_mail[key_rotation.COMPROMISE_KIND]
-    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}@")
+    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}-")
     assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

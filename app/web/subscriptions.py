@@ -1,5 +1,6 @@
 """Alerts subscription: the RFC 8058 one-click unsubscribe that alerts carry, its page, and
-resubscribing from the registrant's status page."""
+resubscribing from the registrant's status page. Each link belongs to one alert and expires
+(app.subscriptions); every unsubscription is confirmed to the registrant by mail."""
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -8,6 +9,7 @@ from app import clock, subscriptions
 from app.errors import Refused
 from app.instance import secret_key
 from app.web.auth import roles_required
+from app.web.outgoing import send_soon
 from app.web.registry import own_registration
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/registry")
@@ -21,14 +23,16 @@ class ButtonForm(FlaskForm):
 def unsubscribe(token: str):
     """A page with a button: opening the link (GET) changes nothing, since scanners fetch it."""
     form = ButtonForm()
-    if request.method == "GET":
-        return render_template("registry/unsubscribe.html", form=form, done=False)
-    form.validate_on_submit()  # CSRF is checked before the view; the form has nothing else
     settings = current_app.extensions["forewarn.settings"]
     try:
+        if request.method == "GET":  # an expired or broken link says so before the button
+            subscriptions.check(token, secret_key(settings), clock.now())
+            return render_template("registry/unsubscribe.html", form=form, done=False)
+        form.validate_on_submit()  # CSRF is checked before the view; the form has nothing else
         subscriptions.unsubscribe(token, secret_key(settings), clock.now())
     except Refused as exc:
         return render_template("registry/unsubscribe.html", form=None, refused=str(exc)), 400
+    send_soon()  # the notice that alerts stopped
     return render_template("registry/unsubscribe.html", form=None, done=True)
 
 
@@ -43,9 +47,10 @@ def unsubscribe_one_click(token: str):
         return _plain("Send List-Unsubscribe=One-Click (RFC 8058).", 400)
     settings = current_app.extensions["forewarn.settings"]
     try:
-        subscriptions.unsubscribe(token, secret_key(settings), clock.now())
+        subscriptions.unsubscribe(token, secret_key(settings), clock.now(), via="one-click")
     except Refused as exc:
         return _plain(str(exc), 400)
+    send_soon()  # the notice that alerts stopped
     return _plain("Unsubscribed.", 200)
 
 
@@ -73,5 +78,6 @@ def unsubscribe_signed_in():
     registrant = own_registration()
     ButtonForm().validate_on_submit()  # CSRF is checked before the view
     subscriptions.stop(registrant, clock.now())
+    send_soon()  # the notice that alerts stopped
     flash("You receive no more alerts. You can ask for them again here at any time.", "success")
     return redirect(url_for("registry.status"))
