@@ -13,7 +13,7 @@ import peewee
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
-from app import affected, audit, embargo
+from app import affected, audit, embargo, oneline
 from app.config import Settings
 from app.db import serialise, write_transaction
 from app.errors import NotFound, Refused
@@ -92,7 +92,7 @@ def create(
     embargo_until: datetime | None = None,
 ) -> Vulnerability:
     """A vulnerability the team found or was told about outside the intake."""
-    title = title.strip()
+    title = oneline.checked(title, "title")
     if not title:
         raise Refused("a new vulnerability needs a title")
     dates = embargo.default_dates(at, settings)
@@ -170,7 +170,8 @@ def _publication_hour(v: Vulnerability) -> int:
 
 def _checked(field: str, value: str) -> dict:
     value = value.strip()
-    if field == "title":
+    if field == "title":  # it becomes mail subjects: one line (app.oneline)
+        value = oneline.checked(value, "title")
         if not value:
             raise Refused("the title cannot be empty")
         return {"title": value[:250]}

@@ -76,3 +76,25 @@ def test_unknown_ids_and_fields_are_one_line_errors(forewarn, ready):
     ).stdout.strip()
     bad = forewarn("vulns", "set", tracking, "colour", "red")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_a_title_with_a_line_break_is_refused_by_create_and_set(forewarn, ready):
+    refused = forewarn(
+        "vulns",
+        "create",
+        "--title",
+        "Overflow\r\nBcc: x@example.org",
+        "--description-file",
+        str(ready),
+    )
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == "forewarn: the title must be one line without control characters\n"
+    assert json.loads(forewarn("vulns", "list", "--json").stdout) == []
+    tracking = forewarn(
+        "vulns", "create", "--title", "Overflow", "--description-file", str(ready)
+    ).stdout.strip()
+    for title in ("Overflow\r\nin L2CAP", "Overflow\nin L2CAP", "Overflow\tin L2CAP"):
+        bad = forewarn("vulns", "set", tracking, "title", title)
+        assert bad.returncode == 1, title
+        assert bad.stderr == "forewarn: the title must be one line without control characters\n"
+    assert json.loads(forewarn("vulns", "show", tracking, "--json").stdout)["title"] == "Overflow"

@@ -23,6 +23,7 @@ def _cli_actor():
 def vulns_list(as_json: bool) -> None:
     import json
 
+    from app import oneline
     from app import vulns as domain
     from app.models import Vulnerability
 
@@ -31,10 +32,10 @@ def vulns_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
+    for row in rows:  # one line each, whatever an old title holds
         click.echo(
             f"{row['id']:<16} {row['status']:<9} {row['cve'] or '-':<15} "
-            f"{(row['embargo_until'] or '-')[:16]:<16} {row['title']}"
+            f"{(row['embargo_until'] or '-')[:16]:<16} {oneline.flattened(row['title'])}"
         )
 
 
