@@ -9,7 +9,7 @@ from datetime import datetime
 
 import peewee
 
-from app import mailtext
+from app import attachments, mailtext
 from app.config import Settings
 from app.models import Correspondence, Delivery, PublicKey, Vulnerability
 from keys.keyring import ServiceKeyring
@@ -276,11 +276,25 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         }
         neutral = f"[{v.tracking_id}] {'New report' if first else 'Reply'}"
         if key is not None:
+            # The reporter's files travel inside the encryption, to this member's key alone.
+            files = attachments.of_entry(entry)
+            carried = attachments.for_mail(files)
             return Text(
                 f"[{v.tracking_id}] {entry.subject}",
                 neutral,
-                mailtext.render("team-forward", **context),
+                mailtext.render(
+                    "team-forward",
+                    files=files,
+                    carried={f.id for f, _ in carried},
+                    shown=attachments.report_text(entry, files),
+                    unencrypted=attachments.unencrypted_parts(entry),
+                    **context,
+                ),
                 key,
+                tuple(
+                    Attachment(f.name, content, attachments.mail_type(f)) for f, content in carried
+                ),
             )
+        # Without a key: the signed notice alone, never the files nor their names.
         return Text(neutral, neutral, mailtext.render("team-notice", **context), None)
     raise ValueError(f"no text for delivery kind {delivery.kind!r}")

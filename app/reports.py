@@ -14,7 +14,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
 
-from app import audit, bounces, embargo, inbound, rotation, vulns
+from app import attachments, audit, bounces, embargo, inbound, rotation, vulns
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import Refused
@@ -93,7 +93,9 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
             signature_status=parsed.signature.status,
             signer_fingerprint=parsed.signature.fingerprint,
             encrypted=parsed.encrypted,
+            unencrypted_parts=json.dumps(parsed.unencrypted_parts),
         )
+        attachments.keep(entry, parsed.attachments, at)
         if not automatic and parsed.from_address and _may_acknowledge(parsed.from_address, at):
             _queue(
                 "ack" if is_new else "reply-ack",

@@ -1,7 +1,8 @@
 """Retention: raw inbound mail and decrypted correspondence do not stay forever.
 
 FOREWARN_RETENTION_DAYS (default 365) after a vulnerability's publication or rejection, its
-correspondence's text and subject become "[purged YYYY-MM-DD]" and the raw bytes of the inbound
+correspondence's text and subject become "[purged YYYY-MM-DD]", so do the names of the files
+reporters attached (their content is deleted: app/attachments.py), and the raw bytes of the inbound
 messages linked to it become empty. Quarantined and junk messages linked to no vulnerability are
 purged the same time after their receipt. The rows stay, so ids, threading (Message-ID headers)
 and the audit trail survive.
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 
 from peewee import JOIN, fn
 
-from app import audit
+from app import attachments, audit
 from app.db import write_transaction
 from app.models import AuditEvent, Correspondence, InboundMessage, Vulnerability
 
@@ -68,7 +69,9 @@ def _has_raw():
 
 
 def purge_correspondence(ids: list[int], at: datetime) -> int:
-    """Blank the text and subject of these correspondence rows (not yet purged)."""
+    """Blank the text and subject of these correspondence rows (not yet purged), and purge
+    the files attached to them."""
+    attachments.purge(ids, marker(at))
     count = 0
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]

@@ -13,7 +13,7 @@ import peewee
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
-from app import affected, audit, embargo, oneline
+from app import affected, attachments, audit, embargo, oneline
 from app.config import Settings
 from app.db import serialise, write_transaction
 from app.errors import NotFound, Refused
@@ -345,6 +345,7 @@ def summary(v: Vulnerability) -> dict:
 
 def details(v: Vulnerability) -> dict:
     """The keys of `forewarn vulns show --json`: the summary, the fields, the thread."""
+    files = attachments.of_vulnerability(v)
     return {
         **summary(v),
         "description": v.description,
@@ -364,9 +365,26 @@ def details(v: Vulnerability) -> dict:
                 "encrypted": entry.encrypted,
                 "signature_status": entry.signature_status,
                 "signer_fingerprint": entry.signer_fingerprint,
+                **_files_of(entry, files.get(entry.id, [])),
             }
             for entry in v.correspondence.order_by(v.correspondence.model.id)
         ],
+    }
+
+
+def _files_of(entry, files) -> dict:
+    """An entry's attachments (../shared/CONTRACT.md), the ones shown as the report's text,
+    those whose content was not kept, and which parts arrived unencrypted."""
+    return {
+        "attachments": attachments.described(files),
+        "attached_text": [
+            {"name": shown.name, "text": shown.text, "cut": shown.cut}
+            for shown in attachments.report_text(entry, files)
+        ],
+        "dropped_attachments": [
+            {"name": f.name, "sha256": f.sha256, "reason": f.dropped} for f in files if f.dropped
+        ],
+        "unencrypted_parts": attachments.unencrypted_parts(entry),
     }
 
 

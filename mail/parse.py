@@ -44,6 +44,7 @@ class Attachment:
     sha256: str
     data: bytes | None  # None when it was over the size cap
     decrypted: bool = False  # it arrived encrypted (alone, or inside an encrypted message)
+    dropped: str = ""  # why data is None, for people
 
 
 @dataclass
@@ -58,7 +59,9 @@ class ParsedMessage:
     precedence: str | None = None
     list_id: str | None = None
     is_bounce: bool = False
-    encrypted: bool = False
+    encrypted: bool = False  # any of its content arrived encrypted
+    # What arrived without encryption, for people: "the text", "the attachment poc.py".
+    unencrypted_parts: list[str] = field(default_factory=list)
     text: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     signature: verify.SignatureCheck = verify.UNSIGNED
@@ -223,15 +226,17 @@ class _Walk:
             self._text(data, mime.charset(part), in_crypto)
         elif ctype == "text/html" and is_body:
             self.htmls.append(data.decode(mime.charset(part), "replace"))
-            self.plain_content |= not in_crypto
+            if not in_crypto:
+                self._unencrypted("the HTML text")
         elif verify.looks_encrypted(data):
             what = f"the attachment {filename or '(unnamed)'}"
             opened = self._open(data, what, quiet=True, speaks_for_message=False)
-            if opened is None:
-                self._attach(filename, ctype, data, in_crypto)
+            if opened is None:  # kept as it came: ciphertext (for someone else), not plain content
+                self._attach(filename, ctype, data, in_crypto, plain=False)
             else:
                 name = re.sub(r"\.(asc|gpg|pgp)$", "", filename, flags=re.IGNORECASE)
                 guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                self.result.encrypted = True  # e.g. report.txt.gpg beside a plain cover note
                 self._attach(name, guessed, opened, decrypted=True)
         else:
             self._attach(filename, ctype, data, in_crypto)
@@ -252,21 +257,30 @@ class _Walk:
                 pieces.append(plaintext.decode(charset, "replace"))
         pieces.append(data[start:].decode(charset, "replace"))
         if not in_crypto and (not decrypted or "".join(pieces[::2]).strip()):
-            self.plain_content = True  # text outside any encryption
+            self._unencrypted("the text")  # text outside any encryption
         self.texts.append(mime.clean("".join(pieces), keep_lines=True))
 
-    def _attach(self, filename: str, ctype: str, data: bytes, decrypted: bool) -> None:
+    def _attach(self, filename: str, ctype: str, data: bytes, decrypted: bool, plain=True) -> None:
         result = self.result
         name = filename or f"attachment-{len(result.attachments) + 1}"
         kept = data if len(data) <= self.max_attachment_bytes else None
+        dropped = ""
         if kept is None:
+            dropped = f"larger than {self.max_attachment_bytes} bytes, the limit per attachment"
             result.problems.append(
-                f"attachment {name} is larger than {self.max_attachment_bytes} bytes: "
-                "its content was dropped (its sha256 is kept)"
+                f"attachment {name} is {dropped}: its content was dropped (its sha256 is kept)"
             )
-        self.plain_content |= not decrypted and ctype not in _NOT_CONTENT
+        if plain and not decrypted and ctype not in _NOT_CONTENT:
+            self._unencrypted(f"the attachment {name}")
         digest = hashlib.sha256(data).hexdigest()
-        result.attachments.append(Attachment(name, ctype, len(data), digest, kept, decrypted))
+        result.attachments.append(
+            Attachment(name, ctype, len(data), digest, kept, decrypted, dropped)
+        )
+
+    def _unencrypted(self, what: str) -> None:
+        self.plain_content = True
+        if what not in self.result.unencrypted_parts:
+            self.result.unencrypted_parts.append(what)
 
     # -- OpenPGP ---------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ header or log line. After the real lift, the public fields of the lifted ones ap
 private ones still never do, and nothing of the unvalidated or rejected ones ever does.
 """
 
+import hashlib
 import logging
 import re
 from collections import deque
@@ -22,9 +23,11 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app import alerts, cves, exports, lift, patches, registry, vulns, wellknown
+from app import alerts, attachments, cves, exports, lift, patches, registry, vulns, wellknown
 from app.models import Correspondence, Vulnerability
+from mail.parse import Attachment
 from tests import mailcorpus
+from tests.conftest import PASSWORD, Auth
 from tests.test_routes import AUDIENCES
 
 pytestmark = pytest.mark.db
@@ -140,6 +143,18 @@ def build(case: Case, settings, at, until) -> None:
             subject=f"{case.canary('corrsubject' + direction)} report",
             text=f"Hello, {case.canary('corrtext' + direction)} is how it crashes.",
         )
+    # The reporter's files, as the intake keeps them: a decrypted report shown as text in the
+    # team's thread, and a binary one.
+    report = f"{case.canary('attachtext')}: the length field is trusted.\n".encode()
+    dump = b"\x00\xff" + case.canary("attachbinary").encode() + b"\x00" * 64
+    attachments.keep(
+        Correspondence.get(vulnerability=v, direction="in"),
+        [
+            _received(f"{case.canary('attachname')}-report.txt", "text/plain", report),
+            _received(f"{case.canary('attachdump')}.core", "application/octet-stream", dump),
+        ],
+        at,
+    )
     patches.attach(
         v,
         f"{case.canary('patchname')}.patch",
@@ -168,6 +183,11 @@ def build(case: Case, settings, at, until) -> None:
         alerts.send(v, None, "test", at, settings, text=f"{case.canary('advisory')} advisory")
     case.v = Vulnerability.get_by_id(v.id)
     assert case.v.status == case.status
+
+
+def _received(name: str, content_type: str, data: bytes) -> Attachment:
+    digest = hashlib.sha256(data).hexdigest()
+    return Attachment(name, content_type, len(data), digest, data, decrypted=True)
 
 
 # -- the crawl -----------------------------------------------------------------------------------
@@ -446,9 +466,15 @@ def observe(app, settings, cases, clock, caplog, capsys):
 
 
 def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_after(
-    app, settings, clock, desk, caplog, capsys, forewarn
+    app, settings, clock, desk, caplog, capsys, forewarn, admin_user
 ):
     cases, until = desk
+    # The reporters' files are there for the team (so the crawl below could find them).
+    team = app.test_client()
+    Auth(team).login(admin_user.email, PASSWORD)
+    page = team.get(f"/team/vulnerabilities/{cases[0].v.tracking_id}").get_data(as_text=True)
+    for name in ("attachtext", "attachname", "attachdump"):
+        assert cases[0].canary(name) in page, name
     lifted = [c for c in cases if c.lifted]
     hidden = [c for c in cases if not c.lifted]
 

@@ -337,7 +337,35 @@ def test_encrypted_attachments_are_decrypted_and_renamed(keyring, service_cert):
     assert by_name["poc.c"].data == poc and by_name["poc.c"].decrypted is True
     assert by_name["crash.log"].data == log_text and by_name["crash.log"].decrypted is True
     assert by_name["poc.c"].sha256 == hashlib.sha256(poc).hexdigest()
-    assert parsed.encrypted is False  # the text itself came in the clear
+    # Content arrived encrypted (the issue: this said "not encrypted"); the cover note did not.
+    assert parsed.encrypted is True
+    assert parsed.unencrypted_parts == ["the text"]
+    assert "parts of the message were not encrypted" in parsed.problems
+
+
+def test_plain_attachments_beside_encrypted_text_are_named_as_unencrypted(keyring, service_cert):
+    inner = mc.multipart("mixed", [mc.text_part("Details inside.")], "in")
+    encrypted = mc.multipart(
+        "encrypted",
+        [
+            mc.entity([("Content-Type", "application/pgp-encrypted")], "Version: 1\n"),
+            mc.entity(
+                [("Content-Type", "application/octet-stream")],
+                mc.gpg_encrypt(service_cert, inner),
+            ),
+        ],
+        "enc",
+        '; protocol="application/pgp-encrypted"',
+    )
+    raw = mc.message(
+        mc.multipart("mixed", [encrypted, mc.attachment_part("dump.bin", b"\x00\x01")], "ox")
+    )
+
+    parsed = parse(raw, keyring)
+
+    assert parsed.encrypted is True
+    assert "Details inside." in parsed.text
+    assert parsed.unencrypted_parts == ["the attachment dump.bin"]
 
 
 def test_attachment_encrypted_to_another_key_is_kept_and_noted(keyring, reporter):

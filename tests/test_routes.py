@@ -49,6 +49,13 @@ def test_every_route_has_an_audience(app):
     assert unclassified == []
 
 
+def test_reporters_files_are_served_by_a_team_route_alone(app):
+    """Reporters' attachments are embargoed content: downloadable by the team, nobody else."""
+    found = {(b, m) for b, e, m, _ in routes(app) if e == "workspace.attachment"}
+    assert found == {("workspace", "GET")}
+    assert AUDIENCES["workspace"] == "team"
+
+
 def test_team_and_admin_routes_send_anonymous_visitors_to_sign_in(app, client, known):
     for blueprint, endpoint, method, url in routes(app):
         if AUDIENCES[blueprint] in ("anyone",):

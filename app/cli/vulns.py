@@ -75,6 +75,25 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
         arrow = "from reporter" if entry["direction"] == "in" else "to reporter"
         click.echo(f"\n--- {entry['at']} {arrow}, {entry['signature_status']} ---")
         click.echo(entry["text"])
+        for attached in entry["attached_text"]:
+            click.echo(f"\n--- attached: {attached['name']} ---\n{attached['text']}")
+        for f in entry["attachments"]:
+            about = f"{f['content_type']}, {f['size']} bytes"
+            click.echo(f"attachment: {f['name']} ({about}) sha256 {f['sha256']}")
+
+
+@vulns.command("attachment", help="The bytes of one attachment (decrypted) on stdout.")
+@click.argument("vuln_id")
+@click.argument("sha256")
+def vulns_attachment(vuln_id: str, sha256: str) -> None:
+    from app import attachments
+    from app import vulns as domain
+
+    runtime.open_current_db(_settings())
+    found = attachments.find(domain.get(vuln_id), sha256)
+    stdout = click.get_binary_stream("stdout")
+    stdout.write(bytes(found.content))
+    stdout.flush()
 
 
 @vulns.command("create", help="Open a vulnerability; prints its tracking id.")

@@ -3,7 +3,7 @@
 from app.models.accounts import ROLES, UsedToken, User
 from app.models.audit import AuditEvent
 from app.models.base import BaseModel, UTCDateTimeField, database
-from app.models.mail import Correspondence, Delivery, InboundMessage
+from app.models.mail import Correspondence, Delivery, InboundMessage, ReceivedFile
 from app.models.registry import PublicKey, Registrant
 from app.models.vulns import (
     PUBLIC_STATES,
@@ -27,6 +27,7 @@ ALL_MODELS = (
     InboundMessage,
     Delivery,
     Correspondence,
+    ReceivedFile,
     AuditEvent,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "Patch",
     "Publication",
     "PublicKey",
+    "ReceivedFile",
     "Registrant",
     "UTCDateTimeField",
     "UsedToken",

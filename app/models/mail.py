@@ -60,5 +60,22 @@ class Correspondence(BaseModel):
     subject = peewee.CharField(default="")
     text = peewee.TextField(default="")
     signature_status = peewee.CharField(default="unsigned")
-    encrypted = peewee.BooleanField(default=False)
+    encrypted = peewee.BooleanField(default=False)  # any of its content arrived encrypted
     signer_fingerprint = peewee.CharField(null=True)
+    # JSON list: the parts of an inbound message that arrived without encryption ("the text",
+    # "the attachment poc.py", ...); empty when all of it arrived encrypted.
+    unencrypted_parts = peewee.TextField(default="[]")
+
+
+class ReceivedFile(BaseModel):
+    """A file attached to an inbound message, as the reporter meant it (decrypted when it
+    arrived encrypted). Not called Attachment: mail.parse and mail.compose have theirs."""
+
+    correspondence = peewee.ForeignKeyField(Correspondence, backref="files", on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    content_type = peewee.CharField(default="application/octet-stream")
+    size = peewee.IntegerField()
+    sha256 = peewee.CharField(index=True)
+    content = peewee.BlobField(null=True)  # None: dropped (too large) or purged
+    encrypted = peewee.BooleanField(default=False)  # it arrived encrypted
+    dropped = peewee.TextField(default="")  # why the content is not kept; empty when it is

@@ -20,7 +20,7 @@ from peewee import JOIN, fn
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app import clock, lift, markdown, reports, vulns
+from app import attachments, clock, lift, markdown, reports, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
@@ -199,6 +199,9 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         "team/vulnerability.html",
         v=v,
         thread=list(thread),
+        files=attachments.of_vulnerability(v),
+        report_text=attachments.report_text,
+        unencrypted_parts=attachments.unencrypted_parts,
         form=form,
         edit=workspace.forms_for(v),
         description_html=Markup(markdown.to_html(v.description)),  # noqa: S704  (nh3-sanitised)

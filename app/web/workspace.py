@@ -1,13 +1,15 @@
 """Working a vulnerability: its fields, state, dates and assignee, each a form of its own that
 ends with a message saying what happened and what comes next."""
 
-from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from io import BytesIO
+
+from flask import Blueprint, abort, current_app, flash, redirect, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from app import clock, embargo, vulns
+from app import attachments, clock, embargo, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import User, Vulnerability
@@ -282,3 +284,27 @@ def cve(tracking_id: str):
     if allocation.low:
         flash(f"Admins: {allocation.warning}.", "error")
     return _back(v)
+
+
+@bp.route("/<tracking_id>/attachments/<int:file_id>")
+@roles_required(*TEAM_ROLES)
+def attachment(tracking_id: str, file_id: int):
+    """A reporter's file, for the team only: always a download (never shown inline), served as
+    bytes unless its type is one a browser cannot run, never sniffed, never cached."""
+    v = _vulnerability(tracking_id)
+    found = attachments.by_id(v, file_id)
+    if found is None or found.content is None:
+        abort(404)
+    response = send_file(
+        BytesIO(bytes(found.content)),
+        mimetype=attachments.download_type(found),
+        as_attachment=True,
+        download_name=found.name,
+        conditional=False,
+        etag=False,
+        max_age=0,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
