@@ -405,7 +405,9 @@ def test_the_feed_has_the_published_entries_only_newest_first(client, settings, 
     first = published_one(settings, clock.at, cve="CVE-2026-1002", title="First")
     clock.move(days=2)
     nasty = 'Nasty <title> & "quotes" \x0b\x01 ]]> é'
-    second = published_one(settings, clock.at, cve="CVE-2026-1003", title=nasty)
+    second = published_one(settings, clock.at, cve="CVE-2026-1003", title="Nasty")
+    # Control characters are refused in new titles (app.oneline); older rows may hold them.
+    Vulnerability.update(title=nasty).where(Vulnerability.id == second.id).execute()
 
     response = client.get("/vulnerabilities.atom")
 
