@@ -12,7 +12,7 @@ from keys.inspect import inspect_certificate
 
 TEAM_ROLES = ("admin", "team")
 MIN_PASSWORD_LENGTH = 12
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
 
 
 @dataclass(frozen=True)

@@ -117,13 +117,6 @@ class Allocation:
         return f"only {self.remaining} CVE ids left in the blocks; import one with {_IMPORT_HINT}"
 
 
-def find_vulnerability(tracking_id: str) -> Vulnerability:
-    vuln = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id.strip().upper())
-    if vuln is None:
-        raise NotFound(f"there is no vulnerability {tracking_id.strip()!r}")
-    return vuln
-
-
 def allocate(
     vulnerability: Vulnerability,
     by: User | None,

@@ -4,13 +4,21 @@ Every public page, feed, export and announcement reads vulnerabilities through `
 Before the lift it is a placeholder (the id and, if configured, the embargo's end); after it,
 the public fields. Reporter identity (beyond the credit), correspondence, notes, registrants
 and advisory texts are never part of it.
+
+While embargoed, a vulnerability with a CVE id is public under that id alone: its tracking id
+travels in the subjects of unencrypted mail to and from the reporter, so answering to it would
+tie the reporter to the CVE and to its embargo date. After the lift the tracking id is its
+page's address again (feeds, release notes and announcements link there; every detail is
+public by then).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
+import peewee
+
 from app import vulns
-from app.models import PUBLIC_STATES, Vulnerability
+from app.models import PUBLIC_STATES, CveId, Vulnerability
 
 
 @dataclass(frozen=True)
@@ -18,7 +26,7 @@ class Placeholder:
     """An embargoed vulnerability as the public sees it."""
 
     id: str  # the CVE id, or the tracking id while it has none
-    tracking_id: str
+    tracking_id: str | None  # None once it has a CVE id: then it is public by that id alone
     cve_id: str | None
     embargo_until: datetime | None  # None when the date is not to be shown
 
@@ -56,11 +64,35 @@ def public_view(
         cve_id = v.cve.cve_id if v.cve_id else None
         return Placeholder(
             cve_id or v.tracking_id,
-            v.tracking_id,
+            None if cve_id else v.tracking_id,
             cve_id,
             v.embargo_until if show_embargo_date else None,
         )
     return revealed(v, v.published_at)
+
+
+def find(
+    ident: str, at: datetime, show_embargo_date: bool = True
+) -> tuple[Vulnerability, Placeholder | Published] | None:
+    """The public vulnerability an address names (a CVE id or a tracking id, any case), with its
+    public view; None when nothing public answers to that id. An embargoed vulnerability with a
+    CVE id answers to its CVE id alone (see above), exactly as an unknown id does otherwise."""
+    wanted = ident.strip().upper()
+    rows = (
+        Vulnerability.select(Vulnerability, CveId)
+        .join(CveId, peewee.JOIN.LEFT_OUTER)
+        .where(Vulnerability.status.in_(PUBLIC_STATES))
+    )
+    by_cve = wanted.startswith("CVE-")
+    if by_cve:
+        rows = rows.where(CveId.cve_id == wanted)
+    else:
+        rows = rows.where(Vulnerability.tracking_id == wanted)
+    v = rows.first()
+    view = public_view(v, at, show_embargo_date) if v is not None else None
+    if view is None or (isinstance(view, Placeholder) and view.cve_id and not by_cve):
+        return None
+    return v, view
 
 
 def revealed(v: Vulnerability, published_at: datetime) -> Published:
@@ -100,8 +132,6 @@ def version(at: datetime) -> tuple:
     """A cheap fingerprint of everything the public list shows at `at`: it changes whenever a
     public vulnerability is added, changed (every change sets updated_at), lifted or given a
     CVE id, so a page rendered for an equal fingerprint is still exact."""
-    import peewee
-
     published_now = peewee.Case(
         None,
         (((Vulnerability.status == "published") & (Vulnerability.published_at <= at), 1),),

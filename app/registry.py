@@ -8,13 +8,13 @@ verification link travels encrypted to it. Every decision is audited.
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import peewee
 from itsdangerous import BadSignature, SignatureExpired
 
-from app import audit, passwords, tokens
+from app import audit, oneline, passwords, tokens
 from app.accounts import MIN_PASSWORD_LENGTH, new_session_token
 from app.db import write_transaction
 from app.errors import NotFound, Refused
@@ -32,7 +32,7 @@ TRANSITIONS = {
     "rejected": {"removed"},
     "removed": set(),  # the account is disabled; the rows stay for the audit trail
 }
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 _ROLE_LOCALS = ("security", "psirt", "secalert", "cert", "product-security", "vulnerability")
 
 
@@ -80,7 +80,13 @@ def _checked_address(form: SignUp) -> str:
         raise Refused(f"{form.email!r} is not an email address")
     if len(form.password) < MIN_PASSWORD_LENGTH:
         raise Refused(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if not form.organisation.strip():
+    # The organisation's name is shown on one line (lists, the members page): app.oneline.
+    form = replace(
+        form,
+        organisation=oneline.checked(form.organisation, "organisation"),
+        website=oneline.checked(form.website, "website"),
+    )
+    if not form.organisation:
         raise Refused("Name your organisation")
     if not form.justification.strip():
         raise Refused(
@@ -381,7 +387,8 @@ def add_by_admin(
     email = email.strip().lower()
     if not _EMAIL.match(email):
         raise Refused(f"{email!r} is not an email address")
-    if not organisation.strip():
+    organisation = oneline.checked(organisation, "organisation")
+    if not organisation:
         raise Refused("Name the organisation")
     if User.select().where(User.email == email).exists():
         raise Refused(f"an account for {email} already exists")

@@ -291,9 +291,16 @@ def _looks_automatic(raw: bytes) -> bool:
         return True
 
 
-def reply_to_reporter(vulnerability: Vulnerability, author: User, text: str, at) -> Correspondence:
-    """A team member's reply: kept in the thread and queued to the reporter (encrypted when
-    their key is known; otherwise the reporter gets a signed notice without the text)."""
+def reply_to_reporter(
+    vulnerability: Vulnerability,
+    author: User | None,
+    text: str,
+    at,
+    actor_label: str | None = None,
+) -> Correspondence:
+    """A team member's reply (or an operator's: author None, `actor_label` "cli:NAME"): kept
+    in the thread and queued to the reporter (encrypted when their key is known; otherwise the
+    reporter gets a signed notice without the text)."""
     text = text.strip()
     if not text:
         raise Refused("write a reply before sending it")
@@ -320,6 +327,7 @@ def reply_to_reporter(vulnerability: Vulnerability, author: User, text: str, at)
             at,
             target=vulnerability.tracking_id,
             details={"correspondence": entry.id},
+            actor_label=actor_label,
         )
     return entry
 

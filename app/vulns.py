@@ -13,11 +13,11 @@ import peewee
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
-from app import affected, attachments, audit, embargo
+from app import affected, attachments, audit, embargo, oneline
 from app.config import Settings
 from app.db import serialise, write_transaction
 from app.errors import NotFound, Refused
-from app.models import Delivery, User, Vulnerability
+from app.models import CveId, Delivery, User, Vulnerability
 
 # new -> triage -> accepted -> fixed -> published (by the lift alone); rejected from new, triage
 # or accepted.
@@ -62,10 +62,16 @@ class Actor:
         return cls(user, user.email)
 
 
-def get(tracking_id: str) -> Vulnerability:
-    found = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id.strip().upper())
+def get(ident: str) -> Vulnerability:
+    """The vulnerability an operator names: by tracking id or by CVE id, in any case. The one
+    lookup of every command taking a VULN_ID (the portal takes both as well)."""
+    wanted = ident.strip().upper()
+    if wanted.startswith("CVE-"):
+        found = Vulnerability.select().join(CveId).where(CveId.cve_id == wanted).first()
+    else:
+        found = Vulnerability.get_or_none(Vulnerability.tracking_id == wanted)
     if found is None:
-        raise NotFound(f"no vulnerability {tracking_id}; `forewarn vulns list` shows them")
+        raise NotFound(f"no vulnerability {ident.strip()}; `forewarn vulns list` shows them")
     return found
 
 
@@ -92,7 +98,7 @@ def create(
     embargo_until: datetime | None = None,
 ) -> Vulnerability:
     """A vulnerability the team found or was told about outside the intake."""
-    title = title.strip()
+    title = oneline.checked(title, "title")
     if not title:
         raise Refused("a new vulnerability needs a title")
     dates = embargo.default_dates(at, settings)
@@ -170,7 +176,8 @@ def _publication_hour(v: Vulnerability) -> int:
 
 def _checked(field: str, value: str) -> dict:
     value = value.strip()
-    if field == "title":
+    if field == "title":  # it becomes mail subjects: one line (app.oneline)
+        value = oneline.checked(value, "title")
         if not value:
             raise Refused("the title cannot be empty")
         return {"title": value[:250]}

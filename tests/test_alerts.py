@@ -4,7 +4,7 @@ import pytest
 
 from app import alerts, outbox, registry, vulns
 from app.errors import Refused
-from app.models import AuditEvent, Delivery, Registrant
+from app.models import AuditEvent, Delivery, Registrant, Vulnerability
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, text_of
@@ -97,6 +97,34 @@ def test_each_alert_is_signed_then_encrypted_to_the_registrant_alone(
         run("sqop", "decrypt", str(other), input=encrypted_payload(raw), check=False).returncode
         != 0
     )
+
+
+def test_an_old_title_with_a_line_break_no_longer_stops_its_alerts(
+    v, registrants, makers, clock, settings, keyring, tmp_path
+):
+    # Written before titles were checked (app.oneline): as old data would hold it.
+    Vulnerability.update(title=f"The {SECRET}\r\nBcc: everyone@example.org").where(
+        Vulnerability.id == v.id
+    ).execute()
+    advisory = alerts.send(Vulnerability.get_by_id(v.id), None, "t", clock.at, settings)
+    sink = SmtpSink()
+    try:
+        outcomes = [
+            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+            for d in Delivery.select().where(Delivery.advisory == advisory)
+        ]
+        [raw] = sent_to(sink, "psirt@m0.example")
+    finally:
+        sink.stop()
+    assert outcomes == ["sent", "sent"]
+    secret = tmp_path / "m0.key"
+    secret.write_bytes(makers[0].secret)
+    text, _ = parts_as_sent(
+        run("sqop", "decrypt", str(secret), input=encrypted_payload(raw)).stdout
+    )
+    protected = parse(text)
+    assert protected["Subject"] == f"{v.tracking_id} v1: The {SECRET} Bcc: everyone@example.org"
+    assert "Bcc" not in protected and "Bcc" not in parse(raw)
 
 
 def test_a_registrant_whose_key_cannot_be_used_gets_a_notice_never_the_advisory(

@@ -68,3 +68,35 @@ def test_import_skips_bad_rows_by_line_number_and_imports_the_rest(
         ("psirt@maker1.example", "approved"),
         ("psirt@maker2.example", "approved"),
     ]
+
+
+def test_an_organisation_with_a_line_break_is_refused_by_add_and_import(
+    forewarn, ready, makers, tmp_path
+):
+    (tmp_path / "m0.asc").write_bytes(makers[0].cert)
+    (tmp_path / "m1.asc").write_bytes(makers[1].cert)
+    added = forewarn(
+        "registrants",
+        "add",
+        "--email",
+        "psirt@maker0.example",
+        "--org",
+        "Maker\r\n0",
+        "--key",
+        str(tmp_path / "m0.asc"),
+    )
+    assert added.returncode == 1
+    assert (
+        added.stderr == "forewarn: the organisation must be one line without control characters\n"
+    )
+    (tmp_path / "list.csv").write_bytes(
+        b'email,org,product,key_file,key\r\npsirt@maker1.example,"Maker\r\n1",Gateway,m1.asc,\r\n'
+    )
+    imported = forewarn("registrants", "import", str(tmp_path / "list.csv"))
+    assert imported.returncode == 1
+    assert "imported 0 of 1 registrants" in imported.stdout
+    assert (
+        "skipped line 2: psirt@maker1.example: "
+        "the organisation must be one line without control characters"
+    ) in imported.stderr
+    assert json.loads(forewarn("registrants", "list", "--json").stdout) == []

@@ -76,3 +76,60 @@ def test_unknown_ids_and_fields_are_one_line_errors(forewarn, ready):
     ).stdout.strip()
     bad = forewarn("vulns", "set", tracking, "colour", "red")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_a_title_with_a_line_break_is_refused_by_create_and_set(forewarn, ready):
+    refused = forewarn(
+        "vulns",
+        "create",
+        "--title",
+        "Overflow\r\nBcc: x@example.org",
+        "--description-file",
+        str(ready),
+    )
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == "forewarn: the title must be one line without control characters\n"
+    assert json.loads(forewarn("vulns", "list", "--json").stdout) == []
+    tracking = forewarn(
+        "vulns", "create", "--title", "Overflow", "--description-file", str(ready)
+    ).stdout.strip()
+    for title in ("Overflow\r\nin L2CAP", "Overflow\nin L2CAP", "Overflow\tin L2CAP"):
+        bad = forewarn("vulns", "set", tracking, "title", title)
+        assert bad.returncode == 1, title
+        assert bad.stderr == "forewarn: the title must be one line without control characters\n"
+    assert json.loads(forewarn("vulns", "show", tracking, "--json").stdout)["title"] == "Overflow"
+
+
+def test_every_command_taking_a_vuln_id_takes_its_cve_id_too(forewarn, ready):
+    tracking = forewarn(
+        "vulns", "create", "--title", "T", "--description-file", str(ready)
+    ).stdout.strip()
+    assert forewarn("cve", "import-block", "CVE-2026-1000..CVE-2026-1009").returncode == 0
+    assert forewarn("cve", "assign", tracking).stdout == "CVE-2026-1000\n"
+
+    shown = forewarn("vulns", "show", "CVE-2026-1000", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == tracking
+    for field, value in (
+        ("title", "Overflow"),
+        ("affected", "zephyr <4.2"),
+        ("status", "accepted"),
+    ):
+        changed = forewarn("vulns", "set", "cve-2026-1000", field, value)
+        assert changed.returncode == 0, changed.stderr
+        assert changed.stdout.startswith(f"{tracking}: {field} set")
+    exported = forewarn("export", "osv", "CVE-2026-1000", "--embargoed")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["id"] == "CVE-2026-1000"
+    alerted = forewarn("alert", "send", "CVE-2026-1000")
+    assert alerted.returncode == 0, alerted.stderr
+    assert alerted.stdout == f"{tracking} v1 queued to 0 registrants\n"
+    again = forewarn("cve", "assign", "CVE-2026-1000")  # found, and refused for what it is
+    assert again.returncode == 1
+    assert again.stderr.startswith(f"forewarn: {tracking} already has CVE-2026-1000")
+    for command in (("vulns", "show"), ("export", "cve"), ("alert", "send"), ("cve", "assign")):
+        unknown = forewarn(*command, "CVE-2026-1009")
+        assert unknown.returncode == 1 and unknown.stdout == "", command
+        assert unknown.stderr == (
+            "forewarn: no vulnerability CVE-2026-1009; `forewarn vulns list` shows them\n"
+        ), command

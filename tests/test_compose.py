@@ -207,9 +207,20 @@ def test_long_lines_ids_and_urls_stay_within_998_octets_and_unencoded(keyring):
     assert text_of(text) == f"See\n{long_line}\n"
 
 
-def test_header_with_a_line_break_is_refused(keyring):
+def test_a_subject_with_a_line_break_is_sent_on_one_line(keyring):
+    # A title kept from before titles were checked must not stop its mails (nor add headers).
+    hostile = "hello\r\nBcc: everyone@example.org\x1b\u2028again"
+    raw = signed(keyring, outgoing(subject=hostile, outer_subject=hostile))
+    message = parse(raw)
+    expected = "hello Bcc: everyone@example.org again"
+    assert message["Subject"] == expected and "Bcc" not in message
+    text, _ = parts_as_sent(raw)
+    assert parse(text)["Subject"] == expected and "Bcc" not in parse(text)
+
+
+def test_any_other_header_with_a_line_break_is_refused(keyring):
     with pytest.raises(ValueError, match="line break"):
-        signed(keyring, outgoing(subject="hello\r\nBcc: everyone@example.org"))
+        signed(keyring, outgoing(in_reply_to="<a@b>\r\nBcc: everyone@example.org"))
 
 
 def test_extra_header_cannot_replace_one_compose_writes(keyring):

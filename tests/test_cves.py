@@ -218,7 +218,7 @@ def test_cli_assign_prints_the_id_alone_and_warns_on_stderr_when_low(db, clock, 
     again = forewarn("cve", "assign", "SEC-2026-0001")
     one_line_error(again, "SEC-2026-0001 already has CVE-2026-1000")
     unknown = forewarn("cve", "assign", "SEC-2026-0099")
-    one_line_error(unknown, "no vulnerability 'SEC-2026-0099'")
+    one_line_error(unknown, "no vulnerability SEC-2026-0099", "forewarn vulns list")
 
 
 def test_cli_assign_with_an_empty_pool_is_one_line_naming_import_block(db, clock, forewarn):

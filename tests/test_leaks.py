@@ -488,7 +488,7 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
     assert len(wkd) >= 3, wkd
     assert seen.pages["/no/such/page"][0] == 404
     for case in lifted:
-        assert seen.pages[f"/vulnerabilities/{case.v.tracking_id}"][0] == 200
+        assert seen.pages[f"/vulnerabilities/{case.cve_id or case.v.tracking_id}"][0] == 200
         for kind in exports.KINDS:
             assert seen.pages[f"/vulnerabilities/{case.v.tracking_id}/{kind}.json"][0] == 404
     assert len(seen.pages) > 40, sorted(seen.pages)
@@ -506,6 +506,13 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
         for kind in exports.KINDS:
             page = seen.pages[f"/vulnerabilities/{case.v.tracking_id}/{kind}.json"]
             assert page[::2] == seen.pages[f"/vulnerabilities/SEC-2026-9999/{kind}.json"][::2]
+    # With a CVE id, an embargoed one is public under it alone: its tracking id (which travels
+    # in reporters' mail subjects) answers as an unknown id, and shows nowhere.
+    for case in lifted:
+        if case.cve_id:
+            for ident in (case.v.tracking_id, case.v.tracking_id.lower()):
+                assert seen.pages[f"/vulnerabilities/{ident}"][::2] == unknown[::2], ident
+    assert_absent(served, {f"tracking id of #{c.n}": c.v.tracking_id for c in lifted if c.cve_id})
     # Placeholders: nothing but the id tells two apart (not the state, not any field).
     assert _normalised(seen, cases[0]) == _normalised(seen, cases[3])  # accepted / fixed, CVE
     assert _normalised(seen, cases[1]) == _normalised(seen, cases[2])  # fixed / accepted
@@ -568,7 +575,7 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
 
 
 def _normalised(seen: Crawl, case: Case) -> str:
-    body = seen.pages[f"/vulnerabilities/{case.v.tracking_id}"][2]
+    body = seen.pages[f"/vulnerabilities/{case.cve_id or case.v.tracking_id}"][2]
     for ident in filter(None, (case.v.tracking_id, case.cve_id)):
         body = body.replace(ident, "ID")
     return body

@@ -192,6 +192,16 @@ def _nothing_created():
         ({"email": "nobody"}, "email", "Enter an email address."),
         ({"password": "short"}, "password", "at least 12 characters"),
         ({"justification": " "}, "justification", "Say why you qualify"),
+        (
+            {"organisation": "Maker\r\nLtd"},
+            "organisation",
+            "the organisation must be one line without control characters",
+        ),
+        (
+            {"website": "https://maker.example\x00"},
+            "website",
+            "the website must be one line without control characters",
+        ),
     ],
 )
 def test_a_bad_sign_up_says_what_is_wrong_at_the_field_and_creates_nothing(

@@ -114,6 +114,15 @@ def test_a_field_the_rules_refuse_is_not_saved_and_the_reason_shown(signed_in, v
     assert Vulnerability.get_by_id(v.id).affected == ""
 
 
+@pytest.mark.parametrize("title", ["Overflow\r\nBcc: list@example.org", "Overflow\x1b[2J"])
+def test_a_title_with_a_line_break_or_control_character_is_refused(signed_in, v, title):
+    response = post(signed_in, v, "fields", **fields(v, title=title))
+    [message] = messages(response)
+    assert "not saved" in message
+    assert "the title must be one line without control characters" in message
+    assert Vulnerability.get_by_id(v.id).title == "Overflow in L2CAP"
+
+
 def test_changing_state_follows_the_life_cycle_and_says_what_comes_next(signed_in, v):
     response = post(signed_in, v, "status", status="accepted")
     assert "is now accepted" in messages(response)[0]

@@ -24,12 +24,12 @@ def cve_import_block(id_range: str) -> None:
 @cve.command("assign", help="Give a vulnerability the next free id; prints the id alone.")
 @click.argument("vuln_id")
 def cve_assign(vuln_id: str) -> None:
-    from app import cve_services, cves
+    from app import cve_services, cves, vulns
 
     settings = _settings()
     services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
-    vuln = cves.find_vulnerability(vuln_id)
+    vuln = vulns.get(vuln_id)
     given = cves.allocate(vuln, None, f"cli:{_operator()}", clock.now(), services)
     click.echo(given.cve.cve_id)
     if given.low:

@@ -1,5 +1,7 @@
 """`forewarn vulns ...` and `forewarn release-notes`."""
 
+from pathlib import Path
+
 import click
 
 from app import clock, runtime
@@ -23,6 +25,7 @@ def _cli_actor():
 def vulns_list(as_json: bool) -> None:
     import json
 
+    from app import oneline
     from app import vulns as domain
     from app.models import Vulnerability
 
@@ -31,10 +34,10 @@ def vulns_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
+    for row in rows:  # one line each, whatever an old title holds
         click.echo(
             f"{row['id']:<16} {row['status']:<9} {row['cve'] or '-':<15} "
-            f"{(row['embargo_until'] or '-')[:16]:<16} {row['title']}"
+            f"{(row['embargo_until'] or '-')[:16]:<16} {oneline.flattened(row['title'])}"
         )
 
 
@@ -146,6 +149,48 @@ def _lift_or_schedule(v, settings) -> str:
     if outcome == "scheduled" and v.status in lift.LIFTABLE:
         return f"; to be published at {embargo.shown(v.embargo_until)}"
     return ""
+
+
+@vulns.command("reply", help="Send the team's reply to the reporter, as the reply form does.")
+@click.argument("vuln_id")
+@click.option(
+    "--text-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the reply's text (UTF-8); it goes encrypted to the reporter's key",
+)
+def vulns_reply(vuln_id: str, text_file: Path) -> None:
+    import contextlib
+
+    import redis
+
+    from app import queue, reconcile, reports
+    from app import vulns as domain
+
+    try:
+        text = text_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OperatorError(f"cannot read {text_file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OperatorError(f"{text_file} is not UTF-8 text; save it as UTF-8") from None
+    settings = _settings()
+    runtime.open_current_db(settings)
+    v = domain.get(vuln_id)
+    entry = reports.reply_to_reporter(v, None, text, clock.now(), actor_label=_cli_actor().label)
+    # Now rather than at the reconciler's next pass (which sends it within a minute anyway).
+    with contextlib.suppress(redis.RedisError, OSError):
+        reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
+    if entry.encrypted:
+        click.echo(
+            f"{v.tracking_id}: reply queued to {v.reporter_email}, encrypted to their key "
+            f"{v.reporter_key.fingerprint}"
+        )
+    else:
+        click.echo(
+            f"{v.tracking_id}: reply queued to {v.reporter_email}: they have no usable key on "
+            "file, so they get a signed notice asking for one (your text is not sent "
+            "unencrypted); send the reply again when their key arrives"
+        )
 
 
 @cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")

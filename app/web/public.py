@@ -160,18 +160,14 @@ def _accepts_gzip() -> bool:
 @bp.route("/vulnerabilities/<ident>")
 def vulnerability(ident: str):
     """One vulnerability by tracking id or CVE id. A published one has its tracking id's address
-    (a CVE id redirects there); a placeholder answers at the id it was asked by, so that a CVE
-    id's address never reveals the tracking id before the lift."""
-    wanted = ident.strip().upper()
-    rows = _public_rows()
-    if wanted.startswith("CVE-"):
-        rows = rows.where(CveId.cve_id == wanted)
-    else:
-        rows = rows.where(Vulnerability.tracking_id == wanted)
-    views = _views(rows.limit(1))
-    if not views:
-        abort(404)  # not public, or no such id: the same answer
-    view = views[0]
+    (a CVE id redirects there); a placeholder answers at its CVE id alone once it has one (its
+    tracking id answers 404, as an unknown id: app.disclosure.find), so that neither address
+    ties the other to it before the lift."""
+    show_dates = current_app.extensions["forewarn.settings"].show_embargo_dates
+    found = disclosure.find(ident, clock.now(), show_dates)
+    if found is None:
+        abort(404)  # not public, or no such id, or a tracking id under embargo: the same answer
+    _, view = found
     if isinstance(view, Published) and ident != view.tracking_id:
         return redirect(url_for("public.vulnerability", ident=view.tracking_id))
     body = _page("vulnerabilities/detail.html", (view,), v=view)
@@ -204,8 +200,9 @@ def feed():
 def _helpers():
     return {
         "page_url": _url_maker("public.vulnerability", "ident"),
+        # (kind, label, url maker); a CVE record exists only for a vulnerability with a CVE id.
         "record_links": [
-            (label, _url_maker("downloads.record", "tracking_id", kind=kind))
+            (kind, label, _url_maker("downloads.record", "ident", kind=kind))
             for kind, label in (("cve", "CVE JSON 5.1"), ("osv", "OSV JSON"), ("csaf", "CSAF 2.0"))
         ],
         "rating": disclosure.rating,

@@ -142,6 +142,7 @@ _REFUSAL_FIELDS = (
     ("is not an email address", "email"),
     ("password", "password"),
     ("organisation", "organisation"),
+    ("the website", "website"),
     ("why you qualify", "justification"),
     ("embargo policy", "agrees"),
 )
