@@ -1012,7 +1012,7 @@ def record(case: Case, text: letters.Text, service_key: str) -> str:
     return normalise(f"{head}\n======== body ========\n{body}", service_key)
 
 
-def render_all(db, world: World, keyring, settings) -> dict[str, tuple[Case, letters.Text]]:
+def render_all(db, world: World, keyring, settings) -> dict[str, tuple[Case, letters.Text, dict]]:
     """Each case's rows are made, composed and rolled back, so every case starts from the
     same world (and a new report is the first of its vulnerability)."""
     rendered = {}
@@ -1021,7 +1021,7 @@ def render_all(db, world: World, keyring, settings) -> dict[str, tuple[Case, let
             delivery = Delivery.get_by_id(each.build(world).id)  # read back, as a worker does
             assert delivery.kind == each.kind, each.name
             text = letters.text_for(delivery, keyring, settings, world.at)
-            rendered[each.name] = (each, text)
+            rendered[each.name] = (each, text, json.loads(delivery.payload or "{}"))
             transaction.rollback()
     return rendered
 
@@ -1042,7 +1042,7 @@ def test_every_kind_of_mail_reads_as_its_golden_file(rendered, world):
     GOLDEN.mkdir(parents=True, exist_ok=True)
     produced = {}
     failures = []
-    for name, (each, text) in rendered.items():
+    for name, (each, text, _payload) in rendered.items():
         actual = record(each, text, world.service_key)
         produced[name] = actual
         path = GOLDEN / f"{name}.txt"
@@ -1100,7 +1100,7 @@ def overlong_lines(name: str, body: str) -> list[str]:
 
 def test_mail_is_wrapped_at_72_columns(rendered, world):
     offenders, known_seen = [], set()
-    for name, (_each, text) in rendered.items():
+    for name, (_each, text, _payload) in rendered.items():
         for line in overlong_lines(name, text.body):
             known = {k for k in KNOWN_OVERLONG if k[0] == name and line.startswith(k[1])}
             if known:
@@ -1202,3 +1202,25 @@ def test_golden_case_names_are_unique_and_start_with_their_kind():
     assert len(names) == len(set(names))
     for each in CASES:
         assert each.name == each.kind or each.name.startswith(f"{each.kind}-"), each.name
+
+
+def test_every_step_of_the_reminders_and_warnings_has_a_case(rendered):
+    """The steps are looked up in tables when the mail is composed: a new step in the code
+    without a case would be a mail nobody has read."""
+    from app import reminders, renewal, service_key
+
+    seen = {
+        (each.kind, payload.get("field"), payload.get("step"))
+        for each, _t, payload in rendered.values()
+    }
+    wanted = {("reminder", "lead_time", "alert")}
+    wanted |= {
+        ("reminder", field, step)
+        for field in ("fix_due", "embargo_until")
+        for step, _before in reminders.STEPS
+    }
+    wanted |= {("service-key-expiry", None, step) for step, _before in service_key.STEPS}
+    wanted |= {("key-expiry", None, step) for step, _before in renewal.REGISTRANT_STEPS}
+    assert wanted - seen == set()
+    events = {p.get("event") for each, _t, p in rendered.values() if each.kind == "registry-admin"}
+    assert events == {"key-expiring", "key-expired", "suspended"}
