@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 FOREWARN_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup test-setup run test lint test-sqlite test-postgres bench faults fuzz clean
+.PHONY: setup test-setup run test lint test-sqlite test-postgres golden bench faults fuzz clean
 
 setup:
 	@sh .ci/setup system
@@ -34,6 +34,11 @@ test-sqlite: test-setup
 # Every test that touches the database (marker "db"), again on PostgreSQL.
 test-postgres: test-setup
 	FOREWARN_TEST_DATABASE_URL=$(FOREWARN_TEST_DATABASE_URL) $(PYTEST) -q -m db
+
+# Rewrite tests/golden/mail/ (every kind of mail, as composed today) after an intended change
+# of wording; review it with `git diff tests/golden` (tests/golden/README.md).
+golden: test-setup
+	FOREWARN_GOLDEN_UPDATE=1 $(PYTEST) -q tests/test_golden_mail.py
 
 # The intake, alert fan-out and public pages benchmarks (bench/README.md), about 3 minutes: each
 # prints its numbers and records its headline figures; bench/results.py writes them as one table
