@@ -886,6 +886,33 @@ def _(w):
     return w.deliver("password-reset", w.mira.email, user=w.mira)
 
 
+for _via, _carried in (("one-click", True), ("link", True), ("link", False), ("status", False)):
+
+    @case(
+        f"unsubscribed-{_via}{'' if _carried or _via == 'status' else '-alert-gone'}",
+        "unsubscribed",
+    )
+    def _(w, via=_via, carried=_carried):
+        carrier = None
+        if via != "status":
+            carrier = w.deliver(
+                "alert", w.maker.user.email, {"registrant": w.maker.id}, user=w.maker.user
+            )
+            if not carried:
+                carrier.delete_instance()
+        return w.deliver(
+            "unsubscribed",
+            w.maker.user.email,
+            {
+                "registrant": w.maker.id,
+                "via": via,
+                "delivery": carrier.id if carrier is not None else None,
+                "at": w.at.isoformat(),
+            },
+            user=w.maker.user,
+        )
+
+
 @case("sign-up-attempt", "sign-up-attempt")
 def _(w):
     return w.deliver(
