@@ -354,6 +354,14 @@ def test_a_strangers_post_into_a_thread_is_recorded_as_the_strangers(
         member.id,
     )
     assert deliveries("reply-ack") == []
+    PublicKey.create(
+        owner=member, fingerprint="F" * 40, armored="-", usable=True, created_at=clock.at
+    )
+    forward = letters.text_for(deliveries("team-forward")[-1], keyring, settings, clock.at)
+    assert forward.body.startswith(
+        f"Someone else's message on {v.tracking_id}: read and triage it."
+    )
+    assert f"From:       {mallory.address}, NOT the reporter\n" in forward.body
 
 
 def test_a_message_signed_by_a_strangers_attached_key_is_not_signed_by_the_reporter(
@@ -372,6 +380,21 @@ def test_a_message_signed_by_a_strangers_attached_key_is_not_signed_by_the_repor
     )
     assert stranger["signed_by_reporter"] is False
     assert report["signed_by_reporter"] is True
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    PublicKey.create(
+        owner=member, fingerprint="F" * 40, armored="-", usable=True, created_at=clock.at
+    )
+    latest = Correspondence.select().order_by(Correspondence.id.desc()).first()
+    forward = Delivery.create(
+        kind="team-forward",
+        vulnerability=v,
+        user=member,
+        recipient=member.email,
+        payload=json.dumps({"correspondence": latest.id}),
+        created_at=clock.at,
+    )
+    body = letters.text_for(forward, keyring, settings, clock.at).body
+    assert f"Signature:  valid ({mallory.fingerprint}): NOT the reporter's key\n" in body
 
 
 def answer_as_sent(delivery, keyring, settings, clock) -> tuple:
