@@ -123,12 +123,12 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         return Text(
             "Your message to the security team", "Your message to the security team", body, None
         )
-    if delivery.kind == "received" or (
+    if delivery.kind == "receipt" or (
         delivery.kind in ("ack", "reply-ack") and not _to_reporter(delivery)
     ):
         # Anyone but the reporter (or a reply-ack queued to one before senders were told
         # apart): the same text whatever case was named, signed only, nothing about the case.
-        body = mailtext.render("received", encrypted=payload.get("encrypted", False), **common)
+        body = mailtext.render("receipt", encrypted=payload.get("encrypted", False), **common)
         subject = "Your message to the security team"
         return Text(subject, subject, body, None)
     if delivery.kind in ("ack", "reply-ack"):

@@ -226,7 +226,7 @@ def _new_vulnerability(parsed: ParsedMessage, settings: Settings, at: datetime) 
 def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, settings, at):
     """The automatic answer. Only the reporter hears about their case: the sender of a new
     report gets its tracking id; the reporter's address gets the reply-ack (encrypted to their
-    key when pinned). Anyone else gets the same neutral receipt whether or not the case they
+    key when pinned). Anyone else gets the same neutral "receipt" whether or not the case they
     named exists: no id, no title, not the reporter's key, not even a Reply-To naming the id."""
     sender = parsed.from_address
     payload = {"correspondence": entry.id, "encrypted": parsed.encrypted}
@@ -235,7 +235,7 @@ def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, s
     elif not is_new and same_address(sender, vulnerability.reporter_email):
         _queue("reply-ack", vulnerability, sender, at, payload)
     else:
-        _queue("received", None, sender, at, {"message": message.id, "encrypted": parsed.encrypted})
+        _queue("receipt", None, sender, at, {"message": message.id, "encrypted": parsed.encrypted})
 
 
 def same_address(one: str | None, other: str | None) -> bool:
@@ -346,7 +346,7 @@ def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: Use
 def _may_acknowledge(address: str, at: datetime) -> bool:
     recent = Delivery.select().where(
         Delivery.recipient == address,
-        Delivery.kind.in_(("ack", "reply-ack", "received", "unreadable")),
+        Delivery.kind.in_(("ack", "reply-ack", "receipt", "unreadable")),
         Delivery.created_at > at - timedelta(hours=1),
     )
     return recent.count() < ACKS_PER_SENDER_PER_HOUR
