@@ -207,7 +207,7 @@ def decrypts_with(person: mc.Reporter, raw: bytes, tmp_path) -> bool:
 
 
 def test_a_stranger_cannot_swap_the_reporters_key_and_read_the_case(
-    flow, relay, redis_conn, clock, mallory, tmp_path
+    flow, relay, redis_conn, clock, mallory, tmp_path, client, auth
 ):
     member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     flow.report(mc.plain("Overflow in l2cap.", subject="Overflow in l2cap"))
@@ -241,3 +241,11 @@ def test_a_stranger_cannot_swap_the_reporters_key_and_read_the_case(
     assert parse(answer.data)["Subject"] == "Your message to the security team"
     assert parse(answer.data)["Reply-To"] == SERVICE
     assert b"Overflow in l2cap" not in answer.data and v.tracking_id.encode() not in answer.data
+    # The workspace still says the reporter has no key, and shows who wrote what.
+    assert auth.login(member.email, PASSWORD).status_code == 302
+    page = " ".join(
+        client.get(f"/team/vulnerabilities/{v.tracking_id}").get_data(as_text=True).split()
+    )
+    assert "none usable on file: replies go out as a signed notice" in page
+    assert mallory.fingerprint not in page
+    assert "From mallory@example.net, not the reporter" in page
