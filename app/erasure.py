@@ -176,20 +176,27 @@ def erase_reporter(address: str, actor_label: str, at: datetime) -> Erased:
             Vulnerability.select().where(fn.LOWER(Vulnerability.reporter_email) == address)
         )
         messages = _messages_from(address)
-        if not vulns and not messages:
-            raise Refused("no vulnerability or message from that address")
-        keys = [v.reporter_key_id for v in vulns if v.reporter_key_id is not None]
-        incoming = list(
-            Correspondence.select(Correspondence.id, Correspondence.message).where(
-                Correspondence.vulnerability.in_([v.id for v in vulns]),
+        incoming = list(  # in their threads, and what they wrote into others' threads
+            Correspondence.select(
+                Correspondence.id, Correspondence.message, Correspondence.offered_key
+            ).where(
                 Correspondence.direction == "in",
+                Correspondence.vulnerability.in_([v.id for v in vulns])
+                | (fn.LOWER(Correspondence.sender) == address),
             )
         )
+        if not vulns and not messages and not incoming:
+            raise Refused("no vulnerability or message from that address")
+        keys = [v.reporter_key_id for v in vulns if v.reporter_key_id is not None]
+        keys += [c.offered_key_id for c in incoming if c.offered_key_id is not None]
         # The team wrote the credits by hand: a person must judge them, so they are named.
         credits_to_edit = tuple(
             v.tracking_id for v in vulns if _names(v.credits, v.reporter_name, address)
         )
         texts = retention.purge_correspondence([c.id for c in incoming], at)
+        Correspondence.update(sender="").where(
+            Correspondence.id.in_([c.id for c in incoming])
+        ).execute()
         messages = sorted(
             set(messages) | {c.message_id for c in incoming if c.message_id is not None}
         )

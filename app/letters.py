@@ -93,6 +93,13 @@ def _alert_text(delivery: Delivery, payload: dict, settings: Settings, common: d
     )
 
 
+def _to_reporter(delivery: Delivery) -> bool:
+    """Whether an acknowledgement goes to its case's reporter (the address that reported it)."""
+    v = delivery.vulnerability
+    reporter = (v.reporter_email if v is not None else "").strip().lower()
+    return bool(reporter) and delivery.recipient.strip().lower() == reporter
+
+
 def member_key(user) -> PublicKey | None:
     """A team member's current key (the newest usable one)."""
     return (
@@ -116,6 +123,14 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
         return Text(
             "Your message to the security team", "Your message to the security team", body, None
         )
+    if delivery.kind == "receipt" or (
+        delivery.kind in ("ack", "reply-ack") and not _to_reporter(delivery)
+    ):
+        # Anyone but the reporter (or a reply-ack queued to one before senders were told
+        # apart): the same text whatever case was named, signed only, nothing about the case.
+        body = mailtext.render("receipt", encrypted=payload.get("encrypted", False), **common)
+        subject = "Your message to the security team"
+        return Text(subject, subject, body, None)
     if delivery.kind in ("ack", "reply-ack"):
         body = mailtext.render(
             delivery.kind, v=v, encrypted=payload.get("encrypted", False), **common

@@ -233,6 +233,7 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
 _AUTO_SUBMITTED = {
     "ack": "auto-replied",
     "reply-ack": "auto-replied",
+    "receipt": "auto-replied",
     "unreadable": "auto-replied",
     "reply": None,
     "rejected": None,

@@ -82,7 +82,9 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         if is_new:
             vulnerability = _new_vulnerability(parsed, settings, at)
             rotation.assign_new(vulnerability, at)  # whoever is on triage duty
-        _remember_reporter_key(vulnerability, parsed, at)
+            _remember_reporter_key(vulnerability, parsed, at)
+        # A key in a later message is only offered (the team confirms it): never pinned by itself.
+        offered = None if is_new else _offered_key(vulnerability, parsed, at)
         entry = Correspondence.create(
             vulnerability=vulnerability,
             direction="in",
@@ -94,16 +96,12 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
             signer_fingerprint=parsed.signature.fingerprint,
             encrypted=parsed.encrypted,
             unencrypted_parts=json.dumps(parsed.unencrypted_parts),
+            sender=(parsed.from_address or "")[:250],  # as the From line says: unauthenticated
+            offered_key=offered,
         )
         attachments.keep(entry, parsed.attachments, at)
         if not automatic and parsed.from_address and _may_acknowledge(parsed.from_address, at):
-            _queue(
-                "ack" if is_new else "reply-ack",
-                vulnerability,
-                parsed.from_address,
-                at,
-                {"correspondence": entry.id, "encrypted": parsed.encrypted},
-            )
+            _acknowledge(message, vulnerability, entry, parsed, is_new, settings, at)
         for member in _told_about(vulnerability):
             _queue(
                 "team-forward",
@@ -225,31 +223,130 @@ def _new_vulnerability(parsed: ParsedMessage, settings: Settings, at: datetime) 
     )
 
 
+def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, settings, at):
+    """The automatic answer. Only the reporter hears about their case: the sender of a new
+    report gets its tracking id; the reporter's address gets the reply-ack (encrypted to their
+    key when pinned). Anyone else gets the same neutral "receipt" whether or not the case they
+    named exists: no id, no title, not the reporter's key, not even a Reply-To naming the id."""
+    sender = parsed.from_address
+    payload = {"correspondence": entry.id, "encrypted": parsed.encrypted}
+    if is_new and not _names_a_case(parsed, message.envelope_to.split("\n"), settings):
+        _queue("ack", vulnerability, sender, at, payload)
+    elif not is_new and same_address(sender, vulnerability.reporter_email):
+        _queue("reply-ack", vulnerability, sender, at, payload)
+    else:
+        _queue("receipt", None, sender, at, {"message": message.id, "encrypted": parsed.encrypted})
+
+
+def same_address(one: str | None, other: str | None) -> bool:
+    """Whether two addresses are the same mailbox (compared without case); never two blanks."""
+    one, other = (one or "").strip().lower(), (other or "").strip().lower()
+    return bool(one) and one == other
+
+
+def _names_a_case(parsed: ParsedMessage, recipients: list[str], settings: Settings) -> bool:
+    """Whether the message was addressed to a case (a plus-address, a tracking id of ours in
+    the subject, or one of our Message-IDs): a new report that names one names an unknown one,
+    and is answered exactly as a stranger writing into an existing case is."""
+    if any("+" in address.rpartition("@")[0] for address in recipients):
+        return True
+    prefix = settings.tracking_prefix + "-"
+    if any(t.startswith(prefix) for t in _TRACKING.findall(parsed.subject or "")):
+        return True
+    referenced = [parsed.in_reply_to, *parsed.references]
+    return any(ref and ref.startswith("<forewarn.delivery.") for ref in referenced)
+
+
 def _remember_reporter_key(vulnerability: Vulnerability, parsed: ParsedMessage, at) -> None:
+    """The report itself (the message that opened the case) pins the key it carries, if a
+    user id of that key is the report's From address."""
     if parsed.reporter_certificate is None or vulnerability.reporter_key is not None:
         return
-    if (parsed.from_address or "") != vulnerability.reporter_email:
+    certificate = _reporters_certificate(vulnerability, parsed, at)
+    if certificate is None:
         return
+    key = _stored_key(certificate, at)
+    Vulnerability.update(reporter_key=key).where(Vulnerability.id == vulnerability.id).execute()
+    vulnerability.reporter_key = key
+
+
+def _offered_key(vulnerability: Vulnerability, parsed: ParsedMessage, at) -> PublicKey | None:
+    """A key a later message carries for the reporter's address: kept as offered, for the team
+    to confirm (confirm_reporter_key); anyone can write a From line or attach a key."""
+    if parsed.reporter_certificate is None or not vulnerability.reporter_email:
+        return None
+    certificate = _reporters_certificate(vulnerability, parsed, at)
+    pinned = vulnerability.reporter_key
+    if certificate is None:
+        return None
+    if pinned is not None and pinned.fingerprint == certificate.fingerprint:
+        return None  # already the reporter's
+    return _stored_key(certificate, at)
+
+
+def _reporters_certificate(vulnerability: Vulnerability, parsed: ParsedMessage, at):
+    """The message's key, if it is usable and a user id of it is the reporter's address."""
     try:
         certificate = inspect_certificate(parsed.reporter_certificate, at)
     except CertificateError as exc:
-        log.info("the reporter's key of %s is unusable: %s", vulnerability.tracking_id, exc)
-        return
-    key = PublicKey.create(
+        log.info("a key sent about %s is unusable: %s", vulnerability.tracking_id, exc)
+        return None
+    if (vulnerability.reporter_email or "").strip().lower() not in certificate.addresses:
+        log.info("a key sent about %s is not for the reporter's address", vulnerability.tracking_id)
+        return None
+    return certificate
+
+
+def _stored_key(certificate, at) -> PublicKey:
+    return PublicKey.create(
         fingerprint=certificate.fingerprint,
         armored=certificate.armored,
         expires=certificate.expires,
         usable=certificate.can_encrypt,
         created_at=at,
     )
-    Vulnerability.update(reporter_key=key).where(Vulnerability.id == vulnerability.id).execute()
+
+
+def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: User, at) -> PublicKey:
+    """The team's decision: the key offered by thread entry `entry_id` becomes the reporter's
+    key (replies, rejections and embargo changes are encrypted to it from now on); audited."""
+    entry = Correspondence.get_or_none(
+        Correspondence.id == entry_id,
+        Correspondence.vulnerability == vulnerability,
+        Correspondence.offered_key.is_null(False),
+    )
+    if entry is None:
+        raise Refused(f"no message of {vulnerability.tracking_id} offers that key")
+    key = entry.offered_key
+    if not key.usable or (key.expires is not None and key.expires <= at):
+        raise Refused(
+            f"the key {key.fingerprint} cannot be used: ask the reporter for a current key"
+        )
+    with write_transaction():
+        previous = vulnerability.reporter_key
+        Vulnerability.update(reporter_key=key, updated_at=at).where(
+            Vulnerability.id == vulnerability.id
+        ).execute()
+        audit.record(
+            actor,
+            "report.key-confirm",
+            at,
+            target=vulnerability.tracking_id,
+            details={
+                "correspondence": entry.id,
+                "fingerprint": key.fingerprint,
+                "previous": previous.fingerprint if previous is not None else None,
+                "sender": entry.sender,
+            },
+        )
     vulnerability.reporter_key = key
+    return key
 
 
 def _may_acknowledge(address: str, at: datetime) -> bool:
     recent = Delivery.select().where(
         Delivery.recipient == address,
-        Delivery.kind.in_(("ack", "reply-ack", "unreadable")),
+        Delivery.kind.in_(("ack", "reply-ack", "receipt", "unreadable")),
         Delivery.created_at > at - timedelta(hours=1),
     )
     return recent.count() < ACKS_PER_SENDER_PER_HOUR

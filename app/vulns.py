@@ -343,9 +343,48 @@ def summary(v: Vulnerability) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who an inbound thread entry is from, as far as anyone can tell. The From address alone
+    proves nothing: only a valid signature by the reporter's pinned key does."""
+
+    address: str  # its From address ("" when not recorded)
+    is_reporter: bool  # that address is the reporter's
+    signed_by_reporter: bool  # a valid signature by the reporter's pinned key
+
+
+def sender_of(entry, reporter_email: str, pinned_fingerprint: str | None) -> Sender:
+    address = entry.sender or ""
+    return Sender(
+        address=address,
+        is_reporter=bool(address) and address.lower() == (reporter_email or "").lower(),
+        signed_by_reporter=entry.signature_status == "valid"
+        and pinned_fingerprint is not None
+        and entry.signer_fingerprint == pinned_fingerprint,
+    )
+
+
+def pinned_fingerprint(v: Vulnerability) -> str | None:
+    return v.reporter_key.fingerprint if v.reporter_key_id is not None else None
+
+
+def _sender_keys(entry, v: Vulnerability, pinned: str | None) -> dict:
+    """Who an inbound entry is from, for `vulns show --json` (nothing for outbound ones)."""
+    if entry.direction != "in":
+        return {}
+    sender = sender_of(entry, v.reporter_email, pinned)
+    return {
+        "sender": sender.address or None,
+        "from_reporter": sender.is_reporter,
+        "signed_by_reporter": sender.signed_by_reporter,
+        "offered_key": entry.offered_key.fingerprint if entry.offered_key_id else None,
+    }
+
+
 def details(v: Vulnerability) -> dict:
     """The keys of `forewarn vulns show --json`: the summary, the fields, the thread."""
     files = attachments.of_vulnerability(v)
+    pinned = pinned_fingerprint(v)
     return {
         **summary(v),
         "description": v.description,
@@ -366,6 +405,7 @@ def details(v: Vulnerability) -> dict:
                 "signature_status": entry.signature_status,
                 "signer_fingerprint": entry.signer_fingerprint,
                 **_files_of(entry, files.get(entry.id, [])),
+                **_sender_keys(entry, v, pinned),
             }
             for entry in v.correspondence.order_by(v.correspondence.model.id)
         ],

@@ -36,6 +36,7 @@ class Certificate:
     armored: str  # the certificate re-exported: ASCII armor, minimal, public only
     encryption_expires: datetime | None = None  # latest expiry of the usable encryption keys
     notes: tuple[str, ...] = ()  # what was accepted by an override (one line each)
+    addresses: tuple[str, ...] = ()  # the e-mail addresses of its unrevoked user ids, lower case
 
 
 @contextmanager
@@ -122,6 +123,7 @@ def inspect_certificate(data: bytes | str, at: datetime) -> Certificate:
         expires=_instant(key.get("expires", "")),
         armored=armored,
         encryption_expires=None if None in expiries or not expiries else max(expiries),
+        addresses=_addresses(key, listed.uid_map),
     )
 
 
@@ -314,6 +316,17 @@ def _check_user_ids(
         f"no user id of the key {fingerprint} holds {wanted} (it has: {held}): add one with "
         f"gpg --quick-add-uid {fingerprint} 'Name <{wanted}>', then upload it again"
     )
+
+
+def _addresses(key: dict, uid_map: dict) -> tuple[str, ...]:
+    """The addresses of key's unrevoked user ids ("Name <a@b>" or "a@b"), lower case."""
+    found = []
+    for uid in key.get("uids", ()):
+        if uid_map.get(uid, {}).get("trust") == "r":
+            continue
+        text = _text(uid).strip().lower()
+        found += _UID_ADDRESS.findall(text) or ([text] if "@" in text and " " not in text else [])
+    return tuple(dict.fromkeys(found))
 
 
 def _text(uid: str) -> str:

@@ -133,3 +133,24 @@ def test_every_command_taking_a_vuln_id_takes_its_cve_id_too(forewarn, ready):
         assert unknown.stderr == (
             "forewarn: no vulnerability CVE-2026-1009; `forewarn vulns list` shows them\n"
         ), command
+
+
+def test_show_names_who_each_message_in_the_thread_is_from(forewarn, db, keyring, settings, clock):
+    from app import inbound, reports
+    from tests import mailcorpus as mc
+
+    def receive(raw, to="security@localhost"):
+        message_id = inbound.store(raw, "x@example.net", [to], clock.at)
+        reports.process_inbound(message_id, keyring, settings, clock.at)
+
+    receive(mc.plain("The report.", subject="Bug"))
+    stranger = mc.plain("Me too.", sender="Mallory <mallory@example.net>")
+    receive(stranger.replace(b"<report-1@", b"<m-1@"), to="security+SEC-2026-0001@localhost")
+
+    shown = json.loads(forewarn("vulns", "show", "SEC-2026-0001", "--json").stdout)
+    assert [
+        (e["sender"], e["from_reporter"], e["signed_by_reporter"]) for e in shown["correspondence"]
+    ] == [("rita@example.org", True, False), ("mallory@example.net", False, False)]
+    text = forewarn("vulns", "show", "SEC-2026-0001").stdout
+    assert "from the reporter rita@example.org, unsigned" in text
+    assert "from mallory@example.net, not the reporter, unsigned" in text

@@ -133,6 +133,7 @@ def reported(number: int, clock, sender: str = REPORTER) -> Vulnerability:
         at=clock.at,
         subject="bug",
         text=f"From {sender}: the bug",
+        sender=sender,
     )
     Correspondence.create(vulnerability=v, direction="out", at=clock.at, text="Thanks, fixed")
     Delivery.create(
@@ -180,6 +181,26 @@ def test_reporter_erase_removes_them_from_every_vulnerability(db, clock):
     assert "rita" not in (event.details + event.target).lower()
     assert erased.line().startswith("erased reporter: 2 vulnerabilities")
     assert erased.credits_to_edit == ()
+
+
+def test_reporter_erase_removes_what_they_wrote_into_someone_elses_thread(db, clock):
+    theirs = reported(1, clock, sender="someone@else.example")
+    offered = PublicKey.create(fingerprint="B" * 40, armored=f"KEY {REPORTER}", created_at=clock.at)
+    Correspondence.create(
+        vulnerability=theirs,
+        direction="in",
+        at=clock.at,
+        subject="me too",
+        text="Rita here: I found it too.",
+        sender=REPORTER,
+        offered_key=offered,
+    )
+    before = last_audit_id()
+    erased = erasure.erase_reporter(REPORTER, "cli:test", clock.at)
+    assert erased.counts["correspondence"] == 1
+    assert places("rita", audit_before=before) == []
+    assert Vulnerability.get_by_id(theirs.id).reporter_email == "someone@else.example"
+    assert "the bug" in Correspondence.get(Correspondence.sender == "someone@else.example").text
 
 
 def test_reporter_erase_stops_crediting_them_and_names_credits_that_still_do(db, clock):

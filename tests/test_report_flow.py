@@ -5,12 +5,12 @@ import re
 
 import pytest
 
+from app import accounts, inbound, jobs, reconcile, reports
 from app import clock as app_clock
-from app import inbound, jobs, reconcile
 from app.models import Correspondence, InboundMessage, Vulnerability
 from app.queue import work_queue
 from tests import mailcorpus as mc
-from tests.conftest import run_jobs, wait_for
+from tests.conftest import PASSWORD, run_jobs, wait_for
 from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, sqop_verifies
 from tests.smtpsink import SmtpSink
 from tests.test_intake import RunningIntake, send
@@ -50,8 +50,8 @@ def flow(env, settings, db, redis_conn, keyring, relay, clock, monkeypatch):
         port = intake.port
         service_cert = keyring.export_public()
 
-        def report(self, raw, sender="rita@example.org"):
-            assert send(intake.port, raw, to=SERVICE, sender=sender) == {}
+        def report(self, raw, sender="rita@example.org", to=SERVICE):
+            assert send(intake.port, raw, to=to, sender=sender) == {}
             # The writer thread queues the job just after the 250.
             wait_for(lambda: work_queue(redis_conn).count, what="the processing job")
             run_jobs(redis_conn)
@@ -186,3 +186,66 @@ def test_a_huge_attachment_is_noted_and_the_report_kept(flow):
     message = flow.report(raw)
     assert message.state == "processed"
     assert "See the capture." in Correspondence.get().text
+
+
+# -- who a message to a report's thread really comes from (issue 13, 2.1 and 2.4) -----------------
+
+
+@pytest.fixture(scope="module")
+def mallory():
+    return mc.make_reporter("mallory@example.net", "Mallory")
+
+
+def decrypts_with(person: mc.Reporter, raw: bytes, tmp_path) -> bool:
+    """Whether this person's secret key opens the mail (it was encrypted to their key)."""
+    if parse(raw).get_content_type() != "multipart/encrypted":
+        return False
+    secret = tmp_path / f"{person.address}.key"
+    secret.write_bytes(person.secret)
+    opened = run("sqop", "decrypt", str(secret), input=encrypted_payload(raw), check=False)
+    return opened.returncode == 0
+
+
+def test_a_stranger_cannot_swap_the_reporters_key_and_read_the_case(
+    flow, relay, redis_conn, clock, mallory, tmp_path, client, auth
+):
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    flow.report(mc.plain("Overflow in l2cap.", subject="Overflow in l2cap"))
+    v = Vulnerability.get()
+    thread = f"security+{v.tracking_id}@localhost"
+    # Mallory writes into the thread as Rita (From: Rita), with her own key attached...
+    as_rita = mc.message(
+        mc.multipart(
+            "mixed", [mc.text_part("My new key is attached."), mc.key_part(mallory.cert)], "m"
+        ),
+        subject="New key",
+        headers=[("In-Reply-To", "<report-1@example.org>")],
+    ).replace(b"<report-1@example.org>\r\nMIME", b"<swap-1@example.net>\r\nMIME")
+    flow.report(as_rita, sender=mallory.address, to=thread)
+    # ...the team answers the reporter...
+    reports.reply_to_reporter(Vulnerability.get(), member, "Fixed in 4.2, thanks.", clock.at)
+    # ...and Mallory then writes as herself.
+    as_mallory = mc.plain("Any news?", subject="Status", sender=mallory.sender).replace(
+        b"<report-1@", b"<status-1@"
+    )
+    flow.report(as_mallory, sender=mallory.address, to=thread)
+    reconcile.queue_due_deliveries(redis_conn, clock.at)
+    run_jobs(redis_conn)
+
+    assert Vulnerability.get().reporter_key is None  # not pinned
+    assert len(relay.received) >= 4  # ack, reply-ack, the reply's notice, Mallory's answer
+    for mail in relay.received:
+        assert not decrypts_with(mallory, mail.data, tmp_path)
+    [answer] = [m for m in relay.received if m.recipients == [mallory.address]]
+    assert parse(answer.data).get_content_type() == "multipart/signed"
+    assert parse(answer.data)["Subject"] == "Your message to the security team"
+    assert parse(answer.data)["Reply-To"] == SERVICE
+    assert b"Overflow in l2cap" not in answer.data and v.tracking_id.encode() not in answer.data
+    # The workspace still says the reporter has no key, and shows who wrote what.
+    assert auth.login(member.email, PASSWORD).status_code == 302
+    page = " ".join(
+        client.get(f"/team/vulnerabilities/{v.tracking_id}").get_data(as_text=True).split()
+    )
+    assert "none usable on file: replies go out as a signed notice" in page
+    assert mallory.fingerprint not in page
+    assert "From mallory@example.net, not the reporter" in page

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, inbound, reports
+from app import accounts, inbound, letters, reports, vulns
 from app.models import (
     Correspondence,
     Delivery,
@@ -234,3 +234,210 @@ def test_a_new_report_goes_to_the_member_on_triage_duty_alone(db, keyring, setti
     assert (first.assignee_id, second.assignee_id) == (ada.id, bob.id)  # round-robin
     forwards = [(d.vulnerability_id, d.recipient) for d in deliveries("team-forward")]
     assert forwards == [(first.id, "ada@example.org"), (second.id, "bob@example.org")]
+
+
+# -- who a message to a report's thread really comes from (issue 13, 2.1 and 2.4) -----------------
+
+
+@pytest.fixture(scope="module")
+def mallory():
+    return mc.make_reporter("mallory@example.net", "Mallory")
+
+
+@pytest.fixture(scope="module")
+def rita_lookalike():
+    """A key anyone can make: Rita's name and address, someone else's secret."""
+    return mc.make_reporter("rita@example.org", "Rita Reporter")
+
+
+def with_key(text: str, cert: bytes, message_id: str, **kwargs) -> bytes:
+    body = mc.multipart("mixed", [mc.text_part(text), mc.key_part(cert)], "k")
+    return mc.message(body, **kwargs).replace(b"<report-1@example.org>", message_id.encode())
+
+
+def encrypted_report(keyring, reporter, signer=None) -> bytes:
+    """Rita's report, encrypted to the service and carrying `reporter`'s key."""
+    inner = mc.multipart(
+        "mixed", [mc.text_part("Secret details."), mc.key_part(reporter.cert)], "i"
+    )
+    inner = b"Subject: Overflow in l2cap\r\n" + inner
+    ciphertext = mc.sqop_encrypt(keyring.export_public(), inner, signer=signer)
+    return mc.pgp_mime_encrypted(ciphertext)
+
+
+def thread_of(v: Vulnerability) -> str:
+    return f"security+{v.tracking_id}@localhost"
+
+
+@pytest.mark.parametrize("whose", ["own", "another address's"])
+def test_a_report_pins_only_a_key_whose_user_id_is_its_sender(
+    db, keyring, settings, clock, rita, mallory, whose
+):
+    key = rita if whose == "own" else mallory
+    process(deliver(encrypted_report(keyring, key, signer=rita), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    [ack] = deliveries("ack")
+    text = letters.text_for(ack, keyring, settings, clock.at)
+    if whose == "own":
+        assert v.reporter_key.fingerprint == rita.fingerprint
+        assert text.certificate.fingerprint == rita.fingerprint  # the ack is encrypted to it
+        assert vulns.details(v)["correspondence"][0]["signed_by_reporter"] is True
+    else:
+        assert v.reporter_key is None
+        assert text.certificate is None  # signed only: nobody else's key
+        assert PublicKey.select().where(PublicKey.fingerprint == mallory.fingerprint).count() == 0
+
+
+def test_a_key_in_a_later_message_is_offered_to_the_team_not_pinned(
+    db, keyring, settings, clock, rita
+):
+    process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    raw = with_key("Here is my key.", rita.cert, "<key-1@example.org>")
+    assert process(deliver(raw, clock, to=thread_of(v)), keyring, settings, clock) == "reply"
+    v = Vulnerability.get()
+    assert v.reporter_key is None
+    entry = Correspondence.select().order_by(Correspondence.id.desc()).first()
+    assert entry.offered_key.fingerprint == rita.fingerprint
+    assert vulns.details(v)["correspondence"][1]["offered_key"] == rita.fingerprint
+
+
+def test_a_reporters_address_without_their_signature_cannot_change_their_key(
+    db, keyring, settings, clock, rita, rita_lookalike
+):
+    from app.models import AuditEvent
+
+    process(deliver(encrypted_report(keyring, rita, rita), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    raw = with_key("My key changed.", rita_lookalike.cert, "<key-2@example.org>")
+    process(
+        deliver(raw, clock, envelope_from="x@example.net", to=thread_of(v)),
+        keyring,
+        settings,
+        clock,
+    )
+    v = Vulnerability.get()
+    assert v.reporter_key.fingerprint == rita.fingerprint  # unchanged
+    shown = vulns.details(v)["correspondence"][1]
+    assert (shown["from_reporter"], shown["signed_by_reporter"]) == (True, False)
+    assert shown["offered_key"] == rita_lookalike.fingerprint  # for the team to judge
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    entry = Correspondence.select().order_by(Correspondence.id.desc()).first()
+    reports.confirm_reporter_key(v, entry.id, member, clock.at)  # the team decides, audited
+    assert Vulnerability.get().reporter_key.fingerprint == rita_lookalike.fingerprint
+    event = AuditEvent.get(AuditEvent.action == "report.key-confirm")
+    assert (event.target, event.actor_label) == (v.tracking_id, "bob@example.org")
+    assert json.loads(event.details)["previous"] == rita.fingerprint
+
+
+def test_a_strangers_post_into_a_thread_is_recorded_as_the_strangers(
+    db, keyring, settings, clock, mallory
+):
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    raw = mc.plain("I found it too.", subject="Re: Bug", sender=mallory.sender)
+    raw = raw.replace(b"<report-1@", b"<m-1@")
+    process(
+        deliver(raw, clock, envelope_from=mallory.address, to=thread_of(v)),
+        keyring,
+        settings,
+        clock,
+    )
+    first, second = vulns.details(v)["correspondence"]
+    assert (first["sender"], first["from_reporter"]) == ("rita@example.org", True)
+    assert (second["sender"], second["from_reporter"]) == (mallory.address, False)
+    assert "I found it too." in second["text"]
+    # Still the team's to read: forwarded like any message in the thread.
+    assert [(d.recipient, d.user_id) for d in deliveries("team-forward")][-1] == (
+        "bob@example.org",
+        member.id,
+    )
+    assert deliveries("reply-ack") == []
+    PublicKey.create(
+        owner=member, fingerprint="F" * 40, armored="-", usable=True, created_at=clock.at
+    )
+    forward = letters.text_for(deliveries("team-forward")[-1], keyring, settings, clock.at)
+    assert forward.body.startswith(
+        f"Someone else's message on {v.tracking_id}: read and triage it."
+    )
+    assert f"From:       {mallory.address}, NOT the reporter\n" in forward.body
+
+
+def test_a_message_signed_by_a_strangers_attached_key_is_not_signed_by_the_reporter(
+    db, keyring, settings, clock, rita, mallory
+):
+    process(deliver(encrypted_report(keyring, rita, rita), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    signed = mc.signed_entity(mc.text_part("Trust me, I am Rita."), mallory)
+    body = mc.multipart("mixed", [signed, mc.key_part(mallory.cert)], "s")
+    raw = mc.message(body).replace(b"<report-1@", b"<s-1@")
+    process(deliver(raw, clock, to=thread_of(v)), keyring, settings, clock)
+    report, stranger = vulns.details(v)["correspondence"]
+    assert (stranger["signature_status"], stranger["signer_fingerprint"]) == (
+        "valid",
+        mallory.fingerprint,
+    )
+    assert stranger["signed_by_reporter"] is False
+    assert report["signed_by_reporter"] is True
+    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    PublicKey.create(
+        owner=member, fingerprint="F" * 40, armored="-", usable=True, created_at=clock.at
+    )
+    latest = Correspondence.select().order_by(Correspondence.id.desc()).first()
+    forward = Delivery.create(
+        kind="team-forward",
+        vulnerability=v,
+        user=member,
+        recipient=member.email,
+        payload=json.dumps({"correspondence": latest.id}),
+        created_at=clock.at,
+    )
+    body = letters.text_for(forward, keyring, settings, clock.at).body
+    assert f"Signature:  valid ({mallory.fingerprint}): NOT the reporter's key\n" in body
+
+
+def answer_as_sent(delivery, keyring, settings, clock) -> tuple:
+    """What the recipient of an automatic answer sees of it (not its own Message-ID)."""
+    from app import outbox
+    from tests.openpgp import parse, parts_as_sent, text_of
+
+    raw = outbox.compose(delivery, "<x@localhost>", keyring, settings, clock.at)
+    message = parse(raw)
+    headers = tuple(
+        (name, message[name]) for name in ("Subject", "Reply-To", "From", "Auto-Submitted")
+    )
+    text = (
+        text_of(parts_as_sent(raw)[0]) if message.get_content_type() == "multipart/signed" else ""
+    )
+    return headers, message.get_content_type(), text, raw
+
+
+@pytest.mark.parametrize("status", ["new", "triage"])
+def test_a_strangers_answer_is_the_same_for_an_existing_case_and_an_unknown_one(
+    db, keyring, settings, clock, rita, mallory, status
+):
+    process(deliver(encrypted_report(keyring, rita, rita), clock), keyring, settings, clock)
+    v = Vulnerability.get()
+    Vulnerability.update(status=status).execute()
+    answers = []
+    for n, tracking_id in enumerate([v.tracking_id, "SEC-2026-0099"]):
+        raw = mc.plain("Is this yours?", subject="Hello", sender=mallory.sender)
+        raw = raw.replace(b"<report-1@", f"<probe-{n}@".encode())
+        to = f"security+{tracking_id}@localhost"
+        process(deliver(raw, clock, envelope_from=mallory.address, to=to), keyring, settings, clock)
+        [answer] = (
+            Delivery.select()
+            .where(Delivery.recipient == mallory.address)
+            .order_by(Delivery.id.desc())
+            .limit(1)
+        )
+        answers.append(answer_as_sent(answer, keyring, settings, clock))
+        clock.move(minutes=1)
+    (headers, ctype, text, raw), unknown = answers
+    assert (headers, ctype, text) == unknown[:3]  # nothing tells the two apart
+    assert ctype == "multipart/signed"  # not encrypted (to the reporter's key or any)
+    assert dict(headers)["Subject"] == "Your message to the security team"
+    assert dict(headers)["Reply-To"] == SERVICE
+    for secret in (b"Overflow in l2cap", v.tracking_id.encode(), b"SEC-2026-0099"):
+        assert secret not in raw and secret not in unknown[3]

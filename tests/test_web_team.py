@@ -1,5 +1,6 @@
 """The security team's report pages: the list, one report's thread and reply, held messages."""
 
+import html
 import re
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -66,7 +67,13 @@ def report(clock, tracking_id="SEC-2026-0001", text="The BLE stack overflows.", 
     }
     v = Vulnerability.create(tracking_id=tracking_id, **values)
     Correspondence.create(
-        vulnerability=v, direction="in", at=at, subject=v.title, text=text, encrypted=False
+        vulnerability=v,
+        direction="in",
+        at=at,
+        subject=v.title,
+        text=text,
+        encrypted=False,
+        sender=v.reporter_email,
     )
     return v
 
@@ -169,7 +176,8 @@ def test_workspace_counts_held_messages_and_links_to_them(signed_in, clock):
 def test_report_page_shows_dates_reporter_and_the_thread_oldest_first_escaped(
     signed_in, member, clock
 ):
-    v = report(clock, text="Steps:\n  <script>alert(1)</script>\n")
+    key = PublicKey.create(fingerprint=FINGERPRINT, armored="-", usable=True, created_at=clock.at)
+    v = report(clock, text="Steps:\n  <script>alert(1)</script>\n", reporter_key=key)
     Correspondence.update(signature_status="valid", signer_fingerprint=FINGERPRINT).execute()
     failed = Delivery.create(
         kind="reply",
@@ -207,7 +215,8 @@ def test_report_page_shows_dates_reporter_and_the_thread_oldest_first_escaped(
     assert "<script>alert(1)" not in html
     assert '<pre class="text">Steps:\n  &lt;script&gt;alert(1)&lt;/script&gt;\n</pre>' in html
     incoming, outgoing = text.split("From the reporter", 1)[1].split("To the reporter, by ", 1)
-    assert f"Signature valid signature by {FINGERPRINT}" in incoming
+    assert incoming.startswith(", ada@example.net Time")
+    assert f"Signature signed by the reporter's key {FINGERPRINT}" in incoming
     assert "Encryption not encrypted" in incoming
     assert outgoing.startswith("alice@example.org Time 2026-11-25 13:00 UTC")
     assert "Encryption encrypted to the reporter's key" in outgoing
@@ -295,7 +304,7 @@ def test_reply_is_kept_in_the_thread_queued_and_the_flash_says_how_it_goes(
         assert messages(page) == [
             "Reply queued to ada@example.net: they have no usable key on file, so they get a "
             "signed notice asking for one (your text is not sent unencrypted). When their key "
-            "arrives with their answer, send your reply again."
+            "arrives with their answer, confirm it in the thread, then send your reply again."
         ]
     thread = text_of(page).split("To the reporter, by ", 1)[1]
     assert thread.startswith("alice@example.org")
@@ -367,3 +376,82 @@ def test_held_messages_show_the_reason_newest_first_but_never_the_raw_message(si
     assert f"#{junk} 2026-11-25 13:00 UTC (none: a bounce) junk a bounce or delivery report" in text
     assert "ok@example.net" not in html
     assert "RAW-" not in html and "<script" not in html
+
+
+# -- who a message in the thread is from (issue 13, 2.1 and 2.4) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def people():
+    from tests import mailcorpus as mc
+
+    return mc.make_reporter(), mc.make_reporter("mallory@example.net", "Mallory")
+
+
+def received(raw, keyring, settings, clock, to="security@localhost", envelope_from="r@x.org"):
+    from app import reports
+
+    message_id = inbound.store(raw, envelope_from, [to], clock.at)
+    return reports.process_inbound(message_id, keyring, settings, clock.at)
+
+
+def test_thread_shows_a_strangers_signed_post_as_the_strangers(
+    signed_in, keyring, settings, clock, people
+):
+    from tests import mailcorpus as mc
+
+    rita, mallory = people
+    inner = mc.multipart("mixed", [mc.text_part("Details."), mc.key_part(rita.cert)], "i")
+    report_raw = mc.pgp_mime_encrypted(mc.sqop_encrypt(keyring.export_public(), inner, rita))
+    received(report_raw, keyring, settings, clock)
+    v = Vulnerability.get()
+    signed = mc.signed_entity(mc.text_part("I am the reporter, honest."), mallory)
+    body = mc.multipart("mixed", [signed, mc.key_part(mallory.cert)], "s")
+    raw = mc.message(body, sender=mallory.sender).replace(b"<report-1@", b"<m-1@")
+    received(raw, keyring, settings, clock, to=f"security+{v.tracking_id}@localhost")
+
+    text = text_of(signed_in.get(f"/team/vulnerabilities/{v.tracking_id}"))
+
+    first, stranger = text.split("Correspondence, oldest first", 1)[1].split("Details.", 1)
+    assert "From the reporter, rita@example.org" in first
+    assert f"signed by the reporter's key {rita.fingerprint}" in first
+    assert "From mallory@example.net, not the reporter" in stranger
+    assert f"signed by a key that is not the reporter's: {mallory.fingerprint}" in stranger
+    assert "signed by the reporter's key" not in stranger
+    assert "valid signature" not in stranger
+    assert f"{v.reporter_key.fingerprint}: replies are encrypted to it" in text
+    assert v.reporter_key.fingerprint == rita.fingerprint
+
+
+def test_a_key_offered_later_is_used_only_once_the_team_confirms_it(
+    signed_in, client, keyring, settings, clock, people
+):
+    from app.models import AuditEvent
+    from tests import mailcorpus as mc
+
+    rita, _ = people
+    received(mc.plain("Plain report.", subject="Bug"), keyring, settings, clock)
+    v = Vulnerability.get()
+    body = mc.multipart("mixed", [mc.text_part("My key."), mc.key_part(rita.cert)], "k")
+    raw = mc.message(body).replace(b"<report-1@", b"<k-1@")
+    received(raw, keyring, settings, clock, to=f"security+{v.tracking_id}@localhost")
+    page = signed_in.get(f"/team/vulnerabilities/{v.tracking_id}")
+    assert "none usable on file" in text_of(page)
+    assert f"Key offered {rita.fingerprint} for the reporter's address" in text_of(page)
+    entry = Correspondence.get(Correspondence.offered_key.is_null(False))
+    url = f"/team/vulnerabilities/{v.tracking_id}/reporter-key"
+
+    forged = signed_in.post(url, data={"key-correspondence": entry.id})
+    assert forged.status_code == 400  # no CSRF token
+    assert Vulnerability.get().reporter_key is None
+
+    token = csrf_token(page.get_data(as_text=True))
+    done = signed_in.post(url, data={"csrf_token": token, "key-correspondence": entry.id})
+    assert done.status_code == 302
+    assert Vulnerability.get().reporter_key.fingerprint == rita.fingerprint
+    assert [html.unescape(m) for m in messages(signed_in.get(done.headers["Location"]))] == [
+        f"The reporter's key is now {rita.fingerprint}: replies, rejections and embargo changes "
+        "are encrypted to it. The change is in the audit log."
+    ]
+    event = AuditEvent.get(AuditEvent.action == "report.key-confirm")
+    assert (event.target, event.actor_label) == (v.tracking_id, "alice@example.org")

@@ -72,7 +72,9 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<15} {shown[key] if shown[key] not in (None, '') else '-'}")
     click.echo(f"\n{shown['description'] or '(no description)'}")
     for entry in shown["correspondence"]:
-        arrow = "from reporter" if entry["direction"] == "in" else "to reporter"
+        arrow = "to reporter"
+        if entry["direction"] == "in":
+            arrow = _from_whom(entry)
         click.echo(f"\n--- {entry['at']} {arrow}, {entry['signature_status']} ---")
         click.echo(entry["text"])
         for attached in entry["attached_text"]:
@@ -94,6 +96,16 @@ def vulns_attachment(vuln_id: str, sha256: str) -> None:
     stdout = click.get_binary_stream("stdout")
     stdout.write(bytes(found.content))
     stdout.flush()
+
+
+def _from_whom(entry: dict) -> str:
+    """Who an inbound entry is from, as the thread shows it (see app.vulns.Sender)."""
+    if not entry["sender"]:
+        return "from a sender not recorded"
+    if not entry["from_reporter"]:
+        return f"from {entry['sender']}, not the reporter"
+    signed = ", signed by the reporter's key" if entry["signed_by_reporter"] else ""
+    return f"from the reporter {entry['sender']}{signed}"
 
 
 @vulns.command("create", help="Open a vulnerability; prints its tracking id.")

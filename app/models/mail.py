@@ -4,6 +4,7 @@ import peewee
 
 from app.models.accounts import User
 from app.models.base import BaseModel, UTCDateTimeField
+from app.models.registry import PublicKey
 from app.models.vulns import Advisory, Vulnerability
 
 INBOUND_STATES = ("received", "processed", "quarantined", "junk")
@@ -65,6 +66,10 @@ class Correspondence(BaseModel):
     # JSON list: the parts of an inbound message that arrived without encryption ("the text",
     # "the attachment poc.py", ...); empty when all of it arrived encrypted.
     unencrypted_parts = peewee.TextField(default="[]")
+    # Inbound: the From address as the message gave it (unauthenticated: "" when not recorded),
+    # and a key it carried that the team may confirm as the reporter's (never pinned by itself).
+    sender = peewee.CharField(default="")
+    offered_key = peewee.ForeignKeyField(PublicKey, null=True, on_delete="SET NULL")
 
 
 class ReceivedFile(BaseModel):

@@ -141,7 +141,7 @@ def reply(tracking_id: str):
         flash(
             f"Reply queued to {v.reporter_email}: they have no usable key on file, so they get "
             "a signed notice asking for one (your text is not sent unencrypted). When their key "
-            "arrives with their answer, send your reply again.",
+            "arrives with their answer, confirm it in the thread, then send your reply again.",
             "success",
         )
     return redirect(url_for("team.vulnerability", tracking_id=v.tracking_id))
@@ -195,10 +195,14 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         .where(Correspondence.vulnerability == v)
         .order_by(Correspondence.at, Correspondence.id)
     )
+    thread = list(thread)
+    pinned = vulns.pinned_fingerprint(v)
     page = render_template(
         "team/vulnerability.html",
         v=v,
-        thread=list(thread),
+        thread=thread,
+        senders={e.id: vulns.sender_of(e, v.reporter_email, pinned) for e in thread},
+        key_form=workspace.ConfirmKeyForm(formdata=None, prefix="key"),
         files=attachments.of_vulnerability(v),
         report_text=attachments.report_text,
         unencrypted_parts=attachments.unencrypted_parts,

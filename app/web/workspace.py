@@ -6,10 +6,11 @@ from io import BytesIO
 from flask import Blueprint, abort, current_app, flash, redirect, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import HiddenInput
 
-from app import attachments, clock, embargo, vulns
+from app import attachments, clock, embargo, reports, vulns
 from app.accounts import TEAM_ROLES
 from app.errors import Refused
 from app.models import User, Vulnerability
@@ -64,6 +65,12 @@ class DatesForm(FlaskForm):
 
 class CveForm(FlaskForm):
     """A button: the next free CVE id for this vulnerability."""
+
+
+class ConfirmKeyForm(FlaskForm):
+    """A button beside a key a message offered: make it the reporter's key."""
+
+    correspondence = IntegerField(validators=[DataRequired()], widget=HiddenInput())
 
 
 class AssigneeForm(FlaskForm):
@@ -308,3 +315,26 @@ def attachment(tracking_id: str, file_id: int):
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "no-store, private"
     return response
+
+
+@bp.route("/<tracking_id>/reporter-key", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def reporter_key(tracking_id: str):
+    """The team confirms a key a later message offered as the reporter's (never automatic:
+    anyone can write the reporter's address in a From line)."""
+    v = _vulnerability(tracking_id)
+    form = ConfirmKeyForm(prefix="key")
+    if not form.validate_on_submit():
+        return _refused(v, "The reporter's key was", "the form expired; try again")
+    try:
+        key = reports.confirm_reporter_key(
+            v, form.correspondence.data, current_user.user, clock.now()
+        )
+    except Refused as exc:
+        return _refused(v, "The reporter's key was", exc)
+    flash(
+        f"The reporter's key is now {key.fingerprint}: replies, rejections and embargo changes "
+        "are encrypted to it. The change is in the audit log.",
+        "success",
+    )
+    return _back(v)
