@@ -342,6 +342,13 @@ def _(w):
     return w.deliver("unreadable", "someone@example.net", {"message": 1})
 
 
+for _encrypted in (True, False):
+
+    @case(f"receipt-{'encrypted' if _encrypted else 'plain'}", "receipt")
+    def _(w, encrypted=_encrypted):
+        return w.deliver("receipt", "stranger@example.net", {"message": 1, "encrypted": encrypted})
+
+
 for _kind in ("ack", "reply-ack"):
 
     @case(f"{_kind}-with-key-encrypted", _kind)
