@@ -77,13 +77,18 @@ def intake() -> None:
 
 
 @cli.command(help="Run an RQ worker with the scheduler alone.")
-def worker() -> None:
+@click.option(
+    "--urgent-only",
+    is_flag=True,
+    help="serve only deliveries, lifts and publication (never inbound processing)",
+)
+def worker(urgent_only: bool) -> None:
     from app import startup
 
     _logging()
     settings = _settings()
     dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
-    startup.worker(settings)
+    startup.worker(settings, urgent_only=urgent_only)
 
 
 @cli.group(help="The service's OpenPGP key.")
