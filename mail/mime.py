@@ -110,25 +110,36 @@ def cuts(parsed) -> list[str]:
 
 
 def _bounded(head: bytes) -> tuple[bytes, list[str]]:
-    found = []
-    if len(head) > MAX_HEADER_BYTES:
-        head = head[: head.rfind(b"\n", 0, MAX_HEADER_BYTES) + 1]
-        found.append(f"the header is longer than {MAX_HEADER_BYTES} bytes: the rest was not read")
-    fields = _FIELD_START.split(head)
-    for index, field in enumerate(fields):
+    found, kept, size = [], [], 0
+    for field in _FIELD_START.split(head):
         name = field.partition(b":")[0].strip().lower().decode("ascii", "replace")
-        if name not in _STRUCTURED:
-            continue
-        end = b"\r\n" if field.endswith(b"\r\n") else b"\n"
-        shown = name.title()
-        if len(field) > MAX_FIELD_BYTES:
-            field = field[:MAX_FIELD_BYTES].rstrip(b"\r\n") + end
-            found.append(f"the {shown} header is longer than {MAX_FIELD_BYTES} bytes: it was cut")
-        if field.count(b"(") > MAX_NESTING and _nesting(field) > MAX_NESTING:
-            field = field.partition(b":")[0] + b":" + end
-            found.append(f"the {shown} header nests comments too deeply: it was not read")
-        fields[index] = field
-    return b"".join(fields), found
+        if name in _STRUCTURED:
+            field = _bounded_field(name, field, found)
+        size += len(field)
+        if size > MAX_HEADER_BYTES:
+            found.append(
+                f"the header is longer than {MAX_HEADER_BYTES} bytes: the rest was not read"
+            )
+            break
+        kept.append(field)
+    return b"".join(kept), found
+
+
+def _bounded_field(name: str, field: bytes, found: list[str]) -> bytes:
+    end = b"\r\n" if field.endswith(b"\r\n") else b"\n"
+    shown = name.title()
+    if len(field) > MAX_FIELD_BYTES:
+        field = field[:MAX_FIELD_BYTES].rstrip(b"\r\n") + end
+        found.append(f"the {shown} header is longer than {MAX_FIELD_BYTES} bytes: it was cut")
+    if field.count(b"(") > MAX_NESTING and _nesting(field) > MAX_NESTING:
+        field = field.partition(b":")[0] + b":" + end
+        found.append(f"the {shown} header nests comments too deeply: it was not read")
+    return field
+
+
+def parsed_size(parsed) -> int:
+    """The bytes of header the parser was given (after the cuts)."""
+    return sum(len(name) + len(value) + 3 for name, value in parsed.raw_items())
 
 
 def _nesting(field: bytes) -> int:

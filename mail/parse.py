@@ -197,10 +197,10 @@ class _Walk:
     def _headers(self, head: bytes):
         """An entity's headers (mime cuts over-long ones, noted as problems); the message's
         header blocks together are bounded too, as each costs parsing time."""
-        self.header_bytes += len(head)
+        parsed = mime.headers(head)  # cheap: fields are parsed when read, below
+        self.header_bytes += mime.parsed_size(parsed)
         if self.header_bytes > MAX_HEADER_BYTES:
             raise Unreadable(f"the message's headers are larger than {MAX_HEADER_BYTES} bytes")
-        parsed = mime.headers(head)
         self.result.problems.extend(mime.cuts(parsed))
         return parsed
 
