@@ -8,3 +8,19 @@ def record_sign_in_reminder(user_id: int) -> str:
     user = User.get_by_id(user_id)
     audit.record(None, "test.reminder", clock.now(), target=user.email)
     return user.email
+
+
+def spin_in_header_fallback(seconds: int) -> str:
+    """A header parse that takes `seconds`, inside the fallback that takes a failed parse for an
+    absent header: the job's timeout must end the job, not be taken for a bad header."""
+    import time
+
+    from mail import mime
+
+    def parse_slowly() -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pass
+        return "parsed"
+
+    return mime.safe(parse_slowly, "taken for a bad header")
