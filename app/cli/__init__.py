@@ -46,7 +46,7 @@ def init() -> None:
     click.echo(f"service key: {result.fingerprint}{made}")
 
 
-@cli.command(help="Run web, intake, worker and scheduler (and a managed Redis) until stopped.")
+@cli.command(help="Run web, intake, workers and scheduler (and a managed Redis) until stopped.")
 def up() -> None:
     from app import startup
 
