@@ -15,10 +15,11 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-# RFC 5322 3.6.4: "<" id-left "@" id-right ">", printable ASCII. At most 985 characters, so that
-# "In-Reply-To: <id>" fits the 998-octet line our replies must keep to.
+# RFC 5322 3.6.4: "<" id-left "@" id-right ">", printable ASCII. At most 255 characters: what
+# the database keeps (real ids are far shorter), and well within the 998-octet line that
+# "In-Reply-To: <id>" must fit in our replies.
 _VALID_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
-MAX_MESSAGE_ID = 998 - len("In-Reply-To: ")
+MAX_MESSAGE_ID = 255
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:@\"]+@[^\s<>()\[\],;:@\"]+")
 _HTML_BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre"}
 

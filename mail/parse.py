@@ -29,6 +29,7 @@ MAX_PARTS = 1000
 MAX_OPENPGP_PARTS = 50  # each costs a gpg run or two
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 MAX_HEADER_BYTES = 256 * 1024  # all entities' header blocks together (each is cut by mime)
+MAX_REFERENCES = 100
 _LONE_LF = re.compile(rb"(?<!\r)\n")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 
@@ -150,7 +151,8 @@ class _Walk:
         result.message_id = mime.first_id(mime.header(headers, "Message-ID"))
         result.subject = mime.header(headers, "Subject")
         result.in_reply_to = mime.first_id(mime.header(headers, "In-Reply-To"))
-        result.references = mime.all_ids(mime.header(headers, "References"))
+        # The newest ids are the ones that thread; a hostile list of thousands is not a query.
+        result.references = mime.all_ids(mime.header(headers, "References"))[-MAX_REFERENCES:]
         result.auto_submitted = mime.header(headers, "Auto-Submitted")
         result.precedence = mime.header(headers, "Precedence")
         result.list_id = mime.header(headers, "List-Id")

@@ -161,6 +161,7 @@ def test_a_crash_while_parsing_logs_one_line(db, keyring, settings, clock, caplo
 
 HOSTILE_IDS = {
     "long": "<" + "a" * 1200 + "@example.org>",  # 1,214 characters
+    "longer than kept": "<" + "a" * 250 + "@example.org>",  # valid, but over 255
     "non-ASCII": "<überraschung@example.org>",
     "no domain": "<just-a-word>",
 }
@@ -213,12 +214,13 @@ def test_a_valid_message_id_is_still_answered_in_reply_to(
     assert parse(sink.received[-1].data)["In-Reply-To"] == "<r-1.x+y@mail.example.org>"
 
 
+@pytest.mark.parametrize("shape", ["non-ASCII", "no domain"])
 def test_a_hostile_id_stored_before_the_check_does_not_block_replies(
-    db, keyring, settings, clock, member, tmp_path
+    db, keyring, settings, clock, member, tmp_path, shape
 ):
     message_id = deliver(mc.plain("The report."), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
-    InboundMessage.update(message_id_header=HOSTILE_IDS["long"]).execute()  # an older row
+    InboundMessage.update(message_id_header=HOSTILE_IDS[shape]).execute()  # an older row
     reports.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     transport = MaildirTransport(tmp_path / "out")
