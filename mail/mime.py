@@ -92,7 +92,12 @@ _FIELD_START = re.compile(rb"(?<=\n)(?=[^ \t])")
 
 
 class LongHeader(errors.HeaderDefect):
-    """A header field or block over the limits: what the parser saw was cut (str: for the team)."""
+    """A header field (or, with field None, the block) over the limits: what the parser saw
+    was cut. str() says what, in one line for the team."""
+
+    def __init__(self, text: str, field: str | None):
+        super().__init__(text)
+        self.field = field
 
 
 def headers(head: bytes):
@@ -101,40 +106,42 @@ def headers(head: bytes):
     block to MAX_HEADER_BYTES. What was cut is listed as LongHeader defects."""
     bounded, cuts = _bounded(head)
     parsed = BytesParser(policy=policy.default).parsebytes(bounded, headersonly=True)
-    parsed.defects.extend(LongHeader(cut) for cut in cuts)
+    parsed.defects.extend(cuts)
     return parsed
 
 
-def cuts(parsed) -> list[str]:
-    """What headers() had to cut from this entity's header, one line each."""
-    return [str(defect) for defect in parsed.defects if isinstance(defect, LongHeader)]
+def cuts(parsed) -> list[LongHeader]:
+    """What headers() had to cut from this entity's header."""
+    return [defect for defect in parsed.defects if isinstance(defect, LongHeader)]
 
 
-def _bounded(head: bytes) -> tuple[bytes, list[str]]:
+def _bounded(head: bytes) -> tuple[bytes, list[LongHeader]]:
     found, kept, size = [], [], 0
     for field in _FIELD_START.split(head):
         name = field.partition(b":")[0].strip().lower().decode("ascii", "replace")
         if name in _STRUCTURED:
             field = _bounded_field(name, field, found)
+        if size + len(field) > MAX_HEADER_BYTES:  # left out; shorter fields after it are read
+            if not any(cut.field is None for cut in found):
+                text = f"the header is longer than {MAX_HEADER_BYTES} bytes: not all was read"
+                found.append(LongHeader(text, None))
+            continue
         size += len(field)
-        if size > MAX_HEADER_BYTES:
-            found.append(
-                f"the header is longer than {MAX_HEADER_BYTES} bytes: the rest was not read"
-            )
-            break
         kept.append(field)
     return b"".join(kept), found
 
 
-def _bounded_field(name: str, field: bytes, found: list[str]) -> bytes:
+def _bounded_field(name: str, field: bytes, found: list[LongHeader]) -> bytes:
     end = b"\r\n" if field.endswith(b"\r\n") else b"\n"
     shown = name.title()
     if len(field) > MAX_FIELD_BYTES:
         field = field[:MAX_FIELD_BYTES].rstrip(b"\r\n") + end
-        found.append(f"the {shown} header is longer than {MAX_FIELD_BYTES} bytes: it was cut")
+        text = f"the {shown} header is longer than {MAX_FIELD_BYTES} bytes"
+        found.append(LongHeader(text, name))
     if field.count(b"(") > MAX_NESTING and _nesting(field) > MAX_NESTING:
         field = field.partition(b":")[0] + b":" + end
-        found.append(f"the {shown} header nests comments too deeply: it was not read")
+        text = f"the {shown} header nests comments more than {MAX_NESTING} deep"
+        found.append(LongHeader(text, name))
     return field
 
 

@@ -30,6 +30,10 @@ MAX_OPENPGP_PARTS = 50  # each costs a gpg run or two
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 MAX_HEADER_BYTES = 256 * 1024  # all entities' header blocks together (each is cut by mime)
 MAX_REFERENCES = 100
+# Header fields the message is read by: cut, they could mislead; over-long, the message is
+# hostile. Other fields that had to be cut (a long To, say) are only noted.
+_RELIED_ON = {None, "from", "message-id", "content-type", "content-disposition"}
+_RELIED_ON |= {"content-transfer-encoding"}
 _LONE_LF = re.compile(rb"(?<!\r)\n")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 
@@ -203,7 +207,10 @@ class _Walk:
         self.header_bytes += mime.parsed_size(parsed)
         if self.header_bytes > MAX_HEADER_BYTES:
             raise Unreadable(f"the message's headers are larger than {MAX_HEADER_BYTES} bytes")
-        self.result.problems.extend(mime.cuts(parsed))
+        for cut in mime.cuts(parsed):
+            if cut.field in _RELIED_ON:
+                raise Unreadable(str(cut))
+            self.result.problems.append(f"{cut}: it was cut")
         return parsed
 
     def _pgp_mime_encrypted(self, children: list[bytes], depth: int) -> None:
