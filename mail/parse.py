@@ -31,9 +31,8 @@ MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 MAX_HEADER_BYTES = 256 * 1024  # all entities' header blocks together (each is cut by mime)
 MAX_REFERENCES = 100
 # Header fields the message is read by: cut, they could mislead; over-long, the message is
-# hostile. Other fields that had to be cut (a long To, say) are only noted.
-_RELIED_ON = {None, "from", "message-id", "content-type", "content-disposition"}
-_RELIED_ON |= {"content-transfer-encoding"}
+# hostile. Other fields that had to be cut (a long Cc; a Message-ID, then not kept) are noted.
+_RELIED_ON = {None, "from", "content-type", "content-disposition", "content-transfer-encoding"}
 _LONE_LF = re.compile(rb"(?<!\r)\n")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 
