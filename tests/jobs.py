@@ -24,3 +24,16 @@ def spin_in_header_fallback(seconds: int) -> str:
         return "parsed"
 
     return mime.safe(parse_slowly, "taken for a bad header")
+
+
+def hold_until_released(key: str) -> str:
+    """A slow inbound job: says it has started, then waits (at most a minute) until the test
+    releases it. The worker running it is busy all that time."""
+    import os
+
+    import redis
+
+    connection = redis.Redis.from_url(os.environ["FOREWARN_REDIS_URL"])
+    connection.set(f"{key}-started", 1)
+    released = connection.blpop([key], timeout=60)
+    return "released" if released else "gave up"

@@ -2,7 +2,10 @@
 of time ends (no fallback on the way may take the timeout for a bad header and go on)."""
 
 import mailbox
-from datetime import timedelta
+import os
+import signal
+import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq.serializers import JSONSerializer
@@ -10,7 +13,7 @@ from rq.serializers import JSONSerializer
 from app import inbound, lift, queue, reconcile, reports, startup
 from app.models import Delivery, InboundMessage, Vulnerability
 from tests import mailcorpus as mc
-from tests.conftest import run_jobs
+from tests.conftest import ROOT, run_jobs, wait_for
 
 SERVICE = "security@localhost"
 
@@ -121,3 +124,51 @@ def test_a_job_that_runs_out_of_time_ends_instead_of_being_taken_for_a_bad_heade
     assert job.get_status() == "failed"
     assert job.return_value() is None  # not "taken for a bad header"
     assert "OutOfTime" in job.latest_result().exc_string
+
+
+@pytest.mark.slow
+def test_mail_goes_out_while_a_slow_inbound_message_holds_the_other_worker(
+    db, keyring, env, settings, redis_conn, tmp_path
+):
+    """The workers `forewarn up` runs, as real processes: one busy with a slow inbound job,
+    the urgent one sends the delivery queued meanwhile."""
+    slow = queue.inbound_queue(redis_conn).enqueue(
+        "tests.jobs.hold_until_released", "slow", job_timeout=120
+    )
+    workers = []
+    for child in startup.children():
+        if child.name.endswith("worker"):
+            with open(tmp_path / f"{child.name}.log", "wb") as log:
+                workers.append(
+                    subprocess.Popen(
+                        child.argv,
+                        cwd=ROOT,
+                        env={**os.environ, **env},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+    try:
+        wait_for(lambda: redis_conn.get("slow-started"), what="the slow inbound job to start")
+        notice = Delivery.create(
+            kind="unreadable", recipient="registrant@example.org", created_at=datetime.now(UTC)
+        )
+        reconcile.queue_due_deliveries(redis_conn, datetime.now(UTC))
+
+        wait_for(
+            lambda: Delivery.get_by_id(notice.id).state == "sent",
+            what="the delivery to be sent while the inbound job holds its worker",
+        )
+        assert len(mailbox.Maildir(settings.mail_out)) == 1
+        assert slow.get_status(refresh=True) == "started"  # its worker is still busy with it
+    finally:
+        redis_conn.rpush("slow", 1)
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
