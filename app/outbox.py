@@ -1,7 +1,8 @@
 """The outbox: one Delivery row per (message, recipient), sent by a job, retried until it ends.
 
 Message-IDs derive from the delivery id, so a resend after a crash is recognisable. 4xx and
-connection problems retry with backoff for days; 5xx (but 552) ends the delivery as failed.
+connection problems retry with backoff for days; 5xx (but 552) ends the delivery as failed,
+and so does a message that cannot be composed from what is stored (at once, with the reason).
 """
 
 import json
@@ -165,12 +166,6 @@ def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
     }
 
 
-class ComposeError(PermanentFailure):
-    """The message cannot be composed from what is stored (a header value it may not carry):
-    trying again would fail the same way, so the delivery fails at once with the reason, for
-    the team to see."""
-
-
 def _attempt(delivery, message_id, keyring, settings, transport, at):
     try:
         message = compose(delivery, message_id, keyring, settings, at)
@@ -193,6 +188,12 @@ def _attempt(delivery, message_id, keyring, settings, transport, at):
     except Exception as exc:  # our own failure (a key, the disk): retry, visibly
         log.exception("delivery %d could not be sent", delivery.id)
         raise TemporaryFailure(f"internal error ({type(exc).__name__})") from None
+
+
+class ComposeError(PermanentFailure):
+    """The message cannot be composed from what is stored (a header value it may not carry):
+    trying again would fail the same way, so the delivery fails at once with the reason, for
+    the team to see."""
 
 
 def _end(delivery: Delivery, state: str, answer: str, message_id: str, at: datetime) -> None:
