@@ -6,6 +6,8 @@ inbound processing), INBOUND_QUEUE the processing of received messages. Workers 
 urgent queue first, and `forewarn up` runs one worker for the urgent queue alone.
 """
 
+import traceback
+
 import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
@@ -68,9 +70,23 @@ class _Deadline(UnixSignalDeathPenalty):
 
 class Worker(SimpleWorker):
     """RQ's SimpleWorker (jobs run in this process, no fork) whose job timeout cannot be
-    caught by the job."""
+    caught by the job, and which logs a failed job in one line."""
 
     death_penalty_class = _Deadline
+
+    def handle_exception(self, job, *exc_info):
+        """RQ logs the whole traceback with the exception's text, which may quote a message
+        (and a RecursionError's runs to thousands of lines): here the type and where it was
+        raised. The traceback stays with the failed job in Redis."""
+        kind, _, trace = exc_info
+        frames = traceback.extract_tb(trace)
+        where = (
+            f" at {frames[-1].filename.rpartition('/')[2]}:{frames[-1].lineno}" if frames else ""
+        )
+        self.log.error("job %s failed: %s%s", job.id, getattr(kind, "__name__", kind), where)
+        for handler in self._exc_handlers:
+            if handler(job, *exc_info) is False:
+                break
 
 
 def _only_ids(ids) -> None:

@@ -37,3 +37,8 @@ def hold_until_released(key: str) -> str:
     connection.set(f"{key}-started", 1)
     released = connection.blpop([key], timeout=60)
     return "released" if released else "gave up"
+
+
+def recurse_forever(depth: int) -> int:
+    """A job that crashes with a RecursionError (thousands of frames)."""
+    return recurse_forever(depth + 1) + 1

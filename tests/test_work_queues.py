@@ -1,6 +1,7 @@
 """Alerts, replies and lifts never wait behind a slow inbound message, and a job that runs out
 of time ends (no fallback on the way may take the timeout for a bad header and go on)."""
 
+import logging
 import mailbox
 import os
 import signal
@@ -172,3 +173,16 @@ def test_mail_goes_out_while_a_slow_inbound_message_holds_the_other_worker(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def test_a_failed_job_is_logged_in_one_line_without_its_traceback(redis_conn, caplog):
+    caplog.set_level(logging.INFO, logger="rq.worker")
+    job = queue.work_queue(redis_conn).enqueue("tests.jobs.recurse_forever", 0)
+    queue.Worker(
+        queue.worker_queues(redis_conn), connection=redis_conn, serializer=JSONSerializer
+    ).work(burst=True)
+    assert job.get_status(refresh=True) == "failed"
+    [failure] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failure.getMessage().startswith(f"job {job.id} failed: RecursionError at jobs.py:")
+    assert "\n" not in failure.getMessage() and "Traceback" not in caplog.text
+    assert "RecursionError" in job.latest_result().exc_string  # kept with the job for a human
