@@ -22,3 +22,11 @@ class NotFound(ForewarnError):
 
 class Refused(ForewarnError):
     """The rules forbid the action; the message says why and what to do instead."""
+
+
+class OutOfTime(BaseException):  # noqa: N818 (a limit reached, not an error of the caller)
+    """A job ran past its time limit: the worker's alarm raises it in the job.
+
+    A BaseException, so that no `except Exception` on the way (a parser's fallback, a retry
+    loop) can take it for a bad input and carry on: the job ends, and the worker is free.
+    """

@@ -199,24 +199,38 @@ def metrics(connection: redis.Redis, at: datetime) -> str:
     are left out and forewarn_redis_up is 0)."""
     out = Exposition()
     try:
-        work = queue.work_queue(connection)
-        depth, scheduled = work.count, work.scheduled_job_registry.count
-        failed = work.failed_job_registry.count
+        counts = [
+            (
+                {"queue": work.name},
+                work.count,
+                work.scheduled_job_registry.count,
+                work.failed_job_registry.count,
+            )
+            for work in queue.worker_queues(connection)
+        ]
         redis_up = 1
     except (redis.RedisError, OSError) as exc:
         log.warning("metrics: Redis unavailable (%s)", type(exc).__name__)
         redis_up = 0
     out.family("forewarn_redis_up", "gauge", "Whether Redis answered.", [({}, redis_up)])
     if redis_up:
-        q = {"queue": queue.QUEUE_NAME}
         out.family(
-            "forewarn_rq_queue_length", "gauge", "Jobs waiting in the RQ queue.", [(q, depth)]
+            "forewarn_rq_queue_length",
+            "gauge",
+            "Jobs waiting in the RQ queue.",
+            [(q, depth) for q, depth, _, _ in counts],
         )
         out.family(
-            "forewarn_rq_scheduled_jobs", "gauge", "Jobs scheduled for later.", [(q, scheduled)]
+            "forewarn_rq_scheduled_jobs",
+            "gauge",
+            "Jobs scheduled for later.",
+            [(q, scheduled) for q, _, scheduled, _ in counts],
         )
         out.family(
-            "forewarn_rq_failed_jobs", "gauge", "Jobs in RQ's failed registry.", [(q, failed)]
+            "forewarn_rq_failed_jobs",
+            "gauge",
+            "Jobs in RQ's failed registry.",
+            [(q, failed) for q, _, _, failed in counts],
         )
 
     deliveries = _counts(Delivery, Delivery.state, Delivery.kind)

@@ -18,6 +18,11 @@ LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 3
 
 
+class LeaseLost(Exception):  # noqa: N818 (a lost race, not an error to report)
+    """Another worker claimed the message after this one's lease ran out: this one's work on it
+    must be thrown away (raised inside the finishing transaction, so it rolls back)."""
+
+
 def store(raw: bytes, envelope_from: str, recipients: list[str], at: datetime) -> int:
     """Commit the message; return its id only once it is durable (the intake then says 250)."""
     return store_many([(raw, envelope_from, recipients)], at)[0]
@@ -69,7 +74,10 @@ def store_many(messages: list[tuple[bytes, str, list[str]]], at: datetime) -> li
 
 
 def claim(message_id: int, at: datetime) -> InboundMessage | None:
-    """Take the message for processing until the lease ends; None if done or held by another."""
+    """Take the message for processing until the lease ends; None if done or held by another.
+
+    The claim's attempt number is its token: finish() and release() act only while no later
+    claim has been made (a worker that outlived its lease finds that it has lost it)."""
     with write_transaction():
         claimed = (
             InboundMessage.update(claimed_until=at + LEASE, attempts=InboundMessage.attempts + 1)
@@ -83,17 +91,31 @@ def claim(message_id: int, at: datetime) -> InboundMessage | None:
     return InboundMessage.get_by_id(message_id) if claimed else None
 
 
+def _ours(message: InboundMessage):
+    return (
+        (InboundMessage.id == message.id)
+        & (InboundMessage.state == "received")
+        & (InboundMessage.attempts == message.attempts)
+    )
+
+
 def finish(message: InboundMessage, state: str, at: datetime, error: str = "") -> None:
-    InboundMessage.update(
-        state=state, processed_at=at, claimed_until=None, error=error[:2000]
-    ).where(InboundMessage.id == message.id).execute()
+    """Record how processing ended. Raises LeaseLost when another worker has claimed the
+    message since (call it inside the transaction that holds the work, which then rolls back:
+    of two workers on one message, exactly one finishes it)."""
+    finished = (
+        InboundMessage.update(state=state, processed_at=at, claimed_until=None, error=error[:2000])
+        .where(_ours(message))
+        .execute()
+    )
+    if not finished:
+        raise LeaseLost(f"message {message.id} was claimed again by another worker")
 
 
 def release(message: InboundMessage, error: str) -> None:
-    """Processing failed: let the reconciler retry later (and quarantine after MAX_ATTEMPTS)."""
-    InboundMessage.update(claimed_until=None, error=error[:2000]).where(
-        InboundMessage.id == message.id
-    ).execute()
+    """Processing failed: let the reconciler retry later (and quarantine after MAX_ATTEMPTS).
+    A claim that another worker has taken over since is left to that worker."""
+    InboundMessage.update(claimed_until=None, error=error[:2000]).where(_ours(message)).execute()
 
 
 def due(at: datetime) -> peewee.ModelSelect:

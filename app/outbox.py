@@ -1,7 +1,8 @@
 """The outbox: one Delivery row per (message, recipient), sent by a job, retried until it ends.
 
 Message-IDs derive from the delivery id, so a resend after a crash is recognisable. 4xx and
-connection problems retry with backoff for days; 5xx (but 552) ends the delivery as failed.
+connection problems retry with backoff for days; 5xx (but 552) ends the delivery as failed,
+and so does a message that cannot be composed from what is stored (at once, with the reason).
 """
 
 import json
@@ -14,7 +15,7 @@ from app import bounces, letters
 from app.config import Settings, dkim_private_key
 from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from keys.keyring import ServiceKeyring
-from mail import domainkeys
+from mail import domainkeys, mime
 from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted, unsigned
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
 
@@ -168,6 +169,15 @@ def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
 def _attempt(delivery, message_id, keyring, settings, transport, at):
     try:
         message = compose(delivery, message_id, keyring, settings, at)
+    except (ValueError, TypeError, LookupError) as exc:
+        # One line, never the exception's text in the log (it may quote embargoed content);
+        # the reason goes to the delivery's last answer, which only the team sees.
+        log.error("delivery %d could not be composed: %s", delivery.id, type(exc).__name__)
+        raise ComposeError(f"could not be composed: {exc}"[:500]) from None
+    except Exception as exc:  # our own failure (a key, the disk): retry, visibly
+        log.exception("delivery %d could not be sent", delivery.id)
+        raise TemporaryFailure(f"internal error ({type(exc).__name__})") from None
+    try:
         if settings.dkim_key_file is not None:  # RFC 8058: list headers must be DKIM-signed
             message = domainkeys.sign(
                 message, settings.dkim_selector, settings.dkim_domain, dkim_private_key(settings)
@@ -175,9 +185,15 @@ def _attempt(delivery, message_id, keyring, settings, transport, at):
         return transport.send(message, envelope_sender(delivery, settings), delivery.recipient)
     except (PermanentFailure, TemporaryFailure):
         raise
-    except Exception as exc:  # our own failure (a key, a template, the disk): retry, visibly
+    except Exception as exc:  # our own failure (a key, the disk): retry, visibly
         log.exception("delivery %d could not be sent", delivery.id)
         raise TemporaryFailure(f"internal error ({type(exc).__name__})") from None
+
+
+class ComposeError(PermanentFailure):
+    """The message cannot be composed from what is stored (a header value it may not carry):
+    trying again would fail the same way, so the delivery fails at once with the reason, for
+    the team to see."""
 
 
 def _end(delivery: Delivery, state: str, answer: str, message_id: str, at: datetime) -> None:
@@ -260,4 +276,6 @@ def _replied_message_id(delivery: Delivery) -> str | None:
         message = entry.message if entry is not None else None
     else:
         message = InboundMessage.get_or_none(InboundMessage.id == payload.get("message"))
-    return message.message_id_header if message is not None else None
+    replied = message.message_id_header if message is not None else None
+    # Stored before ids were checked at intake, a hostile id must not block every reply.
+    return replied if mime.valid_id(replied) else None

@@ -47,7 +47,7 @@ def _waiting(connection: redis.Redis, job_id: str, in_queue: set[str]) -> bool:
 
 def _queue(connection: redis.Redis, function: str, prefix: str, ids) -> int:
     ids = list(ids)
-    in_queue = set(queue.work_queue(connection).get_job_ids()) if ids else set()
+    in_queue = set(queue.queue_for(connection, function).get_job_ids()) if ids else set()
     jobs = [(row_id, f"{prefix}-{row_id}") for row_id in ids]
     return queue.enqueue_each(
         connection, function, [job for job in jobs if not _waiting(connection, job[1], in_queue)]

@@ -9,15 +9,13 @@ import hashlib
 import json
 import logging
 import re
+import traceback
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
-from email.utils import parseaddr
 
 from app import attachments, audit, bounces, embargo, inbound, rotation, vulns
 from app.config import Settings
 from app.db import write_transaction
-from app.errors import Refused
+from app.errors import OutOfTime, Refused
 from app.models import (
     Correspondence,
     Delivery,
@@ -28,6 +26,7 @@ from app.models import (
 )
 from keys.inspect import CertificateError, inspect_certificate
 from keys.keyring import ServiceKeyring
+from mail import mime
 from mail.parse import ParsedMessage, Unreadable, parse
 
 log = logging.getLogger("forewarn.reports")
@@ -41,19 +40,43 @@ def process_inbound(message_id: int, keyring: ServiceKeyring, settings: Settings
     message = inbound.claim(message_id, at)
     if message is None:
         return "skipped"
-    if message.attempts > inbound.MAX_ATTEMPTS:
-        reason = f"processing failed {inbound.MAX_ATTEMPTS} times ({message.error or 'crash'})"
-        _quarantine(message, reason, settings, at)
-        return "quarantined"
+    return process_claimed(message, keyring, settings, at)
+
+
+def process_claimed(message: InboundMessage, keyring: ServiceKeyring, settings: Settings, at):
+    """Process a message this worker has claimed. If its lease ran out meanwhile and another
+    worker claimed it, this worker's work is rolled back ("superseded"): one message never
+    makes two reports or two entries."""
     try:
-        return _process(message, keyring, settings, at)
-    except Unreadable as exc:
-        _quarantine(message, str(exc), settings, at)
-        return "quarantined"
-    except Exception as exc:
-        log.exception("processing message %d failed", message.id)
-        inbound.release(message, type(exc).__name__)
-        raise
+        if message.attempts > inbound.MAX_ATTEMPTS:
+            reason = f"processing failed {inbound.MAX_ATTEMPTS} times ({message.error or 'crash'})"
+            _quarantine(message, reason, settings, at)
+            return "quarantined"
+        try:
+            return _process(message, keyring, settings, at)
+        except Unreadable as exc:
+            _quarantine(message, str(exc), settings, at)
+            return "quarantined"
+        except OutOfTime:  # the job's time is up: retried later, quarantined after MAX_ATTEMPTS
+            log.warning("processing message %d ran out of time", message.id)
+            inbound.release(message, "ran out of time")
+            raise
+        except inbound.LeaseLost:
+            raise
+        except Exception as exc:
+            # One line, never the exception's text (it may quote the message).
+            log.error("processing message %d failed: %s", message.id, _where(exc))
+            inbound.release(message, type(exc).__name__)
+            raise
+    except inbound.LeaseLost:
+        log.info("message %d was claimed again by another worker; this work is dropped", message.id)
+        return "superseded"
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    last = f" at {frames[-1].filename.rpartition('/')[2]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}{last}"
 
 
 def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Settings, at) -> str:
@@ -116,10 +139,11 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
 
 
 def _headers(raw: bytes):
-    """The outer headers, or None when even they cannot be read."""
+    """The outer headers (over-long fields cut, as the parser does), or None when even they
+    cannot be read."""
     try:
-        return BytesHeaderParser(policy=default_policy).parsebytes(raw[:65536])
-    except Exception:  # garbage of any kind: the caller does without
+        return mime.headers(mime.split_entity(raw)[0])
+    except Exception:  # garbage of any kind: the caller does without (a timeout passes)
         return None
 
 
@@ -133,10 +157,7 @@ def _told_about(vulnerability: Vulnerability) -> list[User]:
 
 def _header_sender(raw: bytes) -> str:
     headers = _headers(raw)
-    try:
-        return parseaddr(str(headers.get("From", "")))[1].lower() if headers else ""
-    except Exception:  # a From header too broken to read
-        return ""
+    return (mime.sender(headers)[1] or "").lower() if headers is not None else ""
 
 
 def _certificates_of(address: str) -> list[str]:

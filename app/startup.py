@@ -10,7 +10,6 @@ import threading
 import time
 
 import click
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app import clock, inbound, queue, reconcile, runtime
@@ -73,8 +72,12 @@ def intake(settings: Settings) -> None:
         committer.close()
 
 
-def worker(settings: Settings) -> None:
+def worker(settings: Settings, urgent_only: bool = False) -> None:
     """An RQ worker with the scheduler, and the reconciler in a thread beside it.
+
+    It serves the urgent queue (deliveries, lifts, publication) before inbound processing;
+    with urgent_only, the urgent queue alone and no reconciler (`forewarn up` runs one such
+    worker beside the full one, so a slow inbound message never holds up an alert or a lift).
 
     Jobs run in this process (SimpleWorker), never in a forked child: a child would inherit the
     reconciler's open database connection, and SQLite (or a PostgreSQL socket) does not survive
@@ -85,17 +88,19 @@ def worker(settings: Settings) -> None:
     connection = queue.connect(url)
     queue.check(connection, url)
     stop = threading.Event()
-    reconciler = threading.Thread(
-        target=reconcile.run_forever,
-        args=(queue.connect(url), database, clock.now, stop, settings),
-        name="reconciler",
-        daemon=True,
-    )
-    reconciler.start()
-    name = f"forewarn-{socket.gethostname()}-{time.monotonic_ns() % 10**6}"
+    if not urgent_only:
+        reconciler = threading.Thread(
+            target=reconcile.run_forever,
+            args=(queue.connect(url), database, clock.now, stop, settings),
+            name="reconciler",
+            daemon=True,
+        )
+        reconciler.start()
+    kind = "urgent" if urgent_only else "all"
+    name = f"forewarn-{kind}-{socket.gethostname()}-{time.monotonic_ns() % 10**6}"
     try:
-        SimpleWorker(
-            [queue.work_queue(connection)],
+        queue.Worker(
+            queue.worker_queues(connection, urgent_only=urgent_only),
             connection=connection,
             serializer=JSONSerializer,
             name=name,
@@ -103,6 +108,17 @@ def worker(settings: Settings) -> None:
     finally:
         stop.set()
         runtime.service_keyring(settings).stop_agent()
+
+
+def children() -> list[Child]:
+    """What `forewarn up` runs: the portal, the intake, a worker for all work (urgent first)
+    and one for urgent work alone, which a slow inbound message cannot hold up."""
+    return [
+        Child("web", component_argv("web")),
+        Child("intake", component_argv("intake")),
+        Child("worker", component_argv("worker")),
+        Child("urgent worker", [*component_argv("worker"), "--urgent-only"]),
+    ]
 
 
 def _wait_for_port(host: str, port: int, timeout: float) -> bool:
@@ -164,9 +180,7 @@ def up(settings: Settings) -> None:
             url = settings.redis_url
             queue.check(queue.connect(url), url)
         supervisor.env = child_environment(settings, FOREWARN_REDIS_URL=url)
-        supervisor.children = [
-            Child(name, component_argv(name)) for name in ("web", "intake", "worker")
-        ]
+        supervisor.children = children()
 
         def ready() -> None:
             listen = settings.web_listen

@@ -1,4 +1,4 @@
-"""`forewarn up`: web, intake and worker as child processes (and a managed redis-server).
+"""`forewarn up`: web, intake and workers as child processes (and a managed redis-server).
 
 Each child runs in its own process group; one that dies is restarted with a log line; SIGTERM
 or Ctrl-C stops every group within 10 seconds, then the managed redis and the gpg-agent.

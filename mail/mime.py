@@ -5,7 +5,7 @@ import base64
 import codecs
 import quopri
 import re
-from email import policy
+from email import errors, policy
 from email.header import decode_header, make_header
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, parseaddr
@@ -15,6 +15,11 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# RFC 5322 3.6.4: "<" id-left "@" id-right ">", printable ASCII. At most 255 characters: what
+# the database keeps (real ids are far shorter), and well within the 998-octet line that
+# "In-Reply-To: <id>" must fit in our replies.
+_VALID_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
+MAX_MESSAGE_ID = 255
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:@\"]+@[^\s<>()\[\],;:@\"]+")
 _HTML_BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre"}
 
@@ -70,15 +75,105 @@ def clean(text: str, keep_lines: bool = False) -> str:
 
 # -- headers: policy.default where it copes, the raw value where it does not ---------------------
 
+# policy.default's parser of structured fields (addresses, MIME parameters, ids) takes time
+# quadratic in a field's length on input such as `a.a.a.` or `"a"a"a` (80 KB: a minute), and
+# recurses once per nested comment `((((`. Such a field is cut before the parser sees it. Other
+# fields (Subject, References, Autocrypt's key data) are parsed in linear time, within the block.
+MAX_FIELD_BYTES = 998  # RFC 5322's line limit; no structured field of real mail is longer
+MAX_HEADER_BYTES = 64 * 1024  # one entity's header block
+MAX_NESTING = 20  # comments in comments
+_STRUCTURED = {
+    "from", "sender", "reply-to", "to", "cc", "bcc", "date", "message-id", "mime-version",
+    "content-type", "content-disposition", "content-transfer-encoding",
+    "resent-from", "resent-sender", "resent-to", "resent-cc", "resent-bcc", "resent-date",
+    "resent-message-id",
+}  # fmt: skip
+_FIELD_START = re.compile(rb"(?<=\n)(?=[^ \t])")
+
+
+class LongHeader(errors.HeaderDefect):
+    """A header field (or, with field None, the block) over the limits: what the parser saw
+    was cut. str() says what, in one line for the team."""
+
+    def __init__(self, text: str, field: str | None):
+        super().__init__(text)
+        self.field = field
+
 
 def headers(head: bytes):
-    return BytesParser(policy=policy.default).parsebytes(head, headersonly=True)
+    """The entity's header fields, parsed with policy.default within bounds: each structured
+    field cut to MAX_FIELD_BYTES (dropped if its comments nest deeper than MAX_NESTING), the
+    block to MAX_HEADER_BYTES. What was cut is listed as LongHeader defects."""
+    bounded, cuts = _bounded(head)
+    parsed = BytesParser(policy=policy.default).parsebytes(bounded, headersonly=True)
+    parsed.defects.extend(cuts)
+    return parsed
+
+
+def cuts(parsed) -> list[LongHeader]:
+    """What headers() had to cut from this entity's header."""
+    return [defect for defect in parsed.defects if isinstance(defect, LongHeader)]
+
+
+def _bounded(head: bytes) -> tuple[bytes, list[LongHeader]]:
+    found, kept, size = [], [], 0
+    for field in _FIELD_START.split(head):
+        name = field.partition(b":")[0].strip().lower().decode("ascii", "replace")
+        if name in _STRUCTURED:
+            field = _bounded_field(name, field, found)
+        if size + len(field) > MAX_HEADER_BYTES:  # left out; shorter fields after it are read
+            if not any(cut.field is None for cut in found):
+                text = f"the header is longer than {MAX_HEADER_BYTES} bytes: not all was read"
+                found.append(LongHeader(text, None))
+            continue
+        size += len(field)
+        kept.append(field)
+    return b"".join(kept), found
+
+
+def _bounded_field(name: str, field: bytes, found: list[LongHeader]) -> bytes:
+    end = b"\r\n" if field.endswith(b"\r\n") else b"\n"
+    shown = name.title()
+    if len(field) > MAX_FIELD_BYTES:
+        field = field[:MAX_FIELD_BYTES].rstrip(b"\r\n") + end
+        text = f"the {shown} header is longer than {MAX_FIELD_BYTES} bytes"
+        found.append(LongHeader(text, name))
+    if field.count(b"(") > MAX_NESTING and _nesting(field) > MAX_NESTING:
+        field = field.partition(b":")[0] + b":" + end
+        text = f"the {shown} header nests comments more than {MAX_NESTING} deep"
+        found.append(LongHeader(text, name))
+    return field
+
+
+def parsed_size(parsed) -> int:
+    """The bytes of header the parser was given (after the cuts)."""
+    return sum(len(name) + len(value) + 3 for name, value in parsed.raw_items())
+
+
+def _nesting(field: bytes) -> int:
+    depth = deepest = 0
+    escaped = False
+    for byte in field:
+        if escaped:
+            escaped = False
+        elif byte == 0x5C:  # backslash
+            escaped = True
+        elif byte == 0x28:  # (
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte == 0x29 and depth:  # )
+            depth -= 1
+    return deepest
 
 
 def safe(call, default=None):
+    """call(), or default when the email package chokes on a header (as good as absent).
+
+    Only Exception: a job's timeout (app.errors.OutOfTime) and every other BaseException pass,
+    so a parse that outlives its job ends the job rather than being tried again."""
     try:
         return call()
-    except Exception:  # a header the email package chokes on is as good as absent
+    except Exception:
         return default
 
 
@@ -120,14 +215,27 @@ def sender(headers) -> tuple[str | None, str | None]:
     if parsed is not None:
         name, address = parsed.display_name, parsed.addr_spec
     else:
-        name, address = parseaddr(header(headers, "From") or "")
+        name, address = safe(lambda: parseaddr(header(headers, "From") or ""), ("", ""))
     address = clean(address or "").strip()
     return clean(name or "").strip() or None, address if _ADDRESS.fullmatch(address) else None
 
 
 def first_id(value: str | None) -> str | None:
-    found = MESSAGE_ID.search(value or "")
-    return found.group() if found else (value or "").strip() or None
+    """The first valid Message-ID in a header's value, or None: what is kept must be safe to
+    echo in In-Reply-To and References (ASCII, `<left@right>`, short enough for one line)."""
+    for found in MESSAGE_ID.finditer(value or ""):
+        if valid_id(found.group()):
+            return found.group()
+    return None
+
+
+def valid_id(value: str | None) -> bool:
+    return bool(value) and len(value) <= MAX_MESSAGE_ID and _VALID_ID.fullmatch(value) is not None
+
+
+def all_ids(value: str | None) -> list[str]:
+    """The valid Message-IDs in a header's value (References), in order."""
+    return [found for found in MESSAGE_ID.findall(value or "") if valid_id(found)]
 
 
 class HTMLText(HTMLParser):

@@ -28,6 +28,11 @@ MAX_DEPTH = 20  # MIME nesting, encryption layers included
 MAX_PARTS = 1000
 MAX_OPENPGP_PARTS = 50  # each costs a gpg run or two
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+MAX_HEADER_BYTES = 256 * 1024  # all entities' header blocks together (each is cut by mime)
+MAX_REFERENCES = 100
+# Header fields the message is read by: cut, they could mislead; over-long, the message is
+# hostile. Other fields that had to be cut (a long Cc; a Message-ID, then not kept) are noted.
+_RELIED_ON = {None, "from", "content-type", "content-disposition", "content-transfer-encoding"}
 _LONE_LF = re.compile(rb"(?<!\r)\n")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 
@@ -92,10 +97,19 @@ def parse(
     except Unreadable:
         raise
     except Exception as error:  # the worker gets Unreadable, never anything else
-        # The frames only: an exception's text may quote the message.
-        frames = "".join(traceback.format_tb(error.__traceback__))
-        log.warning("parsing a message failed: %s\n%s", type(error).__name__, frames)
+        # One line: where it failed, never the exception's text (it may quote the message),
+        # nor the frames (a RecursionError has thousands).
+        log.warning("parsing a message failed: %s at %s", type(error).__name__, _where(error))
         raise Unreadable("the message could not be processed (internal error)") from None
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame of an exception, as file:line in function."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "(unknown)"
+    last = frames[-1]
+    return f"{last.filename.rpartition('/')[2]}:{last.lineno} in {last.name}"
 
 
 class _Walk:
@@ -109,7 +123,7 @@ class _Walk:
         self.htmls: list[str] = []
         self.keys: list[tuple[str, bytes]] = []  # (where it came from, data)
         self.signatures: list[tuple[verify.SignatureCheck, object]] = []  # (check, re-check)
-        self.parts = self.openpgp_parts = 0
+        self.parts = self.openpgp_parts = self.header_bytes = 0
         self.plain_content = self.malformed = False
         self.protected_subject: str | None = None
 
@@ -117,7 +131,7 @@ class _Walk:
         if not raw.strip():
             raise Unreadable("the message is empty")
         result = self.result
-        headers = mime.headers(mime.split_entity(raw)[0])
+        headers = self._headers(mime.split_entity(raw)[0])
         self._read_headers(headers)
         self.walk(raw, 0, in_crypto=False, root=None)
         if self.protected_subject is not None:
@@ -143,7 +157,8 @@ class _Walk:
         result.message_id = mime.first_id(mime.header(headers, "Message-ID"))
         result.subject = mime.header(headers, "Subject")
         result.in_reply_to = mime.first_id(mime.header(headers, "In-Reply-To"))
-        result.references = mime.MESSAGE_ID.findall(mime.header(headers, "References") or "")
+        # The newest ids are the ones that thread; a hostile list of thousands is not a query.
+        result.references = mime.all_ids(mime.header(headers, "References"))[-MAX_REFERENCES:]
         result.auto_submitted = mime.header(headers, "Auto-Submitted")
         result.precedence = mime.header(headers, "Precedence")
         result.list_id = mime.header(headers, "List-Id")
@@ -166,7 +181,7 @@ class _Walk:
         if self.parts > MAX_PARTS:
             raise Unreadable(f"the message has more than {MAX_PARTS} parts")
         head, body = mime.split_entity(raw)
-        part = mime.headers(head)
+        part = self._headers(head)
         ctype = mime.content_type(part)
         if root == "message" and self.protected_subject is None:
             self.protected_subject = mime.header(part, "Subject")
@@ -187,10 +202,23 @@ class _Walk:
             for child in children:
                 self.walk(child, depth + 1, in_crypto, None)
 
+    def _headers(self, head: bytes):
+        """An entity's headers (mime cuts over-long ones, noted as problems); the message's
+        header blocks together are bounded too, as each costs parsing time."""
+        parsed = mime.headers(head)  # cheap: fields are parsed when read, below
+        self.header_bytes += mime.parsed_size(parsed)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise Unreadable(f"the message's headers are larger than {MAX_HEADER_BYTES} bytes")
+        for cut in mime.cuts(parsed):
+            if cut.field in _RELIED_ON:
+                raise Unreadable(str(cut))
+            self.result.problems.append(f"{cut}: it was cut")
+        return parsed
+
     def _pgp_mime_encrypted(self, children: list[bytes], depth: int) -> None:
         for child in children[1:] + children[:1]:  # RFC 3156: the second part holds the data
             head, body = mime.split_entity(child)
-            data = mime.decode_body(mime.headers(head), body)
+            data = mime.decode_body(self._headers(head), body)
             if verify.looks_encrypted(data):
                 plaintext = self._open(data, "the encrypted message")
                 self.result.encrypted = True
@@ -203,7 +231,7 @@ class _Walk:
         signed = children[0]
         if len(children) > 1:
             head, body = mime.split_entity(children[1])
-            check = partial(_check_detached, signed, mime.decode_body(mime.headers(head), body))
+            check = partial(_check_detached, signed, mime.decode_body(self._headers(head), body))
             self.openpgp_parts += 1
             self.signatures.append((check(self.certificates), check))
         else:

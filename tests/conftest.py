@@ -19,7 +19,6 @@ from urllib.parse import quote
 import psycopg
 import pytest
 import redis as redis_lib
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app import clock as app_clock
@@ -123,9 +122,10 @@ def redis_conn(redis_url):
 
 
 def run_jobs(connection) -> None:
-    """Run every queued job in this process, then return (RQ's burst mode)."""
-    SimpleWorker(
-        [queue.work_queue(connection)], connection=connection, serializer=JSONSerializer
+    """Run every queued job in this process, then return (RQ's burst mode), as `forewarn
+    worker` would: urgent work first, then inbound processing."""
+    queue.Worker(
+        queue.worker_queues(connection), connection=connection, serializer=JSONSerializer
     ).work(burst=True)
 
 

@@ -17,6 +17,7 @@ UNITS = {
     "forewarn-web.service": "web",
     "forewarn-intake.service": "intake",
     "forewarn-worker@.service": "worker",
+    "forewarn-urgent-worker.service": "worker",
 }
 ENV_EXAMPLE = DEPLOY / "forewarn.env.example"
 HARDENING = {

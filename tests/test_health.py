@@ -195,7 +195,8 @@ def test_metrics_count_the_work_and_the_lifts(client, keyring, clock, redis_conn
 
     text = client.get("/metrics").get_data(as_text=True)
     samples = _samples(text)
-    assert samples['forewarn_rq_queue_length{queue="forewarn"}'] == 1
+    assert samples['forewarn_rq_queue_length{queue="forewarn-inbound"}'] == 1
+    assert samples['forewarn_rq_queue_length{queue="forewarn"}'] == 0
     assert samples['forewarn_rq_scheduled_jobs{queue="forewarn"}'] == 0
     assert samples['forewarn_deliveries{state="sent",kind="alert"}'] == 2
     assert samples['forewarn_deliveries{state="queued",kind="alert"}'] == 1

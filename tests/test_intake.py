@@ -105,7 +105,7 @@ def test_an_accepted_message_is_stored_exactly_as_received_and_queued(
 
     # Queued by the writer thread right after the commit (the 250 does not wait for Redis).
     wait_for(
-        lambda: queue.work_queue(redis_conn).job_ids == [f"inbound-{stored.id}"],
+        lambda: queue.inbound_queue(redis_conn).job_ids == [f"inbound-{stored.id}"],
         what="the processing job",
     )
 

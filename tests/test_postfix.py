@@ -230,7 +230,7 @@ def test_a_report_through_postfix_is_stored_processed_and_acknowledged_via_postf
     assert SECURITY in stored.envelope_to
     assert b"A long header overflows" in bytes(stored.raw)
 
-    wait_for(lambda: redis_conn.llen("rq:queue:forewarn"), what="the processing job")
+    wait_for(lambda: redis_conn.llen("rq:queue:forewarn-inbound"), what="the processing job")
     run_jobs(redis_conn)  # processes the report, then sends the acknowledgement to Postfix
     stored = InboundMessage.get_by_id(stored.id)
     assert stored.state == "processed", stored.error

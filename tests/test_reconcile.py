@@ -9,7 +9,8 @@ from tests import mailcorpus as mc
 
 
 def job_ids(redis_conn):
-    return sorted(queue.work_queue(redis_conn).job_ids)
+    """Every queued job, whichever queue it waits in."""
+    return sorted(job for q in queue.worker_queues(redis_conn) for job in q.job_ids)
 
 
 def test_a_stored_message_whose_job_was_lost_is_queued_again(db, redis_conn, clock):

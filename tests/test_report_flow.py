@@ -8,7 +8,7 @@ import pytest
 from app import accounts, inbound, jobs, reconcile, reports
 from app import clock as app_clock
 from app.models import Correspondence, InboundMessage, Vulnerability
-from app.queue import work_queue
+from app.queue import inbound_queue
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, run_jobs, wait_for
 from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, sqop_verifies
@@ -53,7 +53,7 @@ def flow(env, settings, db, redis_conn, keyring, relay, clock, monkeypatch):
         def report(self, raw, sender="rita@example.org", to=SERVICE):
             assert send(intake.port, raw, to=to, sender=sender) == {}
             # The writer thread queues the job just after the 250.
-            wait_for(lambda: work_queue(redis_conn).count, what="the processing job")
+            wait_for(lambda: inbound_queue(redis_conn).count, what="the processing job")
             run_jobs(redis_conn)
             return InboundMessage.select().order_by(InboundMessage.id.desc()).first()
 

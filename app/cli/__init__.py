@@ -46,7 +46,7 @@ def init() -> None:
     click.echo(f"service key: {result.fingerprint}{made}")
 
 
-@cli.command(help="Run web, intake, worker and scheduler (and a managed Redis) until stopped.")
+@cli.command(help="Run web, intake, workers and scheduler (and a managed Redis) until stopped.")
 def up() -> None:
     from app import startup
 
@@ -77,13 +77,18 @@ def intake() -> None:
 
 
 @cli.command(help="Run an RQ worker with the scheduler alone.")
-def worker() -> None:
+@click.option(
+    "--urgent-only",
+    is_flag=True,
+    help="serve only deliveries, lifts and publication (never inbound processing)",
+)
+def worker(urgent_only: bool) -> None:
     from app import startup
 
     _logging()
     settings = _settings()
     dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
-    startup.worker(settings)
+    startup.worker(settings, urgent_only=urgent_only)
 
 
 @cli.group(help="The service's OpenPGP key.")

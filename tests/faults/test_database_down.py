@@ -286,7 +286,7 @@ def test_the_intake_portal_and_worker_ride_out_a_database_restart(
         # A job that needs the database, run by the worker while the database is down.
         queue.enqueue(connection, "app.jobs.process_inbound", 1, job_id="inbound-during-outage")
         failed = wait_for(
-            lambda: queue.work_queue(connection).failed_job_registry.get_job_ids(),
+            lambda: queue.inbound_queue(connection).failed_job_registry.get_job_ids(),
             timeout=20,
             what=f"the worker to fail the job it could not run\n{workers.logs()}",
         )
