@@ -253,12 +253,14 @@ def bomb_key(
 ) -> bytes:
     """A real key with a compressed-data packet that inflates to `zeros` bytes, armored:
     zeros appended after its packets ("appended"; gpg inflates them, then finds no packet), the
-    same in partial-length chunks ("partial"), or the key itself compressed, followed by
-    `zeros` bytes of marker packets ("wrapped": gpg 2.2 inflates it all, skips the markers and
-    imports the key)."""
+    same in partial-length chunks ("partial"), `zeros` bytes of marker packets appended
+    ("markers"), or the key itself compressed and followed by marker packets ("wrapped"). gpg
+    2.2 inflates markers, skips them and imports the key."""
+    markers = MARKER * (zeros // len(MARKER))
     if how == "wrapped":
-        markers = MARKER * (zeros // len(MARKER))
         return armor(packet(8, compressed(key.binary + markers, algorithm)))
+    if how == "markers":
+        return armor(key.binary + packet(8, compressed(markers, algorithm)))
     return armor(key.binary + packet(8, compressed(bytes(zeros), algorithm), how == "partial"))
 
 

@@ -25,7 +25,13 @@ EMAIL = "psirt@maker.example"  # kf.UID's address, MAKER in test_web_registry
 NOW = datetime.now(UTC)
 REPORT = "The CAN driver overflows rx_buf with a 70-byte frame.\n"
 COMPRESSED = "compressed data (OpenPGP packet type 8), which a public key never has"
-BOMBS = [("appended", "bzip2"), ("appended", "zip"), ("partial", "zlib"), ("wrapped", "zlib")]
+BOMBS = [
+    ("appended", "bzip2"),
+    ("appended", "zip"),
+    ("partial", "zlib"),
+    ("markers", "bzip2"),
+    ("wrapped", "zlib"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +46,15 @@ def no_gpg(monkeypatch, tmp_path):
 
 
 def test_the_bombs_are_small_and_gpg_would_import_the_wrapped_one(good):
-    """What the refusals below stop: a few hundred bytes that inflate to 8 MiB, and gpg 2.2
-    inflates the wrapped one and imports the key inside (as it accepted the probe's bombs)."""
+    """What the refusals below stop: a few KB that inflate to 8 MiB, and gpg 2.2 inflates the
+    ones of markers and imports the key (as it accepted the probe's bombs)."""
     for how, algorithm in BOMBS:
         assert len(kf.bomb_key(good, algorithm=algorithm, how=how)) < 20_000
-    with mc.scratch_dir() as home:
-        said = mc.gpg_in(
-            home, "--import", "--status-fd", "1", input=kf.bomb_key(good, how="wrapped")
-        )
-    assert f"IMPORT_OK 1 {good.fingerprint}".encode() in said
+    for how in ("markers", "wrapped"):
+        with mc.scratch_dir() as home:
+            bomb = kf.bomb_key(good, how=how)
+            said = mc.gpg_in(home, "--import", "--status-fd", "1", input=bomb)
+        assert f"IMPORT_OK 1 {good.fingerprint}".encode() in said
 
 
 @pytest.mark.parametrize(("how", "algorithm"), BOMBS)
@@ -138,7 +144,7 @@ def test_real_keys_with_subkeys_and_several_user_ids_still_pass(good, several_us
 
 def test_a_report_with_bomb_keys_attached_is_read_and_the_keys_noted_unusable(keyring, good):
     reporter = mc.make_reporter()
-    bombs = [kf.bomb_key(good, algorithm=algorithm, how=how) for how, algorithm in BOMBS]
+    bombs = [kf.bomb_key(good, algorithm=algorithm, how=how) for how, algorithm in BOMBS[:4]]
     keys = [mc.key_part(bomb, f"bomb{number}.asc") for number, bomb in enumerate(bombs)]
     keys.append(mc.key_part(reporter.cert))  # the fifth key, a real one, is still taken
     raw = mc.message(mc.multipart("mixed", [mc.text_part(REPORT), *keys], "mx"))
@@ -165,7 +171,7 @@ def test_an_autocrypt_header_with_a_bomb_key_is_noted_unusable(keyring, good):
 
 
 def test_a_sign_up_with_a_bomb_key_is_refused_at_the_key_field(client, db, clock, good):
-    response = apply(client, kf.bomb_key(good, how="wrapped"))
+    response = apply(client, kf.bomb_key(good, how="markers"))  # gpg 2.2 would take it
 
     assert response.status_code == 400
     error = re.search(r'<p class="error" id="key_text-error">([^<]*)</p>', text(response))
