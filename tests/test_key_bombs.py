@@ -178,3 +178,26 @@ def test_a_sign_up_with_a_bomb_key_is_refused_at_the_key_field(client, db, clock
     assert error, one_line(text(response))
     assert f"The key was not accepted: this holds {COMPRESSED}" in error.group(1)
     assert Registrant.select().count() == 0
+
+
+@pytest.mark.db
+def test_registrants_add_with_a_bomb_key_fails_in_one_line_and_adds_nothing(
+    forewarn, good, tmp_path
+):
+    assert forewarn("init").returncode == 0
+    (tmp_path / "bomb.asc").write_bytes(kf.bomb_key(good, how="markers"))
+
+    added = forewarn(
+        "registrants",
+        "add",
+        "--email",
+        EMAIL,
+        "--org",
+        "Maker",
+        "--key",
+        str(tmp_path / "bomb.asc"),
+    )
+
+    assert added.returncode == 1 and added.stderr.count("\n") == 1
+    assert f"this holds {COMPRESSED}" in added.stderr
+    assert forewarn("registrants", "list", "--json").stdout.strip() == "[]"
