@@ -163,7 +163,7 @@ def test_no_gpg_outlives_a_python_process_killed_with_sigkill(tmp_path, fifo, sc
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.DEVNULL,
     )
-    gpg = None
+    gpg, home = None, ""
     try:
         started = wait_for(lambda: gpg_child(python.pid, fifo) or python.poll() is not None)
         assert started is not True and started, "the script ended without starting gpg"
@@ -181,5 +181,5 @@ def test_no_gpg_outlives_a_python_process_killed_with_sigkill(tmp_path, fifo, sc
             python.wait()
         if gpg is not None and alive(gpg):
             os.kill(gpg, signal.SIGKILL)  # the gpg this test started, by its pid
-    if home.startswith("/tmp/fwx"):  # the killed process could not remove its scratch home
-        mc.run("rm", "-rf", home)
+        if home.startswith("/tmp/fwx"):  # the killed process could not remove its scratch home
+            mc.run("rm", "-rf", home)
