@@ -10,18 +10,21 @@ import binascii
 import logging
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import gnupg
-
-from keys import packets
+from keys import gpgrun, packets
 from keys.errors import CertificateError
-from keys.keyring import _require_gpg
+from keys.keyring import _require_gpg, stop_agent
+
+# Each gpg run on one key (import, list, export) takes milliseconds; past this it is killed.
+# Well under gunicorn's 60 s worker timeout: a sign-up answers with an error, not a 502.
+KEY_TIMEOUT_SECONDS = 10
+# What one such run may write (a listing or an export of a key of at most 1 MiB).
+MAX_KEY_OUTPUT_BYTES = 8 * 1024 * 1024
 
 # Validity letters of a gpg key listing that make a key unusable whatever the time.
 _DEAD = {"r": "revoked", "i": "invalid", "d": "disabled"}
@@ -40,8 +43,14 @@ class Certificate:
 
 
 @contextmanager
-def scratch_gpg() -> Iterator[gnupg.GPG]:
-    """A python-gnupg object over an empty GnuPG home of its own, removed afterwards.
+def scratch_gpg(
+    error: type[Exception] = CertificateError,
+    timeout: float = KEY_TIMEOUT_SECONDS,
+    max_output: int = MAX_KEY_OUTPUT_BYTES,
+) -> Iterator[gpgrun.BoundedGPG]:
+    """A python-gnupg object over an empty GnuPG home of its own, removed afterwards. Each gpg
+    run is bounded by timeout (seconds) and max_output (bytes on stdout): past them gpg is
+    killed and `error` raised.
 
     The home is under /tmp with a short name: gpg-agent's sockets have a 108-byte path limit.
     """
@@ -50,19 +59,22 @@ def scratch_gpg() -> Iterator[gnupg.GPG]:
     try:
         # python-gnupg logs decrypted data at DEBUG: never let it.
         logging.getLogger("gnupg").setLevel(logging.WARNING)
-        gpg = gnupg.GPG(gpgbinary=binary, gnupghome=home)
+        gpg = gpgrun.BoundedGPG(
+            error=error,
+            timeout=timeout,
+            max_output=max_output,
+            gpgbinary=binary,
+            gnupghome=home,
+        )
         # Status lines can carry other people's bytes (user ids, file names): latin-1 decodes
         # anything, where utf-8 would kill python-gnupg's reader thread.
         gpg.encoding = "latin-1"
         yield gpg
     finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", home, "--kill", "all"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            stop_agent(home, error)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _instant(timestamp: str) -> datetime | None:
@@ -85,22 +97,19 @@ def _as_bytes(data: bytes | str) -> bytes:
 def inspect_certificate(data: bytes | str, at: datetime) -> Certificate:
     """The one public certificate in data, as of the instant `at`.
 
-    Raises CertificateError when data holds no key, several keys, secret key material, or
-    nothing gpg can read.
+    Raises CertificateError when data holds no key, several keys, secret key material, any
+    packet a public key never has (compressed data: gpg would inflate it), more than
+    MAX_KEY_UPLOAD_BYTES, or nothing gpg can read. gpg sees only the packets checked here.
     """
-    data = _as_bytes(data)
+    binary = _key_packets(_as_bytes(data))
     with scratch_gpg() as gpg:
-        scanned = gpg.scan_keys_mem(data)
-        if any(key.get("type") == "sec" for key in scanned):
-            raise CertificateError(
-                "it holds secret key material: send the public key only (gpg --export --armor)"
-            )
+        scanned = gpg.scan_keys_mem(binary)
         primaries = {key["fingerprint"] for key in scanned if key.get("fingerprint")}
         if len(primaries) > 1:
             raise CertificateError(f"it holds {len(primaries)} keys; send exactly one")
         if not primaries:
-            raise CertificateError(_why_unreadable(data, scanned.stderr or ""))
-        imported = gpg.import_keys(data)
+            raise CertificateError("gpg could not read it as an OpenPGP key (damaged or not a key)")
+        imported = gpg.import_keys(binary)
         listed = gpg.list_keys()
         if not imported.count or len(listed) != 1:
             raise CertificateError(
@@ -162,16 +171,23 @@ def autocrypt_keydata(header: str, from_address: str | None) -> bytes:
         raise CertificateError("its keydata is not base64") from None
 
 
-def _why_unreadable(data: bytes, stderr: str) -> str:
-    if b"-----BEGIN PGP" not in data and not _looks_binary_openpgp(data):
-        return "it holds no OpenPGP key"
-    if "CRC error" in stderr or "invalid radix64" in stderr or "invalid armor" in stderr:
-        return "its ASCII armor is damaged"
-    return "gpg could not read it as an OpenPGP key (damaged or not a key)"
+def _key_packets(data: bytes) -> bytes:
+    """The packets of the key in data (armored or binary), checked in Python: what gpg may see.
+    Refuses, in a few words, anything but one transferable public key's packets."""
+    if len(data) > MAX_KEY_UPLOAD_BYTES:
+        raise CertificateError(f"it is {_size(data)}; a public key is a few KB")
+    armored = packets.BEGIN.search(data) is not None
+    try:
+        found = packets.packets(packets.dearmor(data) if armored else data)
+    except packets.KeyDataError as error:
+        if armored and error.short == "it holds no OpenPGP key":
+            raise CertificateError("its ASCII armor is damaged (it holds no OpenPGP key)") from None
+        raise CertificateError(error.short) from None
+    return b"".join(raw for _, raw in found)
 
 
-def _looks_binary_openpgp(data: bytes) -> bool:
-    return bool(data) and data[0] & 0x80 == 0x80
+def _size(data: bytes) -> str:
+    return f"{len(data) / 2**20:.1f} MB" if len(data) >= 2**20 else f"{len(data) / 1024:.1f} KB"
 
 
 # -- registration: the strict check ----------------------------------------------------------------
@@ -202,8 +218,9 @@ def inspect_registration_key(
         raise ValueError("at must be an aware datetime")
     data = _as_bytes(data)
     if len(data) > max_bytes:
-        size = f"{len(data) / 2**20:.1f} MB" if len(data) >= 2**20 else f"{len(data) / 1024:.1f} KB"
-        raise CertificateError(f"the upload is {size}; a public key is a few KB: {packets.EXPORT}")
+        raise CertificateError(
+            f"the upload is {_size(data)}; a public key is a few KB: {packets.EXPORT}"
+        )
     found = packets.packets(packets.dearmor(data) if packets.BEGIN.search(data) else data)
     primaries = {raw for tag, raw in found if tag == 6}
     if len(primaries) > 1:

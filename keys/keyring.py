@@ -9,17 +9,14 @@ import hashlib
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import gnupg
-
 from app.errors import ForewarnError, OperatorError
-from keys import packets
+from keys import gpgrun, packets
 from keys.errors import CertificateError
 
 # Longest socket name gpg-agent creates in its home, and the kernel's sun_path limit.
@@ -28,6 +25,13 @@ _SUN_PATH_MAX = 107
 # A decrypted report larger than this is refused (decompression bombs; PITFALLS.md).
 MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024
 ENCRYPT_TIMEOUT_SECONDS = 60  # one alert's encryption; gpg takes milliseconds
+# Any other run on the service key (sign, decrypt a report, list, generate); gpg takes
+# milliseconds to a second or two. A run past it is killed (keys/gpgrun.py).
+GPG_TIMEOUT_SECONDS = 60
+# What one run may write on stdout: a decrypted report (gpg's --max-output stops it first).
+MAX_GPG_OUTPUT_BYTES = MAX_PLAINTEXT_BYTES + 1024 * 1024
+# gpgconf --kill, run when a home is left.
+GPGCONF_TIMEOUT_SECONDS = 10
 # OpenPGP hash algorithm ids (RFC 4880, 9.4) as RFC 3156 names them in micalg.
 _HASH_NAMES = {"2": "sha1", "8": "sha256", "9": "sha384", "10": "sha512", "11": "sha224"}
 
@@ -66,18 +70,24 @@ class ServiceKeyring:
     def __init__(self, home: Path, passphrase: str | None = None):
         self.home = Path(home).resolve()
         self.passphrase = passphrase
-        self._gpg: gnupg.GPG | None = None
+        self._gpg: gpgrun.BoundedGPG | None = None
 
     # -- set-up --------------------------------------------------------------------------
 
     @property
-    def gpg(self) -> gnupg.GPG:
+    def gpg(self) -> gpgrun.BoundedGPG:
         if self._gpg is None:
             binary = _require_gpg()
             self.ensure_home()
             # python-gnupg logs decrypted data at DEBUG: never let it.
             logging.getLogger("gnupg").setLevel(logging.WARNING)
-            self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self.home))
+            self._gpg = gpgrun.BoundedGPG(
+                error=KeyringError,
+                timeout=GPG_TIMEOUT_SECONDS,
+                max_output=MAX_GPG_OUTPUT_BYTES,
+                gpgbinary=binary,
+                gnupghome=str(self.home),
+            )
             self._gpg.encoding = "utf-8"
         return self._gpg
 
@@ -114,12 +124,7 @@ class ServiceKeyring:
         """Stop the gpg-agent of this home, so no secret stays cached after we stop."""
         if not self.home.is_dir() or shutil.which("gpgconf") is None:
             return
-        subprocess.run(
-            ["gpgconf", "--homedir", str(self.home), "--kill", "all"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
+        stop_agent(self.home, KeyringError)
 
     # -- the key -------------------------------------------------------------------------
 
@@ -291,12 +296,12 @@ class ServiceKeyring:
             base += ["--passphrase-fd", "0"]
         with self._lock():
             for extra in ([], subkeys) if subkeys else ([],):  # the primary, then its subkeys
-                done = subprocess.run(
+                done = gpgrun.run(
                     [*base, "--quick-set-expire", fingerprint, f"{years}y", *extra],
                     input=(self.passphrase or "").encode("utf-8"),
-                    capture_output=True,
-                    timeout=60,
-                    check=False,
+                    error=KeyringError,
+                    timeout=GPG_TIMEOUT_SECONDS,
+                    max_output=MAX_GPG_OUTPUT_BYTES,
                 )
                 if done.returncode != 0:
                     said = _gpg_said(done.stderr.decode("utf-8", "replace"))
@@ -360,21 +365,19 @@ class ServiceKeyring:
             args = ["--no-random-seed-file", "--no-keyring"]
             args += ["--encrypt", "--armor", "--trust-model", "always"]
             args += ["--recipient-file", cert_file.name]
-            # One process with its input and output through communicate(): this runs once per
-            # alert, and python-gnupg's I/O starts three threads a call.
+            # One process, its input and output through one selector loop: this runs once per
+            # alert, and python-gnupg's I/O starts three threads a call. ASCII armor of the
+            # data is about 4/3 of it, plus headers.
             try:
-                result = subprocess.run(
+                result = gpgrun.run(
                     self.gpg.make_args(args, False),
                     input=data,
-                    capture_output=True,
+                    error=KeyringError,
                     timeout=ENCRYPT_TIMEOUT_SECONDS,
-                    check=False,
+                    max_output=2 * len(data) + 64 * 1024,
                 )
-            except subprocess.TimeoutExpired:
-                raise KeyringError(
-                    f"gpg could not encrypt to {fingerprint}: no answer within "
-                    f"{ENCRYPT_TIMEOUT_SECONDS} s"
-                ) from None
+            except KeyringError as error:
+                raise KeyringError(f"gpg could not encrypt to {fingerprint}: {error}") from None
         if result.returncode != 0 or not result.stdout.startswith(b"-----BEGIN PGP MESSAGE"):
             said = result.stderr.decode("utf-8", "replace")
             raise KeyringError(f"gpg could not encrypt to {fingerprint}: {_gpg_said(said)}")
@@ -390,6 +393,16 @@ class ServiceKeyring:
         if not result.ok or result.returncode != 0:
             raise KeyringError(f"gpg could not decrypt: {result.status or 'no valid data'}")
         return result.data
+
+
+def stop_agent(home: Path | str, error: type[Exception]) -> None:
+    """Stop the gpg-agent (and any other daemon) of a GnuPG home."""
+    gpgrun.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "all"],
+        error=error,
+        timeout=GPGCONF_TIMEOUT_SECONDS,
+        max_output=64 * 1024,
+    )
 
 
 def expiry_of(listing: dict) -> datetime | None:
@@ -412,7 +425,7 @@ def primary_fingerprints(certificate: str | bytes) -> list[str]:
     for tag, raw in found:
         if tag != 6:
             continue
-        _, start, length = packets.packet_header(raw, 0)
+        _, start, length, _ = packets.packet_header(raw, 0)
         body = raw[start : start + length]
         digest = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body)  # noqa: S324
         fingerprints.append(digest.hexdigest().upper())

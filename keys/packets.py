@@ -1,5 +1,7 @@
 """OpenPGP armor and packet framing, read in Python before gpg sees an upload: its size,
-whether it is cut off, how many keys it holds, whether it carries secret key material."""
+whether it is cut off, how many keys it holds, whether it carries secret key material, and
+whether every packet is one a public key has (gpg inflates compressed packets wherever it finds
+them: a 5 KB "key" can hold gigabytes of zeros)."""
 
 import base64
 import binascii
@@ -12,6 +14,35 @@ NEVER_SEND = (
     "this is a SECRET key: never send it (if it travelled unencrypted, consider it exposed); "
     "export the public key with gpg --armor --export FINGERPRINT"
 )
+HOLDS_PRIVATE_PART = "it holds secret key material: send the public key only (gpg --export --armor)"
+
+# The packets of a transferable public key (RFC 4880, 11.1): public key, public subkey, user id,
+# user attribute, signature; marker and trust packets are ignored by readers, gpg included.
+KEY_PACKETS = {2, 6, 10, 12, 13, 14, 17}
+# What the others are, for the one-line refusal (5 and 7, secret keys, are refused as such).
+_OTHER_PACKETS = {
+    1: "an encrypted session key",
+    3: "a password-encrypted session key",
+    4: "a one-pass signature",
+    8: "compressed data",
+    9: "encrypted data",
+    11: "literal data (a message)",
+    18: "encrypted data",
+    19: "an integrity code",
+    20: "encrypted data",
+}
+# A public key is a few KB in a few dozen packets; thousands are a flooded or forged key.
+MAX_KEY_PACKETS = 2000
+
+
+class KeyDataError(CertificateError):
+    """Key material refused before gpg sees it. str() is the message for an upload (it says
+    how to export the key); `short` says the same in a few words, for a key found in mail."""
+
+    def __init__(self, message: str, short: str):
+        super().__init__(message)
+        self.short = short
+
 
 BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.MULTILINE)
 
@@ -22,16 +53,18 @@ def dearmor(data: bytes) -> bytes:
     for begin in BEGIN.finditer(data):
         label = begin.group(1).decode()
         if label == "PRIVATE KEY BLOCK":
-            raise CertificateError(NEVER_SEND)
+            raise KeyDataError(NEVER_SEND, HOLDS_PRIVATE_PART)
         if label != "PUBLIC KEY BLOCK":
-            raise CertificateError(
-                f"this is an OpenPGP {label.lower()}, not a public key: {EXPORT}"
+            raise KeyDataError(
+                f"this is an OpenPGP {label.lower()}, not a public key: {EXPORT}",
+                f"it is an OpenPGP {label.lower()}, not a public key",
             )
         end = data.find(b"-----END PGP PUBLIC KEY BLOCK-----", begin.end())
         if end < 0:
-            raise CertificateError(
+            raise KeyDataError(
                 "the ASCII armor is cut off (no END PGP PUBLIC KEY BLOCK line): upload the "
-                "whole file that gpg --armor --export wrote"
+                "whole file that gpg --armor --export wrote",
+                "its ASCII armor is cut off (no END PGP PUBLIC KEY BLOCK line)",
             )
         body, checksum = [], None
         for line in data[begin.end() : end].splitlines():
@@ -46,9 +79,10 @@ def dearmor(data: bytes) -> bytes:
         except (binascii.Error, ValueError):
             sound = False
         if not sound:
-            raise CertificateError(
+            raise KeyDataError(
                 "the ASCII armor is damaged (bad characters or checksum): upload the file "
-                "exactly as gpg --armor --export wrote it"
+                "exactly as gpg --armor --export wrote it",
+                "its ASCII armor is damaged (bad characters or checksum)",
             )
         binary += packets
     return binary
@@ -73,49 +107,79 @@ _CRC24_TABLE = [crc24_entry(index) for index in range(256)]
 
 
 def packets(binary: bytes) -> list[tuple[int, bytes]]:
-    """(tag, bytes) of each packet of a key; refuses non-keys, cut-off data and secret keys."""
+    """(tag, bytes) of each packet of a key; refuses non-keys, cut-off data, secret keys, and
+    any packet a public key never has (compressed data above all: gpg would inflate it).
+
+    Every packet header is read (old and new formats); partial and indeterminate lengths, which
+    only data packets may have, are refused with the packet they belong to."""
     if not binary.strip():
-        raise CertificateError(f"the upload is empty: {EXPORT}")
+        raise KeyDataError(f"the upload is empty: {EXPORT}", "it holds no OpenPGP key")
     packets, offset = [], 0
     while offset < len(binary):
-        header = packet_header(binary, offset)
-        if not packets and (header is None or header[0] not in (5, 6)):
-            raise CertificateError(f"this is not an OpenPGP public key: {EXPORT}")
-        if header is None or header[1] + header[2] > len(binary):
-            raise CertificateError(
-                "the key data is cut off or damaged: export your public key again "
-                "(gpg --armor --export FINGERPRINT) and upload the whole file"
+        if len(packets) == MAX_KEY_PACKETS:
+            raise KeyDataError(
+                f"the key has more than {MAX_KEY_PACKETS} packets (signatures, user ids): "
+                f"{EXPORT} without third-party signatures (--export-options export-minimal)",
+                f"it has more than {MAX_KEY_PACKETS} packets (signatures, user ids)",
             )
-        tag, start, length = header
+        header = packet_header(binary, offset)
+        tag = header[0] if header else None
         if tag in (5, 7):
-            raise CertificateError(NEVER_SEND)
+            raise KeyDataError(NEVER_SEND, HOLDS_PRIVATE_PART)
+        if tag in _OTHER_PACKETS or (packets and tag is not None and tag not in KEY_PACKETS):
+            what = _OTHER_PACKETS.get(tag, "a packet of an unknown kind")
+            raise KeyDataError(
+                f"this holds {what} (OpenPGP packet type {tag}), which a public key never has: "
+                f"{EXPORT}",
+                f"it holds {what} (OpenPGP packet type {tag}), which a public key never has",
+            )
+        if not packets and tag != 6:
+            raise KeyDataError(
+                f"this is not an OpenPGP public key: {EXPORT}", "it holds no OpenPGP key"
+            )
+        if header is None or header[3] or header[1] + header[2] > len(binary):
+            raise KeyDataError(
+                "the key data is cut off or damaged: export your public key again "
+                "(gpg --armor --export FINGERPRINT) and upload the whole file",
+                "the key data is cut off or damaged",
+            )
+        _, start, length, _ = header
         version = binary[start] if length else 0
         if tag == 6 and version != 4:
-            raise CertificateError(
+            raise KeyDataError(
                 f"this is a version {version} OpenPGP key, which we cannot use yet: upload a "
-                "version 4 key (as gpg 2.2, or sq key generate --profile rfc4880, make them)"
+                "version 4 key (as gpg 2.2, or sq key generate --profile rfc4880, make them)",
+                f"it is a version {version} OpenPGP key, which we cannot use yet",
             )
         packets.append((tag, binary[offset : start + length]))
         offset = start + length
     return packets
 
 
-def packet_header(data: bytes, offset: int) -> tuple[int, int, int] | None:
-    """(tag, body offset, body length) of the packet at offset (RFC 4880, 4.2), or None: there
-    is none, or it has a partial or indeterminate length (which keys never have)."""
+def packet_header(data: bytes, offset: int) -> tuple[int, int, int, bool] | None:
+    """(tag, body offset, body length, whether the length is partial or indeterminate) of the
+    packet at offset (RFC 4880, 4.2), or None when there is no packet header there. A partial
+    length is that of the first chunk; an indeterminate one runs to the end of data."""
     first, rest = data[offset], data[offset + 1 : offset + 6]
-    if not first & 0x80 or not rest:
+    if not first & 0x80:
         return None
-    if not first & 0x40:  # old format: 1, 2 or 4 length octets
-        size = (1, 2, 4, 0)[first & 3]
-        if not size or len(rest) < size:
+    if not first & 0x40:  # old format: 1, 2 or 4 length octets, or indeterminate
+        tag, size = (first >> 2) & 0x0F, (1, 2, 4, 0)[first & 3]
+        if not size:
+            return tag, offset + 1, len(data) - offset - 1, True
+        if len(rest) < size:
             return None
-        return (first >> 2) & 0x0F, offset + 1 + size, int.from_bytes(rest[:size], "big")
-    tag, octet = first & 0x3F, rest[0]
+        return tag, offset + 1 + size, int.from_bytes(rest[:size], "big"), False
+    tag = first & 0x3F
+    if not rest:
+        return None
+    octet = rest[0]
     if octet < 192:
-        return tag, offset + 2, octet
-    if octet < 224 and len(rest) >= 2:
-        return tag, offset + 3, ((octet - 192) << 8) + rest[1] + 192
-    if octet == 255 and len(rest) == 5:
-        return tag, offset + 6, int.from_bytes(rest[1:], "big")
+        return tag, offset + 2, octet, False
+    if octet < 224:
+        return (tag, offset + 3, ((octet - 192) << 8) + rest[1] + 192, False) if rest[1:] else None
+    if octet < 255:
+        return tag, offset + 2, 1 << (octet & 0x1F), True
+    if len(rest) == 5:
+        return tag, offset + 6, int.from_bytes(rest[1:], "big"), False
     return None

@@ -15,8 +15,10 @@ import os
 import zlib
 from dataclasses import dataclass
 
+from keys import packets
+from keys.errors import CertificateError
 from keys.inspect import scratch_gpg
-from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError, _gpg_said
+from keys.keyring import GPG_TIMEOUT_SECONDS, MAX_PLAINTEXT_BYTES, KeyringError, _gpg_said
 
 STATUSES = ("valid", "bad", "unknown-key", "expired-key", "revoked-key", "unsigned")
 # gpg status keywords that conclude one signature, and what each means here.
@@ -121,9 +123,11 @@ def verify_with(
             return signed_data, SignatureCheck("bad")  # vouches for nothing
     else:
         _precheck(signed_data, limit)
-    with scratch_gpg() as gpg:
+    # gpg's --max-output stops a larger plaintext first; this bounds what python-gnupg reads.
+    with scratch_gpg(KeyringError, GPG_TIMEOUT_SECONDS, limit + 1024 * 1024) as gpg:
         for certificate in certificates:
-            gpg.import_keys(certificate)  # a bad one simply verifies nothing
+            if key := _public_key_packets(certificate):  # a bad one simply verifies nothing
+                gpg.import_keys(key)
         try:
             if signature is None:
                 result = gpg.decrypt(
@@ -147,6 +151,17 @@ def verify_with(
     if check is None and (result.returncode != 0 or "PLAINTEXT" not in stderr):
         raise KeyringError(_why_unreadable(stderr))
     return result.data, check or UNSIGNED
+
+
+def _public_key_packets(certificate: str | bytes) -> bytes | None:
+    """The packets of a certificate if they are a public key's alone (never compressed data,
+    which gpg would inflate on import), else None."""
+    data = certificate.encode("ascii", "replace") if isinstance(certificate, str) else certificate
+    try:
+        found = packets.packets(packets.dearmor(data) if packets.BEGIN.search(data) else data)
+    except CertificateError:
+        return None
+    return b"".join(raw for _, raw in found)
 
 
 def _precheck(data: bytes, limit: int) -> None:

@@ -2,6 +2,9 @@
 sqop) in a throwaway home of its own: good keys, and every kind of bad upload a product maker
 might send. Nothing is downloaded and nothing touches a service keyring."""
 
+import base64
+import bz2
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,3 +201,67 @@ def big_blob(size: int = 5 * 1024 * 1024) -> bytes:
     """5 MiB of armor-looking text: what an upload of the wrong file (or a keyring) weighs."""
     line = b"mQINBGdGVyY" + b"A" * 53 + b"\n"
     return (line * (size // len(line) + 1))[:size]
+
+
+# -- compression bombs: key material gpg would inflate ------------------------------------------
+
+
+def packet(tag: int, body: bytes, partial: bool = False) -> bytes:
+    """One new-format OpenPGP packet (RFC 4880, 4.2.2). partial: the body in partial-length
+    chunks of 512 octets (as streamed data is written), the last one with a 5-octet length."""
+    if not partial:
+        return bytes([0xC0 | tag, 0xFF]) + len(body).to_bytes(4, "big") + body
+    chunks, rest = [], body
+    while len(rest) > 512:
+        chunks.append(bytes([224 + 9]) + rest[:512])  # 2**9 octets follow
+        rest = rest[512:]
+    chunks.append(b"\xff" + len(rest).to_bytes(4, "big") + rest)
+    return bytes([0xC0 | tag]) + b"".join(chunks)
+
+
+def compressed(data: bytes, algorithm: str = "bzip2") -> bytes:
+    """The body of a compressed-data packet (tag 8) holding data: ZIP (raw deflate), ZLIB or
+    BZip2 (RFC 4880, 9.3)."""
+    if algorithm == "zip":
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return b"\x01" + deflate.compress(data) + deflate.flush()
+    if algorithm == "zlib":
+        return b"\x02" + zlib.compress(data, 9)
+    return b"\x03" + bz2.compress(data, 9)
+
+
+def armor(binary: bytes) -> bytes:
+    """ASCII armor of a public key block with its CRC-24 (RFC 4880, 6), as gpg writes it."""
+    crc = 0xB704CE
+    for byte in binary:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    encoded = base64.b64encode(binary)
+    lines = [encoded[i : i + 64] for i in range(0, len(encoded), 64)]
+    checksum = b"=" + base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big"))
+    return b"\n".join(
+        [b"-----BEGIN PGP PUBLIC KEY BLOCK-----", b"", *lines, checksum]
+        + [b"-----END PGP PUBLIC KEY BLOCK-----", b""]
+    )
+
+
+def bomb_key(
+    key: Key, zeros: int = 8 * 1024 * 1024, algorithm: str = "bzip2", how: str = "appended"
+) -> bytes:
+    """A real key with a compressed-data packet that inflates to `zeros` bytes, armored:
+    zeros appended after its packets ("appended"; gpg inflates them, then finds no packet), the
+    same in partial-length chunks ("partial"), `zeros` bytes of marker packets appended
+    ("markers"), or the key itself compressed and followed by marker packets ("wrapped"). gpg
+    2.2 inflates markers, skips them and imports the key."""
+    markers = MARKER * (zeros // len(MARKER))
+    if how == "wrapped":
+        return armor(packet(8, compressed(key.binary + markers, algorithm)))
+    if how == "markers":
+        return armor(key.binary + packet(8, compressed(markers, algorithm)))
+    return armor(key.binary + packet(8, compressed(bytes(zeros), algorithm), how == "partial"))
+
+
+MARKER = bytes([0xC0 | 10, 3]) + b"PGP"  # a marker packet (RFC 4880, 5.8): readers skip it
