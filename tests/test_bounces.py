@@ -12,7 +12,7 @@ import pytest
 from app import alerts, bounces, inbound, jobs, reconcile, registry, reports, vulns
 from app import clock as app_clock
 from app.models import AuditEvent, Delivery, InboundMessage, User, Vulnerability
-from app.queue import work_queue
+from app.queue import inbound_queue
 from mail.intake import IntakePolicy, accepts_recipient
 from tests import mailcorpus as mc
 from tests.conftest import run_jobs, wait_for
@@ -108,7 +108,7 @@ def desk(env, settings, db, redis_conn, keyring, relay, clock, maker, monkeypatc
             """A DSN over SMTP to `to`, with the null sender, processed by the jobs."""
             assert send(intake.port, dsn(to, status), to=to, sender="") == {}
             # The writer thread queues the job just after the 250.
-            wait_for(lambda: work_queue(redis_conn).count, what="the processing job")
+            wait_for(lambda: inbound_queue(redis_conn).count, what="the processing job")
             run_jobs(redis_conn)
             return InboundMessage.select().order_by(InboundMessage.id.desc()).first()
 
