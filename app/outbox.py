@@ -261,11 +261,17 @@ def _replied_message_id(delivery: Delivery) -> str | None:
     if delivery.kind not in _AUTO_SUBMITTED:
         return None
     if delivery.kind in ("reply", "rejected"):  # answers the reporter's latest message
+        # The reporter's, not a stranger's post into the thread (older entries recorded no
+        # sender: they were taken as the reporter's then).
+        reporter = (delivery.vulnerability.reporter_email or "").strip().lower()
         latest = (
             Correspondence.select()
             .where(
                 Correspondence.vulnerability == delivery.vulnerability,
                 Correspondence.direction == "in",
+                (peewee.fn.LOWER(Correspondence.sender) == reporter)
+                | Correspondence.sender.is_null()
+                | (Correspondence.sender == ""),
             )
             .order_by(Correspondence.id.desc())
             .first()

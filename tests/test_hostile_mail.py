@@ -321,3 +321,24 @@ def test_a_stale_claim_that_fails_does_not_release_the_new_owners_lease(db, cloc
     held = InboundMessage.get_by_id(message_id)
     assert held.claimed_until == clock.at + inbound.LEASE  # still the new owner's
     assert inbound.claim(message_id, clock.at + timedelta(minutes=1)) is None
+
+
+def test_a_team_reply_answers_the_reporters_message_not_a_strangers_post(
+    db, keyring, settings, clock, member, tmp_path
+):
+    first = deliver(mc.plain("The report."), clock)
+    assert process(first, keyring, settings, clock) == "new report"
+    v = Vulnerability.get()
+    stranger = mc.plain("Me too.", sender="Eve <eve@example.net>").replace(
+        b"<report-1@example.org>", b"<eve-1@example.net>"
+    )
+    post = inbound.store(
+        stranger, "eve@example.net", [f"security+{v.tracking_id}@example.org"], clock.at
+    )
+    assert process(post, keyring, settings, clock) == "reply"
+    reports.reply_to_reporter(v, member, "Thanks.", clock.at)
+    [reply] = Delivery.select().where(Delivery.kind == "reply")
+    transport = MaildirTransport(tmp_path / "out")
+    assert outbox.send(reply.id, keyring, settings, transport, clock.at) == "sent"
+    [sent] = mailbox.Maildir(tmp_path / "out").values()
+    assert sent["In-Reply-To"] == "<report-1@example.org>"
