@@ -5,8 +5,8 @@ nothing. See bench/README.md.
 Everything runs as real processes in a throwaway instance under /tmp: its own redis-server on a
 unix socket, `python -m app init`, `python -m app web` (gunicorn) and `python -m app worker`.
 The vulnerabilities are inserted with peewee bulk inserts into the app's own models (and the
-lift's through app.vulns and app.lift, as the team's form does). All the processes, and the
-folder, are removed at the end, also on error or Ctrl-C.
+lift's through app.vulns.lifecycle and app.disclosure.lift, as the team's form does). All the
+processes, and the folder, are removed at the end, also on error or Ctrl-C.
 """
 
 import argparse
@@ -67,9 +67,9 @@ def markdown(rng: random.Random, n: int) -> str:
 def insert_vulnerabilities(count: int, now: datetime, seed: int = 7) -> dict[str, int]:
     """count rows through peewee bulk inserts: about 2/3 published (Markdown descriptions, most
     with a CVE id), 1/3 accepted or fixed and still under embargo (placeholders)."""
-    from app import vulns
-    from app.db import write_transaction
+    from app.core.db import write_transaction
     from app.models import CveId, Vulnerability
+    from app.vulns import lifecycle as vulns
 
     rng = random.Random(seed)
     scores = {vector: vulns.cvss_score(vector) if vector else None for vector in VECTORS}
@@ -242,8 +242,8 @@ class PublicBench(Bench):
     # set-up
 
     def setup(self) -> None:
-        from app import db as app_db
-        from app.config import load_settings
+        from app.core import db as app_db
+        from app.core.config import load_settings
 
         self.start_redis()
         self.forewarn("init")
@@ -332,8 +332,9 @@ class PublicBench(Bench):
         import redis as redis_lib
         from rq import Worker
 
-        from app import lift, vulns
+        from app.disclosure import lift
         from app.models import Vulnerability
+        from app.vulns import lifecycle as vulns
 
         a = self.args
         connection = redis_lib.Redis(unix_socket_path=str(self.folder / "r.sock"))
@@ -410,8 +411,9 @@ class PublicBench(Bench):
         self.figure("lift never early, min", min(delays), "s", goal, verdict, note=note)
         self.notes.append(
             f"lift: `python -m app worker` (RQ with its scheduler, and the reconciler); {len(ids)} "
-            "accepted vulnerabilities made with app.vulns, their embargo ending on whole seconds "
-            "3 to 10 s ahead (real clock), scheduled with app.lift.after_change as the team's "
+            "accepted vulnerabilities made with app.vulns.lifecycle, their embargo ending on whole "
+            "seconds 3 to 10 s ahead (real clock), scheduled with app.disclosure.lift.after_change "
+            "as the team's "
             "form does; published_at is the worker's clock when the lift job ran; web running "
             "(the lift's page check fetches the page)"
         )

@@ -1,6 +1,6 @@
 """The one error of key inspection (keys/inspect.py, keys/packets.py)."""
 
-from app.errors import ForewarnError
+from app.core.errors import ForewarnError
 
 
 class CertificateError(ForewarnError):

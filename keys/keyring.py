@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.errors import ForewarnError, OperatorError
+from app.core.errors import ForewarnError, OperatorError
 from keys import gpgrun, packets
 from keys.errors import CertificateError
 

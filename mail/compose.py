@@ -16,7 +16,7 @@ from datetime import datetime
 from email.message import MIMEPart
 from email.utils import format_datetime
 
-from app import clock, oneline
+from app.core import clock, oneline
 from keys.keyring import ServiceKeyring
 
 # CRLF, 7-bit transfer encodings only; lines of at most 78 characters.
@@ -249,7 +249,7 @@ def _header(name: str, value: str) -> bytes:
     """One header, folded. Only the human-readable ones may become RFC 2047 encoded words:
     the policy would encode a long Message-ID or URL, which breaks it. A subject carries
     people's text (a title, a reporter's subject): made one line whatever a row holds, so old
-    data cannot stop a mail from composing (new titles are refused: app.oneline)."""
+    data cannot stop a mail from composing (new titles are refused: app.core.oneline)."""
     if name.lower() == "subject":
         value = oneline.flattened(value)
     if "\r" in value or "\n" in value:

@@ -169,7 +169,7 @@ def _nesting(field: bytes) -> int:
 def safe(call, default=None):
     """call(), or default when the email package chokes on a header (as good as absent).
 
-    Only Exception: a job's timeout (app.errors.OutOfTime) and every other BaseException pass,
+    Only Exception: a job's timeout (app.core.errors.OutOfTime) and every other BaseException pass,
     so a parse that outlives its job ends the job rather than being tried again."""
     try:
         return call()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from app import clock
-from app.errors import ForewarnError
+from app.core import clock
+from app.core.errors import ForewarnError
 from keys import verify
 from keys.inspect import CertificateError, autocrypt_keydata, inspect_certificate
 from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError

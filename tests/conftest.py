@@ -21,11 +21,11 @@ import pytest
 import redis as redis_lib
 from rq.serializers import JSONSerializer
 
-from app import clock as app_clock
-from app import db as app_db
-from app import queue
-from app.config import load_settings
+from app.core import clock as app_clock
+from app.core import db as app_db
+from app.core.config import load_settings
 from app.models import database as database_proxy
+from app.workers import queue
 from keys.keyring import ServiceKeyring
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,8 +295,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def admin_user(db, clock):
-    from app import accounts
+    from app.accounts import team
 
-    return accounts.create_team_account(
+    return team.create_team_account(
         "admin@example.org", PASSWORD, "admin", clock.at, by="test"
     ).user

@@ -1,6 +1,6 @@
 """Jobs for the queue tests, importable by dotted path like real ones (RQ's habit)."""
 
-from app import audit, clock
+from app.core import audit, clock
 from app.models import User
 
 

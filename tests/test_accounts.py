@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from app import accounts, passwords, totp
-from app.errors import Refused
+from app.accounts import team, totp
+from app.core import passwords
+from app.core.errors import Refused
 from app.models import AuditEvent, User
 from tests.conftest import PASSWORD
 
@@ -21,7 +22,7 @@ def test_passwords_are_salted_slow_hashes():
 
 
 def test_creating_an_account_is_audited(db, clock):
-    created = accounts.create_team_account(
+    created = team.create_team_account(
         "Lead@Example.org ", PASSWORD, "team", clock.at, by="cli:root"
     )
     assert created.user.email == "lead@example.org"
@@ -41,36 +42,36 @@ def test_creating_an_account_is_audited(db, clock):
 )
 def test_bad_accounts_are_refused(db, clock, email, password, role, message):
     with pytest.raises(Refused, match=message):
-        accounts.create_team_account(email, password, role, clock.at, by="t")
+        team.create_team_account(email, password, role, clock.at, by="t")
     assert User.select().count() == 0
 
 
 def test_a_second_account_for_the_same_email_is_refused(db, clock, admin_user):
     with pytest.raises(Refused, match="already exists"):
-        accounts.create_team_account(admin_user.email, PASSWORD, "team", clock.at, by="t")
+        team.create_team_account(admin_user.email, PASSWORD, "team", clock.at, by="t")
 
 
 def test_sign_in_checks_the_password_and_records_the_time(db, clock, admin_user):
     clock.move(minutes=5)
-    user = accounts.authenticate("ADMIN@example.org", PASSWORD, "", clock.at, require_2fa=False)
+    user = team.authenticate("ADMIN@example.org", PASSWORD, "", clock.at, require_2fa=False)
     assert user.id == admin_user.id
     assert User.get_by_id(user.id).last_login_at == clock.at
-    with pytest.raises(accounts.LoginFailed):
-        accounts.authenticate(admin_user.email, "wrong password!", "", clock.at, False)
+    with pytest.raises(team.LoginFailed):
+        team.authenticate(admin_user.email, "wrong password!", "", clock.at, False)
 
 
 def test_unknown_email_and_wrong_password_fail_alike(db, clock, admin_user):
-    with pytest.raises(accounts.LoginFailed) as unknown:
-        accounts.authenticate("nobody@example.org", PASSWORD, "", clock.at, False)
-    with pytest.raises(accounts.LoginFailed) as wrong:
-        accounts.authenticate(admin_user.email, "wrong password!", "", clock.at, False)
+    with pytest.raises(team.LoginFailed) as unknown:
+        team.authenticate("nobody@example.org", PASSWORD, "", clock.at, False)
+    with pytest.raises(team.LoginFailed) as wrong:
+        team.authenticate(admin_user.email, "wrong password!", "", clock.at, False)
     assert str(unknown.value) == str(wrong.value)
 
 
 def test_disabled_accounts_cannot_sign_in(db, clock, admin_user):
     User.update(active=False).where(User.id == admin_user.id).execute()
-    with pytest.raises(accounts.LoginFailed):
-        accounts.authenticate(admin_user.email, PASSWORD, "", clock.at, False)
+    with pytest.raises(team.LoginFailed):
+        team.authenticate(admin_user.email, PASSWORD, "", clock.at, False)
 
 
 def test_totp_codes_follow_rfc_6238():
@@ -83,59 +84,57 @@ def test_totp_codes_follow_rfc_6238():
 
 
 def test_an_enrolled_account_needs_its_current_code(db, clock):
-    created = accounts.create_team_account(
+    created = team.create_team_account(
         "t@example.org", PASSWORD, "team", clock.at, by="t", with_totp=True
     )
     secret = created.totp_secret
-    with pytest.raises(accounts.SecondFactorNeeded):
-        accounts.authenticate("t@example.org", PASSWORD, "", clock.at, False)
+    with pytest.raises(team.SecondFactorNeeded):
+        team.authenticate("t@example.org", PASSWORD, "", clock.at, False)
     stale = totp.code_at(secret, clock.move(minutes=-10))
     clock.move(minutes=10)
     if stale != totp.code_at(secret, clock.at):
-        with pytest.raises(accounts.LoginFailed):
-            accounts.authenticate("t@example.org", PASSWORD, stale, clock.at, False)
+        with pytest.raises(team.LoginFailed):
+            team.authenticate("t@example.org", PASSWORD, stale, clock.at, False)
     good = totp.code_at(secret, clock.at)
-    assert accounts.authenticate("t@example.org", PASSWORD, good, clock.at, False).email == (
+    assert team.authenticate("t@example.org", PASSWORD, good, clock.at, False).email == (
         "t@example.org"
     )
 
 
 def test_required_two_factor_refuses_accounts_without_it(db, clock, admin_user):
-    with pytest.raises(accounts.LoginFailed, match="forewarn admin totp"):
-        accounts.authenticate(admin_user.email, PASSWORD, "", clock.at, require_2fa=True)
-    secret = accounts.enrol_totp(admin_user.email, clock.at, by="t")
+    with pytest.raises(team.LoginFailed, match="forewarn admin totp"):
+        team.authenticate(admin_user.email, PASSWORD, "", clock.at, require_2fa=True)
+    secret = team.enrol_totp(admin_user.email, clock.at, by="t")
     code = totp.code_at(secret, clock.at)
-    assert accounts.authenticate(admin_user.email, PASSWORD, code, clock.at, True).id == (
-        admin_user.id
-    )
+    assert team.authenticate(admin_user.email, PASSWORD, code, clock.at, True).id == (admin_user.id)
     assert AuditEvent.select().where(AuditEvent.action == "account.totp_enrol").count() == 1
 
 
 def test_an_authenticator_code_works_only_once(db, clock):
-    created = accounts.create_team_account(
+    created = team.create_team_account(
         "t@example.org", PASSWORD, "team", clock.at, by="t", with_totp=True
     )
     code = totp.code_at(created.totp_secret, clock.at)
-    accounts.authenticate("t@example.org", PASSWORD, code, clock.at, False)
-    with pytest.raises(accounts.LoginFailed):
-        accounts.authenticate("t@example.org", PASSWORD, code, clock.move(seconds=10), False)
+    team.authenticate("t@example.org", PASSWORD, code, clock.at, False)
+    with pytest.raises(team.LoginFailed):
+        team.authenticate("t@example.org", PASSWORD, code, clock.move(seconds=10), False)
     later = clock.move(seconds=30)
     fresh = totp.code_at(created.totp_secret, later)
-    assert accounts.authenticate("t@example.org", PASSWORD, fresh, later, False).email == (
+    assert team.authenticate("t@example.org", PASSWORD, fresh, later, False).email == (
         "t@example.org"
     )
 
 
 def test_ending_sessions_rotates_the_session_token(db, clock, admin_user):
     before = admin_user.session_token
-    accounts.end_sessions(admin_user)
+    team.end_sessions(admin_user)
     assert User.get_by_id(admin_user.id).session_token != before
 
 
 def test_sign_ins_and_failed_ones_are_audited_with_their_source(db, clock, admin_user):
-    accounts.authenticate(admin_user.email, PASSWORD, "", clock.at, False, source="198.51.100.7")
-    with pytest.raises(accounts.LoginFailed):
-        accounts.authenticate(
+    team.authenticate(admin_user.email, PASSWORD, "", clock.at, False, source="198.51.100.7")
+    with pytest.raises(team.LoginFailed):
+        team.authenticate(
             admin_user.email, "wrong password!", "", clock.at, False, source="203.0.113.9"
         )
     ok = AuditEvent.get(AuditEvent.action == "auth.login")

@@ -2,15 +2,17 @@
 
 import pytest
 
-from app import alerts, outbox, registry, vulns
-from app.errors import Refused
+from app.core.errors import Refused
 from app.models import AuditEvent, Delivery, Registrant, Vulnerability
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, text_of
 from tests.smtpsink import SmtpSink
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 SECRET = "heap overflow in the L2CAP reassembly"
 
 
@@ -21,17 +23,17 @@ def makers():
 
 @pytest.fixture
 def v(db, clock, settings):
-    v = vulns.create(f"The {SECRET}", "Details.", CLI, clock.at, settings)
-    return vulns.set_status(v, "accepted", CLI, clock.at)
+    v = lifecycle.create(f"The {SECRET}", "Details.", CLI, clock.at, settings)
+    return lifecycle.set_status(v, "accepted", CLI, clock.at)
 
 
 @pytest.fixture
 def registrants(db, clock, makers):
     made = [
-        registry.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=True)
+        vetting.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=True)
         for n, m in enumerate(makers)
     ]
-    registry.decide(made[1], "suspended", None, "t", clock.at)
+    vetting.decide(made[1], "suspended", None, "t", clock.at)
     Registrant.update(unsubscribed=True).where(Registrant.id == made[2].id).execute()
     return made
 
@@ -41,7 +43,7 @@ def sent_to(sink, address):
 
 
 def test_only_accepted_or_fixed_vulnerabilities_can_be_alerted(db, clock, settings):
-    new = vulns.create("New one", "", CLI, clock.at, settings)
+    new = lifecycle.create("New one", "", CLI, clock.at, settings)
     with pytest.raises(Refused, match="accepted or fixed"):
         alerts.send(new, None, "t", clock.at, settings)
 
@@ -66,7 +68,7 @@ def test_each_alert_is_signed_then_encrypted_to_the_registrant_alone(
     sink = SmtpSink()
     try:
         for d in Delivery.select().where(Delivery.advisory == advisory):
-            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+            sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
         [raw] = sent_to(sink, "psirt@m0.example")
         envelope = sink.received[0].envelope_from
     finally:
@@ -102,7 +104,7 @@ def test_each_alert_is_signed_then_encrypted_to_the_registrant_alone(
 def test_an_old_title_with_a_line_break_no_longer_stops_its_alerts(
     v, registrants, makers, clock, settings, keyring, tmp_path
 ):
-    # Written before titles were checked (app.oneline): as old data would hold it.
+    # Written before titles were checked (app.core.oneline): as old data would hold it.
     Vulnerability.update(title=f"The {SECRET}\r\nBcc: everyone@example.org").where(
         Vulnerability.id == v.id
     ).execute()
@@ -110,7 +112,7 @@ def test_an_old_title_with_a_line_break_no_longer_stops_its_alerts(
     sink = SmtpSink()
     try:
         outcomes = [
-            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+            sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
             for d in Delivery.select().where(Delivery.advisory == advisory)
         ]
         [raw] = sent_to(sink, "psirt@m0.example")
@@ -139,7 +141,7 @@ def test_a_registrant_whose_key_cannot_be_used_gets_a_notice_never_the_advisory(
     sink = SmtpSink()
     try:
         for d in Delivery.select().where(Delivery.kind == "alert-missed"):
-            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+            sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
         [raw] = sent_to(sink, "psirt@m0.example")
     finally:
         sink.stop()
@@ -155,7 +157,7 @@ def test_a_version_is_signed_once_and_each_registrant_gets_it_encrypted_alone(
     sink = SmtpSink()
     try:
         for d in Delivery.select().where(Delivery.advisory == advisory):
-            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+            sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
         raws = [sent_to(sink, f"psirt@m{n}.example")[0] for n in (0, 3)]
     finally:
         sink.stop()
@@ -172,7 +174,7 @@ def test_a_version_is_signed_once_and_each_registrant_gets_it_encrypted_alone(
 
 
 def test_a_registrant_stops_alerts_from_the_status_page(registrants, client, clock):
-    from app import passwords
+    from app.core import passwords
     from app.models import User
     from tests.conftest import PASSWORD, csrf_token
 

@@ -8,8 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from app import alerts, announcements, disclosure, outbox, registry, vulns
+from app.disclosure import announcements, redaction
 from app.models import Delivery, PublicKey, Registrant, Vulnerability
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.openpgp import encrypted_payload, parse, parts_as_sent, run, text_of
@@ -17,7 +20,7 @@ from tests.smtpsink import SmtpSink
 
 pytestmark = pytest.mark.db
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 SECRET = "use-after-free in the mesh beacon cache"
 
 
@@ -28,17 +31,17 @@ def makers():
 
 @pytest.fixture
 def v(db, clock, settings):
-    v = vulns.create(f"The {SECRET}", "Full details.", CLI, clock.at, settings)
+    v = lifecycle.create(f"The {SECRET}", "Full details.", CLI, clock.at, settings)
     Vulnerability.update(
         reporter_email="finder@example.org", reporter_name="Jürgen Finder"
     ).execute()
-    return vulns.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, clock.at)
+    return lifecycle.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, clock.at)
 
 
 @pytest.fixture
 def registrants(db, clock, makers):
     return [
-        registry.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=True)
+        vetting.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=True)
         for n, m in enumerate(makers)
     ]
 
@@ -47,7 +50,7 @@ def deliver(kind, keyring, settings, at) -> dict[str, bytes]:
     sink = SmtpSink()
     try:
         for d in Delivery.select().where(Delivery.kind == kind):
-            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), at)
+            sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), at)
         return {r.recipients[0]: r.data for r in sink.received}
     finally:
         sink.stop()
@@ -64,8 +67,8 @@ def test_an_embargo_move_reaches_the_alerted_registrants_encrypted(
     v, registrants, makers, clock, settings, keyring, tmp_path
 ):
     alerts.send(v, None, "t", clock.at, settings)  # makers 0, 1, 2 are alerted
-    registry.decide(registrants[1], "suspended", None, "t", clock.at)  # no longer gets alerts
-    later = registry.add_by_admin(
+    vetting.decide(registrants[1], "suspended", None, "t", clock.at)  # no longer gets alerts
+    later = vetting.add_by_admin(
         "psirt@late.example",
         "Late",
         mc.make_reporter("psirt@late.example").cert,
@@ -75,7 +78,9 @@ def test_an_embargo_move_reaches_the_alerted_registrants_encrypted(
         approve=True,
     )  # approved after the alert: was never told anything
     before = v.embargo_until
-    vulns.set_date(v, "embargo_until", before + timedelta(days=14), CLI, clock.at, "fix slipped")
+    lifecycle.set_date(
+        v, "embargo_until", before + timedelta(days=14), CLI, clock.at, "fix slipped"
+    )
     notices = Delivery.select().where(Delivery.kind == "alert-embargo")
     assert sorted(d.recipient for d in notices) == ["psirt@n0.example", "psirt@n2.example"]
     assert later.user.email not in [d.recipient for d in notices]
@@ -99,7 +104,9 @@ def test_a_registrant_whose_key_broke_gets_the_dates_signed_without_details(
 ):
     alerts.send(v, None, "t", clock.at, settings)
     PublicKey.update(usable=False).where(PublicKey.id == registrants[0].key_id).execute()
-    vulns.set_date(v, "embargo_until", clock.at + timedelta(days=3), CLI, clock.at, "found live")
+    lifecycle.set_date(
+        v, "embargo_until", clock.at + timedelta(days=3), CLI, clock.at, "found live"
+    )
     raw = deliver("alert-embargo", keyring, settings, clock.at)["psirt@n0.example"]
     assert parse(raw).get_content_type() == "multipart/signed"
     assert SECRET.encode() not in raw and b"found live" not in raw
@@ -107,7 +114,7 @@ def test_a_registrant_whose_key_broke_gets_the_dates_signed_without_details(
 
 
 def test_no_notice_when_nobody_was_alerted(v, registrants, clock):
-    vulns.set_date(v, "embargo_until", clock.at + timedelta(days=200), CLI, clock.at, "later")
+    lifecycle.set_date(v, "embargo_until", clock.at + timedelta(days=200), CLI, clock.at, "later")
     assert not Delivery.select().where(Delivery.kind == "alert-embargo").exists()
 
 
@@ -139,9 +146,11 @@ def test_the_announcement_is_signed_public_and_names_no_reporter_address(
     v, clock, settings, keyring, tmp_path
 ):
     settings = replace(settings, announce_address="announce@lists.example")
-    vulns.set_field(v, "mitigation", "Turn off the beacon cache.", CLI, clock.at)
-    vulns.set_field(v, "severity", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", CLI, clock.at)
-    vulns.set_field(v, "fix_refs", "https://git.example/fix/1", CLI, clock.at)
+    lifecycle.set_field(v, "mitigation", "Turn off the beacon cache.", CLI, clock.at)
+    lifecycle.set_field(
+        v, "severity", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", CLI, clock.at
+    )
+    lifecycle.set_field(v, "fix_refs", "https://git.example/fix/1", CLI, clock.at)
     v = publish(Vulnerability.get_by_id(v.id), clock.at)
     announcements.queue(v, clock.at, settings)
     raw = deliver("announcement", keyring, settings, clock.at)["announce@lists.example"]
@@ -173,23 +182,23 @@ def test_the_reporter_is_told_of_the_publication_with_their_credit(v, clock, set
 def test_nothing_of_the_lift_is_composed_before_publication(v, clock, settings, keyring):
     announcements.queue(v, clock.at, settings)  # a bug elsewhere queued it early
     [delivery] = Delivery.select().where(Delivery.kind == "publication")
-    result = outbox.send(delivery.id, keyring, settings, SmtpTransport("127.0.0.1", 9), clock.at)
+    result = sending.send(delivery.id, keyring, settings, SmtpTransport("127.0.0.1", 9), clock.at)
     assert result == "retry"
     assert "internal error" in Delivery.get_by_id(delivery.id).last_answer
 
 
 def test_the_public_view_is_a_placeholder_until_published(v, clock, settings):
-    new = vulns.create("Not yet triaged", "", CLI, clock.at, settings)
-    assert disclosure.public_view(new, clock.at) is None
-    placeholder = disclosure.public_view(v, clock.at)
-    assert isinstance(placeholder, disclosure.Placeholder)
+    new = lifecycle.create("Not yet triaged", "", CLI, clock.at, settings)
+    assert redaction.public_view(new, clock.at) is None
+    placeholder = redaction.public_view(v, clock.at)
+    assert isinstance(placeholder, redaction.Placeholder)
     assert placeholder.id == v.tracking_id and placeholder.embargo_until == v.embargo_until
     assert SECRET not in json.dumps(placeholder.__dict__, default=str)
-    assert disclosure.public_view(v, clock.at, show_embargo_date=False).embargo_until is None
+    assert redaction.public_view(v, clock.at, show_embargo_date=False).embargo_until is None
     v = publish(v, clock.at + timedelta(hours=1))
-    assert isinstance(disclosure.public_view(v, clock.at), disclosure.Placeholder)  # not yet
-    shown = disclosure.public_view(v, clock.at + timedelta(hours=1))
-    assert isinstance(shown, disclosure.Published) and SECRET in shown.title
+    assert isinstance(redaction.public_view(v, clock.at), redaction.Placeholder)  # not yet
+    shown = redaction.public_view(v, clock.at + timedelta(hours=1))
+    assert isinstance(shown, redaction.Published) and SECRET in shown.title
     assert "finder@example.org" not in json.dumps(shown.__dict__, default=str)
 
 
@@ -205,4 +214,4 @@ def test_the_public_view_is_a_placeholder_until_published(v, clock, settings):
     ],
 )
 def test_cvss_ratings(score, rating):
-    assert disclosure.rating(score) == rating
+    assert redaction.rating(score) == rating

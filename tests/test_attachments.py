@@ -13,8 +13,11 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, erasure, reports, retention, vulns
+from app.accounts import team as accounts
 from app.models import Correspondence, PublicKey, ReceivedFile, Vulnerability
+from app.privacy import erasure, retention
+from app.reports import processing
+from app.vulns import lifecycle
 from tests import mailcorpus as mc
 from tests import test_report_flow as report_flow
 from tests.conftest import PASSWORD, ROOT
@@ -266,16 +269,16 @@ def test_an_encrypted_report_txt_beside_a_plain_cover_note_is_shown_as_the_repor
 
 
 def _process(raw, keyring, settings, at):
-    from app import inbound
+    from app.reports import inbound
 
     message_id = inbound.store(raw, "rita@example.org", [settings.security_address], at)
-    return reports.process_inbound(message_id, keyring, settings, at)
+    return processing.process_inbound(message_id, keyring, settings, at)
 
 
 def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
     db, keyring, settings, clock, env, client, auth, tess
 ):
-    from app import attachments
+    from app.reports import attachments
     from mail.parse import parse as parse_mail
 
     body = mc.multipart(
@@ -283,12 +286,12 @@ def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
         [mc.text_part("See the dump."), mc.attachment_part("crash.dmp", CRASH_DUMP)],
         "big",
     )
-    v = vulns.create("Dump", "", vulns.Actor(None, "t"), clock.at, settings)
+    v = lifecycle.create("Dump", "", lifecycle.Actor(None, "t"), clock.at, settings)
     parsed = parse_mail(mc.message(body), keyring, max_attachment_bytes=200_000)
     entry = Correspondence.create(vulnerability=v, direction="in", at=clock.at, text=parsed.text)
     attachments.keep(entry, parsed.attachments, clock.at)
 
-    [entry] = vulns.details(v)["correspondence"]
+    [entry] = lifecycle.details(v)["correspondence"]
     assert entry["attachments"] == [listed("crash.dmp", "application/octet-stream", CRASH_DUMP)]
     assert entry["dropped_attachments"] == [
         {
@@ -312,7 +315,7 @@ def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
 def test_plain_parts_are_named_as_unencrypted(db, keyring, settings, clock):
     body = mc.multipart("mixed", [mc.text_part("x"), mc.attachment_part("a.bin", PDF)], "m")
     _process(mc.message(body), keyring, settings, clock.at)
-    [entry] = vulns.details(Vulnerability.get())["correspondence"]
+    [entry] = lifecycle.details(Vulnerability.get())["correspondence"]
     assert entry["encrypted"] is False
     assert entry["unencrypted_parts"] == ["the text", "the attachment a.bin"]
 
@@ -322,7 +325,7 @@ def test_a_file_is_downloadable_only_through_its_own_vulnerability(
 ):
     body = mc.multipart("mixed", [mc.text_part("x"), mc.attachment_part("a.bin", PDF)], "m")
     _process(mc.message(body), keyring, settings, clock.at)
-    other = vulns.create("Other", "", vulns.Actor(None, "t"), clock.at, settings)
+    other = lifecycle.create("Other", "", lifecycle.Actor(None, "t"), clock.at, settings)
     received = ReceivedFile.get()
     own = Vulnerability.get_by_id(received.correspondence.vulnerability_id).tracking_id
     anonymous = client.get(f"/team/vulnerabilities/{own}/attachments/{received.id}")
@@ -364,7 +367,7 @@ def test_erasing_a_reporter_erases_their_files(db, keyring, settings, clock):
 
     erased = ReceivedFile.get()
     assert erased.content is None and "rita" not in erased.name
-    [entry] = vulns.details(Vulnerability.get())["correspondence"]
+    [entry] = lifecycle.details(Vulnerability.get())["correspondence"]
     assert all("rita" not in f["name"] for f in entry["attachments"])
 
 

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app import accounts, audit
+from app.accounts import team
+from app.core import audit
 from app.models import AuditEvent
 from tests.conftest import PASSWORD
 
@@ -23,9 +24,7 @@ def event(action, at, actor="bob@example.org", target="", details=None):
 
 @pytest.fixture
 def member(db, clock):
-    return accounts.create_team_account(
-        "alice@example.org", PASSWORD, "team", clock.at, by="test"
-    ).user
+    return team.create_team_account("alice@example.org", PASSWORD, "team", clock.at, by="test").user
 
 
 @pytest.fixture

@@ -9,10 +9,13 @@ import re
 
 import pytest
 
-from app import alerts, bounces, inbound, jobs, reconcile, registry, reports, vulns
-from app import clock as app_clock
+from app.core import clock as app_clock
 from app.models import AuditEvent, Delivery, InboundMessage, User, Vulnerability
-from app.queue import inbound_queue
+from app.registry import alerts, vetting
+from app.reports import bounces, inbound, processing
+from app.vulns import lifecycle
+from app.workers import jobs, reconcile
+from app.workers.queue import inbound_queue
 from mail.intake import IntakePolicy, accepts_recipient
 from tests import mailcorpus as mc
 from tests.conftest import run_jobs, wait_for
@@ -20,7 +23,7 @@ from tests.smtpsink import SmtpSink
 from tests.test_intake import RunningIntake, send
 
 MAKER = "psirt@maker.example"
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 DSN = (
     b"From: MAILER-DAEMON@mx.maker.example\r\nTo: {to}\r\n"
     b"Subject: Undelivered Mail Returned to Sender\r\n"
@@ -74,9 +77,9 @@ def desk(env, settings, db, redis_conn, keyring, relay, clock, maker, monkeypatc
     for name, value in {**env, "FOREWARN_SMTP_RELAY": f"127.0.0.1:{relay.port}"}.items():
         monkeypatch.setenv(name, value)
     jobs._settings.cache_clear()
-    registry.add_by_admin(MAKER, "Maker Ltd", maker.cert, None, "t", clock.at, approve=True)
-    v = vulns.set_status(
-        vulns.create("Overflow in the parser", "Details.", CLI, clock.at, settings),
+    vetting.add_by_admin(MAKER, "Maker Ltd", maker.cert, None, "t", clock.at, approve=True)
+    v = lifecycle.set_status(
+        lifecycle.create("Overflow in the parser", "Details.", CLI, clock.at, settings),
         "accepted",
         CLI,
         clock.at,
@@ -199,7 +202,7 @@ def test_forged_bounces_do_not_make_admins_see_a_registrant_as_bouncing(
 
 
 def test_the_intake_accepts_the_bounce_address_whatever_follows():
-    # Kept even when forged, so that a human can see it (app.bounces decides).
+    # Kept even when forged, so that a human can see it (app.reports.bounces decides).
     assert accepts_recipient("security-bounces+42-abc@localhost", "security@localhost")
     assert accepts_recipient("security-bounces+42@localhost", "security@localhost")
     assert not accepts_recipient("security-other+42@localhost", "security@localhost")
@@ -211,7 +214,7 @@ def test_a_hard_bounce_marks_its_sent_delivery_without_decrypting_anything(
     delivery = alert_delivery(clock)
     to = bounces.address(delivery.id, settings)
     message_id = inbound.store(dsn(to), "", [to], clock.at)
-    assert reports.process_inbound(message_id, keyring, settings, clock.at) == "bounce"
+    assert processing.process_inbound(message_id, keyring, settings, clock.at) == "bounce"
     marked = Delivery.get_by_id(delivery.id)
     assert marked.state == "bounced" and marked.last_answer == "bounce: 5.1.1 (permanent)"
     assert held(message_id).error == f"hard bounce of delivery {delivery.id}"
@@ -243,7 +246,7 @@ def test_the_bare_bounce_address_and_garbage_after_it_never_start_a_report(
 ):
     for to in ("security-bounces@localhost", "security-bounces+nonsense@localhost"):
         message_id = inbound.store(dsn(to), "", [to], clock.at)
-        assert reports.process_inbound(message_id, keyring, settings, clock.at) == "bounce"
+        assert processing.process_inbound(message_id, keyring, settings, clock.at) == "bounce"
         assert held(message_id).state == "quarantined"
     assert Vulnerability.select().count() == 0
 

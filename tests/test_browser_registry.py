@@ -6,10 +6,12 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from app import clock, outbox, runtime
-from app.config import load_settings
+from app.core import clock
+from app.core.config import load_settings
 from app.models import Delivery
 from app.models import database as database_proxy
+from app.outbox import sending
+from app.workers import runtime
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
 from tests.openpgp import encrypted_payload, parse, parts_as_sent, run, text_of
@@ -39,8 +41,8 @@ def send_the_proof(env) -> None:
         with database.connection_context():
             [proof] = Delivery.select().where(Delivery.kind == "verify-key")
             assert proof.recipient == MAKER
-            result = outbox.send(
-                proof.id, keyring, settings, outbox.transport_for(settings), clock.now()
+            result = sending.send(
+                proof.id, keyring, settings, sending.transport_for(settings), clock.now()
             )
             assert result == "sent", Delivery.get_by_id(proof.id).last_answer
     finally:

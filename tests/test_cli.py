@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from app import passwords
+from app.core import passwords
 from app.models import User
 from keys.keyring import ServiceKeyring
 from tests.conftest import free_port

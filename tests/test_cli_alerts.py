@@ -43,15 +43,16 @@ def test_alert_send_queues_to_approved_registrants_and_refuses_new_ones(forewarn
 
 
 def test_alert_send_wait_returns_when_every_delivery_has_ended(forewarn, env, db, tmp_path):
-    from app import clock, registry
+    from app.core import clock
     from app.models import Advisory, Delivery
+    from app.registry import vetting
     from tests.faults.harness import Workers, registrant_certificates
     from tests.smtpsink import SmtpSink
 
     assert forewarn("init").returncode == 0
     addresses = [f"psirt@wait{n}.example" for n in range(3)]
     for address, cert in registrant_certificates(addresses).items():
-        registry.add_by_admin(address, address, cert, None, "t", clock.now(), approve=True)
+        vetting.add_by_admin(address, address, cert, None, "t", clock.now(), approve=True)
     (tmp_path / "d.md").write_text("Details.\n")
     tracking = forewarn(
         "vulns", "create", "--title", "T", "--description-file", str(tmp_path / "d.md")

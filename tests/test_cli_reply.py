@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, outbox
+from app.accounts import team
 from app.models import AuditEvent, Correspondence, Delivery, PublicKey, Vulnerability
+from app.outbox import sending
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
@@ -47,7 +48,7 @@ def one_line_error(result, expected: str) -> None:
 def test_the_reply_queues_what_the_reply_form_queues(
     client, auth, clock, settings, keyring, forewarn, tmp_path, ada
 ):
-    member = accounts.create_team_account("alice@example.org", PASSWORD, "team", clock.at, "t")
+    member = team.create_team_account("alice@example.org", PASSWORD, "team", clock.at, "t")
     key = PublicKey.create(
         fingerprint=ada.fingerprint, armored=ada.cert.decode(), usable=True, created_at=clock.at
     )
@@ -95,7 +96,7 @@ def test_the_reply_queues_what_the_reply_form_queues(
     try:
         relay = SmtpTransport("127.0.0.1", sink.port)
         # Queued at the command's own time (the frozen clock is this process's alone).
-        sent = outbox.send(delivery.id, keyring, settings, relay, delivery.next_attempt_at)
+        sent = sending.send(delivery.id, keyring, settings, relay, delivery.next_attempt_at)
         [received] = sink.received
     finally:
         sink.stop()

@@ -136,12 +136,12 @@ def test_every_command_taking_a_vuln_id_takes_its_cve_id_too(forewarn, ready):
 
 
 def test_show_names_who_each_message_in_the_thread_is_from(forewarn, db, keyring, settings, clock):
-    from app import inbound, reports
+    from app.reports import inbound, processing
     from tests import mailcorpus as mc
 
     def receive(raw, to="security@localhost"):
         message_id = inbound.store(raw, "x@example.net", [to], clock.at)
-        reports.process_inbound(message_id, keyring, settings, clock.at)
+        processing.process_inbound(message_id, keyring, settings, clock.at)
 
     receive(mc.plain("The report.", subject="Bug"))
     stranger = mc.plain("Me too.", sender="Mallory <mallory@example.net>")

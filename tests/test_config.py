@@ -5,9 +5,9 @@ import stat
 
 import pytest
 
-from app.config import Listen, load_settings
-from app.errors import ConfigError, OperatorError
-from app.instance import ensure_instance, secret_key
+from app.core.config import Listen, load_settings
+from app.core.errors import ConfigError, OperatorError
+from app.core.instance import ensure_instance, secret_key
 
 
 def test_defaults_make_a_working_instance_alone(tmp_path, monkeypatch):

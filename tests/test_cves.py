@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from app import cve_services, cves
-from app.errors import NotFound, OperatorError, Refused
+from app.core.errors import NotFound, OperatorError, Refused
 from app.models import AuditEvent, CveId, Vulnerability
+from app.vulns import cve_services, cves
 from tests.conftest import ROOT
 from tests.cve_services_standin import CveServicesStandIn
 

@@ -6,8 +6,8 @@ import peewee
 import pytest
 from playhouse.schema_diff import diff_models
 
-from app import db as app_db
-from app.errors import OperatorError
+from app.core import db as app_db
+from app.core.errors import OperatorError
 from app.models import ALL_MODELS, AuditEvent, Delivery, InboundMessage
 
 

@@ -48,7 +48,7 @@ def env_example() -> dict[str, str]:
 
 
 def known_settings() -> set[str]:
-    """Every FOREWARN_* name the code reads (app/config.py and the few modules beside it)."""
+    """Every FOREWARN_* name the code reads (app/core/config.py and the few modules beside it)."""
     names = set()
     for folder in ("app", "mail", "keys"):
         for path in (ROOT / folder).rglob("*.py"):
@@ -84,7 +84,7 @@ def test_the_environment_example_sets_only_real_settings():
 
 
 def test_the_environment_example_loads_as_settings():
-    from app.config import load_settings
+    from app.core.config import load_settings
 
     settings = load_settings(env_example())
     assert settings.intake_protocol == "lmtp"

@@ -10,10 +10,12 @@ import subprocess
 import dkim
 import pytest
 
-from app import alerts, outbox, registry, vulns
-from app.config import dkim_private_key, load_settings
-from app.errors import ConfigError
+from app.core.config import dkim_private_key, load_settings
+from app.core.errors import ConfigError
 from app.models import Delivery
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
 from mail import domainkeys
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
@@ -21,7 +23,7 @@ from tests.smtpsink import SmtpSink
 
 pytestmark = pytest.mark.db
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 SELECTOR = "fw2026"
 DOMAIN = "example.org"
 TXT_LINE = re.compile(r"^(\S+) IN TXT ((?:\"[^\"]*\" ?)+)$", re.MULTILINE)
@@ -57,15 +59,15 @@ def dns_for(key_path):
 
 def send_one_alert(settings, keyring, clock, maker) -> bytes:
     """A real pre-disclosure alert, composed by the outbox and received by an SMTP sink."""
-    registry.add_by_admin(maker.address, "Maker", maker.cert, None, "t", clock.at, approve=True)
-    v = vulns.create("Heap overflow in L2CAP", "Details.", CLI, clock.at, settings)
-    v = vulns.set_status(v, "accepted", CLI, clock.at)
+    vetting.add_by_admin(maker.address, "Maker", maker.cert, None, "t", clock.at, approve=True)
+    v = lifecycle.create("Heap overflow in L2CAP", "Details.", CLI, clock.at, settings)
+    v = lifecycle.set_status(v, "accepted", CLI, clock.at)
     advisory = alerts.send(v, None, "t", clock.at, settings)
     sink = SmtpSink()
     try:
         [delivery] = Delivery.select().where(Delivery.advisory == advisory)
         transport = SmtpTransport("127.0.0.1", sink.port)
-        assert outbox.send(delivery.id, keyring, settings, transport, clock.at) == "sent"
+        assert sending.send(delivery.id, keyring, settings, transport, clock.at) == "sent"
         [received] = sink.received
     finally:
         sink.stop()

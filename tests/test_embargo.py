@@ -4,9 +4,9 @@ from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 
-from app import embargo
-from app.config import load_settings
-from app.errors import Refused
+from app.core.config import load_settings
+from app.core.errors import Refused
+from app.vulns import embargo
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from app import erasure, registry, renewal
-from app.errors import Refused
+from app.core.errors import Refused
 from app.models import (
     ALL_MODELS,
     AuditEvent,
@@ -23,6 +22,8 @@ from app.models import (
     User,
     Vulnerability,
 )
+from app.privacy import erasure
+from app.registry import renewal, vetting
 from tests import mailcorpus as mc
 
 pytestmark = pytest.mark.db
@@ -59,7 +60,7 @@ def last_audit_id() -> int:
 
 
 def add_registrant(maker, clock, admin_user) -> Registrant:
-    added = registry.add_by_admin(
+    added = vetting.add_by_admin(
         MAKER, "Maker Ltd", maker.cert, None, "t", clock.at, approve=True, products="Widget OS"
     )
     Registrant.update(

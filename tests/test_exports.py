@@ -9,9 +9,11 @@ from importlib import resources
 
 import pytest
 
-from app import cve_record, cves, exports, vulns
-from app.errors import ConfigError, NotFound, Refused
+from app.core.errors import ConfigError, NotFound, Refused
+from app.disclosure import exports
+from app.disclosure.exports import cve_record
 from app.models import Advisory, AuditEvent, Correspondence, Vulnerability
+from app.vulns import cves, lifecycle
 from tests.test_cli import one_line_error
 
 pytestmark = pytest.mark.db
@@ -23,7 +25,7 @@ CVSS40 = "CVSS:4.0/AV:A/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
 AFFECTED = "zephyr >=3.0 <4.2; zephyr =3.7.0; zephyr <=2.7.5; mcuboot >=1.0 <=1.9.1"
 REPORTER_EMAIL = "finder.private@example.net"
 PRIVATE = ("PRIVATE-CORRESPONDENCE-7731", "PRIVATE-ADVISORY-5512", "PRIVATE-REJECTION-0042")
-ACTOR = vulns.Actor(None, "test")
+ACTOR = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def make(settings, at, *, title="Heap overflow in L2CAP reassembly", description
          severity=CVSS31, affected=AFFECTED, cve=True, published=True, **fields):  # fmt: skip
     """A vulnerability written as the team writes one, with private traces beside it."""
     description = description or "A crafted **L2CAP** frame overflows the reassembly buffer."
-    v = vulns.create(title, description, ACTOR, at - timedelta(days=40), settings,
+    v = lifecycle.create(title, description, ACTOR, at - timedelta(days=40), settings,
                      embargo_until=at + timedelta(days=30))  # fmt: skip
     values = {
         "severity": severity,
@@ -56,7 +58,7 @@ def make(settings, at, *, title="Heap overflow in L2CAP reassembly", description
     }
     for field, value in values.items():
         if value:
-            v = vulns.set_field(v, field, value, ACTOR, at - timedelta(days=20))
+            v = lifecycle.set_field(v, field, value, ACTOR, at - timedelta(days=20))
     Vulnerability.update(
         reporter_email=REPORTER_EMAIL,
         reporter_name="Zoë Ångström",
@@ -240,7 +242,7 @@ def test_invalid_documents_are_rejected_with_the_first_message_and_its_path(db, 
 
 
 def test_schemas_are_package_data():
-    schemas = resources.files("app.schemas")
+    schemas = resources.files("app.disclosure.exports.schemas")
     assert schemas.joinpath("osv-schema.json").is_file()
     for name in ("csaf_json_schema.json", "cvss-v2.0.json", "cvss-v3.0.json", "cvss-v3.1.json"):
         assert schemas.joinpath("csaf-2.0", name).is_file()

@@ -1,11 +1,11 @@
 """Golden mail: every kind of mail Forewarn composes, rendered and compared with stored text.
 
 Each case below builds the rows a real run would have (the migrated database, the frozen clock,
-fixed names, ids and dates), asks `app.letters.text_for` for the mail, and compares what it gives
-(subject, outer subject, the key it is encrypted to, whether it is signed, the attachments and
-the body) with tests/golden/mail/<kind>[-variant].txt. What differs from run to run is replaced
-by a placeholder before comparing, nothing else: the service key's fingerprint and key id, and
-the signed tokens in links. Any change of wording fails with a unified diff.
+fixed names, ids and dates), asks `app.outbox.letters.text_for` for the mail, and compares what it
+gives (subject, outer subject, the key it is encrypted to, whether it is signed, the attachments and
+the body) with tests/golden/mail/<kind>[-variant].txt. What differs from run to run is replaced by a
+placeholder before comparing, nothing else: the service key's fingerprint and key id, and the signed
+tokens in links. Any change of wording fails with a unified diff.
 
 To accept an intended change of wording, rewrite the files and review them with `git diff`:
 
@@ -31,8 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from app import alerts, letters
-from app.config import load_settings
+from app.core.config import load_settings
 from app.models import (
     Advisory,
     Correspondence,
@@ -45,6 +44,8 @@ from app.models import (
     User,
     Vulnerability,
 )
+from app.outbox import letters
+from app.registry import alerts
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "mail"
@@ -1241,7 +1242,9 @@ def test_golden_case_names_are_unique_and_start_with_their_kind():
 def test_every_step_of_the_reminders_and_warnings_has_a_case(rendered):
     """The steps are looked up in tables when the mail is composed: a new step in the code
     without a case would be a mail nobody has read."""
-    from app import reminders, renewal, service_key
+    from app.registry import renewal
+    from app.servicekey import expiry as service_key
+    from app.vulns import reminders
 
     seen = {
         (each.kind, payload.get("field"), payload.get("step"))

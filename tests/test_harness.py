@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app import clock as app_clock
+from app.core import clock as app_clock
 
 
 def test_smtp_to_an_outside_relay_fails_the_test():

@@ -6,8 +6,10 @@ from datetime import timedelta
 import pytest
 import redis as redis_lib
 
-from app import accounts, health, passwords
+from app.accounts import team
+from app.core import passwords
 from app.models import Delivery, InboundMessage, Publication, User, Vulnerability
+from app.workers import health
 from keys.keyring import ServiceKeyring
 from tests import keyfactory
 from tests.conftest import PASSWORD
@@ -56,7 +58,7 @@ def test_signed_in_non_admins_from_elsewhere_are_refused(outsider, auth, keyring
         email="someone@example.com",
         password_hash=passwords.hash_password(PASSWORD),
         role=role,
-        session_token=accounts.new_session_token(),
+        session_token=team.new_session_token(),
         created_at=clock.at,
     )
     auth.login("someone@example.com", PASSWORD)
@@ -189,9 +191,9 @@ def test_metrics_count_the_work_and_the_lifts(client, keyring, clock, redis_conn
     _vuln("SEC-2026-0002", at, status="accepted", embargo_until=at - timedelta(minutes=5))
     _vuln("SEC-2026-0003", at, status="triage", embargo_until=at - timedelta(minutes=5))
     _vuln("SEC-2026-0004", at, status="accepted", embargo_until=at + timedelta(days=5))
-    from app import queue
+    from app.workers import queue
 
-    queue.enqueue(redis_conn, "app.jobs.process_inbound", 2, job_id="inbound-2")
+    queue.enqueue(redis_conn, "app.workers.jobs.process_inbound", 2, job_id="inbound-2")
 
     text = client.get("/metrics").get_data(as_text=True)
     samples = _samples(text)

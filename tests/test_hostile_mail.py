@@ -10,9 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, inbound, outbox, reports
-from app.errors import OutOfTime
+from app.accounts import team
+from app.core.errors import OutOfTime
 from app.models import Correspondence, Delivery, InboundMessage, PublicKey, Vulnerability
+from app.outbox import sending
+from app.reports import inbound, processing
 from mail import mime
 from mail.transport import MaildirTransport, SmtpTransport
 from tests import mailcorpus as mc
@@ -29,7 +31,7 @@ def deliver(raw: bytes, clock) -> int:
 
 
 def process(message_id, keyring, settings, clock) -> str:
-    return reports.process_inbound(message_id, keyring, settings, clock.at)
+    return processing.process_inbound(message_id, keyring, settings, clock.at)
 
 
 def with_header(name: str, value: bytes, text: str = "Details of the overflow.") -> bytes:
@@ -159,7 +161,7 @@ def test_a_crash_while_parsing_logs_one_line(db, keyring, settings, clock, caplo
     encrypted = mc.sqop_encrypt(keyring.export_public(), mc.text_part("very secret detail"))
     message_id = deliver(mc.pgp_mime_encrypted(encrypted), clock)
     # No keyring (None): decryption fails in a way the parser did not foresee.
-    assert reports.process_inbound(message_id, None, settings, clock.at) == "quarantined"
+    assert processing.process_inbound(message_id, None, settings, clock.at) == "quarantined"
     assert "internal error" in InboundMessage.get_by_id(message_id).error
     assert "AttributeError" in caplog.text and "very secret" not in caplog.text
     assert len(caplog.text.splitlines()) <= 3
@@ -185,7 +187,7 @@ def sink():
 
 @pytest.fixture
 def member(db, clock):
-    return accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    return team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
 
 
 @pytest.mark.parametrize("shape", sorted(HOSTILE_IDS))
@@ -203,10 +205,10 @@ def test_a_hostile_message_id_is_not_kept_and_the_teams_reply_still_goes_out(
     assert process(second, keyring, settings, clock) == "reply"
     assert InboundMessage.get_by_id(second).message_id_header is None
 
-    reports.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
+    processing.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     relay = SmtpTransport("127.0.0.1", sink.port, timeout=10)
-    assert outbox.send(reply.id, keyring, settings, relay, clock.at) == "sent"
+    assert sending.send(reply.id, keyring, settings, relay, clock.at) == "sent"
     sent = parse(sink.received[-1].data)
     assert sent["In-Reply-To"] is None  # the newest inbound id was not valid: none
 
@@ -216,10 +218,10 @@ def test_a_valid_message_id_is_still_answered_in_reply_to(
 ):
     message_id = deliver(with_header(b"Message-ID", b"<r-1.x+y@mail.example.org>"), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
-    reports.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
+    processing.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     relay = SmtpTransport("127.0.0.1", sink.port, timeout=10)
-    assert outbox.send(reply.id, keyring, settings, relay, clock.at) == "sent"
+    assert sending.send(reply.id, keyring, settings, relay, clock.at) == "sent"
     assert parse(sink.received[-1].data)["In-Reply-To"] == "<r-1.x+y@mail.example.org>"
 
 
@@ -230,10 +232,10 @@ def test_a_hostile_id_stored_before_the_check_does_not_block_replies(
     message_id = deliver(mc.plain("The report."), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
     InboundMessage.update(message_id_header=HOSTILE_IDS[shape]).execute()  # an older row
-    reports.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
+    processing.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     transport = MaildirTransport(tmp_path / "out")
-    assert outbox.send(reply.id, keyring, settings, transport, clock.at) == "sent"
+    assert sending.send(reply.id, keyring, settings, transport, clock.at) == "sent"
     [sent] = mailbox.Maildir(tmp_path / "out").values()
     assert sent["In-Reply-To"] is None
 
@@ -249,7 +251,7 @@ def test_a_reply_that_cannot_be_composed_fails_at_once_and_the_team_sees_why(
     )
     Vulnerability.update(reporter_key=key).execute()
     v = Vulnerability.get()
-    reports.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
+    processing.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     # A recipient stored with a line break (old data) cannot be a To header (titles are made one
     # line when composing, so this is what is left to trip over).
@@ -259,7 +261,7 @@ def test_a_reply_that_cannot_be_composed_fails_at_once_and_the_team_sees_why(
     caplog.set_level(logging.DEBUG, logger="forewarn.outbox")
 
     transport = MaildirTransport(tmp_path / "out")
-    assert outbox.send(reply.id, keyring, settings, transport, clock.at) == "failed"
+    assert sending.send(reply.id, keyring, settings, transport, clock.at) == "failed"
 
     failed = Delivery.get_by_id(reply.id)
     assert failed.state == "failed" and failed.attempts == 1
@@ -278,10 +280,10 @@ def test_a_reply_that_cannot_be_composed_fails_at_once_and_the_team_sees_why(
 def test_a_relay_that_is_away_still_means_retrying(db, keyring, settings, clock, member):
     message_id = deliver(mc.plain("The report."), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
-    reports.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
+    processing.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     nobody = SmtpTransport("127.0.0.1", 9, timeout=2)
-    assert outbox.send(reply.id, keyring, settings, nobody, clock.at) == "retry"
+    assert sending.send(reply.id, keyring, settings, nobody, clock.at) == "retry"
     assert Delivery.get_by_id(reply.id).state == "queued"
 
 
@@ -299,11 +301,11 @@ def test_a_message_that_outlives_its_lease_makes_exactly_one_report(
     assert later is not None
 
     if first_to_finish == "the later claim":
-        assert reports.process_claimed(later, keyring, settings, clock.at) == "new report"
-        assert reports.process_claimed(stale, keyring, settings, clock.at) == "superseded"
+        assert processing.process_claimed(later, keyring, settings, clock.at) == "new report"
+        assert processing.process_claimed(stale, keyring, settings, clock.at) == "superseded"
     else:
-        assert reports.process_claimed(stale, keyring, settings, clock.at) == "superseded"
-        assert reports.process_claimed(later, keyring, settings, clock.at) == "new report"
+        assert processing.process_claimed(stale, keyring, settings, clock.at) == "superseded"
+        assert processing.process_claimed(later, keyring, settings, clock.at) == "new report"
 
     assert Vulnerability.select().count() == 1
     assert Correspondence.select().where(Correspondence.direction == "in").count() == 1
@@ -336,9 +338,9 @@ def test_a_team_reply_answers_the_reporters_message_not_a_strangers_post(
         stranger, "eve@example.net", [f"security+{v.tracking_id}@example.org"], clock.at
     )
     assert process(post, keyring, settings, clock) == "reply"
-    reports.reply_to_reporter(v, member, "Thanks.", clock.at)
+    processing.reply_to_reporter(v, member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     transport = MaildirTransport(tmp_path / "out")
-    assert outbox.send(reply.id, keyring, settings, transport, clock.at) == "sent"
+    assert sending.send(reply.id, keyring, settings, transport, clock.at) == "sent"
     [sent] = mailbox.Maildir(tmp_path / "out").values()
     assert sent["In-Reply-To"] == "<report-1@example.org>"

@@ -9,9 +9,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from app import clock as app_clock
-from app import inbound, reconcile
+from app.core import clock as app_clock
 from app.models import InboundMessage
+from app.reports import inbound
+from app.workers import reconcile
 from mail.intake import (
     GroupCommitter,
     IntakeHandler,
@@ -101,7 +102,7 @@ def test_an_accepted_message_is_stored_exactly_as_received_and_queued(
     assert stored.envelope_to == "security+SEC-2026-0007@example.org"
     assert stored.received_at == clock.at
     assert stored.state == "received"
-    from app import queue
+    from app.workers import queue
 
     # Queued by the writer thread right after the commit (the 250 does not wait for Redis).
     wait_for(
@@ -154,7 +155,7 @@ def test_a_storage_failure_answers_451_never_250(start_intake, db):
 
 
 def test_a_message_is_accepted_when_redis_is_down_and_waits_for_the_reconciler(start_intake, db):
-    from app import queue
+    from app.workers import queue
 
     dead = queue.connect("redis://127.0.0.1:1/0")
     intake = start_intake(after_commit=lambda ids: reconcile.queue_new_inbound(dead, ids))

@@ -24,12 +24,16 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from app import alerts, announcements, inbound, outbox, patches, registry, reports, vulns
-from app import clock as app_clock
-from app import db as app_db
-from app.config import load_settings
+from app.core import clock as app_clock
+from app.core import db as app_db
+from app.core.config import load_settings
+from app.disclosure import announcements
 from app.models import Delivery, PublicKey, Vulnerability
 from app.models import database as database_proxy
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.reports import inbound, processing
+from app.vulns import lifecycle, patches
 from keys.keyring import ServiceKeyring
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
@@ -40,7 +44,7 @@ from tests.test_compose import assert_sendable
 
 pytestmark = pytest.mark.db
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 TOOLS = ("sqop", "rnp")
 
 REPORTED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -163,7 +167,7 @@ def _send_queued(keyring, settings, sink, at) -> list[Sent]:
     queued = Delivery.select().where(Delivery.state == "queued").order_by(Delivery.id)
     for delivery in list(queued):
         before = len(sink.received)
-        result = outbox.send(delivery.id, keyring, settings, transport, at)
+        result = sending.send(delivery.id, keyring, settings, transport, at)
         received = sink.received[before:]
         assert len(received) == (1 if result == "sent" else 0)
         v = delivery.vulnerability
@@ -182,7 +186,7 @@ def _send_queued(keyring, settings, sink, at) -> list[Sent]:
 
 def _report(raw: bytes, sender: str, settings, keyring, at) -> Vulnerability:
     message_id = inbound.store(raw, sender, [settings.security_address], at)
-    outcome = reports.process_inbound(message_id, keyring, settings, at)
+    outcome = processing.process_inbound(message_id, keyring, settings, at)
     assert outcome == "new report", outcome
     return Vulnerability.select().order_by(Vulnerability.id.desc()).first()
 
@@ -225,12 +229,12 @@ def _product_run(settings, keyring, sink, people, service_cert_path: Path) -> Wo
 
     # Triage, patches, two registrants (one whose key cannot be used), the advisory.
     app_clock.freeze(ALERTED)
-    v = vulns.set_field(v, "description", DESCRIPTION, CLI, ALERTED)
-    v = vulns.set_status(v, "accepted", CLI, ALERTED)
+    v = lifecycle.set_field(v, "description", DESCRIPTION, CLI, ALERTED)
+    v = lifecycle.set_status(v, "accepted", CLI, ALERTED)
     patches.attach(v, PATCH_NAME, PATCH, None, "test", ALERTED)
     patches.attach(v, LONG_NAME, BINARY, None, "test", ALERTED)
-    registry.add_by_admin(maker.address, ORGANISATION, maker.cert, None, "t", ALERTED, approve=True)
-    gone = registry.add_by_admin(
+    vetting.add_by_admin(maker.address, ORGANISATION, maker.cert, None, "t", ALERTED, approve=True)
+    gone = vetting.add_by_admin(
         lapsed.address, "Lapsed Ltd", lapsed.cert, None, "t", ALERTED, approve=True
     )
     PublicKey.update(usable=False).where(PublicKey.id == gone.key_id).execute()
@@ -241,7 +245,7 @@ def _product_run(settings, keyring, sink, people, service_cert_path: Path) -> Wo
     app_clock.freeze(EXTENDED)
     before = v.embargo_until
     after = before + timedelta(days=7)
-    v = vulns.set_date(v, "embargo_until", after, CLI, EXTENDED, reason=EXTEND_REASON)
+    v = lifecycle.set_date(v, "embargo_until", after, CLI, EXTENDED, reason=EXTEND_REASON)
     sent += _send_queued(keyring, settings, sink, EXTENDED)
 
     # The lift (not built yet): published by hand, then the lift's mails.
@@ -555,7 +559,7 @@ def test_message_decrypts_and_verifies(name, tool, opener, world, people):
     assert outer["To"] == _address(world, people, CASES[name].to)
     assert inner["From"] == outer["From"] == world.from_address
     if name == "alert":
-        # Signed once per version (app.alerts.signed_entity): the protected part names no
+        # Signed once per version (app.registry.alerts.signed_entity): the protected part names no
         # recipient and carries the version's own Message-ID and date.
         assert inner["To"] is None
         assert inner["Message-ID"].startswith("<forewarn.advisory.")

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from app import key_rotation, letters, outbox, registry
-from app.errors import Refused
+from app.core.errors import Refused
 from app.models import AuditEvent, Delivery, Registrant, Vulnerability
+from app.outbox import letters, sending
+from app.registry import vetting
+from app.servicekey import rotation
 from tests import mailcorpus as mc
 from tests.openpgp import body_of, parse, parts_as_sent, sqop_verifies, text_of
 
@@ -30,12 +32,12 @@ def registrants(db, clock, makers):
     """Makers 0 and 1 approved and subscribed (told); 2 suspended, 3 unsubscribed, 4 pending
     review, 5 rejected (none told)."""
     made = [
-        registry.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=n < 4)
+        vetting.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", clock.at, approve=n < 4)
         for n, m in enumerate(makers)
     ]
-    registry.decide(made[2], "suspended", None, "t", clock.at)
+    vetting.decide(made[2], "suspended", None, "t", clock.at)
     Registrant.update(unsubscribed=True).where(Registrant.id == made[3].id).execute()
-    registry.decide(made[5], "rejected", None, "t", clock.at, reason="not a maker")
+    vetting.decide(made[5], "rejected", None, "t", clock.at, reason="not a maker")
     return made
 
 
@@ -55,7 +57,7 @@ def old_key(keyring):
 
 
 def told() -> list[str]:
-    rows = Delivery.select().where(Delivery.kind == key_rotation.KIND).order_by(Delivery.id)
+    rows = Delivery.select().where(Delivery.kind == rotation.KIND).order_by(Delivery.id)
     return [d.recipient for d in rows]
 
 
@@ -76,7 +78,7 @@ def test_the_command_tells_each_approved_subscribed_registrant_once(
     assert again.stdout.startswith(f"already announced {old_key} -> {new} on ")
     assert "none queued" in again.stdout
     assert len(told()) == 2
-    [event] = AuditEvent.select().where(AuditEvent.action == key_rotation.ACTION)
+    [event] = AuditEvent.select().where(AuditEvent.action == rotation.ACTION)
     assert event.target == new and event.actor_label.startswith("cli:")
     assert json.loads(event.details) == {"old": old_key, "new": new, "registrants": 2}
 
@@ -86,9 +88,9 @@ def test_the_notice_is_signed_by_the_new_key_not_encrypted_and_says_what_to_do(
 ):
     assert keyring.certified_by(old_key)
     new = keyring.fingerprint()
-    key_rotation.announce(old_key, new, new, True, "t", clock.at)
-    delivery = Delivery.get(Delivery.kind == key_rotation.KIND)
-    raw = outbox.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
+    rotation.announce(old_key, new, new, True, "t", clock.at)
+    delivery = Delivery.get(Delivery.kind == rotation.KIND)
+    raw = sending.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
     assert parse(raw).get_content_type() == "multipart/signed"
     text, signature = parts_as_sent(raw)
     cert = Path(tmp_path / "new.asc")
@@ -105,7 +107,9 @@ def test_the_notice_is_signed_by_the_new_key_not_encrypted_and_says_what_to_do(
     assert "certified by the old one" in body
     assert max(len(line) for line in body.splitlines()) <= 72
     # Registrant mail: a bounce maps back to its delivery (VERP), and one click unsubscribes.
-    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}-")
+    assert sending.envelope_sender(delivery, settings).startswith(
+        f"security-bounces+{delivery.id}-"
+    )
     assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
@@ -115,10 +119,10 @@ def test_without_a_certification_by_the_old_key_the_notice_does_not_claim_one(
     old = mc.make_reporter("old@example.org", "Old").fingerprint  # never certified the new key
     new = keyring.fingerprint()
     assert not keyring.certified_by(old)
-    done = key_rotation.announce(old, new, new, keyring.certified_by(old), "t", clock.at)
+    done = rotation.announce(old, new, new, keyring.certified_by(old), "t", clock.at)
     assert done.line().endswith("(the new key carries no certification by the old)")
-    delivery = Delivery.get(Delivery.kind == key_rotation.KIND)
-    raw = outbox.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
+    delivery = Delivery.get(Delivery.kind == rotation.KIND)
+    raw = sending.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
     assert "certified" not in text_of(parts_as_sent(raw)[0])
 
 
@@ -192,7 +196,7 @@ def reports(db, clock):
 
 
 def compromise_told() -> list[tuple[str, str, dict]]:
-    kinds = (key_rotation.COMPROMISE_KIND, key_rotation.COMPROMISE_REPORTER_KIND)
+    kinds = (rotation.COMPROMISE_KIND, rotation.COMPROMISE_REPORTER_KIND)
     rows = Delivery.select().where(Delivery.kind.in_(kinds)).order_by(Delivery.id)
     return [(d.kind, d.recipient, json.loads(d.payload)) for d in rows]
 
@@ -245,7 +249,7 @@ def test_the_compromise_command_tells_registrants_and_each_open_reporter_once(
     assert again.stdout.startswith(f"already announced the compromise {old} -> {new} on ")
     assert again.stdout.endswith(": none queued\n")
     assert len(compromise_told()) == 4
-    [event] = AuditEvent.select().where(AuditEvent.action == key_rotation.COMPROMISE_ACTION)
+    [event] = AuditEvent.select().where(AuditEvent.action == rotation.COMPROMISE_ACTION)
     assert event.target == new and event.actor_label.startswith("cli:")
     assert json.loads(event.details) == {
         "old": old,
@@ -255,7 +259,7 @@ def test_the_compromise_command_tells_registrants_and_each_open_reporter_once(
         "reporters": 2,
     }
     # The planned rotation's notice for the same pair is another matter: still possible.
-    assert key_rotation.announced_at(old, new) is None
+    assert rotation.announced_at(old, new) is None
 
 
 def test_a_revocation_of_another_key_or_without_revocation_is_refused(
@@ -281,11 +285,11 @@ def test_a_revocation_of_another_key_or_without_revocation_is_refused(
     }
     for data, why in cases.items():
         with pytest.raises(Refused, match=re.escape(why)):
-            key_rotation.announce_compromise(old, new, new, data, "f.asc", None, "t", clock.at)
+            rotation.announce_compromise(old, new, new, data, "f.asc", None, "t", clock.at)
     assert compromise_told() == []
-    assert not AuditEvent.select().where(AuditEvent.action == key_rotation.COMPROMISE_ACTION)
+    assert not AuditEvent.select().where(AuditEvent.action == rotation.COMPROMISE_ACTION)
     with pytest.raises(Refused, match="is in the future"):
-        key_rotation.announce_compromise(
+        rotation.announce_compromise(
             old,
             new,
             new,
@@ -302,13 +306,13 @@ def compromise_mail(registrants, reports, keyring, old_compromised, settings, cl
     """The registrant's and the reporter's message as the outbox composes them."""
     old, new = old_compromised.fingerprint, keyring.fingerprint()
     since = clock.at - timedelta(days=3)
-    key_rotation.announce_compromise(
+    rotation.announce_compromise(
         old, new, new, old_compromised.revoked, "old-revoked.asc", since, "t", clock.at
     )
     mails = {}
-    for kind in (key_rotation.COMPROMISE_KIND, key_rotation.COMPROMISE_REPORTER_KIND):
+    for kind in (rotation.COMPROMISE_KIND, rotation.COMPROMISE_REPORTER_KIND):
         delivery = Delivery.select().where(Delivery.kind == kind).order_by(Delivery.id).first()
-        raw = outbox.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
+        raw = sending.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
         mails[kind] = (delivery, raw)
     return mails
 
@@ -338,16 +342,16 @@ def test_the_compromise_notice_is_signed_by_the_new_key_and_leads_with_the_actio
         assert "/.well-known/security.txt" in body and "WKD" in body
         assert "certif" not in body.lower()  # a compromised key's certification proves nothing
         assert max(len(line) for line in body.splitlines()) <= 72
-    registrant_body = bodies[key_rotation.COMPROMISE_KIND]
-    reporter_body = bodies[key_rotation.COMPROMISE_REPORTER_KIND]
+    registrant_body = bodies[rotation.COMPROMISE_KIND]
+    reporter_body = bodies[rotation.COMPROMISE_REPORTER_KIND]
     assert "SEC-2026" not in registrant_body and "your registration" in registrant_body
     assert "reporter of SEC-2026-0001, SEC-2026-0004, SEC-2026-0007" in " ".join(
         reporter_body.split()
     )
     # A reporter subscribed to nothing: no list headers, the plain envelope sender.
-    delivery, raw = compromise_mail[key_rotation.COMPROMISE_REPORTER_KIND]
+    delivery, raw = compromise_mail[rotation.COMPROMISE_REPORTER_KIND]
     assert parse(raw)["List-Unsubscribe"] is None
-    assert outbox.envelope_sender(delivery, settings) == settings.from_address
+    assert sending.envelope_sender(delivery, settings) == settings.from_address
 
 
 def test_the_letter_carries_the_revocation_byte_for_byte(
@@ -369,6 +373,8 @@ def test_the_signed_message_carries_the_revocation_byte_for_byte(compromise_mail
 
 
 def test_the_registrant_compromise_notice_is_registrant_mail(compromise_mail, settings):
-    delivery, raw = compromise_mail[key_rotation.COMPROMISE_KIND]
-    assert outbox.envelope_sender(delivery, settings).startswith(f"security-bounces+{delivery.id}-")
+    delivery, raw = compromise_mail[rotation.COMPROMISE_KIND]
+    assert sending.envelope_sender(delivery, settings).startswith(
+        f"security-bounces+{delivery.id}-"
+    )
     assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import OperatorError
+from app.core.errors import OperatorError
 from keys.keyring import KeyringError, ServiceKeyring, primary_fingerprints
 from tests.conftest import short_tempdir, wait_for
 from tests.openpgp import run

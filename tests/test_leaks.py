@@ -23,8 +23,11 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app import alerts, attachments, cves, exports, lift, patches, registry, vulns, wellknown
+from app.disclosure import exports, lift, wellknown
 from app.models import Correspondence, Vulnerability
+from app.registry import alerts, vetting
+from app.reports import attachments
+from app.vulns import cves, lifecycle, patches
 from mail.parse import Attachment
 from tests import mailcorpus
 from tests.conftest import PASSWORD, Auth
@@ -32,7 +35,7 @@ from tests.test_routes import AUDIENCES
 
 pytestmark = pytest.mark.db
 
-ACTOR = vulns.Actor(None, "cli:test")
+ACTOR = lifecycle.Actor(None, "cli:test")
 CANARY = re.compile(r"canary-[a-z]+-\d+", re.IGNORECASE)
 CRAWL_CAP = 600
 BOOM = "/_leak-test/boom"
@@ -110,7 +113,7 @@ def plan() -> list[Case]:
 def build(case: Case, settings, at, until) -> None:
     n = case.n
     title, description = case.canary("title"), case.canary("description")
-    v = vulns.create(
+    v = lifecycle.create(
         f"{title} heap overflow",
         f"{description} A **crafted** frame overflows the buffer.\n\n"
         f"Second paragraph {description}.",
@@ -129,7 +132,7 @@ def build(case: Case, settings, at, until) -> None:
     if case.credits:
         fields["credits"] = f"{case.canary('credits')} and friends"
     for name, value in fields.items():
-        v = vulns.set_field(v, name, value, ACTOR, at)
+        v = lifecycle.set_field(v, name, value, ACTOR, at)
     Vulnerability.update(
         reporter_name=f"{case.canary('reportername')} Reporter",
         reporter_email=f"{case.canary('reporteremail').lower()}@finder.example",
@@ -178,7 +181,7 @@ def build(case: Case, settings, at, until) -> None:
         if step == "rejected" and v.status == "accepted":
             # An alert went out before it was found not to be one.
             alerts.send(v, None, "test", at, settings, text=case.canary("advisory"))
-        v = vulns.set_status(v, step, ACTOR, at, reason=reason)
+        v = lifecycle.set_status(v, step, ACTOR, at, reason=reason)
     if v.status in alerts.SENDABLE:
         alerts.send(v, None, "test", at, settings, text=f"{case.canary('advisory')} advisory")
     case.v = Vulnerability.get_by_id(v.id)
@@ -301,7 +304,7 @@ def failures(app, settings) -> Crawl:
 
     seen = Crawl()
     client = app.test_client()
-    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page answers
+    app.core.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page answers
     original = public.by_year
 
     def broken(views):
@@ -334,7 +337,7 @@ def failures(app, settings) -> Crawl:
     assert database.execute_sql.__func__ is original_execute.__func__
     assert response.status_code == 503
     seen.add("/vulnerabilities (503)", response)
-    app.config["PROPAGATE_EXCEPTIONS"] = None
+    app.core.config["PROPAGATE_EXCEPTIONS"] = None
     return seen
 
 
@@ -379,7 +382,7 @@ def desk(app, settings, clock, keyring, admin_user):
         raise RuntimeError("a bug in a route")
 
     maker = mailcorpus.make_reporter("psirt@maker.example", "Maker PSIRT")
-    registry.add_by_admin(maker.address, "Maker", maker.cert, None, "test", clock.at, approve=True)
+    vetting.add_by_admin(maker.address, "Maker", maker.cert, None, "test", clock.at, approve=True)
     cves.import_block("CVE-2026-4100..CVE-2026-4119", None, "test", clock.at)
     until = clock.at + timedelta(days=30)
     cases = plan()

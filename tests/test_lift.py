@@ -9,22 +9,25 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 from werkzeug.serving import make_server
 
-from app import alerts, lift, reconcile, registry, vulns
+from app.disclosure import lift
 from app.models import AuditEvent, Delivery, Publication, Vulnerability
-from app.queue import work_queue
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
+from app.workers import reconcile
+from app.workers.queue import work_queue
 from tests import mailcorpus as mc
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.db
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture
 def v(db, clock, settings, admin_user):
-    v = vulns.create('Overflow in the "beacon" parser', "Details.", CLI, clock.at, settings)
+    v = lifecycle.create('Overflow in the "beacon" parser', "Details.", CLI, clock.at, settings)
     Vulnerability.update(reporter_email="finder@example.org", reporter_name="Finder").execute()
-    return vulns.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, clock.at)
+    return lifecycle.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, clock.at)
 
 
 def kinds() -> list[str]:
@@ -52,7 +55,7 @@ def test_alerted_registrants_and_the_list_are_told_at_the_lift(v, clock, setting
     from dataclasses import replace
 
     maker = mc.make_reporter("psirt@lifted.example", "Lifted PSIRT")
-    registry.add_by_admin(maker.address, "Lifted", maker.cert, None, "t", clock.at, approve=True)
+    vetting.add_by_admin(maker.address, "Lifted", maker.cert, None, "t", clock.at, approve=True)
     alerts.send(v, None, "t", clock.at, settings)
     settings = replace(settings, announce_address="announce@lists.example")
     assert lift.lift(v.id, v.embargo_until, settings) == "lifted"
@@ -62,8 +65,8 @@ def test_alerted_registrants_and_the_list_are_told_at_the_lift(v, clock, setting
 def test_an_unvalidated_one_is_held_and_the_team_told_once(
     db, clock, settings, admin_user, redis_conn
 ):
-    v = vulns.create("Still in triage", "", CLI, clock.at, settings)
-    v = vulns.set_status(v, "triage", CLI, clock.at)
+    v = lifecycle.create("Still in triage", "", CLI, clock.at, settings)
+    v = lifecycle.set_status(v, "triage", CLI, clock.at)
     at = v.embargo_until + timedelta(seconds=1)
     assert lift.lift(v.id, at, settings) == "held"
     assert lift.lift(v.id, at + timedelta(minutes=1), settings) == "held"
@@ -71,19 +74,21 @@ def test_an_unvalidated_one_is_held_and_the_team_told_once(
     assert [d.recipient for d in held] == [admin_user.email]
     assert Vulnerability.get_by_id(v.id).status == "triage"
     # Accepting it now: its embargo has passed, so it is published at once.
-    v = vulns.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, at)
+    v = lifecycle.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, at)
     assert lift.after_change(redis_conn, v, at + timedelta(minutes=2), settings) == "lifted"
     assert Vulnerability.get_by_id(v.id).status == "published"
 
 
 def test_a_rejected_one_is_never_published(v, clock, settings):
-    vulns.set_status(v, "rejected", CLI, clock.at, reason="not a bug")
+    lifecycle.set_status(v, "rejected", CLI, clock.at, reason="not a bug")
     assert lift.lift(v.id, v.embargo_until, settings) == "not-public"
     assert Vulnerability.get_by_id(v.id).status == "rejected"
 
 
 def test_an_embargo_end_in_the_past_lifts_now(v, clock, settings, redis_conn):
-    v = vulns.set_date(v, "embargo_until", clock.at - timedelta(minutes=1), CLI, clock.at, "live")
+    v = lifecycle.set_date(
+        v, "embargo_until", clock.at - timedelta(minutes=1), CLI, clock.at, "live"
+    )
     assert lift.after_change(redis_conn, v, clock.at, settings) == "lifted"
     assert Vulnerability.get_by_id(v.id).published_at == clock.at
     # Its publication steps are queued for a worker.
@@ -100,7 +105,7 @@ def test_the_lift_is_scheduled_for_the_instant_and_rescheduled_when_it_moves(
         tzinfo=None
     )
     later = v.embargo_until + timedelta(days=7)
-    v = vulns.set_date(v, "embargo_until", later, CLI, clock.at, "second release")
+    v = lifecycle.set_date(v, "embargo_until", later, CLI, clock.at, "second release")
     assert lift.after_change(redis_conn, v, clock.at, settings) == "scheduled"
     assert lift.job_id(v) != first
     assert scheduled.get_scheduled_time(lift.job_id(v)).replace(tzinfo=None) == later.replace(
@@ -113,7 +118,7 @@ def test_the_lift_is_scheduled_for_the_instant_and_rescheduled_when_it_moves(
 def test_the_reconciler_catches_a_lift_that_redis_lost(
     v, clock, settings, redis_conn, env, monkeypatch
 ):
-    from app import jobs
+    from app.workers import jobs
 
     for name, value in env.items():  # the jobs read the worker's environment
         monkeypatch.setenv(name, value)

@@ -5,14 +5,16 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock, lift, vulns
+from app.core import clock
+from app.disclosure import lift
 from app.models import Vulnerability
+from app.vulns import lifecycle
 from tests.conftest import wait_for
 from tests.faults.harness import Workers
 
 pytestmark = pytest.mark.db
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture
@@ -24,9 +26,9 @@ def workers(env, tmp_path, db):
 
 
 def accepted(settings, until):
-    v = vulns.create("Lifted by the scheduler", "Details.", CLI, clock.now(), settings)
-    v = vulns.set_status(v, "accepted", CLI, clock.now())
-    return vulns.set_date(v, "embargo_until", until, CLI, clock.now(), "now")
+    v = lifecycle.create("Lifted by the scheduler", "Details.", CLI, clock.now(), settings)
+    v = lifecycle.set_status(v, "accepted", CLI, clock.now())
+    return lifecycle.set_date(v, "embargo_until", until, CLI, clock.now(), "now")
 
 
 def published(v) -> bool:

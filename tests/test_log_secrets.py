@@ -8,9 +8,13 @@ import logging
 
 import pytest
 
-from app import logs, outbox, password_reset, registry, reports
-from app.instance import secret_key
+from app.accounts import password_reset
+from app.core import logs
+from app.core.instance import secret_key
 from app.models import Delivery, User, Vulnerability
+from app.outbox import sending
+from app.registry import vetting
+from app.reports import processing
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
@@ -26,7 +30,7 @@ SIGNUP_PASSWORD = "CANARY-password-5d1e horse staple"
 
 @pytest.fixture
 def quiet_content_loggers():
-    """As every process configures logging (app/logs.py); undone after the test."""
+    """As every process configures logging (app/core/logs.py); undone after the test."""
     before = {name: logging.getLogger(name).level for name in logs.CONTENT_LOGGERS}
     logs.quiet_content_loggers()
     yield
@@ -56,10 +60,10 @@ def test_no_decrypted_text_token_or_password_in_any_log_line(
     ciphertext = mc.sqop_encrypt(flow.service_cert, inner, signer=rita)
     assert flow.report(mc.pgp_mime_encrypted(ciphertext, subject="...")).state == "processed"
     v = Vulnerability.get()
-    reports.reply_to_reporter(v, admin_user, REPLY_CANARY, clock.at)
+    processing.reply_to_reporter(v, admin_user, REPLY_CANARY, clock.at)
     password_reset.request_reset(admin_user.email, clock.at)
-    registrant = registry.sign_up(
-        registry.SignUp(
+    registrant = vetting.sign_up(
+        vetting.SignUp(
             email=maker.address,
             password=SIGNUP_PASSWORD,
             organisation="Logs Ltd",
@@ -74,14 +78,14 @@ def test_no_decrypted_text_token_or_password_in_any_log_line(
     sink = SmtpSink()
     try:
         for d in Delivery.select().where(Delivery.state == "queued"):
-            outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+            sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
     finally:
         sink.stop()
     secret = secret_key(settings)
     reset = password_reset.reset_token(secret, User.get_by_id(admin_user.id), clock.at)
     proof_delivery = Delivery.get(Delivery.kind == "verify-key")
     payload = json.loads(proof_delivery.payload)
-    proof = registry.verification_token(secret, payload["registrant"], payload["key"], clock.at)
+    proof = vetting.verification_token(secret, payload["registrant"], payload["key"], clock.at)
     assert registrant.id == payload["registrant"]
 
     logged = "\n".join(

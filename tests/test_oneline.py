@@ -3,9 +3,12 @@ a reporter's mail is made one line instead (mail is never lost for its subject).
 
 import pytest
 
-from app import accounts, inbound, oneline, outbox, reports
-from app.errors import Refused
+from app.accounts import team
+from app.core import oneline
+from app.core.errors import Refused
 from app.models import Correspondence, Delivery, Vulnerability
+from app.outbox import sending
+from app.reports import inbound, processing
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
@@ -32,14 +35,14 @@ def test_one_line_of_any_script_is_kept_without_its_surrounding_spaces():
 def test_a_reported_subject_with_encoded_line_breaks_becomes_a_one_line_title(
     db, keyring, settings, clock
 ):
-    accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t")
+    team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t")
     raw = mc.plain(
         "The BLE stack overflows.",
         subject="=?utf-8?q?Overflow=0D=0ABcc=3A_x@example.org?=",
         sender="=?utf-8?q?Rita=0D=0AReporter?= <rita@example.org>",
     )
     message_id = inbound.store(raw, "rita@example.org", ["security@localhost"], clock.at)
-    assert reports.process_inbound(message_id, keyring, settings, clock.at) == "new report"
+    assert processing.process_inbound(message_id, keyring, settings, clock.at) == "new report"
 
     v = Vulnerability.get()
     assert (v.title, v.reporter_name) == ("Overflow Bcc: x@example.org", "Rita Reporter")
@@ -47,7 +50,7 @@ def test_a_reported_subject_with_encoded_line_breaks_becomes_a_one_line_title(
     sink = SmtpSink()
     try:
         outcomes = {
-            d.kind: outbox.send(
+            d.kind: sending.send(
                 d.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at
             )
             for d in Delivery.select()

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from app import outbox
 from app.models import Correspondence, Delivery, PublicKey, User, Vulnerability
+from app.outbox import sending
 from mail.transport import MaildirTransport, SmtpTransport
 from tests.conftest import PASSWORD, free_port
 from tests.openpgp import (
@@ -73,7 +73,7 @@ def test_a_sent_delivery_records_the_relays_answer_and_a_message_id(
     vulnerability, clock, keyring, settings, sink, relay
 ):
     queued = delivery(vulnerability, clock)
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "sent"
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "sent"
     sent = Delivery.get_by_id(queued.id)
     assert (sent.state, sent.attempts, sent.sent_at) == ("sent", 1, clock.at)
     assert sent.last_answer.startswith("250")
@@ -81,7 +81,7 @@ def test_a_sent_delivery_records_the_relays_answer_and_a_message_id(
     [received] = sink.received
     assert received.recipients == ["ada@example.net"]
     assert parse(received.data)["Message-ID"] == sent.message_id
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "skipped"
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "skipped"
     assert len(sink.received) == 1
 
 
@@ -90,14 +90,14 @@ def test_a_temporary_refusal_is_retried_later_with_the_same_message_id(
 ):
     queued = delivery(vulnerability, clock)
     sink.replies.append("451 4.3.0 try later")
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "retry"
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "retry"
     waiting = Delivery.get_by_id(queued.id)
     assert waiting.state == "queued" and waiting.last_answer.startswith("451")
     assert waiting.next_attempt_at == clock.at + timedelta(minutes=1)
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "skipped"  # not yet due
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "skipped"  # not yet due
     clock.move(minutes=1)
-    assert [d.id for d in outbox.due(clock.at)] == [queued.id]
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "sent"
+    assert [d.id for d in sending.due(clock.at)] == [queued.id]
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "sent"
     assert parse(sink.received[0].data)["Message-ID"] == waiting.message_id
 
 
@@ -110,7 +110,7 @@ def test_5xx_is_permanent_except_552(
 ):
     queued = delivery(vulnerability, clock)
     sink.replies.append(reply)
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == outcome
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == outcome
     assert Delivery.get_by_id(queued.id).last_answer == reply
 
 
@@ -121,20 +121,20 @@ def test_an_unreachable_relay_is_retried_with_backoff_then_given_up_after_days(
     queued = delivery(vulnerability, clock)
     waits = []
     for _ in range(4):
-        assert outbox.send(queued.id, keyring, settings, down, clock.at) == "retry"
+        assert sending.send(queued.id, keyring, settings, down, clock.at) == "retry"
         row = Delivery.get_by_id(queued.id)
         waits.append(row.next_attempt_at - clock.at)
         clock.move(seconds=(row.next_attempt_at - clock.at).total_seconds())
     assert waits == [timedelta(minutes=m) for m in (1, 5, 15, 60)]
     clock.move(days=5)
-    assert outbox.send(queued.id, keyring, settings, down, clock.at) == "failed"
+    assert sending.send(queued.id, keyring, settings, down, clock.at) == "failed"
     assert Delivery.get_by_id(queued.id).last_answer.startswith("gave up after 5 attempts")
 
 
 def test_the_maildir_gets_the_exact_bytes(vulnerability, clock, keyring, settings, tmp_path):
     maildir = MaildirTransport(tmp_path / "mail-out")
     queued = delivery(vulnerability, clock)
-    assert outbox.send(queued.id, keyring, settings, maildir, clock.at) == "sent"
+    assert sending.send(queued.id, keyring, settings, maildir, clock.at) == "sent"
     [key] = mailbox.Maildir(str(tmp_path / "mail-out")).keys()
     stored = (tmp_path / "mail-out" / "new" / key).read_bytes()
     assert parse(stored)["Message-ID"] == Delivery.get_by_id(queued.id).message_id
@@ -144,7 +144,7 @@ def test_the_maildir_gets_the_exact_bytes(vulnerability, clock, keyring, setting
 def test_an_ack_without_a_reporter_key_is_signed_and_reveals_only_the_tracking_id(
     vulnerability, clock, keyring, settings, sink, relay, tmp_path
 ):
-    outbox.send(delivery(vulnerability, clock).id, keyring, settings, relay, clock.at)
+    sending.send(delivery(vulnerability, clock).id, keyring, settings, relay, clock.at)
     raw = sink.received[0].data
     assert SECRET_DETAIL.encode() not in raw
     message = parse(raw)
@@ -171,7 +171,7 @@ def test_an_ack_to_a_reporter_with_a_key_is_encrypted_to_them(
         created_at=clock.at,
     )
     Vulnerability.update(reporter_key=key).execute()
-    outbox.send(
+    sending.send(
         delivery(vulnerability, clock, encrypted=True).id, keyring, settings, relay, clock.at
     )
     raw = sink.received[0].data
@@ -187,9 +187,9 @@ def test_an_ack_to_a_reporter_with_a_key_is_encrypted_to_them(
 
 
 def team_member(email, clock):
-    from app import accounts
+    from app.accounts import team
 
-    return accounts.create_team_account(email, PASSWORD, "team", clock.at, by="t").user
+    return team.create_team_account(email, PASSWORD, "team", clock.at, by="t").user
 
 
 def test_a_team_member_without_a_key_gets_a_notice_never_the_report(
@@ -211,7 +211,7 @@ def test_a_team_member_without_a_key_gets_a_notice_never_the_report(
         created_at=clock.at,
         payload=json.dumps({"correspondence": entry.id}),
     )
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "sent"
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "sent"
     raw = sink.received[0].data
     assert SECRET_DETAIL.encode() not in raw
     body = text_of(parts_as_sent(raw)[0])
@@ -242,7 +242,7 @@ def test_a_team_member_with_a_key_gets_the_report_encrypted(
         created_at=clock.at,
         payload=json.dumps({"correspondence": entry.id}),
     )
-    outbox.send(queued.id, keyring, settings, relay, clock.at)
+    sending.send(queued.id, keyring, settings, relay, clock.at)
     raw = sink.received[0].data
     assert SECRET_DETAIL.encode() not in raw
     entity = run("sqop", "decrypt", str(key.secret), input=encrypted_payload(raw)).stdout
@@ -256,11 +256,11 @@ def test_a_team_reply_without_a_reporter_key_sends_a_notice_not_the_text(
     vulnerability, clock, keyring, settings, sink, relay
 ):
     member = team_member("bob@example.org", clock)
-    from app import reports
+    from app.reports import processing as reports
 
     reports.reply_to_reporter(vulnerability, member, f"About the {SECRET_DETAIL}", clock.at)
     [queued] = Delivery.select().where(Delivery.kind == "reply")
-    assert outbox.send(queued.id, keyring, settings, relay, clock.at) == "sent"
+    assert sending.send(queued.id, keyring, settings, relay, clock.at) == "sent"
     raw = sink.received[0].data
     assert SECRET_DETAIL.encode() not in raw
     message = parse(raw)
@@ -272,7 +272,7 @@ def test_a_team_reply_without_a_reporter_key_sends_a_notice_not_the_text(
 def test_a_team_reply_to_a_reporter_with_a_key_carries_the_text_encrypted(
     vulnerability, clock, keyring, settings, sink, relay, reporter_key
 ):
-    from app import reports
+    from app.reports import processing as reports
 
     key = PublicKey.create(
         fingerprint=reporter_key.fingerprint,
@@ -286,7 +286,7 @@ def test_a_team_reply_to_a_reporter_with_a_key_carries_the_text_encrypted(
     )
     assert entry.encrypted
     [queued] = Delivery.select().where(Delivery.kind == "reply")
-    outbox.send(queued.id, keyring, settings, relay, clock.at)
+    sending.send(queued.id, keyring, settings, relay, clock.at)
     raw = sink.received[0].data
     assert SECRET_DETAIL.encode() not in raw
     entity = run("sqop", "decrypt", str(reporter_key.secret), input=encrypted_payload(raw)).stdout
@@ -308,8 +308,8 @@ def test_a_batch_claims_only_what_is_due_and_sends_each_once(db, clock, settings
     try:
         transport = SmtpTransport("127.0.0.1", sink.port)
         ids = [d.id for d in due] + [later.id, 10_000]
-        assert outbox.send_many(ids, keyring, settings, transport, lambda: clock.at) == {"sent": 3}
-        assert outbox.send_many(ids, keyring, settings, transport, lambda: clock.at) == {}
+        assert sending.send_many(ids, keyring, settings, transport, lambda: clock.at) == {"sent": 3}
+        assert sending.send_many(ids, keyring, settings, transport, lambda: clock.at) == {}
         assert sorted(r.recipients[0] for r in sink.received) == [d.recipient for d in due]
     finally:
         sink.stop()
@@ -330,7 +330,7 @@ def test_two_workers_claiming_the_same_delivery_at_once_never_both_get_it(db, cl
         with db.connection_context():  # a connection of this thread's own
             for row in rows:
                 start.wait(timeout=30)
-                if outbox._claim(row.id, clock.at) is not None:
+                if sending._claim(row.id, clock.at) is not None:
                     won[name].append(row.id)
 
     threads = [threading.Thread(target=worker, args=(name,)) for name in won]

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from app import outbox, password_reset, registry
-from app.errors import Refused
-from app.instance import secret_key
+from app.accounts import password_reset
+from app.core.errors import Refused
+from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, User
+from app.outbox import sending
+from app.registry import vetting
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
@@ -27,7 +29,7 @@ def maker():
 
 def added_by_admin(maker, clock):
     """A registrant added by an admin: pinned key, no usable password yet."""
-    return registry.add_by_admin(
+    return vetting.add_by_admin(
         MAKER, "Maker Ltd", maker.cert, None, "test", clock.at, approve=True
     )
 
@@ -36,7 +38,7 @@ def send_reset(keyring, settings, clock) -> bytes:
     [delivery] = Delivery.select().where(Delivery.kind == "password-reset")
     sink = SmtpSink()
     try:
-        answer = outbox.send(
+        answer = sending.send(
             delivery.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at
         )
         assert answer == "sent"
@@ -161,7 +163,7 @@ def test_short_passwords_tampered_and_foreign_tokens_are_refused(db, clock, sett
     forged = password_reset.reset_token("another secret", admin_user, clock.at)
     with pytest.raises(Refused, match="not valid"):
         password_reset.reset(forged, NEW_PASSWORD, secret_key(settings), clock.at)
-    verify_salt = registry.verification_token(secret_key(settings), admin_user.id, 1, clock.at)
+    verify_salt = vetting.verification_token(secret_key(settings), admin_user.id, 1, clock.at)
     with pytest.raises(Refused, match="not valid"):
         password_reset.reset(verify_salt, NEW_PASSWORD, secret_key(settings), clock.at)
     # the short password did not use the link up

@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from app import alerts, outbox, patches, registry, vulns
-from app.errors import Refused
+from app.core.errors import Refused
 from app.models import Advisory, AuditEvent, Delivery, Patch
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.vulns import lifecycle, patches
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
@@ -18,7 +20,7 @@ from tests.smtpsink import SmtpSink
 
 pytestmark = pytest.mark.db
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 PATCH = b"diff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1 +1 @@\n-len\n+min(len, 16)\n"
 
 
@@ -29,11 +31,11 @@ def maker():
 
 @pytest.fixture
 def v(db, clock, settings, maker):
-    registry.add_by_admin(
+    vetting.add_by_admin(
         maker.address, "Patched Ltd", maker.cert, None, "t", clock.at, approve=True
     )
-    v = vulns.create("Overflow in x.c", "Details.", CLI, clock.at, settings)
-    return vulns.set_status(v, "accepted", CLI, clock.at)
+    v = lifecycle.create("Overflow in x.c", "Details.", CLI, clock.at, settings)
+    return lifecycle.set_status(v, "accepted", CLI, clock.at)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,9 @@ def test_the_alert_carries_the_patch_bytes_inside_the_signed_part(
     [delivery] = Delivery.select().where(Delivery.advisory == advisory)
     sink = SmtpSink()
     try:
-        outbox.send(delivery.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at)
+        sending.send(
+            delivery.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at
+        )
         [received] = sink.received
     finally:
         sink.stop()

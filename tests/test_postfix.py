@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from app import clock as app_clock
-from app import inbound, jobs, reconcile
+from app.core import clock as app_clock
 from app.models import Delivery, InboundMessage, Vulnerability
+from app.reports import inbound
+from app.workers import jobs, reconcile
 from mail.intake import IntakePolicy
 from tests.conftest import free_port, run_jobs, wait_for
 from tests.smtpsink import SmtpSink

@@ -5,8 +5,8 @@ import zlib
 
 import pytest
 
-from app import queue
 from app.models import AuditEvent
+from app.workers import queue
 from tests.conftest import run_jobs
 
 
@@ -67,7 +67,7 @@ def test_a_batch_is_queued_in_a_fixed_number_of_round_trips_as_json_with_its_job
 
 
 def test_an_unreachable_redis_is_one_line_with_the_fix():
-    from app.errors import OperatorError
+    from app.core.errors import OperatorError
 
     connection = queue.connect("redis://127.0.0.1:1/0")
     with pytest.raises(OperatorError, match="FOREWARN_REDIS_URL"):

@@ -3,8 +3,9 @@
 import json
 from datetime import timedelta
 
-from app import inbound, queue, reconcile
 from app.models import Delivery, InboundMessage
+from app.reports import inbound
+from app.workers import queue, reconcile
 from tests import mailcorpus as mc
 
 

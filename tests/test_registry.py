@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from app import outbox, registry
-from app.errors import Refused
-from app.instance import secret_key
+from app.core.errors import Refused
+from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, PublicKey, Registrant
+from app.outbox import sending
+from app.registry import vetting
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.openpgp import encrypted_payload, parse, parts_as_sent, run, text_of
@@ -28,7 +29,7 @@ def other():
     return mc.make_reporter("security@other.example", "Other PSIRT")
 
 
-def form(uploaded, **changes) -> registry.SignUp:
+def form(uploaded, **changes) -> vetting.SignUp:
     values = {
         "email": "psirt@maker.example",
         "password": PASSWORD,
@@ -40,11 +41,11 @@ def form(uploaded, **changes) -> registry.SignUp:
         "agrees_to_policy": True,
     }
     values.update(changes)
-    return registry.SignUp(**values)
+    return vetting.SignUp(**values)
 
 
 def signed_up(maker, clock):
-    return registry.sign_up(form(maker.cert), clock.at)
+    return vetting.sign_up(form(maker.cert), clock.at)
 
 
 def proof_link(keyring, settings, clock, maker, tmp_path) -> str:
@@ -54,7 +55,7 @@ def proof_link(keyring, settings, clock, maker, tmp_path) -> str:
     sink = SmtpSink()
     try:
         assert (
-            outbox.send(
+            sending.send(
                 proof.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), clock.at
             )
             == "sent"
@@ -74,7 +75,7 @@ def proof_link(keyring, settings, clock, maker, tmp_path) -> str:
 def test_sign_up_keeps_the_key_unproven_and_sends_the_proof(db, clock, maker):
     registrant = signed_up(maker, clock)
     assert registrant.status == "unverified"
-    assert registrant.policy_version == registry.POLICY_VERSION
+    assert registrant.policy_version == vetting.POLICY_VERSION
     assert registrant.policy_agreed_at == clock.at
     assert registrant.pinned_fingerprint is None
     [key] = PublicKey.select()
@@ -89,25 +90,25 @@ def test_opening_the_encrypted_link_pins_the_key_and_asks_for_review(
 ):
     signed_up(maker, clock)
     token = proof_link(keyring, settings, clock, maker, tmp_path)
-    registrant = registry.verify(token, secret_key(settings), clock.at + timedelta(hours=1))
+    registrant = vetting.verify(token, secret_key(settings), clock.at + timedelta(hours=1))
     assert registrant.status == "pending_review"
     assert registrant.pinned_fingerprint == maker.fingerprint
     assert PublicKey.get_by_id(registrant.key_id).usable
     with pytest.raises(Refused, match="already used"):
-        registry.verify(token, secret_key(settings), clock.at + timedelta(hours=2))
+        vetting.verify(token, secret_key(settings), clock.at + timedelta(hours=2))
 
 
 def test_tampered_and_expired_links_are_refused(db, clock, maker, settings):
     registrant = signed_up(maker, clock)
     key = PublicKey.get()
-    token = registry.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
+    token = vetting.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
     with pytest.raises(Refused, match="not valid"):
-        registry.verify(token[:-3] + "abc", secret_key(settings), clock.at)
+        vetting.verify(token[:-3] + "abc", secret_key(settings), clock.at)
     with pytest.raises(Refused, match="expired"):
-        registry.verify(token, secret_key(settings), clock.at + timedelta(hours=49))
-    forged = registry.verification_token("another secret", registrant.id, key.id, clock.at)
+        vetting.verify(token, secret_key(settings), clock.at + timedelta(hours=49))
+    forged = vetting.verification_token("another secret", registrant.id, key.id, clock.at)
     with pytest.raises(Refused, match="not valid"):
-        registry.verify(forged, secret_key(settings), clock.at)
+        vetting.verify(forged, secret_key(settings), clock.at)
     assert Registrant.get_by_id(registrant.id).status == "unverified"
 
 
@@ -124,16 +125,16 @@ def test_tampered_and_expired_links_are_refused(db, clock, maker, settings):
 )
 def test_a_sign_up_the_rules_refuse_creates_nothing(db, clock, maker, changes, message):
     with pytest.raises(Refused, match=message):
-        registry.sign_up(form(maker.cert, **changes), clock.at)
+        vetting.sign_up(form(maker.cert, **changes), clock.at)
     assert Registrant.select().count() == 0 and PublicKey.select().count() == 0
 
 
 def test_a_second_account_for_an_email_or_a_key_in_use_is_refused(db, clock, maker, other):
-    registry.add_by_admin("psirt@maker.example", "Maker", maker.cert, None, "t", clock.at)
+    vetting.add_by_admin("psirt@maker.example", "Maker", maker.cert, None, "t", clock.at)
     with pytest.raises(Refused, match="already exists"):
         signed_up(maker, clock)
     with pytest.raises(Refused, match="already registered for another account"):
-        registry.add_by_admin(
+        vetting.add_by_admin(
             "security@other.example", "Other", maker.cert, None, "t", clock.at, allow_other_uid=True
         )
 
@@ -142,15 +143,15 @@ def test_vetting_follows_the_states_and_rejection_is_mailed_with_its_reason(
     db, clock, maker, keyring, settings, tmp_path
 ):
     signed_up(maker, clock)
-    registrant = registry.verify(
+    registrant = vetting.verify(
         proof_link(keyring, settings, clock, maker, tmp_path), secret_key(settings), clock.at
     )
     with pytest.raises(Refused, match="needs a reason"):
-        registry.decide(registrant, "rejected", None, "admin", clock.at)
-    approved = registry.decide(registrant, "approved", None, "admin", clock.at)
+        vetting.decide(registrant, "rejected", None, "admin", clock.at)
+    approved = vetting.decide(registrant, "approved", None, "admin", clock.at)
     assert approved.status == "approved" and approved.last_confirmed_at == clock.at
-    suspended = registry.decide(approved, "suspended", None, "admin", clock.at)
-    assert registry.decide(suspended, "approved", None, "admin", clock.at).status == "approved"
+    suspended = vetting.decide(approved, "suspended", None, "admin", clock.at)
+    assert vetting.decide(suspended, "approved", None, "admin", clock.at).status == "approved"
     actions = [
         e.action
         for e in AuditEvent.select()
@@ -159,17 +160,17 @@ def test_vetting_follows_the_states_and_rejection_is_mailed_with_its_reason(
     ]
     assert actions[-3:] == ["registry.approved", "registry.suspended", "registry.approved"]
     with pytest.raises(Refused, match="it can become: removed, suspended"):
-        registry.decide(approved, "rejected", None, "admin", clock.at, reason="late")
+        vetting.decide(approved, "rejected", None, "admin", clock.at, reason="late")
 
 
 def test_an_unverified_registrant_cannot_be_approved(db, clock, maker):
     registrant = signed_up(maker, clock)
     with pytest.raises(Refused, match="it can become: removed"):
-        registry.decide(registrant, "approved", None, "admin", clock.at)
+        vetting.decide(registrant, "approved", None, "admin", clock.at)
 
 
 def test_an_admin_adds_a_registrant_with_the_key_pinned_without_proof(db, clock, maker):
-    added = registry.add_by_admin(
+    added = vetting.add_by_admin(
         "PSIRT@maker.example", "Maker Ltd", maker.cert, None, "cli:root", clock.at, approve=True
     )
     assert (added.status, added.pinned_fingerprint) == ("approved", maker.fingerprint)
@@ -177,7 +178,7 @@ def test_an_admin_adds_a_registrant_with_the_key_pinned_without_proof(db, clock,
     event = AuditEvent.get(AuditEvent.action == "registry.admin_add")
     assert json.loads(event.details)["without_proof"] is True
     assert event.actor_label == "cli:root"
-    assert registry.summary(added) == {
+    assert vetting.summary(added) == {
         "id": added.id,
         "email": "psirt@maker.example",
         "org": "Maker Ltd",
@@ -188,27 +189,27 @@ def test_an_admin_adds_a_registrant_with_the_key_pinned_without_proof(db, clock,
 
 
 def test_only_approved_organisations_that_opted_in_are_listed_publicly(db, clock, maker, other):
-    registry.add_by_admin(
+    vetting.add_by_admin(
         "psirt@maker.example", "Maker Ltd", maker.cert, None, "t", clock.at, approve=True
     )
-    registry.add_by_admin("security@other.example", "Other Inc", other.cert, None, "t", clock.at)
+    vetting.add_by_admin("security@other.example", "Other Inc", other.cert, None, "t", clock.at)
     Registrant.update(listed_publicly=True).execute()
-    assert [r.organisation for r in registry.public_members()] == ["Maker Ltd"]
+    assert [r.organisation for r in vetting.public_members()] == ["Maker Ltd"]
 
 
 def test_removing_a_registrant_disables_the_account_and_keeps_the_history(db, clock, maker):
-    from app import accounts
+    from app.accounts import team
     from app.models import User
 
-    added = registry.add_by_admin(
+    added = vetting.add_by_admin(
         "psirt@maker.example", "Maker Ltd", maker.cert, None, "t", clock.at, approve=True
     )
-    removed = registry.decide(added, "removed", None, "admin", clock.at)
+    removed = vetting.decide(added, "removed", None, "admin", clock.at)
     assert removed.status == "removed" and removed.unsubscribed
     assert User.get_by_id(added.user_id).active is False
     assert not PublicKey.get_by_id(added.key_id).usable
-    with pytest.raises(accounts.LoginFailed):
-        accounts.authenticate("psirt@maker.example", "x" * 20, "", clock.at, False)
+    with pytest.raises(team.LoginFailed):
+        team.authenticate("psirt@maker.example", "x" * 20, "", clock.at, False)
     assert AuditEvent.get(AuditEvent.action == "registry.removed").target == "psirt@maker.example"
     with pytest.raises(Refused, match="it can become: nothing"):
-        registry.decide(removed, "approved", None, "admin", clock.at)
+        vetting.decide(removed, "approved", None, "admin", clock.at)

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import accounts, exports, passwords
+from app.accounts import team
+from app.core import passwords
+from app.disclosure import exports
 from app.models import CveId, User, Vulnerability
 from tests.conftest import PASSWORD
 from tests.test_cli import one_line_error
@@ -285,9 +287,7 @@ def shown_lines(response) -> list[str]:
 
 @pytest.fixture
 def member(db, clock):
-    return accounts.create_team_account(
-        "alice@example.org", PASSWORD, "team", clock.at, by="test"
-    ).user
+    return team.create_team_account("alice@example.org", PASSWORD, "team", clock.at, by="test").user
 
 
 def test_the_page_asks_anonymous_visitors_to_sign_in(client, db):
@@ -302,7 +302,7 @@ def test_the_page_is_forbidden_to_a_registrant(client, auth, db, clock):
         email="maker@example.com",
         password_hash=passwords.hash_password(PASSWORD),
         role="registrant",
-        session_token=accounts.new_session_token(),
+        session_token=team.new_session_token(),
         created_at=clock.at,
     )
     assert auth.login("maker@example.com", PASSWORD).status_code == 302

@@ -5,13 +5,15 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, outbox, reminders, vulns
+from app.accounts import team as accounts
 from app.models import Delivery, Vulnerability
+from app.outbox import sending
+from app.vulns import lifecycle, reminders
 from tests.conftest import PASSWORD
 from tests.openpgp import parse, parts_as_sent, text_of
 from tests.smtpsink import SmtpSink
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def team(db, clock):
 
 @pytest.fixture
 def v(team, clock, settings):
-    v = vulns.create("Secret title", "", CLI, clock.at, settings)
+    v = lifecycle.create("Secret title", "", CLI, clock.at, settings)
     Vulnerability.update(assignee=team[0]).execute()
     return Vulnerability.get_by_id(v.id)
 
@@ -55,7 +57,9 @@ def test_each_reminder_goes_once_to_the_assignee_then_the_team_when_overdue(v, c
 
 def test_a_changed_date_arms_its_reminders_again(v, clock):
     reminders.queue_due(v.fix_due - timedelta(days=6))
-    v = vulns.set_field(v, "fix_due", (v.fix_due + timedelta(days=3)).isoformat(), CLI, clock.at)
+    v = lifecycle.set_field(
+        v, "fix_due", (v.fix_due + timedelta(days=3)).isoformat(), CLI, clock.at
+    )
     assert reminders.queue_due(v.fix_due - timedelta(days=6)) == 1
     assert len(sent()) == 2
 
@@ -86,7 +90,7 @@ def test_the_reminder_mail_names_the_date_not_the_details(v, clock, keyring, set
 
         [reminder] = Delivery.select().where(Delivery.kind == "reminder")
         assert (
-            outbox.send(reminder.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), at)
+            sending.send(reminder.id, keyring, settings, SmtpTransport("127.0.0.1", sink.port), at)
             == "sent"
         )
         raw = sink.received[0].data
@@ -117,9 +121,9 @@ def test_the_team_is_told_when_no_alert_has_gone_out_within_the_deployment_windo
 
 
 def test_no_lead_time_warning_once_an_alert_went_out(v, clock, settings):
-    from app import alerts
+    from app.registry import alerts
 
-    v = vulns.set_status(v, "accepted", CLI, clock.at)
+    v = lifecycle.set_status(v, "accepted", CLI, clock.at)
     alerts.send(v, None, "t", clock.at, settings)
     reminders.queue_due(v.embargo_until - timedelta(days=30))
     assert [r for r in sent() if r[0] == "lead_time"] == []

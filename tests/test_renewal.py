@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, outbox, registry, renewal
-from app.errors import Refused
-from app.instance import secret_key
+from app.accounts import team
+from app.core.errors import Refused
+from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, PublicKey, Registrant
+from app.outbox import sending
+from app.registry import renewal, vetting
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
@@ -30,13 +32,13 @@ def other():
 @pytest.fixture
 def staff(db, clock, admin_user):
     """An admin (told) and a team member (not told)."""
-    accounts.create_team_account("tess@example.org", PASSWORD, "team", clock.at, "t")
+    team.create_team_account("tess@example.org", PASSWORD, "team", clock.at, "t")
     return admin_user
 
 
 def add(person, clock, expires_in: timedelta | None) -> Registrant:
     """An approved registrant whose encryption key expires after `expires_in` (None: never)."""
-    added = registry.add_by_admin(
+    added = vetting.add_by_admin(
         person.address, "Maker Ltd", person.cert, None, "t", clock.at, approve=True
     )
     expires = clock.at + expires_in if expires_in is not None else None
@@ -61,7 +63,7 @@ def read_mail(delivery: Delivery, keyring, settings, at, person=None, tmp_path=N
     sink = SmtpSink()
     try:
         transport = SmtpTransport("127.0.0.1", sink.port)
-        assert outbox.send(delivery.id, keyring, settings, transport, at) == "sent"
+        assert sending.send(delivery.id, keyring, settings, transport, at) == "sent"
         raw = sink.received[0].data
     finally:
         sink.stop()
@@ -131,7 +133,7 @@ def test_a_new_key_arms_the_warnings_again(staff, clock, maker):
 
 def test_suspended_and_keyless_registrants_are_not_warned(staff, clock, maker, other):
     suspended = add(maker, clock, timedelta(days=3))
-    registry.decide(suspended, "suspended", None, "admin", clock.at)
+    vetting.decide(suspended, "suspended", None, "admin", clock.at)
     add(other, clock, None)  # a key that never expires
     assert renewal.queue_due(clock.at) == 0
     assert sent() == []
@@ -251,12 +253,12 @@ def test_unconfirmed_after_the_grace_is_suspended_and_admins_are_told(
 
 
 def test_the_reconfirm_link_shows_a_button_and_confirms_on_post(client, db, clock, settings):
-    from app import renewal
-    from app.instance import secret_key
+    from app.core.instance import secret_key
+    from app.registry import renewal
     from tests.conftest import csrf_token
 
     maker = mc.make_reporter("psirt@web.example", "Web PSIRT")
-    registrant = registry.add_by_admin(
+    registrant = vetting.add_by_admin(
         "psirt@web.example", "Web Ltd", maker.cert, None, "t", clock.at, approve=True
     )
     token = renewal.reconfirm_token(secret_key(settings), registrant.id, clock.at, clock.at)

@@ -5,10 +5,12 @@ import re
 
 import pytest
 
-from app import accounts, inbound, jobs, reconcile, reports
-from app import clock as app_clock
+from app.accounts import team
+from app.core import clock as app_clock
 from app.models import Correspondence, InboundMessage, Vulnerability
-from app.queue import inbound_queue
+from app.reports import inbound, processing
+from app.workers import jobs, reconcile
+from app.workers.queue import inbound_queue
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, run_jobs, wait_for
 from tests.openpgp import body_of, encrypted_payload, parse, parts_as_sent, run, sqop_verifies
@@ -209,7 +211,7 @@ def decrypts_with(person: mc.Reporter, raw: bytes, tmp_path) -> bool:
 def test_a_stranger_cannot_swap_the_reporters_key_and_read_the_case(
     flow, relay, redis_conn, clock, mallory, tmp_path, client, auth
 ):
-    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     flow.report(mc.plain("Overflow in l2cap.", subject="Overflow in l2cap"))
     v = Vulnerability.get()
     thread = f"security+{v.tracking_id}@localhost"
@@ -223,7 +225,7 @@ def test_a_stranger_cannot_swap_the_reporters_key_and_read_the_case(
     ).replace(b"<report-1@example.org>\r\nMIME", b"<swap-1@example.net>\r\nMIME")
     flow.report(as_rita, sender=mallory.address, to=thread)
     # ...the team answers the reporter...
-    reports.reply_to_reporter(Vulnerability.get(), member, "Fixed in 4.2, thanks.", clock.at)
+    processing.reply_to_reporter(Vulnerability.get(), member, "Fixed in 4.2, thanks.", clock.at)
     # ...and Mallory then writes as herself.
     as_mallory = mc.plain("Any news?", subject="Status", sender=mallory.sender).replace(
         b"<report-1@", b"<status-1@"

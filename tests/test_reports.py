@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, inbound, letters, reports, vulns
+from app.accounts import team
 from app.models import (
     Correspondence,
     Delivery,
@@ -13,6 +13,9 @@ from app.models import (
     PublicKey,
     Vulnerability,
 )
+from app.outbox import letters
+from app.reports import inbound, processing
+from app.vulns import lifecycle
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
 
@@ -29,7 +32,7 @@ def deliver(raw, clock, envelope_from="rita@example.org", to=SERVICE) -> int:
 
 
 def process(message_id, keyring, settings, clock):
-    return reports.process_inbound(message_id, keyring, settings, clock.at)
+    return processing.process_inbound(message_id, keyring, settings, clock.at)
 
 
 def deliveries(kind):
@@ -39,7 +42,7 @@ def deliveries(kind):
 def test_a_plain_report_becomes_a_new_vulnerability_with_default_dates(
     db, keyring, settings, clock
 ):
-    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     raw = mc.plain("The BLE stack overflows.", subject="Overflow in BLE")
     message_id = deliver(raw, clock)
     assert process(message_id, keyring, settings, clock) == "new report"
@@ -157,11 +160,11 @@ def test_an_auto_reply_in_a_thread_is_kept_but_not_answered(db, keyring, setting
 
 
 def test_acknowledgements_are_rate_limited_per_sender(db, keyring, settings, clock):
-    for n in range(reports.ACKS_PER_SENDER_PER_HOUR + 2):
+    for n in range(processing.ACKS_PER_SENDER_PER_HOUR + 2):
         raw = mc.plain(f"report {n}", subject=f"R{n}").replace(b"<report-1@", f"<r{n}@".encode())
         process(deliver(raw, clock), keyring, settings, clock)
-    assert Vulnerability.select().count() == reports.ACKS_PER_SENDER_PER_HOUR + 2
-    assert len(deliveries("ack")) == reports.ACKS_PER_SENDER_PER_HOUR
+    assert Vulnerability.select().count() == processing.ACKS_PER_SENDER_PER_HOUR + 2
+    assert len(deliveries("ack")) == processing.ACKS_PER_SENDER_PER_HOUR
 
 
 def test_an_undecryptable_report_is_quarantined_and_the_sender_told_generically(
@@ -202,13 +205,13 @@ def test_a_claimed_message_is_not_processed_twice_at_once(db, keyring, settings,
 
 
 def test_a_team_reply_is_kept_in_the_thread_queued_and_audited(db, keyring, settings, clock):
-    from app.errors import Refused
+    from app.core.errors import Refused
     from app.models import AuditEvent
 
-    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
     v = Vulnerability.get()
-    entry = reports.reply_to_reporter(v, member, "  Thanks, confirmed.  ", clock.at)
+    entry = processing.reply_to_reporter(v, member, "  Thanks, confirmed.  ", clock.at)
     assert (entry.direction, entry.text, entry.author_id) == (
         "out",
         "Thanks, confirmed.",
@@ -220,12 +223,12 @@ def test_a_team_reply_is_kept_in_the_thread_queued_and_audited(db, keyring, sett
     assert Correspondence.get_by_id(entry.id).delivery_id == reply.id
     assert AuditEvent.get(AuditEvent.action == "report.reply").target == v.tracking_id
     with pytest.raises(Refused, match="write a reply"):
-        reports.reply_to_reporter(v, member, "   ", clock.at)
+        processing.reply_to_reporter(v, member, "   ", clock.at)
 
 
 def test_a_new_report_goes_to_the_member_on_triage_duty_alone(db, keyring, settings, clock):
-    ada = accounts.create_team_account("ada@example.org", PASSWORD, "team", clock.at, "t").user
-    bob = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    ada = team.create_team_account("ada@example.org", PASSWORD, "team", clock.at, "t").user
+    bob = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     process(deliver(mc.plain("first", subject="One"), clock), keyring, settings, clock)
     raw = mc.plain("second", subject="Two").replace(b"<report-1@", b"<report-2@")
     clock.move(minutes=1)
@@ -281,7 +284,7 @@ def test_a_report_pins_only_a_key_whose_user_id_is_its_sender(
     if whose == "own":
         assert v.reporter_key.fingerprint == rita.fingerprint
         assert text.certificate.fingerprint == rita.fingerprint  # the ack is encrypted to it
-        assert vulns.details(v)["correspondence"][0]["signed_by_reporter"] is True
+        assert lifecycle.details(v)["correspondence"][0]["signed_by_reporter"] is True
     else:
         assert v.reporter_key is None
         assert text.certificate is None  # signed only: nobody else's key
@@ -299,7 +302,7 @@ def test_a_key_in_a_later_message_is_offered_to_the_team_not_pinned(
     assert v.reporter_key is None
     entry = Correspondence.select().order_by(Correspondence.id.desc()).first()
     assert entry.offered_key.fingerprint == rita.fingerprint
-    assert vulns.details(v)["correspondence"][1]["offered_key"] == rita.fingerprint
+    assert lifecycle.details(v)["correspondence"][1]["offered_key"] == rita.fingerprint
 
 
 def test_a_reporters_address_without_their_signature_cannot_change_their_key(
@@ -318,12 +321,12 @@ def test_a_reporters_address_without_their_signature_cannot_change_their_key(
     )
     v = Vulnerability.get()
     assert v.reporter_key.fingerprint == rita.fingerprint  # unchanged
-    shown = vulns.details(v)["correspondence"][1]
+    shown = lifecycle.details(v)["correspondence"][1]
     assert (shown["from_reporter"], shown["signed_by_reporter"]) == (True, False)
     assert shown["offered_key"] == rita_lookalike.fingerprint  # for the team to judge
-    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     entry = Correspondence.select().order_by(Correspondence.id.desc()).first()
-    reports.confirm_reporter_key(v, entry.id, member, clock.at)  # the team decides, audited
+    processing.confirm_reporter_key(v, entry.id, member, clock.at)  # the team decides, audited
     assert Vulnerability.get().reporter_key.fingerprint == rita_lookalike.fingerprint
     event = AuditEvent.get(AuditEvent.action == "report.key-confirm")
     assert (event.target, event.actor_label) == (v.tracking_id, "bob@example.org")
@@ -333,7 +336,7 @@ def test_a_reporters_address_without_their_signature_cannot_change_their_key(
 def test_a_strangers_post_into_a_thread_is_recorded_as_the_strangers(
     db, keyring, settings, clock, mallory
 ):
-    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
     v = Vulnerability.get()
     raw = mc.plain("I found it too.", subject="Re: Bug", sender=mallory.sender)
@@ -344,7 +347,7 @@ def test_a_strangers_post_into_a_thread_is_recorded_as_the_strangers(
         settings,
         clock,
     )
-    first, second = vulns.details(v)["correspondence"]
+    first, second = lifecycle.details(v)["correspondence"]
     assert (first["sender"], first["from_reporter"]) == ("rita@example.org", True)
     assert (second["sender"], second["from_reporter"]) == (mallory.address, False)
     assert "I found it too." in second["text"]
@@ -373,14 +376,14 @@ def test_a_message_signed_by_a_strangers_attached_key_is_not_signed_by_the_repor
     body = mc.multipart("mixed", [signed, mc.key_part(mallory.cert)], "s")
     raw = mc.message(body).replace(b"<report-1@", b"<s-1@")
     process(deliver(raw, clock, to=thread_of(v)), keyring, settings, clock)
-    report, stranger = vulns.details(v)["correspondence"]
+    report, stranger = lifecycle.details(v)["correspondence"]
     assert (stranger["signature_status"], stranger["signer_fingerprint"]) == (
         "valid",
         mallory.fingerprint,
     )
     assert stranger["signed_by_reporter"] is False
     assert report["signed_by_reporter"] is True
-    member = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     PublicKey.create(
         owner=member, fingerprint="F" * 40, armored="-", usable=True, created_at=clock.at
     )
@@ -399,10 +402,10 @@ def test_a_message_signed_by_a_strangers_attached_key_is_not_signed_by_the_repor
 
 def answer_as_sent(delivery, keyring, settings, clock) -> tuple:
     """What the recipient of an automatic answer sees of it (not its own Message-ID)."""
-    from app import outbox
+    from app.outbox import sending
     from tests.openpgp import parse, parts_as_sent, text_of
 
-    raw = outbox.compose(delivery, "<x@localhost>", keyring, settings, clock.at)
+    raw = sending.compose(delivery, "<x@localhost>", keyring, settings, clock.at)
     message = parse(raw)
     headers = tuple(
         (name, message[name]) for name in ("Subject", "Reply-To", "From", "Auto-Submitted")

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from app import audit, retention
-from app.config import load_settings
-from app.errors import ConfigError
+from app.core import audit
+from app.core.config import load_settings
+from app.core.errors import ConfigError
 from app.models import AuditEvent, Correspondence, InboundMessage, Vulnerability
+from app.privacy import retention
 
 pytestmark = pytest.mark.db
 

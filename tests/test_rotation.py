@@ -10,10 +10,12 @@ from urllib.parse import urlsplit
 import peewee
 import pytest
 
-from app import accounts, passwords, rotation
-from app.db import write_transaction
-from app.errors import Refused
+from app.accounts import team as accounts
+from app.core import passwords
+from app.core.db import write_transaction
+from app.core.errors import Refused
 from app.models import AuditEvent, User, Vulnerability
+from app.reports import triage
 from tests.conftest import PASSWORD, Auth, csrf_token, wait_for
 
 MESSAGE = re.compile(r'<p class="message (\w+)">(.*?)</p>', re.S)
@@ -73,8 +75,8 @@ def test_order_puts_never_assigned_first_then_the_longest_waiting_and_breaks_tie
     fresh_b = person(clock, "fresh-b")
     fresh_a = person(clock, "fresh-a", role="admin")  # created later: a higher id
 
-    assert emails(rotation.order(clock.at)) == emails([fresh_b, fresh_a, longest, recent])
-    assert rotation.next_assignee(clock.at).id == fresh_b.id
+    assert emails(triage.order(clock.at)) == emails([fresh_b, fresh_a, longest, recent])
+    assert triage.next_assignee(clock.at).id == fresh_b.id
 
 
 def test_order_skips_members_away_disabled_accounts_and_registrants(db, clock):
@@ -83,15 +85,15 @@ def test_order_skips_members_away_disabled_accounts_and_registrants(db, clock):
     person(clock, "maker", role="registrant")
     on_duty = person(clock, "on-duty")
 
-    assert emails(rotation.order(clock.at)) == [on_duty.email]
+    assert emails(triage.order(clock.at)) == [on_duty.email]
 
 
 def test_nobody_on_duty_leaves_the_report_unassigned_and_records_nothing(db, clock):
     person(clock, "away", away=True)
     v = vulnerability(clock, 1)
 
-    assert rotation.next_assignee(clock.at) is None
-    assert rotation.assign_new(v, clock.at) is None
+    assert triage.next_assignee(clock.at) is None
+    assert triage.assign_new(v, clock.at) is None
     assert Vulnerability.get_by_id(v.id).assignee is None
     assert audit_events("rotation.assign") == []
 
@@ -105,7 +107,7 @@ def test_new_reports_go_round_robin_as_time_passes(db, clock):
     for number in range(1, 7):
         clock.move(minutes=7)
         v = vulnerability(clock, number)
-        assigned.append(rotation.assign_new(v, clock.at).email)
+        assigned.append(triage.assign_new(v, clock.at).email)
         assert Vulnerability.get_by_id(v.id).assignee.email == assigned[-1]
 
     assert assigned == emails([ann, bob, cat, ann, bob, cat])
@@ -121,22 +123,22 @@ def test_new_reports_go_round_robin_as_time_passes(db, clock):
 def test_reports_arriving_at_the_same_instant_still_take_turns(db, clock):
     ann, bob, cat = (person(clock, n) for n in ("ann", "bob", "cat"))
 
-    assigned = [rotation.assign_new(vulnerability(clock, n), clock.at) for n in range(1, 8)]
+    assigned = [triage.assign_new(vulnerability(clock, n), clock.at) for n in range(1, 8)]
 
     assert emails(assigned) == emails([ann, bob, cat, ann, bob, cat, ann])
-    assert emails(rotation.order(clock.at)) == emails([bob, cat, ann])
+    assert emails(triage.order(clock.at)) == emails([bob, cat, ann])
 
 
 def test_a_member_away_is_skipped_and_back_in_turn_on_return(db, clock):
     ann = person(clock, "ann")
     bob = person(clock, "bob")
-    rotation.assign_new(vulnerability(clock, 1), clock.at)  # ann
-    rotation.set_away(bob, True, bob, clock.move(minutes=1))
+    triage.assign_new(vulnerability(clock, 1), clock.at)  # ann
+    triage.set_away(bob, True, bob, clock.move(minutes=1))
 
     clock.move(minutes=1)
-    during = [rotation.assign_new(vulnerability(clock, n), clock.move(minutes=1)) for n in (2, 3)]
-    rotation.set_away(bob, False, bob, clock.move(minutes=1))
-    after = rotation.assign_new(vulnerability(clock, 4), clock.move(minutes=1))
+    during = [triage.assign_new(vulnerability(clock, n), clock.move(minutes=1)) for n in (2, 3)]
+    triage.set_away(bob, False, bob, clock.move(minutes=1))
+    after = triage.assign_new(vulnerability(clock, 4), clock.move(minutes=1))
 
     assert emails(during) == [ann.email, ann.email]
     assert after.id == bob.id  # he has waited longest: never given one
@@ -147,7 +149,7 @@ def test_assignment_is_part_of_the_callers_transaction(db, clock):
     v = vulnerability(clock, 1)
 
     with pytest.raises(RuntimeError), write_transaction():
-        assert rotation.assign_new(v, clock.at).id == ann.id
+        assert triage.assign_new(v, clock.at).id == ann.id
         raise RuntimeError("report processing failed after the assignment")
 
     assert Vulnerability.get_by_id(v.id).assignee is None
@@ -167,14 +169,14 @@ def test_two_reports_processed_at_once_go_to_two_members(db, clock):
     def other_worker():
         with db.connection_context():
             pid.append(db.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
-            taken.append(rotation.assign_new(second, clock.at))
+            taken.append(triage.assign_new(second, clock.at))
 
     def waiting_for_a_lock():
         cursor = db.execute_sql("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid)
         return cursor.fetchone()[0] == "Lock"
 
     with write_transaction():
-        assert rotation.assign_new(first, clock.at).id == ann.id
+        assert triage.assign_new(first, clock.at).id == ann.id
         worker = threading.Thread(target=other_worker)
         worker.start()
         wait_for(lambda: pid, what="the other worker's connection")
@@ -191,10 +193,10 @@ def test_two_reports_processed_at_once_go_to_two_members(db, clock):
 def test_reassigning_is_audited_with_before_after_and_reason(db, clock):
     ann, bob = person(clock, "ann"), person(clock, "bob")
     v = vulnerability(clock, 1)
-    rotation.assign_new(v, clock.at)
+    triage.assign_new(v, clock.at)
     at = clock.move(hours=2)
 
-    rotation.reassign(v, bob, by=ann, at=at, reason="  Bob knows the BLE stack ")
+    triage.reassign(v, bob, by=ann, at=at, reason="  Bob knows the BLE stack ")
 
     stored = Vulnerability.get_by_id(v.id)
     assert (stored.assignee.id, stored.updated_at) == (bob.id, at)
@@ -228,7 +230,7 @@ def test_reassigning_is_refused_outside_the_team(db, clock, target, actor, messa
     v = vulnerability(clock, 1, assignee=people["ann"])
 
     with pytest.raises(Refused, match=message):
-        rotation.reassign(v, people[target], by=people[actor], at=clock.at)
+        triage.reassign(v, people[target], by=people[actor], at=clock.at)
 
     assert Vulnerability.get_by_id(v.id).assignee.id == people["ann"].id
     assert audit_events("rotation.reassign") == []
@@ -238,11 +240,11 @@ def test_members_set_themselves_away_admins_anyone_and_each_change_is_audited(db
     admin = person(clock, "lead", role="admin")
     ann, bob = person(clock, "ann"), person(clock, "bob")
 
-    assert rotation.set_away(ann, True, by=ann, at=clock.at) is True
-    assert rotation.set_away(bob, True, by=admin, at=clock.move(minutes=1)) is True
-    assert rotation.set_away(bob, True, by=admin, at=clock.move(minutes=1)) is False  # no change
+    assert triage.set_away(ann, True, by=ann, at=clock.at) is True
+    assert triage.set_away(bob, True, by=admin, at=clock.move(minutes=1)) is True
+    assert triage.set_away(bob, True, by=admin, at=clock.move(minutes=1)) is False  # no change
     with pytest.raises(Refused, match="only admins"):
-        rotation.set_away(bob, False, by=ann, at=clock.at)
+        triage.set_away(bob, False, by=ann, at=clock.at)
 
     assert [User.get_by_id(u.id).away for u in (ann, bob)] == [True, True]
     events = audit_events("rotation.set_away")
@@ -250,7 +252,7 @@ def test_members_set_themselves_away_admins_anyone_and_each_change_is_audited(db
         (ann.email, ann.email, {"away": True}),
         (admin.email, bob.email, {"away": True}),
     ]
-    assert emails(rotation.order(clock.at)) == [admin.email]
+    assert emails(triage.order(clock.at)) == [admin.email]
 
 
 # -- open load -------------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ def test_open_load_counts_new_triage_accepted_and_fixed_per_member(db, clock):
     vulnerability(clock, 9, status="new")  # unassigned
     User.update(active=False).where(User.id == gone.id).execute()
 
-    load = rotation.open_load()
+    load = triage.open_load()
 
     assert {user.email: count for user, count in load.items()} == {
         ann.email: 4,
@@ -371,7 +373,7 @@ def test_a_member_marks_themself_away_and_back_and_is_told_what_comes_next(clien
         "The next report goes to cat@example.org."
     ]
     assert User.get_by_id(bob.id).away is True
-    assert emails(rotation.order(clock.at)) == ["cat@example.org", "ann@example.org"]
+    assert emails(triage.order(clock.at)) == ["cat@example.org", "ann@example.org"]
     assert rows(page.get_data(as_text=True), "Skipped by the rotation until they are back") == [
         "bob@example.org (you) 0 2026-11-25 11:00 UTC yes Mark back"
     ]

@@ -3,7 +3,8 @@ without a rule here fails, so none can be forgotten."""
 
 import pytest
 
-from app import accounts, passwords
+from app.accounts import team
+from app.core import passwords
 from app.models import User, Vulnerability
 from tests.conftest import PASSWORD, csrf_token
 
@@ -73,7 +74,7 @@ def test_registrants_are_refused_every_team_and_admin_route(app, client, auth, k
         email="maker@example.com",
         password_hash=passwords.hash_password(PASSWORD),
         role="registrant",
-        session_token=accounts.new_session_token(),
+        session_token=team.new_session_token(),
         created_at=clock.at,
     )
     auth.login("maker@example.com", PASSWORD)
@@ -86,7 +87,7 @@ def test_registrants_are_refused_every_team_and_admin_route(app, client, auth, k
 
 
 def test_team_members_are_refused_admin_routes(app, client, auth, known, clock):
-    accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, by="t")
+    team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, by="t")
     auth.login("bob@example.org", PASSWORD)
     token = csrf_token(client.get("/team/").get_data(as_text=True))
     for blueprint, endpoint, method, url in routes(app):

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import accounts, letters, outbox, service_key
+from app.accounts import team
 from app.models import AuditEvent, Delivery
+from app.outbox import letters, sending
+from app.servicekey import expiry
 from keys.keyring import KeyringError, ServiceKeyring
 from mail.compose import Outgoing, unsigned
 from tests.conftest import PASSWORD
@@ -21,9 +23,9 @@ pytestmark = pytest.mark.db
 @pytest.fixture
 def admins(db, clock, admin_user):
     """Two active admins (told), a team member and an inactive admin (not told)."""
-    accounts.create_team_account("ada@example.org", PASSWORD, "admin", clock.at, "t")
-    accounts.create_team_account("tess@example.org", PASSWORD, "team", clock.at, "t")
-    gone = accounts.create_team_account("gone@example.org", PASSWORD, "admin", clock.at, "t")
+    team.create_team_account("ada@example.org", PASSWORD, "admin", clock.at, "t")
+    team.create_team_account("tess@example.org", PASSWORD, "team", clock.at, "t")
+    gone = team.create_team_account("gone@example.org", PASSWORD, "admin", clock.at, "t")
     gone.user.active = False
     gone.user.save()
     return ["admin@example.org", "ada@example.org"]
@@ -44,7 +46,7 @@ def test_admins_are_warned_once_at_60_and_once_at_30_days(admins, clock, keyring
     steps = ((61, 0), (60, 2), (59, 0), (45, 0), (30, 2), (29, 0), (1, 0), (0, 2), (-1, 0))
     for days, queued in steps:
         clock.at = expires - timedelta(days=days)
-        assert service_key.check(keyring, clock.at) == queued, days
+        assert expiry.check(keyring, clock.at) == queued, days
     assert warnings() == [
         ("admin@example.org", "60 days"),
         ("ada@example.org", "60 days"),
@@ -53,7 +55,7 @@ def test_admins_are_warned_once_at_60_and_once_at_30_days(admins, clock, keyring
         ("admin@example.org", "expired"),
         ("ada@example.org", "expired"),
     ]
-    events = AuditEvent.select().where(AuditEvent.action == service_key.ACTION)
+    events = AuditEvent.select().where(AuditEvent.action == expiry.ACTION)
     marks = sorted(json.loads(e.details)["mark"] for e in events)
     assert marks == [
         f"{expires.isoformat()}:30 days",
@@ -65,17 +67,17 @@ def test_admins_are_warned_once_at_60_and_once_at_30_days(admins, clock, keyring
 
 def test_a_missed_pass_sends_only_the_nearest_warning(admins, clock):
     expires = clock.at + timedelta(days=20)
-    assert service_key.queue_due("F" * 40, expires, clock.at) == 2
-    assert service_key.queue_due("F" * 40, expires, clock.at + timedelta(days=1)) == 0
+    assert expiry.queue_due("F" * 40, expires, clock.at) == 2
+    assert expiry.queue_due("F" * 40, expires, clock.at + timedelta(days=1)) == 0
     assert {step for _, step in warnings()} == {"30 days"}
 
 
 def test_a_renewed_key_arms_the_warnings_again_and_a_key_without_expiry_none(admins, clock):
     first = clock.at + timedelta(days=60)
-    assert service_key.queue_due("F" * 40, first, clock.at) == 2
+    assert expiry.queue_due("F" * 40, first, clock.at) == 2
     renewed = first + timedelta(days=730)
-    assert service_key.queue_due("F" * 40, renewed, renewed - timedelta(days=60)) == 2
-    assert service_key.queue_due("F" * 40, None, clock.at) == 0
+    assert expiry.queue_due("F" * 40, renewed, renewed - timedelta(days=60)) == 2
+    assert expiry.queue_due("F" * 40, None, clock.at) == 0
     assert len(warnings()) == 4
 
 
@@ -83,9 +85,9 @@ def test_the_warning_is_a_signed_mail_that_says_what_to_do_and_by_when(
     admins, clock, keyring, settings
 ):
     expires = datetime(2027, 1, 24, 12, 0, tzinfo=UTC)
-    service_key.queue_due(keyring.fingerprint(), expires, expires - timedelta(days=30))
+    expiry.queue_due(keyring.fingerprint(), expires, expires - timedelta(days=30))
     delivery = Delivery.select().where(Delivery.kind == "service-key-expiry").first()
-    raw = outbox.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
+    raw = sending.compose(delivery, "<t@example.org>", keyring, settings, clock.at)
     assert parse(raw).get_content_type() == "multipart/signed"
     body = text_of(parts_as_sent(raw)[0])
     assert "forewarn key renew" in body
@@ -147,19 +149,19 @@ def test_an_expired_key_cannot_sign_and_admins_are_told_once_per_expiry(
     assert expires < clock.at
     with pytest.raises(KeyringError):
         expired_keyring.sign_detached(b"anything")  # why this warning cannot be signed
-    assert service_key.check(expired_keyring, clock.at) == 2
-    assert service_key.check(expired_keyring, clock.move(hours=1)) == 0
+    assert expiry.check(expired_keyring, clock.at) == 2
+    assert expiry.check(expired_keyring, clock.move(hours=1)) == 0
     assert warnings() == [("admin@example.org", "expired"), ("ada@example.org", "expired")]
-    mark = AuditEvent.get(AuditEvent.action == service_key.ACTION).details
+    mark = AuditEvent.get(AuditEvent.action == expiry.ACTION).details
     assert json.loads(mark)["mark"] == f"{expires.isoformat()}:expired"
 
 
 def test_the_reconcilers_tick_logs_one_error_line_while_the_key_is_expired(
     admins, clock, expired_keyring, settings, monkeypatch, caplog
 ):
-    monkeypatch.setattr(service_key, "_last_check", None)
+    monkeypatch.setattr(expiry, "_last_check", None)
     with caplog.at_level(logging.ERROR, logger="forewarn.service_key"):
-        assert service_key.tick(clock.at, settings) == 2
+        assert expiry.tick(clock.at, settings) == 2
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     line = record.getMessage()
     assert "\n" not in line
@@ -169,12 +171,12 @@ def test_the_reconcilers_tick_logs_one_error_line_while_the_key_is_expired(
 
 def test_no_error_is_logged_while_the_key_is_valid(admins, clock, keyring, caplog):
     with caplog.at_level(logging.ERROR, logger="forewarn.service_key"):
-        service_key.check(keyring, clock.at)
+        expiry.check(keyring, clock.at)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def _expired_warning(expired_keyring, clock):
-    service_key.check(expired_keyring, clock.at)
+    expiry.check(expired_keyring, clock.at)
     return Delivery.select().where(Delivery.kind == "service-key-expiry").first()
 
 
@@ -210,7 +212,7 @@ def test_the_expired_warning_is_plain_text_saying_it_is_unsigned_and_what_to_run
 
 
 def test_the_warnings_before_expiry_are_still_signed(admins, clock, keyring, settings):
-    service_key.queue_due(keyring.fingerprint(), clock.at + timedelta(days=30), clock.at)
+    expiry.queue_due(keyring.fingerprint(), clock.at + timedelta(days=30), clock.at)
     delivery = Delivery.select().where(Delivery.kind == "service-key-expiry").first()
     assert not letters.text_for(delivery, keyring, settings, clock.at).unsigned
 
@@ -219,7 +221,7 @@ def test_the_outbox_sends_the_expired_warning_although_the_key_cannot_sign(
     admins, clock, expired_keyring, settings
 ):
     delivery = _expired_warning(expired_keyring, clock)
-    raw = outbox.compose(delivery, "<t@example.org>", expired_keyring, settings, clock.at)
+    raw = sending.compose(delivery, "<t@example.org>", expired_keyring, settings, clock.at)
     assert parse(raw).get_content_type() == "text/plain"
     assert "forewarn key renew" in parse(raw).get_content()
 

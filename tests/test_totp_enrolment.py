@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app import accounts, passwords, totp
+from app.accounts import team, totp
+from app.core import passwords
 from app.models import AuditEvent, User
 from app.web.account import qr_svg
 from tests.conftest import PASSWORD, Auth, csrf_token
@@ -112,9 +113,7 @@ def test_new_secrets_are_160_random_bits_and_the_uri_names_issuer_and_account():
 
 @pytest.fixture
 def member(db, clock):
-    return accounts.create_team_account(
-        "ann@example.org", PASSWORD, "team", clock.at, by="test"
-    ).user
+    return team.create_team_account("ann@example.org", PASSWORD, "team", clock.at, by="test").user
 
 
 @pytest.fixture
@@ -145,7 +144,7 @@ def test_registrants_can_set_one_up_too(client, db, clock):
         email="maker@example.com",
         password_hash=passwords.hash_password(PASSWORD),
         role="registrant",
-        session_token=accounts.new_session_token(),
+        session_token=team.new_session_token(),
         created_at=clock.at,
     )
     assert Auth(client).login("maker@example.com", PASSWORD).status_code == 302
@@ -260,7 +259,7 @@ def test_the_right_code_saves_the_key_and_sign_in_then_needs_a_code(app, signed_
 def test_replacing_an_authenticator_keeps_the_old_one_until_the_new_one_is_confirmed(
     app, client, db, clock
 ):
-    created = accounts.create_team_account(
+    created = team.create_team_account(
         "ann@example.org", PASSWORD, "team", clock.at, by="test", with_totp=True
     )
     old = created.totp_secret
@@ -324,7 +323,7 @@ def test_a_wrong_password_starts_no_setup_and_is_audited(signed_in, member):
 
 
 def test_a_session_without_the_password_cannot_replace_the_authenticator(app, client, db, clock):
-    created = accounts.create_team_account(
+    created = team.create_team_account(
         "ann@example.org", PASSWORD, "team", clock.at, by="test", with_totp=True
     )
     old = created.totp_secret
@@ -361,7 +360,7 @@ def test_a_setup_started_with_the_password_expires_after_ten_minutes(signed_in, 
 
 
 def test_guessing_the_password_on_the_setup_page_is_slowed_like_signing_in(signed_in, member):
-    from app import ratelimit
+    from app.web import ratelimit
 
     token = csrf_token(signed_in.get(SETUP).text)
     for number in range(ratelimit.LOGIN_PAIR.free_failures):

@@ -7,10 +7,9 @@ whatever a client writes in front of it changes nothing.
 
 import pytest
 
-from app import ratelimit
-from app.config import load_settings
-from app.errors import ConfigError
-from app.web import create_app
+from app.core.config import load_settings
+from app.core.errors import ConfigError
+from app.web import create_app, ratelimit
 from tests.conftest import PASSWORD
 from tests.test_web_auth import sign_in
 

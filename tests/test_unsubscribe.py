@@ -11,10 +11,13 @@ from urllib.parse import urlsplit
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from app import alerts, outbox, passwords, registry, subscriptions, vulns
-from app.errors import Refused
-from app.instance import secret_key
+from app.core import passwords
+from app.core.errors import Refused
+from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, Registrant, User
+from app.outbox import sending
+from app.registry import alerts, subscriptions, vetting
+from app.vulns import lifecycle
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import csrf_token
@@ -25,7 +28,7 @@ MAKER = "psirt@maker.example"
 OTHER = "psirt@other.example"
 MAKER_PASSWORD = "a long enough password"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def other_maker():
 
 @pytest.fixture
 def registrant(db, clock, maker):
-    added = registry.add_by_admin(MAKER, "Maker Ltd", maker.cert, None, "t", clock.at, approve=True)
+    added = vetting.add_by_admin(MAKER, "Maker Ltd", maker.cert, None, "t", clock.at, approve=True)
     User.update(password_hash=passwords.hash_password(MAKER_PASSWORD)).where(
         User.id == added.user_id
     ).execute()
@@ -57,8 +60,8 @@ def relay():
 @pytest.fixture
 def alert(registrant, settings, clock):
     """An alert queued to the registrant (its delivery)."""
-    v = vulns.set_status(
-        vulns.create("Overflow in the parser", "Details.", CLI, clock.at, settings),
+    v = lifecycle.set_status(
+        lifecycle.create("Overflow in the parser", "Details.", CLI, clock.at, settings),
         "accepted",
         CLI,
         clock.at,
@@ -69,7 +72,7 @@ def alert(registrant, settings, clock):
 
 def send_all(relay, keyring, settings, at, kind):
     for d in Delivery.select().where(Delivery.kind == kind, Delivery.state == "queued"):
-        outbox.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", relay.port), at)
+        sending.send(d.id, keyring, settings, SmtpTransport("127.0.0.1", relay.port), at)
     return [r.data for r in relay.received if r.recipients == [MAKER]]
 
 
@@ -134,7 +137,7 @@ def test_an_expired_link_is_refused_with_a_clear_page(
 def test_a_link_cannot_unsubscribe_another_registrant(
     client, registrant, alert, other_maker, settings, clock
 ):
-    other = registry.add_by_admin(
+    other = vetting.add_by_admin(
         OTHER, "Other Ltd", other_maker.cert, None, "t", clock.at, approve=True
     )
     # Signed with our own key, naming the maker's alert but the other registrant.
@@ -221,7 +224,7 @@ def test_one_click_refuses_bad_tokens_and_missing_body(client, registrant, alert
 
 
 def test_the_token_is_bound_to_its_purpose(registrant, settings, clock):
-    verify_token = registry.verification_token(
+    verify_token = vetting.verification_token(
         secret_key(settings), registrant.id, registrant.key_id, clock.at
     )
     with pytest.raises(Refused, match="not valid"):

@@ -2,11 +2,12 @@
 
 import pytest
 
-from app import alerts, registry, vulns
 from app.models import AuditEvent, Registrant
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
 from tests import mailcorpus as mc
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 SECRET = "use-after-free in the Bluetooth mesh"
 PASSWORD = "registrant password 1"
 
@@ -18,15 +19,15 @@ def maker():
 
 @pytest.fixture
 def alerted(db, clock, settings, maker):
-    registrant = registry.add_by_admin(
+    registrant = vetting.add_by_admin(
         maker.address, "Reader Ltd", maker.cert, None, "t", clock.at, approve=True
     )
-    from app import passwords
+    from app.core import passwords
     from app.models import User
 
     User.update(password_hash=passwords.hash_password(PASSWORD)).execute()
-    v = vulns.set_status(
-        vulns.create(SECRET, "", CLI, clock.at, settings), "accepted", CLI, clock.at
+    v = lifecycle.set_status(
+        lifecycle.create(SECRET, "", CLI, clock.at, settings), "accepted", CLI, clock.at
     )
     advisory = alerts.send(v, None, "t", clock.at, settings)
     return Registrant.get_by_id(registrant.id), advisory

@@ -4,12 +4,13 @@ import re
 
 import pytest
 
-from app import registry, vulns
 from app.models import Advisory, Delivery
+from app.registry import vetting
+from app.vulns import lifecycle
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +20,16 @@ def maker():
 
 @pytest.fixture
 def ready(db, clock, settings, maker, client, auth, admin_user):
-    registry.add_by_admin(
+    vetting.add_by_admin(
         maker.address, "Alerted Ltd", maker.cert, None, "t", clock.at, approve=True
     )
-    v = vulns.create("Overflow", "Details here.", CLI, clock.at, settings)
+    v = lifecycle.create("Overflow", "Details here.", CLI, clock.at, settings)
     auth.login(admin_user.email, PASSWORD)
     return v
 
 
 def test_the_form_is_prefilled_and_sending_shows_the_progress(client, ready):
-    v = vulns.set_status(ready, "accepted", CLI, ready.reported_at)
+    v = lifecycle.set_status(ready, "accepted", CLI, ready.reported_at)
     page = client.get(f"/team/vulnerabilities/{v.tracking_id}/alerts")
     html = page.get_data(as_text=True)
     assert "Embargo: until" in html and "Details here." in html  # the draft

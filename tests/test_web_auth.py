@@ -9,10 +9,11 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app import accounts, passwords, ratelimit, totp
-from app.config import load_settings
+from app.accounts import team, totp
+from app.core import passwords
+from app.core.config import load_settings
 from app.models import User
-from app.web import create_app
+from app.web import create_app, ratelimit
 from tests.conftest import PASSWORD, Auth, csrf_token, free_port
 
 WRONG_CREDENTIALS = "Wrong email or password, or the account is disabled."
@@ -163,7 +164,7 @@ def test_session_cookie_is_secure_when_the_portal_is_served_over_https(
     base = "https://cvd.example.org"
     https_portal = portal(env, FOREWARN_BASE_URL=base)
     # Over https a second factor is required by default, so this admin enrols one.
-    secret = accounts.enrol_totp(admin_user.email, clock.at, by="test")
+    secret = team.enrol_totp(admin_user.email, clock.at, by="test")
     client = https_portal.test_client()
     page = client.get(f"{base}/login")
 
@@ -214,7 +215,7 @@ OWNER = {"REMOTE_ADDR": "198.51.100.23"}
 def test_an_address_that_failed_ten_times_is_refused_for_every_account_for_a_while(
     app, admin_user, clock, redis_conn
 ):
-    colleague = accounts.create_team_account(
+    colleague = team.create_team_account(
         "colleague@example.org", PASSWORD, "team", clock.at, by="test"
     ).user
     for attempt in range(ratelimit.LOGIN.attempts):  # spread over accounts, known and not
@@ -297,7 +298,7 @@ def test_successful_sign_ins_do_not_use_up_the_addresss_failure_budget(app, admi
 
 
 def test_wrong_authenticator_codes_are_limited_per_account_whatever_the_address(app, db, clock):
-    secret = accounts.create_team_account(
+    secret = team.create_team_account(
         "ann@example.org", PASSWORD, "team", clock.at, by="test", with_totp=True
     ).totp_secret
     right = totp.code_at(secret, clock.at)
@@ -360,7 +361,7 @@ def test_a_sign_in_costs_the_same_hash_whether_the_account_exists_or_has_a_passw
             email=email,
             password_hash=stored,
             role="registrant",
-            session_token=accounts.new_session_token(),
+            session_token=team.new_session_token(),
             created_at=clock.at,
         )
     runs = []
@@ -454,7 +455,7 @@ def test_signing_out_ends_the_accounts_other_sessions_too(app, client, auth, adm
 
 
 def test_account_with_authenticator_needs_its_current_code(client, auth, db, clock):
-    accounts.create_team_account("member@example.org", PASSWORD, "team", clock.at, by="test")
+    team.create_team_account("member@example.org", PASSWORD, "team", clock.at, by="test")
     # A fixed secret, so the codes below are known to differ from the three accepted ones.
     secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
     User.update(totp_secret=secret).where(User.email == "member@example.org").execute()
@@ -491,7 +492,7 @@ def test_required_second_factor_refuses_account_without_one_and_names_the_comman
     [message] = messages(response)
     assert "forewarn admin totp admin@example.org" in message
     assert_signed_out(client)
-    secret = accounts.enrol_totp(admin_user.email, clock.at, by="test")
+    secret = team.enrol_totp(admin_user.email, clock.at, by="test")
     enrolled = Auth(client).login(admin_user.email, PASSWORD, totp.code_at(secret, clock.at))
     assert enrolled.status_code == 302
 

@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import accounts, cve_services, cves
-from app.errors import OperatorError
+from app.accounts import team
+from app.core.errors import OperatorError
 from app.models import AuditEvent, CveId, Vulnerability
+from app.vulns import cve_services, cves
 from tests.conftest import PASSWORD, csrf_token
 
 LOW = "CVE ids left: import a block before they run out."
@@ -83,7 +84,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_team_members_are_refused(
     assert anonymous.status_code == 302
     assert urlsplit(anonymous.headers["Location"]).path == "/login"
 
-    accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, by="test")
+    team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, by="test")
     auth.login("bob@example.org", PASSWORD)
     token = csrf_token(client.get("/team/").get_data(as_text=True))
     refused = client.post(

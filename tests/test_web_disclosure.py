@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from app import feeds, vulns, wellknown
-from app.config import load_settings
+from app.core.config import load_settings
+from app.disclosure import feeds, wellknown
 from app.models import CveId, Vulnerability
+from app.vulns import lifecycle
 from tests.conftest import PASSWORD
 from tests.openpgp import run
 
 pytestmark = pytest.mark.db
 
-ACTOR = vulns.Actor(None, "cli:test")
+ACTOR = lifecycle.Actor(None, "cli:test")
 CANARY = "CANARY7f3a"
 ATOM = "{http://www.w3.org/2005/Atom}"
 EMBARGO_END = datetime(2027, 2, 23, 14, 0, tzinfo=UTC)
@@ -41,14 +42,14 @@ def give_cve(v: Vulnerability, cve_id: str, at: datetime) -> Vulnerability:
 
 def make(settings, at, title, description="A description.", status="accepted", cve=None, **fields):
     """A vulnerability as the team leaves it: fields set through the domain, then its state."""
-    v = vulns.create(title, description, ACTOR, at, settings, embargo_until=EMBARGO_END)
+    v = lifecycle.create(title, description, ACTOR, at, settings, embargo_until=EMBARGO_END)
     for field, value in fields.items():
-        v = vulns.set_field(v, field, value, ACTOR, at)
+        v = lifecycle.set_field(v, field, value, ACTOR, at)
     if cve:
         v = give_cve(v, cve, at)
     path = {"new": [], "triage": ["triage"], "rejected": ["triage", "rejected"]}
     for step in path.get(status, ["accepted"]):
-        v = vulns.set_status(v, step, ACTOR, at, reason="not a vulnerability")
+        v = lifecycle.set_status(v, step, ACTOR, at, reason="not a vulnerability")
     return v
 
 
@@ -338,7 +339,7 @@ def test_an_unchanged_list_is_served_from_one_aggregate_query_and_gzipped(
     assert gzip.decompress(again.get_data()) == first.get_data()
     assert again.headers["ETag"] != first.headers["ETag"]  # another representation
     # In production a checked page is served for a second without asking the database.
-    app.config["FOREWARN_LIST_FRESH_FOR"] = 60
+    app.core.config["FOREWARN_LIST_FRESH_FOR"] = 60
     client.get("/vulnerabilities")
     executed.clear()
     database.execute_sql = counting
@@ -347,9 +348,9 @@ def test_an_unchanged_list_is_served_from_one_aggregate_query_and_gzipped(
     finally:
         del database.execute_sql
     assert executed == []
-    app.config["FOREWARN_LIST_FRESH_FOR"] = 0
+    app.core.config["FOREWARN_LIST_FRESH_FOR"] = 0
     # Any change of a public row shows at once.
-    vulns.set_field(v, "title", "Cached, renamed", ACTOR, clock.at)
+    lifecycle.set_field(v, "title", "Cached, renamed", ACTOR, clock.at)
     assert "Cached, renamed" not in client.get("/vulnerabilities").get_data(
         as_text=True
     )  # embargoed
@@ -406,7 +407,7 @@ def test_the_feed_has_the_published_entries_only_newest_first(client, settings, 
     clock.move(days=2)
     nasty = 'Nasty <title> & "quotes" \x0b\x01 ]]> é'
     second = published_one(settings, clock.at, cve="CVE-2026-1003", title="Nasty")
-    # Control characters are refused in new titles (app.oneline); older rows may hold them.
+    # Control characters are refused in new titles (app.core.oneline); older rows may hold them.
     Vulnerability.update(title=nasty).where(Vulnerability.id == second.id).execute()
 
     response = client.get("/vulnerabilities.atom")

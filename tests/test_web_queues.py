@@ -5,21 +5,22 @@ from datetime import timedelta
 
 import pytest
 
-from app import accounts, vulns
+from app.accounts import team
 from app.models import CveId, Vulnerability
+from app.vulns import lifecycle
 from tests.conftest import PASSWORD
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 @pytest.fixture
 def board(db, clock, settings, client, auth, admin_user):
-    bob = accounts.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
-    mine = vulns.create("Mine: overflow", "", CLI, clock.at, settings)
-    theirs = vulns.create("Bob's: race", "", CLI, clock.at, settings)
-    loose = vulns.create("Unassigned: leak of keys", "The key leaks.", CLI, clock.at, settings)
-    late = vulns.create("Late one", "", CLI, clock.at - timedelta(days=40), settings)
-    done = vulns.create("Done", "", CLI, clock.at, settings)
+    bob = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
+    mine = lifecycle.create("Mine: overflow", "", CLI, clock.at, settings)
+    theirs = lifecycle.create("Bob's: race", "", CLI, clock.at, settings)
+    loose = lifecycle.create("Unassigned: leak of keys", "The key leaks.", CLI, clock.at, settings)
+    late = lifecycle.create("Late one", "", CLI, clock.at - timedelta(days=40), settings)
+    done = lifecycle.create("Done", "", CLI, clock.at, settings)
     Vulnerability.update(assignee=admin_user).where(
         Vulnerability.id.in_([mine.id, late.id, done.id])
     ).execute()

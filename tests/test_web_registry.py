@@ -5,9 +5,12 @@ import re
 
 import pytest
 
-from app import accounts, outbox, queue, reconcile, registry
-from app.instance import secret_key
+from app.accounts import team as accounts
+from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
+from app.outbox import sending
+from app.registry import vetting
+from app.workers import queue, reconcile
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
 from tests.openpgp import encrypted_payload, parts_as_sent, run, text_of
@@ -58,8 +61,8 @@ def one_line(html: str) -> str:
 
 
 def signed_up(maker, clock) -> Registrant:
-    return registry.sign_up(
-        registry.SignUp(
+    return vetting.sign_up(
+        vetting.SignUp(
             email=MAKER,
             password=MAKER_PASSWORD,
             organisation="Maker Ltd",
@@ -80,22 +83,22 @@ def token_for(registrant, settings, clock) -> str:
         .where(PublicKey.owner == registrant.user_id)
         .order_by(PublicKey.id.desc())[0]
     )
-    return registry.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
+    return vetting.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
 
 
 def proven(maker, settings, clock) -> Registrant:
     registrant = signed_up(maker, clock)
-    return registry.verify(token_for(registrant, settings, clock), secret_key(settings), clock.at)
+    return vetting.verify(token_for(registrant, settings, clock), secret_key(settings), clock.at)
 
 
 def approved(maker, settings, clock, admin_user) -> Registrant:
-    return registry.decide(proven(maker, settings, clock), "approved", admin_user, "t", clock.at)
+    return vetting.decide(proven(maker, settings, clock), "approved", admin_user, "t", clock.at)
 
 
 def linked_in(delivery: Delivery, secret: bytes, keyring, settings, clock, tmp_path) -> str:
     """The path of the link in a proof mail, read as the registrant would: decrypted with the
     key it was sent to."""
-    raw = outbox.compose(delivery, "<t@example>", keyring, settings, clock.at)
+    raw = sending.compose(delivery, "<t@example>", keyring, settings, clock.at)
     assert b"/registry/verify/" not in raw  # the link travels encrypted only
     (tmp_path / "secret.key").write_bytes(secret)
     entity = run(
@@ -136,14 +139,14 @@ def test_apply_form_labels_every_input_and_carries_a_csrf_token(client, db):
         "listed",
     }
     assert set(inputs) <= labels
-    assert f"I agree to the embargo policy (version {registry.POLICY_VERSION})" in html
+    assert f"I agree to the embargo policy (version {vetting.POLICY_VERSION})" in html
     assert 'href="/registry/policy"' in html
     assert "security@ or psirt@" in html  # role addresses are encouraged
 
 
 def test_policy_page_states_the_timeline_and_the_rules(client, db):
     page = one_line(text(client.get("/registry/policy")))
-    assert f"Version {registry.POLICY_VERSION}" in page
+    assert f"Version {vetting.POLICY_VERSION}" in page
     assert "embargoed (kept private) for 90 days" in page
     assert "a fix within 30 days, which leaves 60 days" in page
     assert "deploy the fix to your own products" in page
@@ -163,7 +166,7 @@ def test_sign_up_creates_an_unverified_registrant_and_sends_the_proof(
     ) in one_line(text(response))
     [registrant] = Registrant.select()
     assert registrant.status == "unverified" and registrant.listed_publicly
-    assert registrant.policy_version == registry.POLICY_VERSION
+    assert registrant.policy_version == vetting.POLICY_VERSION
     [proof] = Delivery.select().where(Delivery.kind == "verify-key")
     assert (proof.recipient, proof.fingerprint, proof.state) == (MAKER, maker.fingerprint, "queued")
     assert reconcile.delivery_job_id(proof.id) in queue.work_queue(redis_conn).job_ids  # sent now
@@ -256,7 +259,7 @@ def test_applying_with_a_team_address_answers_exactly_as_for_a_new_address(
 ):
     import hashlib
 
-    from app import erasure
+    from app.privacy import erasure
 
     runs = []
     real = hashlib.scrypt
@@ -284,7 +287,7 @@ def test_applying_with_a_team_address_answers_exactly_as_for_a_new_address(
     # The team member is told, in a mail signed by the service (they have no key on file),
     # and the key given in the form is used for nothing.
     [notice] = Delivery.select().where(Delivery.kind == "sign-up-attempt")
-    raw = outbox.compose(notice, "<t@example>", keyring, settings, clock.at)
+    raw = sending.compose(notice, "<t@example>", keyring, settings, clock.at)
     assert maker.fingerprint.encode() not in raw
     mail_text = text_of(parts_as_sent(raw)[0])
     assert max(len(line) for line in mail_text.splitlines()) <= 72
@@ -404,7 +407,7 @@ def test_a_rejected_registrant_sees_the_reason(
     client, auth, db, clock, maker, settings, admin_user
 ):
     registrant = proven(maker, settings, clock)
-    registry.decide(registrant, "rejected", admin_user, "t", clock.at, "No product ships it.")
+    vetting.decide(registrant, "rejected", admin_user, "t", clock.at, "No product ships it.")
     page = _status_for(client, auth)
     assert "Your application was not accepted: No product ships it." in page
     assert "Replace your key" not in page
@@ -414,7 +417,7 @@ def test_a_suspended_registrant_is_told_alerts_stopped(
     client, auth, db, clock, maker, settings, admin_user
 ):
     registrant = approved(maker, settings, clock, admin_user)
-    registry.decide(registrant, "suspended", admin_user, "t", clock.at, "Leaked an embargo.")
+    vetting.decide(registrant, "suspended", admin_user, "t", clock.at, "Leaked an embargo.")
     page = _status_for(client, auth)
     assert "Your registration is suspended: you receive no alerts" in page
 
@@ -497,7 +500,7 @@ def test_the_queue_shows_pending_applications_first_with_their_evidence(
     client, db, clock, maker, settings, admin
 ):
     other = mc.make_reporter("jo@gmail.example", "Jo")
-    registry.add_by_admin("jo@gmail.example", "Early Bird", other.cert, admin, "t", clock.at, True)
+    vetting.add_by_admin("jo@gmail.example", "Early Bird", other.cert, admin, "t", clock.at, True)
     pending = proven(maker, settings, clock)
     page = one_line(text(client.get("/admin/registrants/")))
     assert page.index("Waiting for review (1)") < page.index("Maker Ltd") < page.index("Approved")
@@ -508,7 +511,7 @@ def test_the_queue_shows_pending_applications_first_with_their_evidence(
         "We ship 2 million gateways running the project.",
         f"{MAKER} — a role address",
         maker.fingerprint,
-        f"version {registry.POLICY_VERSION}, agreed 2026-11-25 12:00 UTC",
+        f"version {vetting.POLICY_VERSION}, agreed 2026-11-25 12:00 UTC",
     ):
         assert evidence in page, evidence
     assert "jo@gmail.example — a personal address" in page
@@ -622,11 +625,11 @@ def test_members_lists_only_approved_organisations_that_opted_in(
 ):
     approved(maker, settings, clock, admin_user)  # listed_publicly=True
     quiet = mc.make_reporter("security@quiet.example", "Quiet")
-    registry.add_by_admin(
+    vetting.add_by_admin(
         "security@quiet.example", "Quiet Corp", quiet.cert, None, "t", clock.at, True
     )
     waiting = mc.make_reporter("security@waiting.example", "Waiting")
-    registry.add_by_admin(
+    vetting.add_by_admin(
         "security@waiting.example", "Waiting Inc", waiting.cert, None, "t", clock.at
     )
     Registrant.update(listed_publicly=True).where(
@@ -661,7 +664,7 @@ def test_an_expired_link_sends_people_to_sign_in_for_a_new_one(client, db, clock
 
 
 def test_sign_ups_are_rate_limited_per_address_in_redis(client, db, clock, maker, redis_conn):
-    from app import ratelimit
+    from app.web import ratelimit
     from app.web.registry import APPLY
 
     for _ in range(APPLY.attempts):  # ten sign-ups from this address within the hour

@@ -7,8 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import accounts, inbound, passwords, queue, reconcile
+from app.accounts import team
+from app.core import passwords
 from app.models import Correspondence, Delivery, InboundMessage, PublicKey, User, Vulnerability
+from app.reports import inbound
+from app.workers import queue, reconcile
 from tests.conftest import PASSWORD, csrf_token
 
 MESSAGE = re.compile(r'<p class="message (\w+)">(.*?)</p>', re.S)
@@ -40,9 +43,7 @@ def text_of(response) -> str:
 
 @pytest.fixture
 def member(db, clock):
-    return accounts.create_team_account(
-        "alice@example.org", PASSWORD, "team", clock.at, by="test"
-    ).user
+    return team.create_team_account("alice@example.org", PASSWORD, "team", clock.at, by="test").user
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_a_registrant_is_forbidden_every_team_page_and_the_reply(client, auth, d
         email="maker@example.com",
         password_hash=passwords.hash_password(PASSWORD),
         role="registrant",
-        session_token=accounts.new_session_token(),
+        session_token=team.new_session_token(),
         created_at=clock.at,
     )
     assert auth.login("maker@example.com", PASSWORD).status_code == 302
@@ -389,10 +390,10 @@ def people():
 
 
 def received(raw, keyring, settings, clock, to="security@localhost", envelope_from="r@x.org"):
-    from app import reports
+    from app.reports import processing
 
     message_id = inbound.store(raw, envelope_from, [to], clock.at)
-    return reports.process_inbound(message_id, keyring, settings, clock.at)
+    return processing.process_inbound(message_id, keyring, settings, clock.at)
 
 
 def test_thread_shows_a_strangers_signed_post_as_the_strangers(

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app import vulns
 from app.models import AuditEvent, Vulnerability
+from app.vulns import lifecycle
 from tests.conftest import PASSWORD, csrf_token
 
-CLI = vulns.Actor(None, "test")
+CLI = lifecycle.Actor(None, "test")
 
 
 def messages(response) -> list[str]:
@@ -24,7 +24,7 @@ def messages(response) -> list[str]:
 
 @pytest.fixture
 def v(db, clock, settings):
-    return vulns.create("Overflow in L2CAP", "It **overflows**.", CLI, clock.at, settings)
+    return lifecycle.create("Overflow in L2CAP", "It **overflows**.", CLI, clock.at, settings)
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_only_the_lift_publishes_and_accepting_says_when(signed_in, v):
 
 
 def test_assigning_a_cve_id_takes_the_next_free_one(signed_in, v, clock):
-    from app import cves
+    from app.vulns import cves
 
     response = post(signed_in, v, "cve")
     assert "No CVE id was assigned" in messages(response)[0]

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq.serializers import JSONSerializer
 
-from app import inbound, lift, queue, reconcile, reports, startup
+from app.disclosure import lift
 from app.models import Delivery, InboundMessage, Vulnerability
+from app.reports import inbound, processing
+from app.workers import queue, reconcile, startup
 from tests import mailcorpus as mc
 from tests.conftest import ROOT, run_jobs, wait_for
 
@@ -22,7 +24,7 @@ SERVICE = "security@localhost"
 @pytest.fixture
 def worker_env(env, monkeypatch):
     """The jobs read the worker's environment, as `forewarn worker` would."""
-    from app import jobs
+    from app.workers import jobs
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -53,7 +55,7 @@ def test_deliveries_and_lifts_go_to_a_queue_that_inbound_processing_is_not_on(
     db, keyring, settings, clock, redis_conn
 ):
     first = inbound.store(mc.plain("A report."), "rita@example.org", [SERVICE], clock.at)
-    reports.process_inbound(first, keyring, settings, clock.at)  # its acknowledgement is due
+    processing.process_inbound(first, keyring, settings, clock.at)  # its acknowledgement is due
     second = inbound.store(mc.plain("Another."), "rita@example.org", [SERVICE], clock.at)
     reconcile.queue_new_inbound(redis_conn, [second])
     assert reconcile.queue_due_deliveries(redis_conn, clock.at) >= 1
@@ -75,7 +77,7 @@ def test_a_worker_sends_due_mail_before_it_processes_waiting_messages(
     db, keyring, settings, clock, redis_conn, worker_env
 ):
     first = inbound.store(mc.plain("A report."), "rita@example.org", [SERVICE], clock.at)
-    reports.process_inbound(first, keyring, settings, clock.at)
+    processing.process_inbound(first, keyring, settings, clock.at)
     waiting = inbound.store(mc.plain("Another."), "rita@example.org", [SERVICE], clock.at)
     reconcile.queue_new_inbound(redis_conn, [waiting])  # queued first
     reconcile.queue_due_deliveries(redis_conn, clock.at)  # queued after

@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 import peewee
 
-from app import accounts, clock, runtime, totp
-from app.config import dkim_private_key, load_settings
-from app.errors import ForewarnError, OperatorError
+from app.accounts import team, totp
+from app.core import clock
+from app.core.config import dkim_private_key, load_settings
+from app.core.errors import ForewarnError, OperatorError
+from app.workers import runtime
 
 log = logging.getLogger("forewarn")
 
@@ -20,7 +22,7 @@ def _settings():
 
 
 def _logging() -> None:
-    from app import logs
+    from app.core import logs
 
     logs.configure()
 
@@ -48,7 +50,7 @@ def init() -> None:
 
 @cli.command(help="Run web, intake, workers and scheduler (and a managed Redis) until stopped.")
 def up() -> None:
-    from app import startup
+    from app.workers import startup
 
     _logging()
     settings = _settings()
@@ -59,8 +61,8 @@ def up() -> None:
 @cli.command(help="Serve the web portal alone (gunicorn).")
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
 def web(workers: int) -> None:
-    from app.listening import ensure_free
     from app.web.server import PortalServer
+    from app.workers.listening import ensure_free
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -70,7 +72,7 @@ def web(workers: int) -> None:
 
 @cli.command(help="Run the SMTP intake alone.")
 def intake() -> None:
-    from app import startup
+    from app.workers import startup
 
     _logging()
     startup.intake(_settings())
@@ -83,7 +85,7 @@ def intake() -> None:
     help="serve only deliveries, lifts and publication (never inbound processing)",
 )
 def worker(urgent_only: bool) -> None:
-    from app import startup
+    from app.workers import startup
 
     _logging()
     settings = _settings()
@@ -108,7 +110,7 @@ def key_export() -> None:
 @key.command("import", help="Use an existing service key (a secret key file).")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def key_import(file: Path) -> None:
-    from app.instance import ensure_instance
+    from app.core.instance import ensure_instance
 
     settings = _settings()
     try:
@@ -143,14 +145,14 @@ def _read_password(password_file: Path | None) -> str:
 @admin.command("create", help="Create a security-team account (role admin by default).")
 @click.argument("email")
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--role", type=click.Choice(accounts.TEAM_ROLES), default="admin", show_default=True)
+@click.option("--role", type=click.Choice(team.TEAM_ROLES), default="admin", show_default=True)
 @click.option("--totp/--no-totp", "with_totp", default=None, help="set up an authenticator app")
 def admin_create(email: str, password_file: Path | None, role: str, with_totp: bool | None) -> None:
     settings = _settings()
     runtime.open_current_db(settings)
     password = _read_password(password_file)
     enrol = settings.require_2fa if with_totp is None else with_totp
-    created = accounts.create_team_account(
+    created = team.create_team_account(
         email, password, role, clock.now(), by=f"cli:{_operator()}", with_totp=enrol
     )
     click.echo(f"created {role} account {created.user.email}; sign in at {settings.base_url}/login")
@@ -168,7 +170,7 @@ def admin_key(email: str, file: Path) -> None:
         data = file.read_bytes()
     except OSError as exc:
         raise OperatorError(f"cannot read {file}: {exc.strerror}") from None
-    key = accounts.set_openpgp_key(email, data, clock.now(), by=f"cli:{_operator()}")
+    key = team.set_openpgp_key(email, data, clock.now(), by=f"cli:{_operator()}")
     click.echo(f"mail to {email} is now encrypted to {key.fingerprint}")
 
 
@@ -177,7 +179,7 @@ def admin_key(email: str, file: Path) -> None:
 def admin_totp(email: str) -> None:
     settings = _settings()
     runtime.open_current_db(settings)
-    secret = accounts.enrol_totp(email, clock.now(), by=f"cli:{_operator()}")
+    secret = team.enrol_totp(email, clock.now(), by=f"cli:{_operator()}")
     _print_totp(email, secret)
 
 

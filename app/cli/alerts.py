@@ -6,8 +6,9 @@ import time
 import click
 import redis
 
-from app import clock, runtime
 from app.cli import _operator, _settings, cli
+from app.core import clock
+from app.workers import runtime
 
 
 @cli.group(help="Pre-disclosure alerts to approved registrants.")
@@ -27,12 +28,14 @@ def alert() -> None:
     "(they keep being retried, for up to five days)",
 )
 def alert_send(vuln_id: str, text_file, wait: bool, timeout: float | None) -> None:
-    from app import alerts, queue, reconcile, vulns
-    from app.errors import OperatorError
+    from app.core.errors import OperatorError
+    from app.registry import alerts
+    from app.vulns import lifecycle
+    from app.workers import queue, reconcile
 
     settings = _settings()
     runtime.open_current_db(settings)
-    v = vulns.get(vuln_id)
+    v = lifecycle.get(vuln_id)
     advisory = alerts.send(
         v,
         None,

@@ -2,8 +2,9 @@
 
 import click
 
-from app import clock, runtime
 from app.cli import _operator, _settings, cli
+from app.core import clock
+from app.workers import runtime
 
 
 @cli.group(help="CVE ids: the CNA's blocks, or CVE Services when FOREWARN_CVE_SERVICES_URL is set.")
@@ -14,7 +15,7 @@ def cve() -> None:
 @cve.command("import-block", help="Add a block of ids assigned to the CNA (A..B, one year).")
 @click.argument("id_range", metavar="CVE-YYYY-FIRST..CVE-YYYY-LAST")
 def cve_import_block(id_range: str) -> None:
-    from app import cves
+    from app.vulns import cves
 
     runtime.open_current_db(_settings())
     done = cves.import_block(id_range, None, f"cli:{_operator()}", clock.now())
@@ -24,12 +25,12 @@ def cve_import_block(id_range: str) -> None:
 @cve.command("assign", help="Give a vulnerability the next free id; prints the id alone.")
 @click.argument("vuln_id")
 def cve_assign(vuln_id: str) -> None:
-    from app import cve_services, cves, vulns
+    from app.vulns import cve_services, cves, lifecycle
 
     settings = _settings()
     services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
-    vuln = vulns.get(vuln_id)
+    vuln = lifecycle.get(vuln_id)
     given = cves.allocate(vuln, None, f"cli:{_operator()}", clock.now(), services)
     click.echo(given.cve.cve_id)
     if given.low:
@@ -40,7 +41,7 @@ def cve_assign(vuln_id: str) -> None:
 @click.argument("cve_id")
 @click.option("--reason", required=True, help="why it is retired (kept with the id)")
 def cve_retire(cve_id: str, reason: str) -> None:
-    from app import cve_services, cves
+    from app.vulns import cve_services, cves
 
     settings = _settings()
     services = cve_services.ServicesConfig.from_environ()
@@ -54,7 +55,7 @@ def cve_retire(cve_id: str, reason: str) -> None:
 def cve_list(as_json: bool) -> None:
     import json
 
-    from app import cves
+    from app.vulns import cves
 
     runtime.open_current_db(_settings())
     rows = cves.inventory()
@@ -68,7 +69,7 @@ def cve_list(as_json: bool) -> None:
 
 @cve.command("quota", help="Ids left: in the blocks, or in the CVE Services quota.")
 def cve_quota() -> None:
-    from app import cve_services, cves
+    from app.vulns import cve_services, cves
 
     settings = _settings()
     services = cve_services.ServicesConfig.from_environ()

@@ -4,9 +4,10 @@
 
 import click
 
-from app import clock, runtime
 from app.cli import _operator, _settings, cli, key
 from app.cli.registrants import registrants
+from app.core import clock
+from app.workers import runtime
 
 
 def _label() -> str:
@@ -22,14 +23,14 @@ def _label() -> str:
     help="the new expiry, in years from now",
 )
 def key_renew(years: int) -> None:
-    from app import audit
+    from app.core import audit
 
     settings = _settings()
     keyring = runtime.service_keyring(settings)
     try:
         fingerprint = keyring.fingerprint()
         if fingerprint is None:
-            from app.errors import OperatorError
+            from app.core.errors import OperatorError
 
             raise OperatorError("there is no service key yet: run `forewarn init`")
         expires = keyring.renew(years)
@@ -61,7 +62,7 @@ def key_renew(years: int) -> None:
 @click.option("--new", required=True, metavar="FPR", help="the new service key's fingerprint")
 @click.option("--dry-run", is_flag=True, help="only print how many registrants would be told")
 def key_announce_rotation(old: str, new: str, dry_run: bool) -> None:
-    from app import key_rotation
+    from app.servicekey import rotation as key_rotation
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -103,7 +104,8 @@ def key_announce_rotation(old: str, new: str, dry_run: bool) -> None:
 def key_announce_compromise(old: str, new: str, revocation, since: str | None, dry_run: bool):
     from datetime import time
 
-    from app import embargo, key_rotation
+    from app.servicekey import rotation as key_rotation
+    from app.vulns import embargo
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -128,7 +130,7 @@ def key_announce_compromise(old: str, new: str, revocation, since: str | None, d
 
 @cli.command("purge-due", help="Purge raw mail and correspondence past FOREWARN_RETENTION_DAYS.")
 def purge_due() -> None:
-    from app import retention
+    from app.privacy import retention
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -143,7 +145,7 @@ def purge_due() -> None:
 @registrants.command("erase", help="Erase a registrant's personal data (on their request).")
 @click.argument("registrant_id")
 def registrants_erase(registrant_id: str) -> None:
-    from app import erasure
+    from app.privacy import erasure
 
     runtime.open_current_db(_settings())
     click.echo(erasure.erase_registrant(registrant_id, _label(), clock.now()).line())
@@ -157,7 +159,7 @@ def reporters() -> None:
 @reporters.command("erase", help="Erase a reporter's personal data (on their request).")
 @click.argument("address")
 def reporters_erase(address: str) -> None:
-    from app import erasure
+    from app.privacy import erasure
 
     runtime.open_current_db(_settings())
     click.echo(erasure.erase_reporter(address, _label(), clock.now()).line())

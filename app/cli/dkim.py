@@ -6,9 +6,9 @@ import subprocess
 import click
 
 from app.cli import _settings, cli
-from app.config import DNS_NAME
-from app.errors import OperatorError
-from app.instance import ensure_instance
+from app.core.config import DNS_NAME
+from app.core.errors import OperatorError
+from app.core.instance import ensure_instance
 
 TXT_STRING_MAX = 255  # one character-string in a TXT record; longer values are split
 

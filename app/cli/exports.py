@@ -4,8 +4,9 @@ import json
 
 import click
 
-from app import clock, runtime
 from app.cli import _operator, _settings, cli
+from app.core import clock
+from app.workers import runtime
 
 
 @cli.command(
@@ -21,23 +22,25 @@ from app.cli import _operator, _settings, cli
     help="export it even while under embargo, from its private fields (audited)",
 )
 def export(kind: str, vuln_id: str, embargoed: bool) -> None:
-    from app import audit, disclosure, exports, vulns
-    from app.db import write_transaction
-    from app.errors import Refused
+    from app.core import audit
+    from app.core.db import write_transaction
+    from app.core.errors import Refused
+    from app.disclosure import exports, redaction
+    from app.vulns import lifecycle
 
     settings = _settings()
     runtime.open_current_db(settings)
-    v = vulns.get(vuln_id)
+    v = lifecycle.get(vuln_id)
     at = clock.now()
-    view = disclosure.public_view(v, at)
-    private = embargoed and not isinstance(view, disclosure.Published)
+    view = redaction.public_view(v, at)
+    private = embargoed and not isinstance(view, redaction.Published)
     if private:
         document = exports.document_under_embargo(kind, v, at, settings)
     else:
         try:
             document = exports.document(kind, v, at, settings)
         except Refused as exc:
-            if isinstance(view, disclosure.Placeholder):
+            if isinstance(view, redaction.Placeholder):
                 raise Refused(f"{exc} (--embargoed exports it anyway, audited)") from None
             raise
     exports.validate(kind, document)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from app import clock, runtime
 from app.cli import _operator, _settings, cli
-from app.errors import ForewarnError, OperatorError
+from app.core import clock
+from app.core.errors import ForewarnError, OperatorError
+from app.workers import runtime
 
 
 @cli.group(help="Product makers in the vulnerability registry.")
@@ -35,7 +36,7 @@ def _read_key(path: Path) -> bytes:
 @click.option("--product", default="", help="the products they build on the project")
 @click.option("--approve", is_flag=True, help="approve at once")
 def registrants_add(email: str, org: str, key_file: Path, product: str, approve: bool) -> None:
-    from app import registry
+    from app.registry import vetting as registry
 
     runtime.open_current_db(_settings())
     added = registry.add_by_admin(
@@ -57,7 +58,7 @@ def registrants_add(email: str, org: str, key_file: Path, product: str, approve:
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--approve", is_flag=True, help="approve each one at once")
 def registrants_import(csv_file: Path, approve: bool) -> None:
-    from app import registry
+    from app.registry import vetting as registry
 
     runtime.open_current_db(_settings())
     try:
@@ -103,8 +104,8 @@ def registrants_import(csv_file: Path, approve: bool) -> None:
 @registrants.command("list", help="Every registrant and their key.")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 def registrants_list(as_json: bool) -> None:
-    from app import registry
     from app.models import Registrant, User
+    from app.registry import vetting as registry
 
     runtime.open_current_db(_settings())
     rows = [
@@ -122,7 +123,7 @@ def registrants_list(as_json: bool) -> None:
 
 
 def _decide(registrant_id: str, status: str) -> None:
-    from app import registry
+    from app.registry import vetting as registry
 
     runtime.open_current_db(_settings())
     decided = registry.decide(registry.get(registrant_id), status, None, _label(), clock.now())

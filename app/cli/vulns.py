@@ -4,9 +4,10 @@ from pathlib import Path
 
 import click
 
-from app import clock, runtime
 from app.cli import _operator, _settings, cli
-from app.errors import OperatorError
+from app.core import clock
+from app.core.errors import OperatorError
+from app.workers import runtime
 
 
 @cli.group(help="Vulnerabilities: list, show, create, change.")
@@ -15,7 +16,7 @@ def vulns() -> None:
 
 
 def _cli_actor():
-    from app.vulns import Actor
+    from app.vulns.lifecycle import Actor
 
     return Actor(None, f"cli:{_operator()}")
 
@@ -25,9 +26,9 @@ def _cli_actor():
 def vulns_list(as_json: bool) -> None:
     import json
 
-    from app import oneline
-    from app import vulns as domain
+    from app.core import oneline
     from app.models import Vulnerability
+    from app.vulns import lifecycle as domain
 
     runtime.open_current_db(_settings())
     rows = [domain.summary(v) for v in Vulnerability.select().order_by(Vulnerability.id.desc())]
@@ -47,7 +48,7 @@ def vulns_list(as_json: bool) -> None:
 def vulns_show(vuln_id: str, as_json: bool) -> None:
     import json
 
-    from app import vulns as domain
+    from app.vulns import lifecycle as domain
 
     runtime.open_current_db(_settings())
     shown = domain.details(domain.get(vuln_id))
@@ -88,8 +89,8 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
 @click.argument("vuln_id")
 @click.argument("sha256")
 def vulns_attachment(vuln_id: str, sha256: str) -> None:
-    from app import attachments
-    from app import vulns as domain
+    from app.reports import attachments
+    from app.vulns import lifecycle as domain
 
     runtime.open_current_db(_settings())
     found = attachments.find(domain.get(vuln_id), sha256)
@@ -99,7 +100,7 @@ def vulns_attachment(vuln_id: str, sha256: str) -> None:
 
 
 def _from_whom(entry: dict) -> str:
-    """Who an inbound entry is from, as the thread shows it (see app.vulns.Sender)."""
+    """Who an inbound entry is from, as the thread shows it (see app.vulns.lifecycle.Sender)."""
     if not entry["sender"]:
         return "from a sender not recorded"
     if not entry["from_reporter"]:
@@ -115,8 +116,8 @@ def _from_whom(entry: dict) -> str:
 def vulns_create(title: str, description_file, embargo_until: str | None) -> None:
     from datetime import time
 
-    from app import embargo
-    from app import vulns as domain
+    from app.vulns import embargo
+    from app.vulns import lifecycle as domain
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -133,7 +134,7 @@ def vulns_create(title: str, description_file, embargo_until: str | None) -> Non
 @click.argument("value")
 @click.option("--reason", default=None, help="why (where the rules ask for one)")
 def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
-    from app import vulns as domain
+    from app.vulns import lifecycle as domain
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -149,7 +150,9 @@ def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
 
 def _lift_or_schedule(v, settings) -> str:
     """An embargo end in the past lifts now; otherwise the lift is (re)scheduled."""
-    from app import embargo, lift, queue
+    from app.disclosure import lift
+    from app.vulns import embargo
+    from app.workers import queue
 
     outcome = lift.after_change(
         queue.connect(runtime.redis_url(settings)), v, clock.now(), settings
@@ -176,8 +179,9 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
 
     import redis
 
-    from app import queue, reconcile, reports
-    from app import vulns as domain
+    from app.reports import processing
+    from app.vulns import lifecycle as domain
+    from app.workers import queue, reconcile
 
     try:
         text = text_file.read_text(encoding="utf-8")
@@ -188,7 +192,7 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
     settings = _settings()
     runtime.open_current_db(settings)
     v = domain.get(vuln_id)
-    entry = reports.reply_to_reporter(v, None, text, clock.now(), actor_label=_cli_actor().label)
+    entry = processing.reply_to_reporter(v, None, text, clock.now(), actor_label=_cli_actor().label)
     # Now rather than at the reconciler's next pass (which sends it within a minute anyway).
     with contextlib.suppress(redis.RedisError, OSError):
         reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
@@ -207,7 +211,8 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
 
 @cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")
 def lift_due() -> None:
-    from app import lift, queue
+    from app.disclosure import lift
+    from app.workers import queue
 
     settings = _settings()
     runtime.open_current_db(settings)
@@ -231,7 +236,7 @@ _LIFT_SAID = {
 @cli.command("release-notes", help="Release-note lines: embargoed CVEs by id and date alone.")
 @click.option("--since", default=None, metavar="YYYY-MM-DD", help="published or ending since")
 def release_notes(since: str | None) -> None:
-    from app import exports
+    from app.disclosure import exports
 
     settings = _settings()
     try:

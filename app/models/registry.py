@@ -35,7 +35,7 @@ class Registrant(BaseModel):
     policy_agreed_at = UTCDateTimeField(null=True)
     listed_publicly = peewee.BooleanField(default=False)
     unsubscribed = peewee.BooleanField(default=False)
-    # Unsubscribe links of alerts queued before this no longer work (app.subscriptions).
+    # Unsubscribe links of alerts queued before this no longer work (app.registry.subscriptions).
     resubscribed_at = UTCDateTimeField(null=True)
     last_confirmed_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField()

@@ -8,9 +8,9 @@ from flask import Flask, abort, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import queue, runtime
-from app.config import Settings, load_settings
-from app.instance import secret_key
+from app.core.config import Settings, load_settings
+from app.core.instance import secret_key
+from app.workers import queue, runtime
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 log = logging.getLogger("forewarn.web")
@@ -24,7 +24,7 @@ CONTENT_SECURITY_POLICY = (
 def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
-    app.config.update(
+    app.core.config.update(
         SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     if test_config:
-        app.config.update(test_config)
+        app.core.config.update(test_config)
     app.extensions["forewarn.settings"] = settings
     app.extensions["forewarn.db"] = runtime.open_db(settings)
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))

@@ -20,8 +20,9 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from app import accounts, clock, totp
-from app.errors import Refused
+from app.accounts import team, totp
+from app.core import clock
+from app.core.errors import Refused
 from app.web.auth import sign_in_failed, sign_in_refusal, sign_in_succeeded
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -107,10 +108,10 @@ def identity():
         form.password.errors.append(refusal)
         return _identity_page(form, status=429)
     try:
-        accounts.reauthenticate(
+        team.reauthenticate(
             user, form.password.data, clock.now(), why="authenticator", source=address
         )
-    except accounts.LoginFailed as exc:
+    except team.LoginFailed as exc:
         sign_in_failed(user.email, address, clock.now())
         form.password.errors.append(str(exc))
         return _identity_page(form, status=401)

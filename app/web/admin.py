@@ -12,9 +12,10 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, Form, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app import audit, clock, cve_services, cves
-from app.errors import ForewarnError
+from app.core import audit, clock
+from app.core.errors import ForewarnError
 from app.models import CveId, Vulnerability
+from app.vulns import cve_services, cves
 from app.web.auth import roles_required
 from app.web.team import utc, utc_iso
 

@@ -4,7 +4,7 @@ embargoed ones (each view audited). Nobody else ever reaches embargoed text here
 from flask import Blueprint, abort, render_template
 from flask_login import current_user, login_required
 
-from app import audit, clock
+from app.core import audit, clock
 from app.models import Advisory, Delivery, Registrant, Vulnerability
 from app.web.team import utc, utc_iso
 

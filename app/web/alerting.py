@@ -7,10 +7,12 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import TextAreaField
 from wtforms.validators import Length
 
-from app import alerts, clock, patches
-from app.accounts import TEAM_ROLES
-from app.errors import Refused
+from app.accounts.team import TEAM_ROLES
+from app.core import clock
+from app.core.errors import Refused
 from app.models import Advisory, Patch, Vulnerability
+from app.registry import alerts
+from app.vulns import patches
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 

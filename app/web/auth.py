@@ -20,10 +20,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
-from app import accounts, clock, password_reset, ratelimit
-from app.errors import Refused
-from app.instance import secret_key
+from app.accounts import password_reset, team
+from app.core import clock
+from app.core.errors import Refused
+from app.core.instance import secret_key
 from app.models import User
+from app.web import ratelimit
 from app.web.outgoing import send_soon
 
 bp = Blueprint("auth", __name__)
@@ -111,7 +113,7 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def _home_for(role: str) -> str:
-    return url_for("team.home") if role in accounts.TEAM_ROLES else url_for("public.index")
+    return url_for("team.home") if role in team.TEAM_ROLES else url_for("public.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -129,7 +131,7 @@ def login():
             flash(refusal, "error")
             return render_template("login.html", form=form), 429
         try:
-            user = accounts.authenticate(
+            user = team.authenticate(
                 email,
                 form.password.data,
                 form.code.data or "",
@@ -137,13 +139,11 @@ def login():
                 settings.require_2fa,
                 source=address,
             )
-        except accounts.LoginFailed as exc:
-            sign_in_failed(
-                email, address, clock.now(), wrong_code=isinstance(exc, accounts.WrongCode)
-            )
+        except team.LoginFailed as exc:
+            sign_in_failed(email, address, clock.now(), wrong_code=isinstance(exc, team.WrongCode))
             flash(str(exc), "error")
             status = 401
-        except accounts.SecondFactorNeeded as exc:
+        except team.SecondFactorNeeded as exc:
             flash(str(exc), "info")
             status = 401
         else:
@@ -202,7 +202,7 @@ def sign_in_succeeded(email: str, address: str) -> None:
 def logout():
     if current_user.is_authenticated:
         # Signing out ends every session of the account, including copied cookies.
-        accounts.end_sessions(current_user.user)
+        team.end_sessions(current_user.user)
     logout_user()
     session.clear()
     flash("You are signed out. Sign in again to continue working.", "success")
@@ -223,16 +223,16 @@ class ForgotForm(FlaskForm):
     )
 
 
-MIN = accounts.MIN_PASSWORD_LENGTH
+MIN = team.MIN_PASSWORD_LENGTH
 
 
 class ResetForm(FlaskForm):
     password = PasswordField(
-        f"New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)",
+        f"New password (at least {team.MIN_PASSWORD_LENGTH} characters)",
         validators=[
             DataRequired(message="Choose a new password."),
             Length(
-                min=accounts.MIN_PASSWORD_LENGTH,
+                min=team.MIN_PASSWORD_LENGTH,
                 max=1024,
                 message=f"The password must have at least {MIN} characters.",
             ),

@@ -12,7 +12,8 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user
 
-from app import clock, health, runtime
+from app.core import clock
+from app.workers import health, runtime
 
 bp = Blueprint("health", __name__)
 

@@ -6,7 +6,8 @@ import logging
 import redis
 from flask import current_app
 
-from app import clock, reconcile
+from app.core import clock
+from app.workers import reconcile
 
 log = logging.getLogger("forewarn.web")
 

@@ -1,7 +1,7 @@
 """Pages anyone may read: the start page, the service key, the vulnerabilities (list, pages,
 Atom feed) and /.well-known/ (security.txt, the Web Key Directory).
 
-Vulnerabilities reach these pages only as app.disclosure's public views, never as rows.
+Vulnerabilities reach these pages only as app.disclosure.redaction's public views, never as rows.
 """
 
 import functools
@@ -30,10 +30,13 @@ from flask import (
 from flask_login import current_user
 from markupsafe import Markup
 
-from app import affected, clock, disclosure, feeds, markdown, runtime, wellknown
-from app.disclosure import Placeholder, Published
-from app.errors import Refused
+from app.core import clock, markdown
+from app.core.errors import Refused
+from app.disclosure import feeds, redaction, wellknown
+from app.disclosure.redaction import Placeholder, Published
 from app.models import PUBLIC_STATES, CveId, Vulnerability
+from app.vulns import affected
+from app.workers import runtime
 from keys import packets
 
 bp = Blueprint("public", __name__)
@@ -83,7 +86,7 @@ def _public_rows() -> peewee.ModelSelect:
 def _views(rows) -> list[Placeholder | Published]:
     at = clock.now()
     show_dates = current_app.extensions["forewarn.settings"].show_embargo_dates
-    views = (disclosure.public_view(v, at, show_dates) for v in rows)
+    views = (redaction.public_view(v, at, show_dates) for v in rows)
     return [view for view in views if view is not None]
 
 
@@ -117,7 +120,7 @@ FRESH_FOR = 1.0  # seconds a checked list page is served without asking the data
 @bp.route("/vulnerabilities")
 def vulnerabilities():
     """The whole list. Rendering 2,000 entries takes a while, so an anonymous visitor gets the
-    page rendered for the same fingerprint of the public rows (app.disclosure.version: one
+    page rendered for the same fingerprint of the public rows (app.disclosure.redaction.version: one
     aggregate query, asked at most once every FRESH_FOR seconds), with its ETag and a gzip
     copy made once. A lift shows at most that late, never early."""
     if current_user.is_authenticated or session.get("_flashes"):
@@ -130,7 +133,7 @@ def vulnerabilities():
     fresh_for = current_app.config.get("FOREWARN_LIST_FRESH_FOR", FRESH_FOR)
     if known is None or time.monotonic() - known[4] >= fresh_for:
         settings = current_app.extensions["forewarn.settings"]
-        key = (disclosure.version(clock.now()), settings.show_embargo_dates, request.script_root)
+        key = (redaction.version(clock.now()), settings.show_embargo_dates, request.script_root)
         if known is None or known[0] != key:
             views = _views(_public_rows())
             data = render_template("vulnerabilities/list.html", years=by_year(views)).encode()
@@ -161,10 +164,10 @@ def _accepts_gzip() -> bool:
 def vulnerability(ident: str):
     """One vulnerability by tracking id or CVE id. A published one has its tracking id's address
     (a CVE id redirects there); a placeholder answers at its CVE id alone once it has one (its
-    tracking id answers 404, as an unknown id: app.disclosure.find), so that neither address
-    ties the other to it before the lift."""
+    tracking id answers 404, as an unknown id: app.disclosure.redaction.find), so that neither
+    address ties the other to it before the lift."""
     show_dates = current_app.extensions["forewarn.settings"].show_embargo_dates
-    found = disclosure.find(ident, clock.now(), show_dates)
+    found = redaction.find(ident, clock.now(), show_dates)
     if found is None:
         abort(404)  # not public, or no such id, or a tracking id under embargo: the same answer
     _, view = found
@@ -205,7 +208,7 @@ def _helpers():
             (kind, label, _url_maker("downloads.record", "ident", kind=kind))
             for kind, label in (("cve", "CVE JSON 5.1"), ("osv", "OSV JSON"), ("csaf", "CSAF 2.0"))
         ],
-        "rating": disclosure.rating,
+        "rating": redaction.rating,
         "description_html": _description_html,
         "short_description_html": _short_description_html,
         "affected_items": _affected_items,

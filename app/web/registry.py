@@ -20,11 +20,13 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from app import clock, ratelimit, registry
-from app.accounts import MIN_PASSWORD_LENGTH
-from app.errors import Refused
-from app.instance import secret_key
+from app.accounts.team import MIN_PASSWORD_LENGTH
+from app.core import clock
+from app.core.errors import Refused
+from app.core.instance import secret_key
 from app.models import AuditEvent, PublicKey, Registrant
+from app.registry import vetting
+from app.web import ratelimit
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.web.team import utc, utc_iso
@@ -40,7 +42,7 @@ EMBARGO_DAYS, FIX_DAYS, DEPLOY_DAYS = 90, 30, 60
 
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso, "policy_version": registry.POLICY_VERSION}
+    return {"utc": utc, "utc_iso": utc_iso, "policy_version": vetting.POLICY_VERSION}
 
 
 def _strip(value):
@@ -130,7 +132,7 @@ class ApplyForm(AddressFields, KeyFields, FlaskForm):
         filters=[_strip],
     )
     agrees = BooleanField(
-        f"I agree to the embargo policy (version {registry.POLICY_VERSION})",
+        f"I agree to the embargo policy (version {vetting.POLICY_VERSION})",
         validators=[DataRequired(message="Registrants must agree to the embargo policy.")],
     )
     listed = BooleanField("List my organisation publicly as a registry member")
@@ -170,7 +172,7 @@ def apply():
         current_app.extensions["forewarn.redis"], APPLY, f"ip:{request.remote_addr or '?'}"
     ):
         return _apply_page(form, "Too many sign-ups from your address. Try again in an hour.", 429)
-    signup = registry.SignUp(
+    signup = vetting.SignUp(
         email=form.email.data,
         password=form.password.data,
         organisation=form.organisation.data,
@@ -183,7 +185,7 @@ def apply():
     )
     try:
         # The same answer whether or not the address has an account (registry.apply).
-        application = registry.apply(signup, clock.now())
+        application = vetting.apply(signup, clock.now())
     except Refused as exc:
         field = _refusal_field(form, str(exc))
         if field is not None:
@@ -214,7 +216,7 @@ def policy():
 @bp.route("/members")
 def members():
     return render_template(
-        "registry/members.html", organisations=[r.organisation for r in registry.public_members()]
+        "registry/members.html", organisations=[r.organisation for r in vetting.public_members()]
     )
 
 
@@ -234,7 +236,7 @@ def verify(token: str):
     form.validate_on_submit()  # CSRF is checked before the view; the form has nothing else
     settings = current_app.extensions["forewarn.settings"]
     try:
-        registrant = registry.verify(token, secret_key(settings), clock.now())
+        registrant = vetting.verify(token, secret_key(settings), clock.now())
     except Refused as exc:
         return render_template("registry/verify.html", form=None, refused=str(exc)), 400
     return render_template("registry/verified.html", registrant=registrant)
@@ -244,7 +246,7 @@ def verify(token: str):
 def reconfirm(token: str):
     """The yearly "we still qualify" link. GET only shows the button (mail scanners fetch
     links); the POST confirms."""
-    from app import renewal
+    from app.registry import renewal
 
     form = ConfirmForm()
     if request.method == "GET":
@@ -310,7 +312,7 @@ def _status_page(registrant: Registrant, key_form: KeyForm | None = None, status
             key_form=key_form or KeyForm(),
             resend_form=ResendForm(),
             resubscribe_form=ResendForm(),
-            role_address=registry.is_role_address(registrant.user.email),
+            role_address=vetting.is_role_address(registrant.user.email),
         ),
         status,
     )
@@ -333,7 +335,7 @@ def resend():
     if not ratelimit.hit(current_app.extensions["forewarn.redis"], RESEND, f"user:{registrant.id}"):
         flash("We sent several links in the last hour: wait an hour, then ask again.", "error")
         return redirect(url_for("registry.status"))
-    registry.resend_proof(registrant, key, clock.now())
+    vetting.resend_proof(registrant, key, clock.now())
     send_soon()
     flash(
         f"We sent a new link to {registrant.user.email}, encrypted to your key "
@@ -357,7 +359,7 @@ def replace_key():
         flash("Your key was not replaced: see the key form below.", "error")
         return _status_page(registrant, form, 400)
     try:
-        stored = registry.replace_key(registrant, key, clock.now())
+        stored = vetting.replace_key(registrant, key, clock.now())
     except Refused as exc:
         form.key_text.errors.append(str(exc))
         flash("Your key was not replaced: see the key form below.", "error")

@@ -2,8 +2,9 @@
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from app import clock, exports
-from app.accounts import TEAM_ROLES
+from app.accounts.team import TEAM_ROLES
+from app.core import clock
+from app.disclosure import exports
 from app.web.auth import roles_required
 
 bp = Blueprint("releases", __name__, url_prefix="/team/release-notes")

@@ -6,10 +6,11 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.validators import AnyOf
 
-from app import clock, rotation
-from app.accounts import TEAM_ROLES
-from app.errors import Refused
+from app.accounts.team import TEAM_ROLES
+from app.core import clock
+from app.core.errors import Refused
 from app.models import User
+from app.reports import triage
 from app.web.auth import roles_required
 from app.web.team import utc, utc_iso
 
@@ -30,8 +31,8 @@ class AwayForm(FlaskForm):
 @roles_required(*TEAM_ROLES)
 def overview():
     at = clock.now()
-    load = rotation.open_load()
-    in_turn = rotation.order(at)
+    load = triage.open_load()
+    in_turn = triage.order(at)
     away = sorted(
         (u for u in load if u.active and u.role in TEAM_ROLES and u.away), key=lambda u: u.email
     )
@@ -43,7 +44,7 @@ def overview():
         away=away,
         stranded=stranded,
         load=load,
-        may_set_away=lambda user: rotation.may_set_away(current_user.user, user),
+        may_set_away=lambda user: triage.may_set_away(current_user.user, user),
     )
 
 
@@ -54,7 +55,7 @@ def set_away(user_id: int):
     if user is None:
         abort(404)
     me = current_user.user
-    if not rotation.may_set_away(me, user):
+    if not triage.may_set_away(me, user):
         abort(403)
     form = AwayForm()
     if not form.validate_on_submit():
@@ -63,7 +64,7 @@ def set_away(user_id: int):
     away = form.away.data == "1"
     at = clock.now()
     try:
-        changed = rotation.set_away(user, away, me, at)
+        changed = triage.set_away(user, away, me, at)
     except Refused as exc:
         flash(f"Nothing changed: {exc}.", "error")
         return redirect(url_for("rotation.overview"))
@@ -90,7 +91,7 @@ def _what_happened(user: User, away: bool, changed: bool, me: User, at) -> str:
             if is_me
             else f"{user.email} is back: new reports come to them again in turn."
         )
-    following = rotation.next_assignee(at)
+    following = triage.next_assignee(at)
     if following is None:
         return f"{said} Everyone is away now: new reports stay unassigned until someone is back."
     nxt = "you" if following.id == me.id else following.email

@@ -2,7 +2,7 @@
 
 from gunicorn.app.base import BaseApplication
 
-from app.config import Settings
+from app.core.config import Settings
 
 
 class PortalServer(BaseApplication):

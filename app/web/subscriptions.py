@@ -1,13 +1,14 @@
 """Alerts subscription: the RFC 8058 one-click unsubscribe that alerts carry, its page, and
 resubscribing from the registrant's status page. Each link belongs to one alert and expires
-(app.subscriptions); every unsubscription is confirmed to the registrant by mail."""
+(app.registry.subscriptions); every unsubscription is confirmed to the registrant by mail."""
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
-from app import clock, subscriptions
-from app.errors import Refused
-from app.instance import secret_key
+from app.core import clock
+from app.core.errors import Refused
+from app.core.instance import secret_key
+from app.registry import subscriptions
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.web.registry import own_registration

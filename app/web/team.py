@@ -20,10 +20,13 @@ from peewee import JOIN, fn
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app import attachments, clock, lift, markdown, reports, vulns
-from app.accounts import TEAM_ROLES
-from app.errors import Refused
+from app.accounts.team import TEAM_ROLES
+from app.core import clock, markdown
+from app.core.errors import Refused
+from app.disclosure import lift
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
+from app.reports import attachments, processing
+from app.vulns import lifecycle
 from app.web import timeline, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -78,20 +81,20 @@ class ReplyForm(FlaskForm):
 @roles_required(*TEAM_ROLES)
 def home():
     view = request.args.get("view", "mine")
-    if view not in vulns.QUEUES:
+    if view not in lifecycle.QUEUES:
         view = "mine"
     search = request.args.get("q", "")[:200]
     messages = Correspondence.select(fn.COUNT(Correspondence.id)).where(
         Correspondence.vulnerability == Vulnerability.id
     )
-    rows = vulns.queue(view, current_user.user, clock.now(), search)
+    rows = lifecycle.queue(view, current_user.user, clock.now(), search)
     rows = rows.select_extend(messages.alias("message_count"))
     return render_template(
         "team/home.html",
         vulnerabilities=list(rows),
         held=_held_counts(),
         view=view,
-        views=vulns.QUEUES,
+        views=lifecycle.QUEUES,
         search=search,
         now=clock.now(),
     )
@@ -104,7 +107,8 @@ def dashboard():
     open_ones = (
         Vulnerability.select()
         .where(
-            Vulnerability.status.in_(vulns.OPEN_STATES), Vulnerability.embargo_until.is_null(False)
+            Vulnerability.status.in_(lifecycle.OPEN_STATES),
+            Vulnerability.embargo_until.is_null(False),
         )
         .order_by(Vulnerability.embargo_until)
     )
@@ -126,7 +130,7 @@ def reply(tracking_id: str):
         flash("Your reply was not sent; see the reply form below.", "error")
         return _vulnerability_page(v, form, status=400)
     try:
-        entry = reports.reply_to_reporter(v, current_user.user, form.text.data, clock.now())
+        entry = processing.reply_to_reporter(v, current_user.user, form.text.data, clock.now())
     except Refused as exc:
         flash(f"Your reply was not sent: {exc}.", "error")
         return _vulnerability_page(v, form, status=400)
@@ -196,12 +200,12 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         .order_by(Correspondence.at, Correspondence.id)
     )
     thread = list(thread)
-    pinned = vulns.pinned_fingerprint(v)
+    pinned = lifecycle.pinned_fingerprint(v)
     page = render_template(
         "team/vulnerability.html",
         v=v,
         thread=thread,
-        senders={e.id: vulns.sender_of(e, v.reporter_email, pinned) for e in thread},
+        senders={e.id: lifecycle.sender_of(e, v.reporter_email, pinned) for e in thread},
         key_form=workspace.ConfirmKeyForm(formdata=None, prefix="key"),
         files=attachments.of_vulnerability(v),
         report_text=attachments.report_text,
@@ -210,7 +214,7 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         edit=workspace.forms_for(v),
         description_html=Markup(markdown.to_html(v.description)),  # noqa: S704  (nh3-sanitised)
         score=v.cvss_score,
-        credits=vulns.credits(v),
+        credits=lifecycle.credits(v),
         publication=lift.status_of(v),
     )
     return page, status

@@ -7,10 +7,12 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from app import audit, bounces, clock, registry, renewal
-from app.db import write_transaction
-from app.errors import ForewarnError, Refused
+from app.core import audit, clock
+from app.core.db import write_transaction
+from app.core.errors import ForewarnError, Refused
 from app.models import PublicKey, Registrant, User
+from app.registry import renewal, vetting
+from app.reports import bounces
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.web.registry import AddressFields, KeyFields
@@ -39,7 +41,7 @@ def _helpers():
 
 
 class DecisionForm(FlaskForm):
-    decision = StringField(validators=[AnyOf(registry.TRANSITIONS, message="Unknown decision.")])
+    decision = StringField(validators=[AnyOf(vetting.TRANSITIONS, message="Unknown decision.")])
     reason = TextAreaField(
         "Reason (required to reject, and mailed to the applicant; always kept in the audit log)",
         validators=[Length(max=2000)],
@@ -66,7 +68,7 @@ def _decisions(status: str) -> list[tuple[str, str]]:
     return [
         (s, words[s])
         for s in ("approved", "rejected", "suspended", "removed")
-        if s in registry.TRANSITIONS[status]
+        if s in vetting.TRANSITIONS[status]
     ]
 
 
@@ -81,7 +83,7 @@ def _entry(registrant: Registrant, decision=None, notes=None) -> dict:
     return {
         "r": registrant,
         "email": registrant.user.email,
-        "role_address": registry.is_role_address(registrant.user.email),
+        "role_address": vetting.is_role_address(registrant.user.email),
         "uploaded": uploaded if uploaded is not None and uploaded.id != registrant.key_id else None,
         "decisions": _decisions(registrant.status),
         "decision_form": decision or DecisionForm(prefix=prefix),
@@ -117,7 +119,7 @@ def queue():
 
 def _registrant_or_404(registrant_id: int) -> Registrant:
     try:
-        return registry.get(registrant_id)
+        return vetting.get(registrant_id)
     except ForewarnError:
         abort(404)
 
@@ -132,7 +134,7 @@ def decide(registrant_id: int):
         return _queue_page({registrant.id: {"decision": form}}, 400)
     before = registrant.status
     try:
-        decided = registry.decide(
+        decided = vetting.decide(
             registrant,
             form.decision.data,
             current_user.user,
@@ -221,7 +223,7 @@ def add():
         flash("Nobody was added: correct the fields marked below.", "error")
         return render_template("admin/registrants_add.html", form=form), 400
     try:
-        added = registry.add_by_admin(
+        added = vetting.add_by_admin(
             form.email.data,
             form.organisation.data,
             key,

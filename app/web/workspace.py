@@ -10,10 +10,12 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAr
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
-from app import attachments, clock, embargo, reports, vulns
-from app.accounts import TEAM_ROLES
-from app.errors import Refused
+from app.accounts.team import TEAM_ROLES
+from app.core import clock
+from app.core.errors import Refused
 from app.models import User, Vulnerability
+from app.reports import attachments, processing
+from app.vulns import embargo, lifecycle
 from app.web.auth import roles_required
 
 bp = Blueprint("workspace", __name__, url_prefix="/team/vulnerabilities")
@@ -99,7 +101,7 @@ def forms_for(v: Vulnerability) -> dict:
 
 def _status_choices(v: Vulnerability) -> list[tuple[str, str]]:
     """The next states a person may choose: "published" is the lift's alone."""
-    return [(s, s) for s in sorted(vulns.TRANSITIONS[v.status] - {"published"})]
+    return [(s, s) for s in sorted(lifecycle.TRANSITIONS[v.status] - {"published"})]
 
 
 def _iso(at) -> str:
@@ -122,8 +124,8 @@ def _back(v: Vulnerability):
     return redirect(url_for("team.vulnerability", tracking_id=v.tracking_id))
 
 
-def _actor() -> vulns.Actor:
-    return vulns.Actor.of(current_user.user)
+def _actor() -> lifecycle.Actor:
+    return lifecycle.Actor.of(current_user.user)
 
 
 def _refused(v: Vulnerability, what: str, exc: Exception):
@@ -133,7 +135,7 @@ def _refused(v: Vulnerability, what: str, exc: Exception):
 
 def _lift_or_schedule(v: Vulnerability) -> str:
     """Lift now when the embargo has ended, else (re)schedule the lift; says which."""
-    from app import lift
+    from app.disclosure import lift
     from app.web.outgoing import send_soon
 
     settings = current_app.extensions["forewarn.settings"]
@@ -169,18 +171,18 @@ def fields(tracking_id: str):
             if name == "fix_refs":
                 value = " ".join(value.split())
             if value != (getattr(v, name) or ""):
-                v = vulns.set_field(v, name, value, _actor(), clock.now())
+                v = lifecycle.set_field(v, name, value, _actor(), clock.now())
                 changed.append(name.replace("_", " "))
     except Refused as exc:
         saved = f" ({', '.join(changed)} saved)" if changed else ""
         return _refused(v, f"The {name.replace('_', ' ')} was{saved}", exc)
     if form.credit_reporter.data != v.credit_reporter:
         credit = "yes" if form.credit_reporter.data else "no"
-        v = vulns.set_field(v, "credit_reporter", credit, _actor(), clock.now())
+        v = lifecycle.set_field(v, "credit_reporter", credit, _actor(), clock.now())
         changed.append("reporter credit")
     if form.deploy_before_lift.data != v.deploy_before_lift:
         allowed = "yes" if form.deploy_before_lift.data else "no"
-        v = vulns.set_field(v, "deploy_before_lift", allowed, _actor(), clock.now())
+        v = lifecycle.set_field(v, "deploy_before_lift", allowed, _actor(), clock.now())
         changed.append("deployment before the lift")
     if changed:
         flash(f"Saved: {', '.join(changed)}. The change is in the audit log.", "success")
@@ -198,7 +200,7 @@ def status(tracking_id: str):
     if not form.validate_on_submit():
         return _refused(v, "The state was", _form_errors(form))
     try:
-        v = vulns.set_status(v, form.status.data, _actor(), clock.now(), form.reason.data or "")
+        v = lifecycle.set_status(v, form.status.data, _actor(), clock.now(), form.reason.data or "")
     except Refused as exc:
         return _refused(v, "The state was", exc)
     next_steps = {
@@ -236,7 +238,9 @@ def dates(tracking_id: str):
                 continue
             value = embargo.parse_instant(text, default_time)
             if value != getattr(v, name):
-                v = vulns.set_date(v, name, value, _actor(), clock.now(), form.reason.data or "")
+                v = lifecycle.set_date(
+                    v, name, value, _actor(), clock.now(), form.reason.data or ""
+                )
                 said.append(f"{name.replace('_', ' ')} is {embargo.shown(value)}")
     except Refused as exc:
         return _refused(v, "The dates were", exc)
@@ -260,7 +264,7 @@ def assignee(tracking_id: str):
     if not form.validate_on_submit():
         return _refused(v, "The assignee was", _form_errors(form))
     try:
-        v = vulns.set_field(v, "assignee", form.assignee.data or "none", _actor(), clock.now())
+        v = lifecycle.set_field(v, "assignee", form.assignee.data or "none", _actor(), clock.now())
     except Refused as exc:
         return _refused(v, "The assignee was", exc)
     who = v.assignee.email if v.assignee_id else "nobody"
@@ -271,8 +275,8 @@ def assignee(tracking_id: str):
 @bp.route("/<tracking_id>/cve", methods=["POST"])
 @roles_required(*TEAM_ROLES)
 def cve(tracking_id: str):
-    from app import cve_services, cves
-    from app.errors import ForewarnError
+    from app.core.errors import ForewarnError
+    from app.vulns import cve_services, cves
 
     v = _vulnerability(tracking_id)
     if not CveForm(prefix="cve").validate_on_submit():
@@ -327,7 +331,7 @@ def reporter_key(tracking_id: str):
     if not form.validate_on_submit():
         return _refused(v, "The reporter's key was", "the form expired; try again")
     try:
-        key = reports.confirm_reporter_key(
+        key = processing.confirm_reporter_key(
             v, form.correspondence.data, current_user.user, clock.now()
         )
     except Refused as exc:

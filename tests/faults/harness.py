@@ -146,8 +146,8 @@ def received_by_message_id(received) -> Counter:
 def queued_deliveries(connection) -> list[str]:
     """Each delivery still queued, with its lease and its job's state in Redis (for a timeout's
     message)."""
-    from app import reconcile
     from app.models import Delivery
+    from app.workers import reconcile
 
     lines = []
     for d in Delivery.select().where(Delivery.state == "queued"):

@@ -15,8 +15,11 @@ import time
 import pytest
 import redis
 
-from app import alerts, clock, outbox, registry, vulns
+from app.core import clock
 from app.models import Delivery
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
 from tests.conftest import wait_for
 from tests.faults.harness import (
     CountingSink,
@@ -38,7 +41,7 @@ LEASE_SECONDS = 5  # a send takes well under a second here; the default is 300
 # kill left "started" in Redis, which would hide whether the reconciler recovers them itself.
 EVENTS = [(0.2, "flush"), (0.45, "kill"), (0.7, "late kill")]
 LATE_KILL_TRIES_SECONDS = 10
-CLI = vulns.Actor(None, "faults")
+CLI = lifecycle.Actor(None, "faults")
 
 
 def sent_count() -> int:
@@ -69,14 +72,14 @@ def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(
     certificates = registrant_certificates(addresses)
     keys_seconds = time.monotonic() - began
     for n, address in enumerate(addresses):
-        registry.add_by_admin(
+        vetting.add_by_admin(
             address, f"Maker {n}", certificates[address], None, "faults", clock.now(), approve=True
         )
     registry_seconds = time.monotonic() - began - keys_seconds
-    v = vulns.create(
+    v = lifecycle.create(
         "Heap overflow in the L2CAP reassembly", "Details.", CLI, clock.now(), settings
     )
-    v = vulns.set_status(v, "accepted", CLI, clock.now())
+    v = lifecycle.set_status(v, "accepted", CLI, clock.now())
 
     sink = CountingSink(delay=0.1)  # the fan-out lasts seconds: the faults hit it mid-way
     workers = Workers(
@@ -96,7 +99,7 @@ def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(
     try:
         workers.start()
         advisory = alerts.send(v, None, "faults", clock.now(), settings)
-        from app import reconcile  # as `forewarn alert send` does: queue now, not in a minute
+        from app.workers import reconcile
 
         reconcile.queue_due_deliveries(connection, clock.now())
         for share, event in EVENTS:
@@ -153,7 +156,7 @@ def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(
         connection.close()
 
     deliveries = list(Delivery.select().where(Delivery.advisory == advisory))
-    expected = {(outbox.message_id_for(d, settings), (d.recipient,)): d.id for d in deliveries}
+    expected = {(sending.message_id_for(d, settings), (d.recipient,)): d.id for d in deliveries}
     got = received_by_message_id(sink.received)
     lost = [key for key in expected if got[key] == 0]
     duplicated = {expected[key]: n - 1 for key, n in got.items() if key in expected and n > 1}
@@ -167,7 +170,7 @@ def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(
     assert sorted(d.recipient for d in deliveries) == addresses
     assert {d.kind for d in deliveries} == {"alert"}
     assert {d.state for d in deliveries} == {"sent"}
-    assert all(d.message_id == outbox.message_id_for(d, settings) for d in deliveries)
+    assert all(d.message_id == sending.message_id_for(d, settings) for d in deliveries)
     assert lost == []
     assert set(got) <= set(expected), "the sink got mail no delivery accounts for"
     assert set(duplicated) <= dropped, "a delivery no kill interrupted was sent twice"

@@ -25,8 +25,8 @@ import psycopg
 import pytest
 import redis
 
-from app import queue
 from app.models import Delivery, InboundMessage
+from app.workers import queue
 from tests.conftest import ROOT, csrf_token, free_port, short_tempdir, wait_for
 from tests.faults.harness import CountingSink, Workers, kill_trees
 
@@ -284,7 +284,9 @@ def test_the_intake_portal_and_worker_ride_out_a_database_restart(
         )
         pages.append(posted)
         # A job that needs the database, run by the worker while the database is down.
-        queue.enqueue(connection, "app.jobs.process_inbound", 1, job_id="inbound-during-outage")
+        queue.enqueue(
+            connection, "app.workers.jobs.process_inbound", 1, job_id="inbound-during-outage"
+        )
         failed = wait_for(
             lambda: queue.inbound_queue(connection).failed_job_registry.get_job_ids(),
             timeout=20,

@@ -14,9 +14,13 @@ import pytest
 import redis
 from rq import Worker
 
-from app import clock, lift, outbox, reconcile, vulns
-from app.config import load_settings
+from app.core import clock
+from app.core.config import load_settings
+from app.disclosure import lift
 from app.models import AuditEvent, Delivery, Vulnerability
+from app.outbox import sending
+from app.vulns import lifecycle
+from app.workers import reconcile
 from tests.conftest import wait_for
 from tests.faults.harness import CountingSink, Workers, received_by_message_id
 
@@ -27,15 +31,15 @@ VULNERABILITIES = 8 if FULL else 3
 LEAD_SECONDS = 4  # the first embargo ends this long after scheduling; one more second each
 SLACK_SECONDS = 5  # the worker's start-up and the lift itself, on a shared machine
 ANNOUNCE = "announce@lists.example.org"
-CLI = vulns.Actor(None, "faults")
+CLI = lifecycle.Actor(None, "faults")
 
 
 def accepted(settings, n: int, until):
-    v = vulns.create(
+    v = lifecycle.create(
         f"Use after free in the codec, part {n}", "Details.", CLI, clock.now(), settings
     )
-    v = vulns.set_status(v, "accepted", CLI, clock.now())
-    return vulns.set_date(v, "embargo_until", until, CLI, clock.now(), "now")
+    v = lifecycle.set_status(v, "accepted", CLI, clock.now())
+    return lifecycle.set_date(v, "embargo_until", until, CLI, clock.now(), "now")
 
 
 @pytest.mark.parametrize(
@@ -118,7 +122,7 @@ def test_embargoes_that_end_while_the_worker_is_down_are_lifted_once_it_is_back(
     per_vulnerability = Counter(d.vulnerability_id for d in announcements)
     got = received_by_message_id(sink.received)
     mailed = {
-        d.id: got[(outbox.message_id_for(d, settings), (d.recipient,))] for d in announcements
+        d.id: got[(sending.message_id_for(d, settings), (d.recipient,))] for d in announcements
     }
     print(
         f"\nlift with the worker down ({'kill and Redis flush' if flush else 'kill'}): "

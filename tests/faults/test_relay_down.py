@@ -4,7 +4,7 @@ The deliveries wait through every phase (each failure sets the next attempt one 
 later), none is dropped (all end sent) and none goes out twice (each Message-ID once).
 
 Short by default (CI, `make test`); FOREWARN_FAULTS_FULL=1 (`make faults`) runs the full size.
-The workers run on the real clock and the backoff (app/outbox.py's _BACKOFF: 1, 5, 15, 60...
+The workers run on the real clock and the backoff (app/outbox/sending.py's _BACKOFF: 1, 5, 15, 60...
 minutes) has no setting. Between phases the test makes that time pass: it moves the
 next_attempt_at of every waiting delivery to now and runs the reconciler's queueing of due
 deliveries (which the workers' reconciler thread would do itself within its one-minute period).
@@ -17,8 +17,12 @@ import time
 import pytest
 import redis
 
-from app import alerts, clock, outbox, reconcile, registry, vulns
+from app.core import clock
 from app.models import Delivery
+from app.outbox import sending
+from app.registry import alerts, vetting
+from app.vulns import lifecycle
+from app.workers import reconcile
 from tests.conftest import free_port, wait_for
 from tests.faults.harness import Workers, received_by_message_id, registrant_certificates
 from tests.faults.helpers_mail import FlakyRelay
@@ -62,13 +66,13 @@ def test_alerts_wait_while_the_relay_is_down_or_refusing_and_go_out_once_after(
     addresses = [f"psirt@maker{n:03d}.example" for n in range(RECIPIENTS)]
     certificates = registrant_certificates(addresses)
     for n, address in enumerate(addresses):
-        registry.add_by_admin(
+        vetting.add_by_admin(
             address, f"Maker {n}", certificates[address], None, "faults", clock.now(), approve=True
         )
-    v = vulns.create(
+    v = lifecycle.create(
         "Heap overflow in the L2CAP reassembly", "Details.", CLI, clock.now(), settings
     )
-    v = vulns.set_status(v, "accepted", CLI, clock.now())
+    v = lifecycle.set_status(v, "accepted", CLI, clock.now())
 
     port = free_port()  # nothing listens here until the relay comes back
     workers = Workers({**env, "FOREWARN_SMTP_RELAY": f"127.0.0.1:{port}"}, WORKERS, tmp_path)
@@ -100,7 +104,7 @@ def test_alerts_wait_while_the_relay_is_down_or_refusing_and_go_out_once_after(
                 )
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{unfinished(connection)}\n{workers.logs()}") from None
-            backoff = outbox._BACKOFF[attempt - 1]
+            backoff = sending._BACKOFF[attempt - 1]
             assert all(d.next_attempt_at >= phase_began + backoff for d in deliveries())
             assert relay is None or relay.received == []
             phases.append(
@@ -133,7 +137,7 @@ def test_alerts_wait_while_the_relay_is_down_or_refusing_and_go_out_once_after(
         connection.close()
 
     final = deliveries()
-    expected = {(outbox.message_id_for(d, settings), (d.recipient,)): d.id for d in final}
+    expected = {(sending.message_id_for(d, settings), (d.recipient,)): d.id for d in final}
     got = received_by_message_id(relay.received)
     lost = [key for key in expected if got[key] == 0]
     duplicated = {expected[key]: n - 1 for key, n in got.items() if n > 1}
@@ -146,7 +150,7 @@ def test_alerts_wait_while_the_relay_is_down_or_refusing_and_go_out_once_after(
     assert sorted(d.recipient for d in final) == addresses
     assert {d.state for d in final} == {"sent"}
     assert {d.attempts for d in final} == {len(FAILING) + 1}
-    assert all(d.message_id == outbox.message_id_for(d, settings) for d in final)
+    assert all(d.message_id == sending.message_id_for(d, settings) for d in final)
     assert relay.refused == dict.fromkeys(("mail", "rcpt", "data"), RECIPIENTS)
     assert lost == []
     assert duplicated == {}

@@ -5,12 +5,12 @@ and Redis is flushed once. Every report ends processed with a vulnerability of i
 acknowledgement ends sent, and the only duplicates are sends that were in flight at a kill.
 
 Short by default (CI, `make test`); FOREWARN_FAULTS_FULL=1 (`make faults`) runs the full size.
-Deliveries are recovered through their lease (FOREWARN_DELIVERY_LEASE_SECONDS, short here) and
-the reconciler. Inbound messages have a fixed 5-minute lease (app/inbound.py, no setting): after
-each kill, when no worker is alive, the test ends the lease of every message a killed worker
-held (claimed_until set to the past). That stands for five minutes passing; the reconciler of
-the restarted workers then queues those messages again, as it would then (for a claim that shows
-only after the restart, see KilledLeases, the test runs the reconciler's pass itself).
+Deliveries are recovered through their lease (FOREWARN_DELIVERY_LEASE_SECONDS, short here) and the
+reconciler. Inbound messages have a fixed 5-minute lease (app/reports/inbound.py, no setting): after
+each kill, when no worker is alive, the test ends the lease of every message a killed worker held
+(claimed_until set to the past). That stands for five minutes passing; the reconciler of the
+restarted workers then queues those messages again, as it would then (for a claim that shows only
+after the restart, see KilledLeases, the test runs the reconciler's pass itself).
 """
 
 import contextlib
@@ -23,9 +23,14 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from app import clock, inbound, outbox, reconcile, reports, runtime, vulns
-from app.db import write_transaction
+from app.core import clock
+from app.core.db import write_transaction
 from app.models import Correspondence, Delivery, InboundMessage, Vulnerability
+from app.outbox import sending
+from app.reports import inbound
+from app.reports import processing as reports
+from app.vulns import lifecycle
+from app.workers import reconcile, runtime
 from tests.conftest import PG_URL, wait_for
 from tests.faults.harness import (
     CountingSink,
@@ -255,7 +260,7 @@ def test_every_report_is_processed_and_acknowledged_through_kills_and_a_redis_fl
     messages = list(InboundMessage.select())
     deliveries = list(Delivery.select())
     acks = [d for d in deliveries if d.kind == "ack"]
-    expected = {(outbox.message_id_for(d, settings), (d.recipient,)): d.id for d in deliveries}
+    expected = {(sending.message_id_for(d, settings), (d.recipient,)): d.id for d in deliveries}
     got = received_by_message_id(sink.received)
     lost = [key for key in expected if got[key] == 0]
     duplicated = {expected[key]: n - 1 for key, n in got.items() if key in expected and n > 1}
@@ -292,16 +297,16 @@ def test_two_workers_filing_new_reports_at_once_get_distinct_tracking_ids(
 ):
     """What the scenario above used to hit now and then on PostgreSQL, made certain: two
     workers' transactions (threads, each with a connection of its own) ask for the next
-    tracking id at the same moment, as reports._process does it. Without app.db.serialise both
+    tracking id at the same moment, as reports._process does it. Without app.core.db.serialise both
     read the same highest id and one insert fails on the unique constraint."""
     barrier = threading.Barrier(2, timeout=10)
-    original = vulns.next_tracking_id
+    original = lifecycle.next_tracking_id
 
     def together(prefix: str, year: int) -> str:
         barrier.wait()  # both are inside their transactions, neither has read the number yet
         return original(prefix, year)
 
-    monkeypatch.setattr(vulns, "next_tracking_id", together)
+    monkeypatch.setattr(lifecycle, "next_tracking_id", together)
     at = clock.now()
     errors: list[Exception] = []
 

@@ -1,5 +1,5 @@
 """Fuzz the mail path: stored bytes -> mail.parse.parse (what the worker calls) and, fewer
-cases, the whole app.reports.process_inbound on a stored message.
+cases, the whole app.reports.processing.process_inbound on a stored message.
 
 parse() raises Unreadable and only that; an unexpected exception inside it becomes Unreadable
 "(internal error)" with a warning naming the exception: that is a crash here too.
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app import inbound, reports
 from app.models import InboundMessage
+from app.reports import inbound, processing
 from mail.parse import ParsedMessage, Unreadable, parse
 from tests.fuzz.conftest import RAN, examples
 from tests.fuzz.strategies import mime_message, openpgp_bytes
@@ -117,7 +117,7 @@ def test_process_inbound_ends_processed_quarantined_or_junk(
     envelope_from = data.draw(st.sampled_from(("rita@example.org", "")), label="envelope_from")
     message_id = inbound.store(raw, envelope_from, [settings.security_address], clock.at)
     with logged("forewarn") as records:
-        outcome = reports.process_inbound(message_id, service_keyring, settings, clock.at)
+        outcome = processing.process_inbound(message_id, service_keyring, settings, clock.at)
     state = InboundMessage.get_by_id(message_id).state
     assert state in ("processed", "quarantined", "junk"), (outcome, state)
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]

@@ -1,0 +1,1 @@
+"""Team accounts, TOTP and password reset."""

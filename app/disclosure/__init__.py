@@ -1,0 +1,1 @@
+"""Going public: the public view, the lift, announcements, feeds, exports."""

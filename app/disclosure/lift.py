@@ -1,0 +1,326 @@
+"""The lift: at an embargo's end an accepted or fixed vulnerability becomes public, never a
+second early; one still in new or triage is held and the team told.
+
+One transaction publishes it and queues its mails (app.disclosure.announcements). Then a Publication
+row tracks what must follow, outside that transaction because it talks to the network: every export
+must validate, the public page must render, and in CVE Services mode the CVE record must be
+published. A failing step is retried with backoff and shown to the team.
+
+A job scheduled for the instant (RQ's scheduler) runs it; the reconciler schedules what is
+coming and catches up on anything missed. Every step is idempotent.
+"""
+
+import json
+import logging
+import urllib.request
+from datetime import datetime, timedelta
+
+import markupsafe
+
+from app.core import audit
+from app.core.config import Settings
+from app.core.db import write_transaction
+from app.core.errors import ForewarnError
+from app.disclosure import announcements
+from app.models import AuditEvent, Delivery, Publication, User, Vulnerability
+
+log = logging.getLogger("forewarn.lift")
+
+LIFTABLE = ("accepted", "fixed")
+UNVALIDATED = ("new", "triage")
+_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
+
+
+def due(at: datetime):
+    """Vulnerabilities whose embargo has ended and which are not published yet."""
+    return Vulnerability.select().where(
+        Vulnerability.status.in_(LIFTABLE + UNVALIDATED),
+        Vulnerability.embargo_until.is_null(False),
+        Vulnerability.embargo_until <= at,
+    )
+
+
+def upcoming(at: datetime, until: datetime):
+    """Lifts to schedule: embargoes that end after `at` and by `until`."""
+    return Vulnerability.select(
+        Vulnerability.id,
+        Vulnerability.tracking_id,
+        Vulnerability.status,
+        Vulnerability.embargo_until,
+    ).where(
+        Vulnerability.status.in_(LIFTABLE + UNVALIDATED),
+        Vulnerability.embargo_until > at,
+        Vulnerability.embargo_until <= until,
+    )
+
+
+def lift(vulnerability_id: int, at: datetime, settings: Settings) -> str:
+    """Publish one vulnerability if its time has come. Returns what happened: "lifted",
+    "held" (still unvalidated: the team is told once per embargo end), "not-due",
+    "already" (published before) or "not-public" (rejected)."""
+    with write_transaction():
+        v = Vulnerability.get_by_id(vulnerability_id)  # read again inside the lock
+        if v.status == "published":
+            return "already"
+        if v.status not in LIFTABLE + UNVALIDATED:
+            return "not-public"
+        if v.embargo_until is None or v.embargo_until > at:
+            return "not-due"
+        if v.status in UNVALIDATED:
+            _hold(v, at)
+            return "held"
+        Vulnerability.update(status="published", published_at=at, updated_at=at).where(
+            Vulnerability.id == v.id
+        ).execute()
+        audit.record(
+            None,
+            "vuln.published",
+            at,
+            target=v.tracking_id,
+            actor_label="lift",
+            details={"embargo_until": v.embargo_until.isoformat(), "was": v.status},
+        )
+        v = Vulnerability.get_by_id(v.id)
+        announcements.queue(v, at, settings)
+        Publication.create(vulnerability=v, lifted_at=at, next_attempt_at=at)
+    return "lifted"
+
+
+def after_change(connection, v: Vulnerability, at: datetime, settings: Settings) -> str:
+    """After the team moved an embargo end or a state: lift now when it is due (an embargo
+    end in the past is an early lift), otherwise (re)schedule the lift. Redis being away only
+    delays the schedule to the reconciler's next pass. Returns lift()'s outcome, "scheduled",
+    or "none"."""
+    import redis
+
+    v = Vulnerability.get_by_id(v.id)
+    if v.embargo_until is not None and v.embargo_until <= at and v.status in LIFTABLE + UNVALIDATED:
+        outcome = lift(v.id, at, settings)
+        if outcome == "lifted":
+            try:
+                _queue_completion(connection, v.id)
+            except redis.RedisError as exc:
+                log.warning("publication steps of %s wait for the reconciler: %s", v.id, exc)
+        return outcome
+    try:
+        return "scheduled" if schedule(connection, v, at) != "none" else "none"
+    except redis.RedisError as exc:
+        log.warning("lift of %s scheduled by the reconciler instead: %s", v.tracking_id, exc)
+        return "scheduled"
+
+
+def _queue_completion(connection, vulnerability_id: int) -> None:
+    from app.workers import queue
+
+    name = f"publication-{vulnerability_id}"
+    if not _waiting(connection, name, due_now=True):
+        queue.enqueue(connection, COMPLETE_JOB, vulnerability_id, job_id=name)
+
+
+def _hold(v: Vulnerability, at: datetime) -> None:
+    """Tell the team, once for this embargo end, that the lift did not publish v."""
+    if _was_held(v):
+        return
+    mark = v.embargo_until.isoformat()
+    audit.record(
+        None,
+        "lift.held",
+        at,
+        target=v.tracking_id,
+        actor_label="lift",
+        details={"embargo_until": mark, "status": v.status},
+    )
+    for member in User.security_team():
+        Delivery.create(
+            kind="lift-held",
+            vulnerability=v,
+            user=member,
+            recipient=member.email,
+            payload=json.dumps({"status": v.status, "embargo_until": mark}),
+            next_attempt_at=at,
+            created_at=at,
+        )
+
+
+def _was_held(v: Vulnerability) -> bool:
+    """Was the team told that this embargo end passed with v unvalidated?"""
+    mark = v.embargo_until.isoformat()
+    held = AuditEvent.select(AuditEvent.details).where(
+        AuditEvent.action == "lift.held", AuditEvent.target == v.tracking_id
+    )
+    return any(json.loads(e.details or "{}").get("embargo_until") == mark for e in held)
+
+
+# -- after the lift ------------------------------------------------------------------------------
+
+
+def pending(at: datetime):
+    """Publications with a step still to do, due now."""
+    return Publication.select().where(
+        Publication.state == "pending",
+        Publication.next_attempt_at.is_null() | (Publication.next_attempt_at <= at),
+    )
+
+
+def complete(vulnerability_id: int, at: datetime, settings: Settings, services=None) -> dict:
+    """Run the steps not done yet; returns the steps with their outcome."""
+    publication = Publication.get_or_none(Publication.vulnerability == vulnerability_id)
+    if publication is None or publication.state == "complete":
+        return json.loads(publication.steps) if publication else {}
+    v = Vulnerability.get_by_id(vulnerability_id)
+    steps = json.loads(publication.steps or "{}")
+    for name, step in (
+        ("exports", _check_exports),
+        ("page", _check_page),
+        ("cve-record", _publish_cve_record),
+    ):
+        if steps.get(name, "").startswith(("done", "skipped")):
+            continue
+        try:
+            steps[name] = step(v, at, settings, services)
+        except Exception as exc:  # shown to the team, retried; never stops the other steps
+            steps[name] = f"failed: {_reason(exc)}"
+            log.warning("publication of %s: %s failed: %s", v.tracking_id, name, _reason(exc))
+    failed = [name for name, outcome in steps.items() if outcome.startswith("failed")]
+    attempts = publication.attempts + 1
+    changes = {"steps": json.dumps(steps), "attempts": attempts}
+    if failed:
+        changes["next_attempt_at"] = at + _BACKOFF[min(attempts - 1, len(_BACKOFF) - 1)]
+    else:
+        changes.update(state="complete", completed_at=at, next_attempt_at=None)
+    Publication.update(**changes).where(Publication.id == publication.id).execute()
+    if not failed:
+        audit.record(
+            None,
+            "vuln.publication_complete",
+            at,
+            target=v.tracking_id,
+            actor_label="lift",
+            details=steps,
+        )
+    return steps
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def _check_exports(v: Vulnerability, at: datetime, settings: Settings, services) -> str:
+    # Imported here: the export validators (jsonschema with its format checkers) take about a
+    # second to import, which every command that imports the reconciler would otherwise pay.
+    from app.disclosure import exports
+
+    made = []
+    for kind in exports.KINDS:
+        if kind == "cve" and v.cve_id is None:
+            continue
+        if kind == "cve" and not settings.cna_org_id:
+            continue  # a CVE record needs the CNA's settings; OSV and CSAF do not
+        exports.validate(kind, exports.document(kind, v, at, settings))
+        made.append(kind)
+    return f"done: {', '.join(made)} valid"
+
+
+def _check_page(v: Vulnerability, at: datetime, settings: Settings, services) -> str:
+    """The public page, fetched from the running portal as a visitor would."""
+    url = f"{settings.base_url}/vulnerabilities/{v.tracking_id}"
+    request = urllib.request.Request(url, headers={"User-Agent": "forewarn-lift"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (our own URL)
+        page = response.read().decode("utf-8", "replace")
+    if str(markupsafe.escape(v.title)) not in page:  # as the page's Jinja escapes it
+        raise ForewarnError(f"{url} does not show the published details yet")
+    return "done"
+
+
+def _publish_cve_record(v: Vulnerability, at: datetime, settings: Settings, services) -> str:
+    from app.disclosure import exports
+    from app.vulns import cve_services, cves
+
+    services = services or cve_services.ServicesConfig.from_environ()
+    if services is None:
+        return "skipped: CVE Services are not configured (publish the record by hand)"
+    if v.cve_id is None:
+        return "skipped: no CVE id"
+    record = exports.document("cve", v, at, settings)
+    cves.publish_record(v.cve.cve_id, record, services, at, by_label="lift")
+    return "done"
+
+
+def status_of(v: Vulnerability) -> dict | None:
+    """For the team's page: the publication's state and steps, or None before the lift."""
+    publication = Publication.get_or_none(Publication.vulnerability == v)
+    if publication is None:
+        return None
+    return {
+        "state": publication.state,
+        "steps": json.loads(publication.steps or "{}"),
+        "attempts": publication.attempts,
+        "next_attempt_at": publication.next_attempt_at,
+        "completed_at": publication.completed_at,
+    }
+
+
+# -- scheduling ----------------------------------------------------------------------------------
+
+LIFT_JOB = "app.workers.jobs.lift"
+COMPLETE_JOB = "app.workers.jobs.complete_publication"
+HORIZON = timedelta(minutes=10)  # the reconciler schedules the lifts this close (each minute)
+
+
+def job_id(v) -> str:
+    """One job per vulnerability and embargo end: moving the embargo schedules a new one, and
+    the old one, if it runs, finds nothing due."""
+    return f"lift-{v.id}-{int(v.embargo_until.timestamp())}"
+
+
+def _waiting(connection, name: str, due_now: bool) -> bool:
+    """Is this job sure to run? For work due now only a job that is in the queue counts: a
+    worker killed with -9 leaves its job "started" for good, and a killed worker's scheduler
+    lock can keep a "scheduled" job from being moved for many minutes. A lift that runs twice
+    finds the second time that it is already done."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from app.workers import queue
+
+    if due_now:
+        return name in queue.work_queue(connection).get_job_ids()
+    try:
+        job = Job.fetch(name, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status() in ("queued", "scheduled", "deferred")
+
+
+def schedule(connection, v: Vulnerability, at: datetime) -> str:
+    """Queue the lift for v's embargo end (at once, when it has passed). Returns "scheduled",
+    "queued", "waiting" (it already is) or "none" (no embargo end, or nothing to lift)."""
+    from app.workers import queue
+
+    if v.embargo_until is None or v.status not in LIFTABLE + UNVALIDATED:
+        return "none"
+    name = job_id(v)
+    if _waiting(connection, name, due_now=v.embargo_until <= at):
+        return "waiting"
+    if v.embargo_until <= at:
+        queue.enqueue(connection, LIFT_JOB, v.id, job_id=name)
+        return "queued"
+    queue.work_queue(connection).enqueue_at(v.embargo_until, LIFT_JOB, v.id, job_id=name)
+    return "scheduled"
+
+
+def reconcile(connection, at: datetime) -> int:
+    """The reconciler's part: lifts overdue or coming within the horizon, and publications
+    with a step to retry. Returns how many jobs it queued or scheduled."""
+
+    count = 0
+    for v in list(due(at)) + list(upcoming(at, at + HORIZON)):
+        if v.status in UNVALIDATED and v.embargo_until <= at and _was_held(v):
+            continue  # the team was told; accepting it makes it due again
+        count += schedule(connection, v, at) in ("queued", "scheduled")
+    for publication in pending(at):
+        _queue_completion(connection, publication.vulnerability_id)
+        count += 1
+    return count

@@ -1,0 +1,1 @@
+"""Mail out: what each kind of mail says, and sending it."""

@@ -1,0 +1,1 @@
+"""Product makers: vetting, renewal, subscriptions, pre-disclosure alerts."""

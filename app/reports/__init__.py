@@ -1,0 +1,1 @@
+"""What comes in: stored inbound messages, processing, threading, bounces, triage."""

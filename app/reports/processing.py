@@ -1,0 +1,457 @@
+"""Inbound message -> report -> vulnerability: decrypt, thread, acknowledge, tell the team.
+
+Runs in a worker from the stored bytes. A message that cannot be read is quarantined with its
+reason and kept for a human; one whose processing crashes is retried, and quarantined after
+inbound.MAX_ATTEMPTS.
+"""
+
+import hashlib
+import json
+import logging
+import re
+import traceback
+from datetime import datetime, timedelta
+
+from app.core import audit
+from app.core.config import Settings
+from app.core.db import write_transaction
+from app.core.errors import OutOfTime, Refused
+from app.models import (
+    Correspondence,
+    Delivery,
+    InboundMessage,
+    PublicKey,
+    User,
+    Vulnerability,
+)
+from app.reports import attachments, bounces, inbound, triage
+from app.vulns import embargo, lifecycle
+from keys.inspect import CertificateError, inspect_certificate
+from keys.keyring import ServiceKeyring
+from mail import mime
+from mail.parse import ParsedMessage, Unreadable, parse
+
+log = logging.getLogger("forewarn.reports")
+
+ACKS_PER_SENDER_PER_HOUR = 5
+_TRACKING = re.compile(r"\b([A-Z][A-Z0-9]{0,9}-\d{4}-\d{4,})\b")
+
+
+def process_inbound(message_id: int, keyring: ServiceKeyring, settings: Settings, at) -> str:
+    """Process one stored message; returns what became of it (for the job's result)."""
+    message = inbound.claim(message_id, at)
+    if message is None:
+        return "skipped"
+    return process_claimed(message, keyring, settings, at)
+
+
+def process_claimed(message: InboundMessage, keyring: ServiceKeyring, settings: Settings, at):
+    """Process a message this worker has claimed. If its lease ran out meanwhile and another
+    worker claimed it, this worker's work is rolled back ("superseded"): one message never
+    makes two reports or two entries."""
+    try:
+        if message.attempts > inbound.MAX_ATTEMPTS:
+            reason = f"processing failed {inbound.MAX_ATTEMPTS} times ({message.error or 'crash'})"
+            _quarantine(message, reason, settings, at)
+            return "quarantined"
+        try:
+            return _process(message, keyring, settings, at)
+        except Unreadable as exc:
+            _quarantine(message, str(exc), settings, at)
+            return "quarantined"
+        except OutOfTime:  # the job's time is up: retried later, quarantined after MAX_ATTEMPTS
+            log.warning("processing message %d ran out of time", message.id)
+            inbound.release(message, "ran out of time")
+            raise
+        except inbound.LeaseLost:
+            raise
+        except Exception as exc:
+            # One line, never the exception's text (it may quote the message).
+            log.error("processing message %d failed: %s", message.id, _where(exc))
+            inbound.release(message, type(exc).__name__)
+            raise
+    except inbound.LeaseLost:
+        log.info("message %d was claimed again by another worker; this work is dropped", message.id)
+        return "superseded"
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    last = f" at {frames[-1].filename.rpartition('/')[2]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}{last}"
+
+
+def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Settings, at) -> str:
+    raw = bytes(message.raw)
+    bounced = bounces.delivery_of(message.envelope_to.split("\n"), settings)
+    if bounced is not None:  # matched by its address alone; a bounce is never decrypted
+        state, note = bounces.record(bounced, raw, at)  # unmatched ones are kept for a human
+        inbound.finish(message, state, at, note)
+        return "bounce"
+    sender = _header_sender(raw)
+    parsed = parse(raw, keyring, _certificates_of(sender), at=at)
+    body_sha256 = hashlib.sha256(raw.partition(b"\r\n\r\n")[2] or raw).hexdigest()
+    automatic = _automatic(parsed, message.envelope_from)
+    with write_transaction():
+        InboundMessage.update(message_id_header=parsed.message_id, body_sha256=body_sha256).where(
+            InboundMessage.id == message.id
+        ).execute()
+        if _is_retry(message, parsed.message_id, body_sha256):
+            inbound.finish(message, "processed", at, "a retried delivery of an earlier message")
+            return "duplicate"
+        vulnerability = _thread(parsed, message.envelope_to.split("\n"), settings)
+        is_new = vulnerability is None
+        if is_new and automatic:
+            inbound.finish(message, "junk", at, automatic)
+            return "junk"
+        if is_new:
+            vulnerability = _new_vulnerability(parsed, settings, at)
+            triage.assign_new(vulnerability, at)  # whoever is on triage duty
+            _remember_reporter_key(vulnerability, parsed, at)
+        # A key in a later message is only offered (the team confirms it): never pinned by itself.
+        offered = None if is_new else _offered_key(vulnerability, parsed, at)
+        entry = Correspondence.create(
+            vulnerability=vulnerability,
+            direction="in",
+            message=message,
+            at=at,
+            subject=(parsed.subject or "")[:250],
+            text=parsed.text,
+            signature_status=parsed.signature.status,
+            signer_fingerprint=parsed.signature.fingerprint,
+            encrypted=parsed.encrypted,
+            unencrypted_parts=json.dumps(parsed.unencrypted_parts),
+            sender=(parsed.from_address or "")[:250],  # as the From line says: unauthenticated
+            offered_key=offered,
+        )
+        attachments.keep(entry, parsed.attachments, at)
+        if not automatic and parsed.from_address and _may_acknowledge(parsed.from_address, at):
+            _acknowledge(message, vulnerability, entry, parsed, is_new, settings, at)
+        for member in _told_about(vulnerability):
+            _queue(
+                "team-forward",
+                vulnerability,
+                member.email,
+                at,
+                {"correspondence": entry.id},
+                user=member,
+            )
+        inbound.finish(message, "processed", at)
+    return "new report" if is_new else "reply"
+
+
+def _headers(raw: bytes):
+    """The outer headers (over-long fields cut, as the parser does), or None when even they
+    cannot be read."""
+    try:
+        return mime.headers(mime.split_entity(raw)[0])
+    except Exception:  # garbage of any kind: the caller does without (a timeout passes)
+        return None
+
+
+def _told_about(vulnerability: Vulnerability) -> list[User]:
+    """Who gets a report or reply forwarded: its assignee (on duty), else the whole team."""
+    assignee = vulnerability.assignee
+    if assignee is not None and assignee.active:
+        return [assignee]
+    return list(User.security_team())
+
+
+def _header_sender(raw: bytes) -> str:
+    headers = _headers(raw)
+    return (mime.sender(headers)[1] or "").lower() if headers is not None else ""
+
+
+def _certificates_of(address: str) -> list[str]:
+    if not address:
+        return []
+    query = (
+        PublicKey.select(PublicKey.armored)
+        .join(Vulnerability, on=(Vulnerability.reporter_key == PublicKey.id))
+        .where(Vulnerability.reporter_email == address, PublicKey.usable == True)  # noqa: E712
+        .distinct()
+    )
+    return [row.armored for row in query]
+
+
+def _automatic(parsed: ParsedMessage, envelope_from: str) -> str | None:
+    """Why this message must not be answered (RFC 3834), or None."""
+    if not envelope_from or parsed.is_bounce:
+        return "a bounce or delivery report"
+    if parsed.auto_submitted and parsed.auto_submitted.strip().lower() != "no":
+        return f"an automatic message (Auto-Submitted: {parsed.auto_submitted})"
+    if parsed.precedence and parsed.precedence.strip().lower() in ("bulk", "list", "junk"):
+        return f"bulk mail (Precedence: {parsed.precedence})"
+    if parsed.list_id:
+        return "mailing-list mail"
+    return None
+
+
+def _is_retry(message: InboundMessage, message_id_header: str | None, body_sha256: str) -> bool:
+    if not message_id_header:
+        return False
+    return (
+        InboundMessage.select()
+        .where(
+            InboundMessage.id != message.id,
+            InboundMessage.message_id_header == message_id_header,
+            InboundMessage.body_sha256 == body_sha256,
+            InboundMessage.state.in_(("processed", "junk")),
+        )
+        .exists()
+    )
+
+
+def _thread(parsed: ParsedMessage, recipients: list[str], settings: Settings):
+    """The vulnerability this message belongs to: plus-address, our Message-IDs, or subject tag."""
+    candidates = []
+    for address in recipients:
+        local = address.rpartition("@")[0]
+        if "+" in local:
+            candidates.append(local.split("+", 1)[1].upper())
+    for tracking_id in candidates:
+        found = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id)
+        if found is not None:
+            return found
+    referenced = [parsed.in_reply_to, *parsed.references]
+    referenced = [ref for ref in referenced if ref]
+    if referenced:
+        delivery = (
+            Delivery.select()
+            .where(Delivery.message_id.in_(referenced), Delivery.vulnerability.is_null(False))
+            .first()
+        )
+        if delivery is not None:
+            return delivery.vulnerability
+    for tracking_id in _TRACKING.findall(parsed.subject or ""):
+        if tracking_id.startswith(settings.tracking_prefix + "-"):
+            found = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id)
+            if found is not None:
+                return found
+    return None
+
+
+def _new_vulnerability(parsed: ParsedMessage, settings: Settings, at: datetime) -> Vulnerability:
+    dates = embargo.default_dates(at, settings)
+    return Vulnerability.create(
+        tracking_id=lifecycle.next_tracking_id(settings.tracking_prefix, at.year),
+        title=(parsed.subject or "(no subject)")[:250],
+        reporter_email=parsed.from_address or "",
+        reporter_name=(parsed.from_name or "")[:250],
+        reported_at=at,
+        fix_due=dates.fix_due,
+        embargo_until=dates.embargo_until,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, settings, at):
+    """The automatic answer. Only the reporter hears about their case: the sender of a new
+    report gets its tracking id; the reporter's address gets the reply-ack (encrypted to their
+    key when pinned). Anyone else gets the same neutral "receipt" whether or not the case they
+    named exists: no id, no title, not the reporter's key, not even a Reply-To naming the id."""
+    sender = parsed.from_address
+    payload = {"correspondence": entry.id, "encrypted": parsed.encrypted}
+    if is_new and not _names_a_case(parsed, message.envelope_to.split("\n"), settings):
+        _queue("ack", vulnerability, sender, at, payload)
+    elif not is_new and same_address(sender, vulnerability.reporter_email):
+        _queue("reply-ack", vulnerability, sender, at, payload)
+    else:
+        _queue("receipt", None, sender, at, {"message": message.id, "encrypted": parsed.encrypted})
+
+
+def same_address(one: str | None, other: str | None) -> bool:
+    """Whether two addresses are the same mailbox (compared without case); never two blanks."""
+    one, other = (one or "").strip().lower(), (other or "").strip().lower()
+    return bool(one) and one == other
+
+
+def _names_a_case(parsed: ParsedMessage, recipients: list[str], settings: Settings) -> bool:
+    """Whether the message was addressed to a case (a plus-address, a tracking id of ours in
+    the subject, or one of our Message-IDs): a new report that names one names an unknown one,
+    and is answered exactly as a stranger writing into an existing case is."""
+    if any("+" in address.rpartition("@")[0] for address in recipients):
+        return True
+    prefix = settings.tracking_prefix + "-"
+    if any(t.startswith(prefix) for t in _TRACKING.findall(parsed.subject or "")):
+        return True
+    referenced = [parsed.in_reply_to, *parsed.references]
+    return any(ref and ref.startswith("<forewarn.delivery.") for ref in referenced)
+
+
+def _remember_reporter_key(vulnerability: Vulnerability, parsed: ParsedMessage, at) -> None:
+    """The report itself (the message that opened the case) pins the key it carries, if a
+    user id of that key is the report's From address."""
+    if parsed.reporter_certificate is None or vulnerability.reporter_key is not None:
+        return
+    certificate = _reporters_certificate(vulnerability, parsed, at)
+    if certificate is None:
+        return
+    key = _stored_key(certificate, at)
+    Vulnerability.update(reporter_key=key).where(Vulnerability.id == vulnerability.id).execute()
+    vulnerability.reporter_key = key
+
+
+def _offered_key(vulnerability: Vulnerability, parsed: ParsedMessage, at) -> PublicKey | None:
+    """A key a later message carries for the reporter's address: kept as offered, for the team
+    to confirm (confirm_reporter_key); anyone can write a From line or attach a key."""
+    if parsed.reporter_certificate is None or not vulnerability.reporter_email:
+        return None
+    certificate = _reporters_certificate(vulnerability, parsed, at)
+    pinned = vulnerability.reporter_key
+    if certificate is None:
+        return None
+    if pinned is not None and pinned.fingerprint == certificate.fingerprint:
+        return None  # already the reporter's
+    return _stored_key(certificate, at)
+
+
+def _reporters_certificate(vulnerability: Vulnerability, parsed: ParsedMessage, at):
+    """The message's key, if it is usable and a user id of it is the reporter's address."""
+    try:
+        certificate = inspect_certificate(parsed.reporter_certificate, at)
+    except CertificateError as exc:
+        log.info("a key sent about %s is unusable: %s", vulnerability.tracking_id, exc)
+        return None
+    if (vulnerability.reporter_email or "").strip().lower() not in certificate.addresses:
+        log.info("a key sent about %s is not for the reporter's address", vulnerability.tracking_id)
+        return None
+    return certificate
+
+
+def _stored_key(certificate, at) -> PublicKey:
+    return PublicKey.create(
+        fingerprint=certificate.fingerprint,
+        armored=certificate.armored,
+        expires=certificate.expires,
+        usable=certificate.can_encrypt,
+        created_at=at,
+    )
+
+
+def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: User, at) -> PublicKey:
+    """The team's decision: the key offered by thread entry `entry_id` becomes the reporter's
+    key (replies, rejections and embargo changes are encrypted to it from now on); audited."""
+    entry = Correspondence.get_or_none(
+        Correspondence.id == entry_id,
+        Correspondence.vulnerability == vulnerability,
+        Correspondence.offered_key.is_null(False),
+    )
+    if entry is None:
+        raise Refused(f"no message of {vulnerability.tracking_id} offers that key")
+    key = entry.offered_key
+    if not key.usable or (key.expires is not None and key.expires <= at):
+        raise Refused(
+            f"the key {key.fingerprint} cannot be used: ask the reporter for a current key"
+        )
+    with write_transaction():
+        previous = vulnerability.reporter_key
+        Vulnerability.update(reporter_key=key, updated_at=at).where(
+            Vulnerability.id == vulnerability.id
+        ).execute()
+        audit.record(
+            actor,
+            "report.key-confirm",
+            at,
+            target=vulnerability.tracking_id,
+            details={
+                "correspondence": entry.id,
+                "fingerprint": key.fingerprint,
+                "previous": previous.fingerprint if previous is not None else None,
+                "sender": entry.sender,
+            },
+        )
+    vulnerability.reporter_key = key
+    return key
+
+
+def _may_acknowledge(address: str, at: datetime) -> bool:
+    recent = Delivery.select().where(
+        Delivery.recipient == address,
+        Delivery.kind.in_(("ack", "reply-ack", "receipt", "unreadable")),
+        Delivery.created_at > at - timedelta(hours=1),
+    )
+    return recent.count() < ACKS_PER_SENDER_PER_HOUR
+
+
+def _queue(kind, vulnerability, recipient, at, payload, user=None) -> Delivery:
+    return Delivery.create(
+        kind=kind,
+        vulnerability=vulnerability,
+        user=user,
+        recipient=recipient,
+        payload=json.dumps(payload, sort_keys=True),
+        next_attempt_at=at,
+        created_at=at,
+    )
+
+
+def _quarantine(message: InboundMessage, reason: str, settings: Settings, at) -> None:
+    """Keep it for a human; tell the sender only that it could not be read (never why)."""
+    with write_transaction():
+        inbound.finish(message, "quarantined", at, reason)
+        raw = bytes(message.raw)
+        sender = _header_sender(raw) or ""
+        automatic = not message.envelope_from or _looks_automatic(raw)
+        if sender and not automatic and _may_acknowledge(sender, at):
+            _queue("unreadable", None, sender, at, {"message": message.id})
+    log.warning("quarantined message %d: %s", message.id, reason)
+
+
+def _looks_automatic(raw: bytes) -> bool:
+    headers = _headers(raw)
+    if headers is None:
+        return True  # unreadable headers: answer nothing
+    try:
+        auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
+        precedence = str(headers.get("Precedence", "")).strip().lower()
+        return auto != "no" or precedence in ("bulk", "list", "junk") or "List-Id" in headers
+    except Exception:
+        return True
+
+
+def reply_to_reporter(
+    vulnerability: Vulnerability,
+    author: User | None,
+    text: str,
+    at,
+    actor_label: str | None = None,
+) -> Correspondence:
+    """A team member's reply (or an operator's: author None, `actor_label` "cli:NAME"): kept
+    in the thread and queued to the reporter (encrypted when their key is known; otherwise the
+    reporter gets a signed notice without the text)."""
+    text = text.strip()
+    if not text:
+        raise Refused("write a reply before sending it")
+    if not vulnerability.reporter_email:
+        raise Refused(f"{vulnerability.tracking_id} has no reporter address to reply to")
+    with write_transaction():
+        entry = Correspondence.create(
+            vulnerability=vulnerability,
+            direction="out",
+            author=author,
+            at=at,
+            subject=f"Re: {vulnerability.title}"[:250],
+            text=text,
+            signature_status="signed",
+            encrypted=_usable_reporter_key(vulnerability) is not None,
+        )
+        delivery = _queue(
+            "reply", vulnerability, vulnerability.reporter_email, at, {"correspondence": entry.id}
+        )
+        Correspondence.update(delivery=delivery).where(Correspondence.id == entry.id).execute()
+        audit.record(
+            author,
+            "report.reply",
+            at,
+            target=vulnerability.tracking_id,
+            details={"correspondence": entry.id},
+            actor_label=actor_label,
+        )
+    return entry
+
+
+def _usable_reporter_key(vulnerability: Vulnerability) -> PublicKey | None:
+    key = vulnerability.reporter_key
+    return key if key is not None and key.usable else None

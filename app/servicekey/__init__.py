@@ -1,0 +1,1 @@
+"""The service key's expiry warnings, rotation and compromise notices."""

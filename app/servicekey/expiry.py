@@ -1,0 +1,157 @@
+"""The service key's own expiry: admins are warned 60 and 30 days before it, and once it has
+expired.
+
+Each warning is a mail to every active admin saying what to do (`forewarn key renew`) and by
+when. The warnings before expiry are signed; the one after it cannot be (gpg refuses to sign
+with an expired key), so it goes out unsigned and says why.
+
+Idempotent like app/registry/renewal.py: every warning queued is recorded as an AuditEvent
+("service-key.expiry-warning") whose details carry a mark (the expiry instant and the step),
+checked before queueing again; a renewed key (a new expiry) arms the warnings again.
+
+The reconciler calls tick() every pass; it asks gpg for the expiry at most once an hour, and
+logs an error each time while the key has expired.
+"""
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+from app.core import audit
+from app.core.db import write_transaction
+from app.models import AuditEvent, Delivery, User
+
+log = logging.getLogger("forewarn.service_key")
+
+ACTION = "service-key.expiry-warning"
+KIND = "service-key-expiry"
+EXPIRED = "expired"
+# Nearest first: the nearest step reached is the one due (a missed pass skips to it).
+STEPS = ((EXPIRED, timedelta(0)), ("30 days", timedelta(days=30)), ("60 days", timedelta(days=60)))
+CHECK_EVERY_SECONDS = 3600
+
+_last_check: float | None = None
+
+
+def _step(expires: datetime, at: datetime) -> str | None:
+    for name, before in STEPS:
+        if at >= expires - before:
+            return name
+    return None
+
+
+def _sent(fingerprint: str, mark: str) -> bool:
+    for event in AuditEvent.select().where(
+        AuditEvent.action == ACTION, AuditEvent.target == fingerprint
+    ):
+        if json.loads(event.details or "{}").get("mark") == mark:
+            return True
+    return False
+
+
+def _admins() -> list[User]:
+    return list(
+        User.select()
+        .where(User.role == "admin", User.active == True)  # noqa: E712
+        .order_by(User.id)
+    )
+
+
+def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
+    """Queue the warning due at `at` for a service key expiring at `expires` (None: never), to
+    every active admin, unless it was queued already; returns how many mails were queued."""
+    if expires is None:
+        return 0
+    step = _step(expires, at)
+    if step is None:
+        return 0
+    mark = f"{expires.isoformat()}:{step}"
+    with write_transaction():
+        if _sent(fingerprint, mark):
+            return 0
+        admins = _admins()
+        for admin in admins:
+            Delivery.create(
+                kind=KIND,
+                user=admin,
+                recipient=admin.email,
+                payload=json.dumps(
+                    {"fingerprint": fingerprint, "expires": expires.isoformat(), "step": step},
+                    sort_keys=True,
+                ),
+                next_attempt_at=at,
+                created_at=at,
+            )
+        audit.record(
+            None,
+            ACTION,
+            at,
+            target=fingerprint,
+            details={"mark": mark, "admins": len(admins)},
+        )
+    return len(admins)
+
+
+def check(keyring, at: datetime) -> int:
+    """Read the service key's expiry from the keyring and queue what is due; log an error
+    while it has expired (every signed mail fails until it is renewed)."""
+    fingerprint = keyring.fingerprint()
+    if fingerprint is None:
+        return 0
+    expires = keyring.expiry()
+    if expires is not None and at >= expires:
+        log.error(
+            "service key %s expired %s: signed mail is failing; run `forewarn key renew`",
+            fingerprint,
+            f"{expires:%Y-%m-%d %H:%M} UTC",
+        )
+    return queue_due(fingerprint, expires, at)
+
+
+def tick(at: datetime, settings) -> int:
+    """The reconciler's call: check() at most once an hour in this process."""
+    global _last_check
+    if _last_check is not None and time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
+        return 0
+    _last_check = time.monotonic()
+    from app.workers import runtime
+
+    if not settings.gnupg_home.is_dir():  # no key here (yet): nothing to watch, nothing made
+        return 0
+    return check(runtime.service_keyring(settings), at)
+
+
+def unsigned(payload: dict) -> bool:
+    """Whether a warning must go out unsigned: the one sent once the key has expired."""
+    return payload.get("step") == EXPIRED
+
+
+def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
+    """(subject, outer subject, body, None) of a warning: not encrypted (a date and a
+    fingerprint are not secret); signed, except once the key has expired (see unsigned())."""
+    from app.outbox import mailtext
+
+    expires = datetime.fromisoformat(payload["expires"])
+    if unsigned(payload):
+        body = mailtext.render(
+            "service-key-expired",
+            expires=expires,
+            fingerprint_service=payload["fingerprint"],
+            base_url=settings.base_url,
+            **common,
+        )
+        subject = "Forewarn: the service key has EXPIRED, signed mail is failing"
+        return subject, subject, body, None
+    when = {"60 days": "in 60 days", "30 days": "in 30 days"}[payload["step"]]
+    body = mailtext.render(
+        "service-key-expiry",
+        when=when,
+        expires=expires,
+        fingerprint_service=payload["fingerprint"],
+        renew_by=expires - timedelta(days=7),
+        base_url=settings.base_url,
+        **common,
+    )
+    subject = f"Forewarn: the service key expires {when}"
+    return subject, subject, body, None

@@ -1,0 +1,1 @@
+"""The vulnerability's life: states, embargo dates, reminders, patches, CVE ids."""

@@ -1,0 +1,367 @@
+"""CVE ids: the blocks assigned to the CNA, or reservations from CVE Services (through cvelib)
+when FOREWARN_CVE_SERVICES_URL is set. Domain functions take the actor and the time."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+import requests
+from cvelib.cve_api import CveRecordValidationError
+
+from app.core import audit
+from app.core.db import write_transaction
+from app.core.errors import NotFound, OperatorError, Refused
+from app.models import CveId, User, Vulnerability, database
+from app.vulns import cve_services
+
+MAX_BLOCK = 10_000
+LOW_WATER = 10  # fewer ids than this left after an allocation: warn the admins
+SERVICES = "cve-services"  # CveId.source of ids reserved from CVE Services
+RETIRABLE = ("available", "assigned")
+_ID = re.compile(r"CVE-(\d{4})-(\d{4}|[1-9]\d{4,18})")
+_IMPORT_HINT = "`forewarn cve import-block CVE-YYYY-FIRST..CVE-YYYY-LAST`"
+
+
+class NoIdsLeft(OperatorError):
+    """Every id of the blocks is used: an admin must import a new block."""
+
+
+def format_id(year: int, number: int) -> str:
+    return f"CVE-{year}-{number:04d}"
+
+
+def parse_id(text: str) -> tuple[int, int]:
+    match = _ID.fullmatch(text.strip().upper())
+    if not match or int(match.group(2)) == 0 or int(match.group(1)) < 1999:
+        raise Refused(f"{text.strip()!r} is not a CVE id like CVE-2026-1000")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_range(text: str) -> list[str]:
+    """ "CVE-2026-1000..CVE-2026-1099" (or one id) as the list of ids it covers, in order."""
+    first_text, dots, last_text = text.strip().partition("..")
+    if dots and not last_text.strip():
+        raise Refused(f"{text.strip()!r} is not a range like CVE-2026-1000..CVE-2026-1099")
+    year, first = parse_id(first_text)
+    last_year, last = parse_id(last_text) if dots else (year, first)
+    if last_year != year:
+        raise Refused(f"{text.strip()} spans two years; a block stays within one year")
+    if last < first:
+        raise Refused(f"{text.strip()} runs backwards: its first id comes after its last")
+    if last - first + 1 > MAX_BLOCK:
+        raise Refused(
+            f"{text.strip()} has {last - first + 1} ids; import at most {MAX_BLOCK} at a time"
+        )
+    return [format_id(year, number) for number in range(first, last + 1)]
+
+
+# -- CVE Services settings -----------------------------------------------------------------
+
+
+# -- blocks --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Imported:
+    block: str
+    added: int
+    known: int
+
+
+def import_block(range_text: str, by: User | None, by_label: str, at: datetime) -> Imported:
+    """Add a block of ids assigned to the CNA; ids already present are skipped and counted."""
+    ids = parse_range(range_text)
+    block = f"{ids[0]}..{ids[-1]}" if len(ids) > 1 else ids[0]
+    rows = [
+        {"cve_id": cve_id, "block": block, "year": year, "number": number, "state": "available"}
+        for cve_id in ids
+        for year, number in [parse_id(cve_id)]
+    ]
+    added = 0
+    with write_transaction():
+        for start in range(0, len(rows), 500):
+            query = CveId.insert_many(rows[start : start + 500]).on_conflict_ignore()
+            added += query.as_rowcount().execute()
+        details = {"added": added, "known": len(ids) - added}
+        audit.record(
+            by, "cve.import_block", at, target=block, details=details, actor_label=by_label
+        )
+    return Imported(block, added, len(ids) - added)
+
+
+def remaining(source: str | None = None) -> int:
+    """How many ids are available (of one source, or of all)."""
+    query = CveId.select().where(CveId.state == "available")
+    if source is not None:
+        query = query.where(CveId.source == source)
+    return query.count()
+
+
+# -- allocation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allocation:
+    cve: CveId
+    remaining: int | None  # ids left in the blocks, or in the CVE Services quota
+    source: str
+
+    @property
+    def low(self) -> bool:
+        return self.remaining is not None and self.remaining < LOW_WATER
+
+    @property
+    def warning(self) -> str:
+        if self.source == SERVICES:
+            return f"only {self.remaining} ids left in the CVE Services quota of the CNA"
+        return f"only {self.remaining} CVE ids left in the blocks; import one with {_IMPORT_HINT}"
+
+
+def allocate(
+    vulnerability: Vulnerability,
+    by: User | None,
+    by_label: str,
+    at: datetime,
+    services: cve_services.ServicesConfig | None = None,
+) -> Allocation:
+    """Give the vulnerability the lowest free id: of the blocks, or one reserved for it at
+    CVE Services. Two concurrent allocations never get the same id."""
+    _refuse_second_id(Vulnerability.get_by_id(vulnerability.id))
+    if services is None:
+        return _assign_lowest(vulnerability, by, by_label, at, source=None, quota_left=None)
+    # The reservation happens outside any transaction (it is a network call that must not hold
+    # the database's write lock); an id a concurrent allocation took is simply reserved again.
+    for _ in range(5):
+        quota_left = _reserve_if_none(services, at)
+        try:
+            return _assign_lowest(vulnerability, by, by_label, at, SERVICES, quota_left)
+        except NoIdsLeft:
+            continue
+    raise OperatorError("others took every id reserved at CVE Services for this; try again")
+
+
+def _refuse_second_id(vuln: Vulnerability) -> None:
+    if vuln.cve_id is not None:
+        held = CveId.get_by_id(vuln.cve_id).cve_id
+        raise Refused(
+            f"{vuln.tracking_id} already has {held}; retire it first "
+            f"(`forewarn cve retire {held} --reason ...`) to give it another"
+        )
+    if vuln.status == "rejected":
+        raise Refused(f"{vuln.tracking_id} was rejected; a rejected report gets no CVE id")
+
+
+def _reserve_if_none(services: cve_services.ServicesConfig, at: datetime) -> int | None:
+    """Reserve one id at CVE Services unless one reserved earlier is still unused locally."""
+    if remaining(SERVICES):
+        return None
+    with cve_services.session(services, "reserve a CVE id") as api:
+        answer = api.reserve(1, False, str(at.year))
+        (reserved,) = answer["cve_ids"]
+        quota_left = answer.get("meta", {}).get("remaining_quota")
+    year, number = parse_id(reserved["cve_id"])
+    with write_transaction():
+        CveId.insert(
+            cve_id=format_id(year, number),
+            block=SERVICES,
+            year=year,
+            number=number,
+            state="available",
+            source=SERVICES,
+        ).on_conflict_ignore().execute()
+    return None if quota_left is None else int(quota_left)
+
+
+def _assign_lowest(vulnerability, by, by_label, at, source, quota_left) -> Allocation:
+    for _ in range(5):
+        with write_transaction():
+            vuln = Vulnerability.get_by_id(vulnerability.id)
+            _refuse_second_id(vuln)
+            row = _lowest_available(source)
+            if row is None:
+                if source == SERVICES:
+                    raise NoIdsLeft("no reserved CVE Services id is free")
+                raise NoIdsLeft(f"no CVE id is left in the blocks; import one with {_IMPORT_HINT}")
+            claimed = (
+                CveId.update(state="assigned", assigned_at=at)
+                .where(CveId.id == row.id, CveId.state == "available")
+                .execute()
+            )
+            if claimed != 1:
+                continue  # taken between our read and our write (nothing written: try again)
+            linked = (
+                Vulnerability.update(cve=row.id, updated_at=at)
+                .where(Vulnerability.id == vuln.id, Vulnerability.cve.is_null())
+                .execute()
+            )
+            if linked != 1:
+                raise Refused(f"{vuln.tracking_id} got a CVE id from someone else meanwhile")
+            left = quota_left if source == SERVICES else remaining()
+            audit.record(
+                by,
+                "cve.assign",
+                at,
+                target=row.cve_id,
+                details={
+                    "vulnerability": vuln.tracking_id,
+                    "source": row.source,
+                    "before": {"state": "available", "vulnerability": None},
+                    "after": {"state": "assigned", "vulnerability": vuln.tracking_id},
+                },
+                actor_label=by_label,
+            )
+            allocation = Allocation(CveId.get_by_id(row.id), left, source or "block")
+            if allocation.low:
+                action = "cve.quota_low" if source == SERVICES else "cve.block_low"
+                audit.record(
+                    None,
+                    action,
+                    at,
+                    target=source or "blocks",
+                    details={"remaining": left, "after": row.cve_id},
+                    actor_label="system",
+                )
+            return allocation
+    raise OperatorError("could not claim a free CVE id after several attempts; try again")
+
+
+def _lowest_available(source: str | None) -> CveId | None:
+    query = CveId.select().where(CveId.state == "available")
+    if source is not None:
+        query = query.where(CveId.source == source)
+    query = query.order_by(CveId.year, CveId.number, CveId.id).limit(1)
+    if database.obj.for_update:
+        # PostgreSQL: concurrent allocators skip each other's rows instead of queueing on
+        # them. SQLite has no row locks: its IMMEDIATE transaction already serialises writers.
+        query = query.for_update(skip_locked=True)
+    return query.first()
+
+
+# -- retiring and publishing ---------------------------------------------------------------
+
+
+def retire(
+    cve_id: str,
+    reason: str,
+    by: User | None,
+    by_label: str,
+    at: datetime,
+    services: cve_services.ServicesConfig | None = None,
+) -> CveId:
+    """An unused or assigned-but-unpublished id becomes rejected (unlinked from its
+    vulnerability); one reserved at CVE Services is moved to REJECTED there first."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise Refused("say why the id is retired (--reason)")
+    year, number = parse_id(cve_id)
+    row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
+    if row is None:
+        raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
+    _refuse_retire(row)
+    if services is not None and row.source == SERVICES:
+        with cve_services.session(services, f"reject {row.cve_id}") as api:
+            api.move_to_rejected(row.cve_id)
+    with write_transaction():
+        row = CveId.get_by_id(row.id)
+        _refuse_retire(row)
+        holder = Vulnerability.get_or_none(Vulnerability.cve == row.id)
+        if holder is not None:
+            Vulnerability.update(cve=None, updated_at=at).where(
+                Vulnerability.id == holder.id
+            ).execute()
+        CveId.update(state="rejected", reason=reason).where(CveId.id == row.id).execute()
+        audit.record(
+            by,
+            "cve.retire",
+            at,
+            target=row.cve_id,
+            details={
+                "reason": reason,
+                "source": row.source,
+                "before": {
+                    "state": row.state,
+                    "vulnerability": holder.tracking_id if holder else None,
+                },
+                "after": {"state": "rejected", "vulnerability": None},
+            },
+            actor_label=by_label,
+        )
+    return CveId.get_by_id(row.id)
+
+
+def _refuse_retire(row: CveId) -> None:
+    if row.state == "published":
+        raise Refused(
+            f"{row.cve_id} is published; a published record is rejected by updating it at "
+            "CVE Services, not by retiring the id"
+        )
+    if row.state not in RETIRABLE:
+        raise Refused(f"{row.cve_id} is already {row.state}")
+
+
+def publish_record(
+    cve_id: str,
+    record: dict,
+    services: cve_services.ServicesConfig,
+    at: datetime,
+    by: User | None = None,
+    by_label: str = "system",
+) -> dict:
+    """Publish (or, when it exists, update) the CVE record at CVE Services; the id becomes
+    published here too. Returns the service's answer. Safe to repeat after a crash."""
+    year, number = parse_id(cve_id)
+    row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
+    if row is None:
+        raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
+    if row.state not in ("assigned", "published"):
+        raise Refused(f"{row.cve_id} is {row.state}; only an assigned id can be published")
+    try:
+        with cve_services.session(services, f"publish {row.cve_id}") as api:
+            try:
+                answer = api.publish(row.cve_id, record)
+            except requests.HTTPError as exc:
+                if (
+                    exc.response.status_code != 403
+                    or cve_services.error_of(exc) != "CVE_RECORD_EXISTS"
+                ):
+                    raise
+                answer = api.update_published(row.cve_id, record)
+    except CveRecordValidationError as exc:
+        first = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
+        raise Refused(f"the record for {row.cve_id} is not valid CVE JSON 5: {first}") from None
+    with write_transaction():
+        CveId.update(state="published").where(CveId.id == row.id).execute()
+        audit.record(
+            by,
+            "cve.publish",
+            at,
+            target=row.cve_id,
+            details={"before": {"state": row.state}, "after": {"state": "published"}},
+            actor_label=by_label,
+        )
+    return answer
+
+
+# -- listing -------------------------------------------------------------------------------
+
+
+def inventory() -> list[dict]:
+    """Every id we hold, lowest first, with its state and its vulnerability's tracking id."""
+    query = (
+        CveId.select(CveId, Vulnerability.tracking_id)
+        .join(Vulnerability, on=(Vulnerability.cve == CveId.id), join_type=peewee.JOIN.LEFT_OUTER)
+        .order_by(CveId.year, CveId.number)
+        .objects()
+    )
+    return [
+        {
+            "cve_id": row.cve_id,
+            "state": row.state,
+            "source": row.source,
+            "vulnerability": row.tracking_id,
+            "assigned_at": row.assigned_at.isoformat() if row.assigned_at else None,
+            "reason": row.reason,
+        }
+        for row in query
+    ]

@@ -1,0 +1,468 @@
+"""The vulnerability life cycle: creation, states and their guards, field edits, embargo dates.
+
+Every change is audited with what it was before and after. Domain functions take the acting
+user (None with a label for the command line) and the time.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+
+import peewee
+from cvss import CVSS3, CVSS4
+from cvss.exceptions import CVSSError
+
+from app.core import audit, oneline
+from app.core.config import Settings
+from app.core.db import serialise, write_transaction
+from app.core.errors import NotFound, Refused
+from app.models import CveId, Delivery, User, Vulnerability
+from app.reports import attachments
+from app.vulns import affected, embargo
+
+# new -> triage -> accepted -> fixed -> published (by the lift alone); rejected from new, triage
+# or accepted.
+TRANSITIONS = {
+    "new": {"triage", "accepted", "rejected"},
+    "triage": {"accepted", "rejected"},
+    "accepted": {"fixed", "published", "rejected"},
+    "fixed": {"published"},
+    "published": set(),
+    "rejected": set(),
+}
+FIELDS = (
+    "title",
+    "description",
+    "affected",
+    "severity",
+    "credits",
+    "fix_refs",
+    "mitigation",
+    "deploy_before_lift",
+    "credit_reporter",
+    "cwe",
+    "embargo_until",
+    "fix_due",
+    "status",
+    "assignee",
+)
+OPERATOR_REASON = "set from the command line by an operator"
+_CWE = re.compile(r"^CWE-[1-9][0-9]{0,4}$")
+_URL = re.compile(r"^https?://[^\s]+$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a signed-in account, or a label such as "cli:root" for an operator."""
+
+    user: User | None
+    label: str
+
+    @classmethod
+    def of(cls, user: User) -> "Actor":
+        return cls(user, user.email)
+
+
+def get(ident: str) -> Vulnerability:
+    """The vulnerability an operator names: by tracking id or by CVE id, in any case. The one
+    lookup of every command taking a VULN_ID (the portal takes both as well)."""
+    wanted = ident.strip().upper()
+    if wanted.startswith("CVE-"):
+        found = Vulnerability.select().join(CveId).where(CveId.cve_id == wanted).first()
+    else:
+        found = Vulnerability.get_or_none(Vulnerability.tracking_id == wanted)
+    if found is None:
+        raise NotFound(f"no vulnerability {ident.strip()}; `forewarn vulns list` shows them")
+    return found
+
+
+def next_tracking_id(prefix: str, year: int) -> str:
+    """The next free id; call it inside the write transaction that creates the row."""
+    serialise("tracking-id")  # two workers filing at once must not pick the same number
+    stem = f"{prefix}-{year}-"
+    numbers = [
+        int(row.tracking_id.removeprefix(stem))
+        for row in Vulnerability.select(Vulnerability.tracking_id).where(
+            Vulnerability.tracking_id.startswith(stem)
+        )
+        if row.tracking_id.removeprefix(stem).isdigit()
+    ]
+    return f"{stem}{max(numbers, default=0) + 1:04d}"
+
+
+def create(
+    title: str,
+    description: str,
+    actor: Actor,
+    at: datetime,
+    settings: Settings,
+    embargo_until: datetime | None = None,
+) -> Vulnerability:
+    """A vulnerability the team found or was told about outside the intake."""
+    title = oneline.checked(title, "title")
+    if not title:
+        raise Refused("a new vulnerability needs a title")
+    dates = embargo.default_dates(at, settings)
+    with write_transaction():
+        v = Vulnerability.create(
+            tracking_id=next_tracking_id(settings.tracking_prefix, at.year),
+            title=title[:250],
+            description=description.strip(),
+            reported_at=at,
+            fix_due=dates.fix_due,
+            embargo_until=embargo_until or dates.embargo_until,
+            created_at=at,
+            updated_at=at,
+        )
+        audit.record(
+            actor.user,
+            "vuln.create",
+            at,
+            target=v.tracking_id,
+            details={"title": v.title},
+            actor_label=actor.label,
+        )
+    return v
+
+
+def cvss_score(vector: str) -> float:
+    """The base score of a CVSS 3.1 or 4.0 vector; Refused when it is not one."""
+    try:
+        if vector.startswith("CVSS:4.0/"):
+            return float(CVSS4(vector).base_score)
+        if vector.startswith(("CVSS:3.1/", "CVSS:3.0/")):
+            return float(CVSS3(vector).scores()[0])
+    except CVSSError as exc:
+        raise Refused(f"{vector!r} is not a valid CVSS vector: {exc}") from None
+    raise Refused(f"{vector!r} is not a CVSS 3.1 or 4.0 vector (CVSS:3.1/... or CVSS:4.0/...)")
+
+
+def credits(v: Vulnerability) -> str:
+    """Who is credited: the team's text, else the reporter by the name they gave (never their
+    address), unless they opted out."""
+    if v.credits.strip():
+        return v.credits.strip()
+    return v.reporter_name if v.credit_reporter and v.reporter_name else ""
+
+
+def set_field(
+    v: Vulnerability, field: str, value: str, actor: Actor, at: datetime, reason: str = ""
+) -> Vulnerability:
+    """Change one field under the rules; audited with before and after."""
+    if field not in FIELDS:
+        raise Refused(f"{field!r} is not a field; use one of {', '.join(FIELDS)}")
+    if field == "status":
+        return set_status(v, value.strip().lower(), actor, at, reason)
+    if field in ("embargo_until", "fix_due"):
+        hour = time(23, 59, 59) if field == "fix_due" else time(_publication_hour(v))
+        return set_date(v, field, embargo.parse_instant(value, hour), actor, at, reason)
+    changes = _checked(field, value)
+    before = {name: _jsonable(getattr(v, name)) for name in changes}
+    with write_transaction():
+        Vulnerability.update(**changes, updated_at=at).where(Vulnerability.id == v.id).execute()
+        audit.record(
+            actor.user,
+            f"vuln.set.{field}",
+            at,
+            target=v.tracking_id,
+            details={"before": before, "after": _jsonable(changes)},
+            actor_label=actor.label,
+        )
+    return Vulnerability.get_by_id(v.id)
+
+
+def _publication_hour(v: Vulnerability) -> int:
+    return v.embargo_until.hour if v.embargo_until else 14
+
+
+def _checked(field: str, value: str) -> dict:
+    value = value.strip()
+    if field == "title":  # it becomes mail subjects: one line (app.core.oneline)
+        value = oneline.checked(value, "title")
+        if not value:
+            raise Refused("the title cannot be empty")
+        return {"title": value[:250]}
+    if field == "affected":
+        return {"affected": affected.normalise(value)}
+    if field == "severity":
+        if not value:
+            return {"severity": "", "cvss_score": None}
+        return {"severity": value, "cvss_score": cvss_score(value)}
+    if field == "fix_refs":
+        urls = value.split()
+        bad = [url for url in urls if not _URL.match(url)]
+        if bad:
+            raise Refused(f"{bad[0]!r} is not an http(s) URL; give fix references as URLs")
+        return {"fix_refs": " ".join(urls)}
+    if field == "cwe":
+        value = value.upper()
+        if value and not _CWE.match(value):
+            raise Refused(f"{value!r} is not a CWE id; write it like CWE-787")
+        return {"cwe": value}
+    if field == "assignee":
+        return {"assignee": _team_member(value)}
+    if field in ("deploy_before_lift", "credit_reporter"):
+        if value.lower() not in ("yes", "no"):
+            raise Refused(f"{field} is yes or no, not {value!r}")
+        return {field: value.lower() == "yes"}
+    return {field: value}  # description, credits, mitigation
+
+
+def _team_member(value: str) -> User | None:
+    if value.lower() in ("", "none", "-"):
+        return None
+    user = User.get_or_none(User.email == value.lower())
+    if user is None or user.role not in ("admin", "team") or not user.active:
+        raise Refused(f"{value} is not an active security-team member")
+    return user
+
+
+def set_status(
+    v: Vulnerability, status: str, actor: Actor, at: datetime, reason: str = ""
+) -> Vulnerability:
+    if status not in TRANSITIONS:
+        raise Refused(f"{status!r} is not a state; states: {', '.join(TRANSITIONS)}")
+    if status == v.status:
+        return v
+    if status not in TRANSITIONS[v.status]:
+        allowed = ", ".join(sorted(TRANSITIONS[v.status])) or "none (it is final)"
+        raise Refused(f"{v.tracking_id} is {v.status}; from there it can go to: {allowed}")
+    if (
+        status == "published"
+    ):  # only the lift publishes (app/disclosure/lift.py): page, feeds, mails
+        raise Refused(
+            f"{v.tracking_id} is published by the lift when its embargo ends "
+            f"({embargo.shown(v.embargo_until)}); to publish it now, set embargo_until to now "
+            "with a reason (an early lift)"
+        )
+    reason = reason.strip()
+    if status == "rejected" and not reason:
+        raise Refused("rejecting needs a reason; the reporter is told it")
+    changes = {"status": status, "updated_at": at}
+    if status == "rejected":
+        changes["rejection_reason"] = reason
+    with write_transaction():
+        Vulnerability.update(**changes).where(Vulnerability.id == v.id).execute()
+        audit.record(
+            actor.user,
+            "vuln.status",
+            at,
+            target=v.tracking_id,
+            details={"before": v.status, "after": status, "reason": reason},
+            actor_label=actor.label,
+        )
+        if status == "rejected" and v.reporter_email:
+            Delivery.create(
+                kind="rejected",
+                vulnerability=v,
+                recipient=v.reporter_email,
+                payload=json.dumps({"reason": reason}),
+                next_attempt_at=at,
+                created_at=at,
+            )
+    return Vulnerability.get_by_id(v.id)
+
+
+def set_date(
+    v: Vulnerability, field: str, value: datetime, actor: Actor, at: datetime, reason: str = ""
+) -> Vulnerability:
+    """embargo_until or fix_due. Extending an embargo, or ending it early, needs a reason."""
+    before = getattr(v, field)
+    reason = reason.strip()
+    kind = "set"
+    if field == "embargo_until" and before is not None and value != before:
+        kind = "extend" if value > before else "early-lift"
+        if not reason:
+            what = "Extending" if kind == "extend" else "Ending an embargo early"
+            raise Refused(f"{what} needs a reason (it is audited and the people concerned told)")
+    with write_transaction():
+        Vulnerability.update(**{field: value, "updated_at": at}).where(
+            Vulnerability.id == v.id
+        ).execute()
+        audit.record(
+            actor.user,
+            f"vuln.{field}",
+            at,
+            target=v.tracking_id,
+            details={
+                "before": _jsonable(before),
+                "after": _jsonable(value),
+                "kind": kind,
+                "reason": reason,
+            },
+            actor_label=actor.label,
+        )
+        if kind in ("extend", "early-lift"):
+            _tell_embargo_change(v, before, value, kind, reason, at)
+    return Vulnerability.get_by_id(v.id)
+
+
+def _tell_embargo_change(v, before, after, kind, reason, at) -> None:
+    """The team and the reporter learn that the publication date moved (the reason goes
+    only to those whose key we have; the others get the dates and a link). Registrants
+    who were alerted get a notice of their own (app.registry.alerts)."""
+    from app.registry import alerts
+
+    alerts.queue_embargo_notices(v, before, after, kind, at)
+    payload = json.dumps(
+        {"before": before.isoformat(), "after": after.isoformat(), "kind": kind, "reason": reason}
+    )
+    people = [(member.email, member) for member in User.security_team()]
+    if v.reporter_email:
+        people.append((v.reporter_email, None))
+    for address, user in people:
+        Delivery.create(
+            kind="embargo-changed",
+            vulnerability=v,
+            user=user,
+            recipient=address,
+            payload=payload,
+            next_attempt_at=at,
+            created_at=at,
+        )
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, User):
+        return value.email
+    return value
+
+
+def summary(v: Vulnerability) -> dict:
+    """The keys of `forewarn vulns list --json` (CONTRACT.md)."""
+    return {
+        "id": v.tracking_id,
+        "title": v.title,
+        "status": v.status,
+        "cve": v.cve.cve_id if v.cve_id else None,
+        "reported_at": _jsonable(v.reported_at),
+        "embargo_until": _jsonable(v.embargo_until),
+        "fix_due": _jsonable(v.fix_due),
+        "assignee": v.assignee.email if v.assignee_id else None,
+    }
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who an inbound thread entry is from, as far as anyone can tell. The From address alone
+    proves nothing: only a valid signature by the reporter's pinned key does."""
+
+    address: str  # its From address ("" when not recorded)
+    is_reporter: bool  # that address is the reporter's
+    signed_by_reporter: bool  # a valid signature by the reporter's pinned key
+
+
+def sender_of(entry, reporter_email: str, pinned_fingerprint: str | None) -> Sender:
+    address = entry.sender or ""
+    return Sender(
+        address=address,
+        is_reporter=bool(address) and address.lower() == (reporter_email or "").lower(),
+        signed_by_reporter=entry.signature_status == "valid"
+        and pinned_fingerprint is not None
+        and entry.signer_fingerprint == pinned_fingerprint,
+    )
+
+
+def pinned_fingerprint(v: Vulnerability) -> str | None:
+    return v.reporter_key.fingerprint if v.reporter_key_id is not None else None
+
+
+def _sender_keys(entry, v: Vulnerability, pinned: str | None) -> dict:
+    """Who an inbound entry is from, for `vulns show --json` (nothing for outbound ones)."""
+    if entry.direction != "in":
+        return {}
+    sender = sender_of(entry, v.reporter_email, pinned)
+    return {
+        "sender": sender.address or None,
+        "from_reporter": sender.is_reporter,
+        "signed_by_reporter": sender.signed_by_reporter,
+        "offered_key": entry.offered_key.fingerprint if entry.offered_key_id else None,
+    }
+
+
+def details(v: Vulnerability) -> dict:
+    """The keys of `forewarn vulns show --json`: the summary, the fields, the thread."""
+    files = attachments.of_vulnerability(v)
+    pinned = pinned_fingerprint(v)
+    return {
+        **summary(v),
+        "description": v.description,
+        "affected": v.affected,
+        "severity": v.severity,
+        "cvss_score": v.cvss_score,
+        "cwe": v.cwe,
+        "credits": credits(v),
+        "fix_refs": v.fix_refs,
+        "reporter": {"name": v.reporter_name, "email": v.reporter_email},
+        "correspondence": [
+            {
+                "direction": entry.direction,
+                "at": _jsonable(entry.at),
+                "subject": entry.subject,
+                "text": entry.text,
+                "encrypted": entry.encrypted,
+                "signature_status": entry.signature_status,
+                "signer_fingerprint": entry.signer_fingerprint,
+                **_files_of(entry, files.get(entry.id, [])),
+                **_sender_keys(entry, v, pinned),
+            }
+            for entry in v.correspondence.order_by(v.correspondence.model.id)
+        ],
+    }
+
+
+def _files_of(entry, files) -> dict:
+    """An entry's attachments (../shared/CONTRACT.md), the ones shown as the report's text,
+    those whose content was not kept, and which parts arrived unencrypted."""
+    return {
+        "attachments": attachments.described(files),
+        "attached_text": [
+            {"name": shown.name, "text": shown.text, "cut": shown.cut}
+            for shown in attachments.report_text(entry, files)
+        ],
+        "dropped_attachments": [
+            {"name": f.name, "sha256": f.sha256, "reason": f.dropped} for f in files if f.dropped
+        ],
+        "unencrypted_parts": attachments.unencrypted_parts(entry),
+    }
+
+
+OPEN_STATES = ("new", "triage", "accepted", "fixed")
+QUEUES = ("mine", "unassigned", "all", "overdue")
+
+
+def queue(view: str, user: User | None, at: datetime, search: str = ""):
+    """The team's queues: mine, unassigned, all, overdue; searched by id, CVE or text."""
+    from app.models import CveId
+
+    query = (
+        Vulnerability.select(Vulnerability, CveId, User)
+        .join(CveId, peewee.JOIN.LEFT_OUTER, on=(Vulnerability.cve == CveId.id))
+        .switch(Vulnerability)
+        .join(User, peewee.JOIN.LEFT_OUTER, on=(Vulnerability.assignee == User.id))
+    )
+    open_ = Vulnerability.status.in_(OPEN_STATES)
+    if view == "mine":
+        query = query.where(open_, Vulnerability.assignee == user)
+    elif view == "unassigned":
+        query = query.where(open_, Vulnerability.assignee.is_null())
+    elif view == "overdue":
+        query = query.where(
+            open_, (Vulnerability.fix_due < at) | (Vulnerability.embargo_until < at)
+        )
+    elif view != "all":
+        raise Refused(f"{view!r} is not a queue; use one of {', '.join(QUEUES)}")
+    search = search.strip()
+    if search:
+        query = query.where(
+            (Vulnerability.tracking_id == search.upper())
+            | (CveId.cve_id == search.upper())
+            | Vulnerability.title.contains(search)
+            | Vulnerability.description.contains(search)
+        )
+    return query.order_by(Vulnerability.reported_at.desc(), Vulnerability.id.desc())

@@ -1,0 +1,1 @@
+"""Jobs, the reconciler, queues, the supervisor, start-up and health."""

@@ -1,0 +1,118 @@
+"""Re-queues what the database says is unfinished: a lost Redis or a killed worker loses nothing."""
+
+import logging
+import threading
+from datetime import datetime
+
+import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from app.core.config import Settings
+from app.disclosure import lift
+from app.outbox import sending
+from app.registry import renewal
+from app.reports import inbound
+from app.vulns import reminders
+from app.workers import queue
+
+log = logging.getLogger("forewarn.reconcile")
+
+PERIOD_SECONDS = 60
+PROCESS_INBOUND = "app.workers.jobs.process_inbound"
+SEND_DELIVERIES = "app.workers.jobs.send_deliveries"
+# Deliveries are sent in buckets of consecutive ids, one job each: an alert's thousand
+# deliveries are two hundred jobs, each sending over one connection (and a worker told to stop
+# finishes at most that many).
+BUCKET = 5
+
+
+def delivery_job_id(delivery_id: int) -> str:
+    return f"deliveries-{delivery_id // BUCKET}"
+
+
+def _waiting(connection: redis.Redis, job_id: str, in_queue: set[str]) -> bool:
+    """Is this job already waiting in the queue or the scheduler (so queueing it again would
+    only add noise)?
+
+    What RQ says of a job is not enough: the row is due, so no live worker holds its lease. A
+    worker killed with -9 leaves its job "started" for good, or "queued" but out of the queue
+    when it died between taking it and starting it. The database's claim stops a live but slow
+    worker from sending twice.
+    """
+    if job_id in in_queue:
+        return True
+    try:
+        status = Job.fetch(job_id, connection=connection, serializer=JSONSerializer).get_status()
+    except NoSuchJobError:
+        return False
+    return status in ("scheduled", "deferred")
+
+
+def _queue(connection: redis.Redis, function: str, prefix: str, ids) -> int:
+    ids = list(ids)
+    in_queue = set(queue.queue_for(connection, function).get_job_ids()) if ids else set()
+    jobs = [(row_id, f"{prefix}-{row_id}") for row_id in ids]
+    return queue.enqueue_each(
+        connection, function, [job for job in jobs if not _waiting(connection, job[1], in_queue)]
+    )
+
+
+def queue_new_inbound(connection: redis.Redis, message_ids: list[int]) -> None:
+    """Messages just stored: nothing can be waiting for them yet, so no look first."""
+    queue.enqueue_each(connection, PROCESS_INBOUND, [(m, f"inbound-{m}") for m in message_ids])
+
+
+def queue_due_deliveries(connection: redis.Redis, at: datetime) -> int:
+    buckets = sorted({row_id // BUCKET for (row_id,) in sending.due(at).tuples()})
+    return _queue(connection, SEND_DELIVERIES, "deliveries", buckets)
+
+
+def run(connection: redis.Redis, at: datetime) -> int:
+    """One pass: queue every due message, lift and delivery not already waiting; returns how
+    many."""
+    queued = _queue(connection, PROCESS_INBOUND, "inbound", [m.id for m in inbound.due(at)])
+    queued += lift.reconcile(connection, at)
+    return queued + queue_due_deliveries(connection, at)
+
+
+def _pause(at: datetime) -> float:
+    """A minute, or less when a delivery's lease ends sooner (its worker may have died)."""
+    ends = sending.next_lease_end(at)
+    if ends is None:
+        return PERIOD_SECONDS
+    return min(PERIOD_SECONDS, max(1.0, (ends - at).total_seconds() + 0.5))
+
+
+def _keys_and_data(at: datetime, settings: Settings) -> None:
+    """The service key's expiry warnings (hourly) and retention (daily): each throttles itself,
+    and a failure of one never stops the pass."""
+    from app.privacy import retention
+    from app.servicekey import expiry
+
+    for tick in (expiry.tick, retention.tick):
+        try:
+            tick(at, settings)
+        except Exception as exc:
+            log.warning("%s failed: %s", tick.__module__, type(exc).__name__)
+
+
+def run_forever(
+    connection: redis.Redis, database, now, stop: threading.Event, settings: Settings
+) -> None:
+    """The worker's reconciler thread: one pass a minute (or when a lease ends) until stopped."""
+    while not stop.is_set():
+        pause = PERIOD_SECONDS
+        try:
+            with database.connection_context():
+                reminders.queue_due(now())
+                renewal.queue_due(now())
+                _keys_and_data(now(), settings)
+                count = run(connection, now())
+                pause = _pause(now())
+            if count:
+                log.info("reconciler queued %d jobs", count)
+        except Exception as exc:  # Redis or the database away: try again next period
+            log.warning("reconciler pass failed: %s", type(exc).__name__)
+        stop.wait(pause)
