@@ -304,7 +304,7 @@ def failures(app, settings) -> Crawl:
 
     seen = Crawl()
     client = app.test_client()
-    app.core.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page answers
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page answers
     original = public.by_year
 
     def broken(views):
@@ -337,7 +337,7 @@ def failures(app, settings) -> Crawl:
     assert database.execute_sql.__func__ is original_execute.__func__
     assert response.status_code == 503
     seen.add("/vulnerabilities (503)", response)
-    app.core.config["PROPAGATE_EXCEPTIONS"] = None
+    app.config["PROPAGATE_EXCEPTIONS"] = None
     return seen
 
 

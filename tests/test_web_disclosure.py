@@ -339,7 +339,7 @@ def test_an_unchanged_list_is_served_from_one_aggregate_query_and_gzipped(
     assert gzip.decompress(again.get_data()) == first.get_data()
     assert again.headers["ETag"] != first.headers["ETag"]  # another representation
     # In production a checked page is served for a second without asking the database.
-    app.core.config["FOREWARN_LIST_FRESH_FOR"] = 60
+    app.config["FOREWARN_LIST_FRESH_FOR"] = 60
     client.get("/vulnerabilities")
     executed.clear()
     database.execute_sql = counting
@@ -348,7 +348,7 @@ def test_an_unchanged_list_is_served_from_one_aggregate_query_and_gzipped(
     finally:
         del database.execute_sql
     assert executed == []
-    app.core.config["FOREWARN_LIST_FRESH_FOR"] = 0
+    app.config["FOREWARN_LIST_FRESH_FOR"] = 0
     # Any change of a public row shows at once.
     lifecycle.set_field(v, "title", "Cached, renamed", ACTOR, clock.at)
     assert "Cached, renamed" not in client.get("/vulnerabilities").get_data(

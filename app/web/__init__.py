@@ -24,7 +24,7 @@ CONTENT_SECURITY_POLICY = (
 def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
-    app.core.config.update(
+    app.config.update(
         SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     if test_config:
-        app.core.config.update(test_config)
+        app.config.update(test_config)
     app.extensions["forewarn.settings"] = settings
     app.extensions["forewarn.db"] = runtime.open_db(settings)
     app.extensions["forewarn.redis"] = queue.connect(runtime.redis_url(settings))
