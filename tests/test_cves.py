@@ -302,7 +302,8 @@ def test_retiring_an_unknown_id_is_not_found(db, clock):
 
 ALLOCATOR = """
 import json, sys
-from app import clock, cves, db
+from app.core import clock, db
+from app.vulns import cves
 from app.models import Vulnerability
 
 db.open_database(sys.argv[1]).connect()
