@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.errors import ForewarnError, OperatorError
 from keys import gpgrun, packets
-from keys.errors import CertificateError
+from keys.errors import CertificateError, KeyringError, KeySetupError
 
 # Longest socket name gpg-agent creates in its home, and the kernel's sun_path limit.
 _LONGEST_SOCKET = "S.gpg-agent.browser"
@@ -40,10 +39,6 @@ _HASH_NAMES = {"2": "sha1", "8": "sha256", "9": "sha384", "10": "sha512", "11": 
 _FINGERPRINTS: dict[Path, tuple[tuple, str]] = {}
 
 
-class KeyringError(ForewarnError):
-    """GnuPG refused an operation; the message is one line saying what it reported."""
-
-
 def _gpg_said(text: str) -> str:
     """The last line gpg wrote, for a one-line error (its stderr runs to many lines)."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
@@ -60,7 +55,7 @@ class Signature:
 def _require_gpg() -> str:
     binary = shutil.which("gpg")
     if binary is None or shutil.which("gpgconf") is None:
-        raise OperatorError(
+        raise KeySetupError(
             "gpg not found: install GnuPG (apt-get install gnupg) or run `make run`"
         )
     return binary
@@ -104,7 +99,7 @@ class ServiceKeyring:
             try:
                 run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError:
-                raise OperatorError(
+                raise KeySetupError(
                     f"the GnuPG home {self.home} is too long for gpg-agent's socket and "
                     f"{run_dir} cannot be created; use a shorter FOREWARN_INSTANCE"
                 ) from None
@@ -158,7 +153,7 @@ class ServiceKeyring:
         """fingerprint() as gpg lists it now, never remembered."""
         secret = self.gpg.list_keys(secret=True)
         if len(secret) > 1:
-            raise OperatorError(
+            raise KeySetupError(
                 f"the GnuPG home {self.home} holds {len(secret)} secret keys; "
                 "it must hold the service key alone"
             )
@@ -204,19 +199,19 @@ class ServiceKeyring:
         listed = self.gpg.scan_keys_mem(data)
         primaries = {key["fingerprint"] for key in listed if key.get("fingerprint")}
         if len(primaries) != 1:
-            raise OperatorError(
+            raise KeySetupError(
                 f"the file holds {len(primaries)} keys; export exactly one secret key "
                 "(gpg --export-secret-keys --armor FINGERPRINT)"
             )
         if not any(key.get("type") == "sec" for key in listed):
-            raise OperatorError(
+            raise KeySetupError(
                 "the file holds no secret key; export it with gpg --export-secret-keys --armor"
             )
         (fingerprint,) = primaries
         with self._lock():
             current = self._listed_fingerprint()
             if current not in (None, fingerprint):
-                raise OperatorError(
+                raise KeySetupError(
                     f"this instance already has the service key {current}; "
                     "move its GnuPG home away first if you mean to replace it"
                 )
@@ -236,13 +231,13 @@ class ServiceKeyring:
             try:
                 imported = trial.gpg.import_keys(data, passphrase=self.passphrase)
                 if not imported.sec_imported and not imported.sec_read:
-                    raise OperatorError(
+                    raise KeySetupError(
                         f"gpg cannot import the secret key: {_gpg_said(imported.stderr)}"
                     )
                 trial.gpg.trust_keys([fingerprint], "TRUST_ULTIMATE")
                 trial.sign_detached(b"forewarn: checking the service key")
             except KeyringError:
-                raise OperatorError(
+                raise KeySetupError(
                     "the key cannot sign with the passphrase given: check "
                     "FOREWARN_KEY_PASSPHRASE_FILE (or set it, if the key has a passphrase)"
                 ) from None
@@ -313,7 +308,7 @@ class ServiceKeyring:
     def _require_fingerprint(self) -> str:
         fingerprint = self.fingerprint()
         if fingerprint is None:
-            raise OperatorError("there is no service key yet: run `forewarn init`")
+            raise KeySetupError("there is no service key yet: run `forewarn init`")
         return fingerprint
 
     def sign_detached(self, data: bytes) -> Signature:

@@ -12,15 +12,14 @@ import mimetypes
 import re
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 
-from app.core import clock
-from app.core.errors import ForewarnError
 from keys import verify
 from keys.inspect import CertificateError, autocrypt_keydata, inspect_certificate
 from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError
 from mail import mime
+from mail.errors import MailError
 
 log = logging.getLogger("forewarn.mail.parse")
 
@@ -37,7 +36,7 @@ _LONE_LF = re.compile(rb"(?<!\r)\n")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 
 
-class Unreadable(ForewarnError):
+class Unreadable(MailError):
     """Nothing fit to store could be read from the message; the text is one line for the team."""
 
 
@@ -90,7 +89,7 @@ def parse(
     bounds everything decrypted or decompressed from this message, all parts together.
     """
     try:
-        walk = _Walk(keyring, list(known_certificates), at or clock.now())
+        walk = _Walk(keyring, list(known_certificates), at or datetime.now(UTC))
         walk.budget, walk.max_attachment_bytes = max_plaintext_bytes, max_attachment_bytes
         walk.max_depth = max_depth
         return walk.run(bytes(raw))

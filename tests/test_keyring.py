@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.errors import OperatorError
+from keys.errors import KeySetupError
 from keys.keyring import KeyringError, ServiceKeyring, primary_fingerprints
 from tests.conftest import short_tempdir, wait_for
 from tests.openpgp import run
@@ -120,9 +120,9 @@ def test_keyring_without_a_key_reports_none_and_asks_for_init(fresh_home):
     ring = ServiceKeyring(fresh_home)
 
     assert ring.fingerprint() is None
-    with pytest.raises(OperatorError, match="forewarn init"):
+    with pytest.raises(KeySetupError, match="forewarn init"):
         ring.export_public()
-    with pytest.raises(OperatorError, match="forewarn init"):
+    with pytest.raises(KeySetupError, match="forewarn init"):
         ring.sign_detached(b"x")
 
 
@@ -245,7 +245,7 @@ def test_importing_the_same_key_again_keeps_it(fresh_home, plain_key):
 def test_importing_a_different_key_over_the_service_key_is_refused(keyring, plain_key):
     current = keyring.fingerprint()
 
-    with pytest.raises(OperatorError, match=current):
+    with pytest.raises(KeySetupError, match=current):
         keyring.import_secret(plain_key.secret)
     assert keyring.fingerprint() == current
 
@@ -253,7 +253,7 @@ def test_importing_a_different_key_over_the_service_key_is_refused(keyring, plai
 def test_importing_a_public_key_only_is_refused(fresh_home, plain_key):
     ring = ServiceKeyring(fresh_home)
 
-    with pytest.raises(OperatorError, match="no secret key"):
+    with pytest.raises(KeySetupError, match="no secret key"):
         ring.import_secret(plain_key.public)
     assert ring.fingerprint() is None
 
@@ -261,7 +261,7 @@ def test_importing_a_public_key_only_is_refused(fresh_home, plain_key):
 def test_importing_a_file_without_any_key_is_refused(fresh_home):
     ring = ServiceKeyring(fresh_home)
 
-    with pytest.raises(OperatorError, match="0 keys"):
+    with pytest.raises(KeySetupError, match="0 keys"):
         ring.import_secret(b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nnonsense\n")
     assert ring.fingerprint() is None
 
@@ -395,7 +395,7 @@ def test_importing_a_protected_key_with_a_wrong_passphrase_is_refused_and_change
 
     for passphrase in ("a wrong passphrase", None):
         target = ServiceKeyring(fresh_home, passphrase=passphrase)
-        with pytest.raises(OperatorError, match="FOREWARN_KEY_PASSPHRASE_FILE"):
+        with pytest.raises(KeySetupError, match="FOREWARN_KEY_PASSPHRASE_FILE"):
             target.import_secret(secret)
         assert target.fingerprint() is None
         target.stop_agent()
