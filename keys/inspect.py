@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from keys import gpgrun, packets
 from keys.errors import CertificateError
-from keys.keyring import _require_gpg, stop_agent
+from keys.home import require_gpg, stop_agent
 
 # Each gpg run on one key (import, list, export) takes milliseconds; past this it is killed.
 # Well under gunicorn's 60 s worker timeout: a sign-up answers with an error, not a 502.
@@ -54,7 +54,7 @@ def scratch_gpg(
 
     The home is under /tmp with a short name: gpg-agent's sockets have a 108-byte path limit.
     """
-    binary = _require_gpg()
+    binary = require_gpg()
     home = tempfile.mkdtemp(prefix="fwx", dir="/tmp")
     try:
         # python-gnupg logs decrypted data at DEBUG: never let it.

@@ -9,6 +9,7 @@ the messages keys/verify.py opens: walk() and dearmor_message().
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Iterator
 
@@ -199,6 +200,25 @@ def new_length(data: bytes, position: int) -> tuple[int, int, bool] | None:
     if position + 5 > len(data):
         return None
     return int.from_bytes(data[position + 1 : position + 5], "big"), position + 5, False
+
+
+def primary_fingerprints(certificate: str | bytes) -> list[str]:
+    """The v4 fingerprint (RFC 4880, 12.2) of each primary key in a certificate, in order, read
+    from its packets in Python (no gpg process); [] when it is no readable public key."""
+    data = certificate.encode("ascii", "replace") if isinstance(certificate, str) else certificate
+    try:
+        found = packets(dearmor(data) if BEGIN.search(data) else data)
+    except CertificateError:
+        return []
+    fingerprints = []
+    for tag, raw in found:
+        if tag != 6:
+            continue
+        _, start, length, _ = packet_header(raw, 0)
+        body = raw[start : start + length]
+        digest = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body)  # noqa: S324
+        fingerprints.append(digest.hexdigest().upper())
+    return fingerprints
 
 
 # -- messages: what keys/verify.py reads before gpg does ------------------------------------------

@@ -1,11 +1,12 @@
-"""Open what reporters send: take the service key's encryption off, keep the reporter's
-signature, and check that signature against certificates we choose, in a throwaway home.
+"""Open what reporters send: check a signature against certificates we choose, in a throwaway
+home, once the service key's encryption is off (ServiceKeyring.unwrap, keys/keyring.py).
 
 Decompression bombs: gpg's `--max-output` stops gpg *writing* (so python-gnupg's buffer stays
 small) but gpg 2.2 goes on inflating the whole packet, for as long as it takes. So nothing
 compressed reaches gpg until Python has inflated it, bounded, and found it within the limit:
-`unwrap` takes only encrypted data (`--unwrap` removes the encryption and inflates nothing; its
-output is no larger than its input), and verify_with() checks sizes before gpg inflates.
+ServiceKeyring.unwrap takes only encrypted data (`--unwrap` removes the encryption and inflates
+nothing; its output is no larger than its input), and verify_with() checks sizes before gpg
+inflates.
 """
 
 import bz2
@@ -13,10 +14,10 @@ import os
 import zlib
 from dataclasses import dataclass
 
-from keys import packets
-from keys.errors import CertificateError
+from keys import gpgrun, packets
+from keys.errors import CertificateError, KeyringError
+from keys.home import GPG_TIMEOUT_SECONDS, MAX_PLAINTEXT_BYTES
 from keys.inspect import scratch_gpg
-from keys.keyring import GPG_TIMEOUT_SECONDS, MAX_PLAINTEXT_BYTES, KeyringError, _gpg_said
 
 STATUSES = ("valid", "bad", "unknown-key", "expired-key", "revoked-key", "unsigned")
 # gpg status keywords that conclude one signature, and what each means here.
@@ -46,52 +47,6 @@ class SignatureCheck:
 
 
 UNSIGNED = SignatureCheck("unsigned")
-
-
-@dataclass(frozen=True)
-class Unwrapped:
-    data: bytes  # binary OpenPGP: a signed message, or (compressed) literal data
-    signed: bool
-
-
-# -- the service key's layer -------------------------------------------------------------------
-
-
-def unwrap(keyring, data: bytes, limit: int = MAX_PLAINTEXT_BYTES) -> Unwrapped:
-    """Decrypt data with the service key, keeping any signature inside for verify_with()."""
-    if not looks_encrypted(data):
-        raise KeyringError("it is not an encrypted OpenPGP message, or its armor is damaged")
-    try:
-        result = keyring.gpg.decrypt(
-            data,
-            passphrase=keyring.passphrase,
-            # loopback: a message encrypted with a password must fail, not wait for a pinentry.
-            extra_args=["--unwrap", "--max-output", str(limit), "--pinentry-mode", "loopback"],
-        )
-    except (OSError, ValueError) as error:  # gpg stopped reading: a broken pipe
-        name = type(error).__name__
-        raise KeyringError(f"gpg stopped before reading the message ({name})") from None
-    status = _status_lines(result.stderr)
-    if not result.ok or result.returncode != 0 or "DECRYPTION_OKAY" not in status:
-        raise KeyringError(_why_undecryptable(status, result.stderr or ""))
-    if len(result.data) > limit:
-        raise KeyringError(f"the decrypted content is larger than {limit} bytes")
-    return Unwrapped(result.data, _is_signed(result.data))
-
-
-def _why_undecryptable(status: dict[str, list[list[str]]], stderr: str) -> str:
-    if "NO_SECKEY" in status:
-        keys = ", ".join(sorted({args[0] for args in status.get("ENC_TO", []) if args}))
-        return f"it is not encrypted to the service key (but to {keys or 'another key'})"
-    if "BADMDC" in status or "manipulated" in stderr:
-        return "the encrypted data was modified after encryption"
-    if "NEED_PASSPHRASE_SYM" in status:
-        return "it is encrypted with a password, not to the service key"
-    if "CRC error" in stderr or "invalid armor" in stderr or "radix64" in stderr:
-        return "its ASCII armor is damaged"
-    if "NODATA" in status or "DECRYPTION_FAILED" in status or "invalid packet" in stderr:
-        return "the encrypted data is damaged or incomplete"
-    return f"gpg could not decrypt it ({_gpg_said(_without_status(stderr))})"
 
 
 # -- signatures, in a home that holds only the certificates given --------------------------------
@@ -139,7 +94,7 @@ def verify_with(
     stderr = result.stderr or ""
     if "exceeded --max-output" in stderr or len(result.data) > limit:
         raise KeyringError(f"the content is larger than {limit} bytes once decompressed")
-    check = _checks(_status_lines(stderr))
+    check = _checks(gpgrun.status_lines(stderr))
     if signature is not None:
         return signed_data, check or SignatureCheck("bad")
     if check is None and (result.returncode != 0 or "PLAINTEXT" not in stderr):
@@ -176,7 +131,7 @@ def _why_unreadable(stderr: str) -> str:
         return "it holds another encryption layer that cannot be opened"
     if "NODATA" in stderr or "invalid packet" in stderr:
         return "it is not OpenPGP data, or it is damaged"
-    return f"gpg could not read it ({_gpg_said(_without_status(stderr))})"
+    return f"gpg could not read it ({gpgrun.said(gpgrun.without_status(stderr))})"
 
 
 def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
@@ -201,19 +156,6 @@ def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
             if check.status == wanted:
                 return check
     return verdicts[0] if verdicts else None
-
-
-def _status_lines(stderr: str | None) -> dict[str, list[list[str]]]:
-    status: dict[str, list[list[str]]] = {}
-    for line in (stderr or "").splitlines():
-        if line.startswith("[GNUPG:] ") and len(line) > 9:
-            keyword, *args = line[9:].split()
-            status.setdefault(keyword, []).append(args)
-    return status
-
-
-def _without_status(stderr: str) -> str:
-    return "\n".join(line for line in stderr.splitlines() if not line.startswith("[GNUPG:]"))
 
 
 # -- packets, read in Python (keys/packets.py) before gpg sees them -------------------------------
@@ -247,7 +189,7 @@ def armored_blocks(text: bytes):
         yield start, position
 
 
-def _is_signed(data: bytes) -> bool:
+def is_signed(data: bytes) -> bool:
     """Whether unwrapped data starts with a signature, looking into compressed packets."""
     try:
         for _ in range(_MAX_COMPRESSION_LAYERS + 1):

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from functools import partial
 
 from keys import verify
-from keys.inspect import CertificateError, autocrypt_keydata, inspect_certificate
-from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError
+from keys.errors import CertificateError, KeyringError
+from keys.home import MAX_PLAINTEXT_BYTES
+from keys.inspect import autocrypt_keydata, inspect_certificate
 from mail import mime
 from mail.errors import MailError
 
@@ -318,7 +319,7 @@ class _Walk:
         limit = self._next_limit()
         encrypted = verify.looks_encrypted(data)
         try:
-            unwrapped = verify.unwrap(self.keyring, data, limit) if encrypted else None
+            unwrapped = self.keyring.unwrap(data, limit) if encrypted else None
             inner = unwrapped.data if unwrapped else data
             plaintext, found = verify.verify_with(self.certificates, inner, limit=limit)
         except KeyringError as error:

@@ -18,7 +18,7 @@ import pytest
 from keys.errors import KeySetupError
 from keys.keyring import KeyringError, ServiceKeyring, primary_fingerprints
 from tests.conftest import short_tempdir, wait_for
-from tests.openpgp import run
+from tests.openpgp import decrypted, run
 
 MESSAGE = "Bericht über CVE-2026-0001\r\nline two\n".encode() + bytes(range(256))
 
@@ -145,7 +145,7 @@ def test_exported_key_is_accepted_by_sequoia_for_encryption(keyring, tmp_path):
     encrypted = run("sqop", "encrypt", str(cert), input=MESSAGE).stdout
 
     assert encrypted.startswith(b"-----BEGIN PGP MESSAGE-----")
-    assert keyring.decrypt(encrypted) == MESSAGE
+    assert decrypted(keyring, encrypted) == MESSAGE
 
 
 def test_export_holds_the_public_certificate_only(keyring):
@@ -205,8 +205,8 @@ def test_signature_hash_algo_names_the_digest_actually_used(keyring, tmp_path):
 
 
 def test_decrypting_garbage_raises_keyring_error(keyring):
-    with pytest.raises(KeyringError):
-        keyring.decrypt(b"this is not an OpenPGP message at all")
+    with pytest.raises(KeyringError, match="not an encrypted OpenPGP message"):
+        decrypted(keyring, b"this is not an OpenPGP message at all")
 
 
 def test_decrypting_a_message_to_another_key_raises_keyring_error(keyring, plain_key, tmp_path):
@@ -214,8 +214,8 @@ def test_decrypting_a_message_to_another_key_raises_keyring_error(keyring, plain
     cert.write_bytes(plain_key.public)
     encrypted = run("sqop", "encrypt", str(cert), input=b"not for you").stdout
 
-    with pytest.raises(KeyringError):
-        keyring.decrypt(encrypted)
+    with pytest.raises(KeyringError, match="not encrypted to the service key"):
+        decrypted(keyring, encrypted)
 
 
 # -- importing an existing key ------------------------------------------------------------------
@@ -300,11 +300,11 @@ def test_protected_key_decrypts_with_its_passphrase_only(fresh_home, tmp_path):
 
     wrong = ServiceKeyring(fresh_home, passphrase="a wrong passphrase")
     with pytest.raises(KeyringError):
-        wrong.decrypt(encrypted)
+        decrypted(wrong, encrypted)
     wrong.stop_agent()
 
     right = ServiceKeyring(fresh_home, passphrase="the right passphrase")
-    assert right.decrypt(encrypted) == MESSAGE
+    assert decrypted(right, encrypted) == MESSAGE
     right.stop_agent()
 
 
@@ -360,7 +360,7 @@ def test_stop_agent_on_a_home_that_does_not_exist_does_nothing(tmp_path):
     assert not home.exists()
 
 
-def test_decrypting_a_plaintext_over_the_limit_is_refused(keyring, tmp_path, monkeypatch):
+def test_decrypting_a_plaintext_over_the_limit_is_refused(keyring, tmp_path):
     cert = tmp_path / "cert.asc"
     cert.write_text(keyring.export_public())
     sender = tmp_path / "sender"
@@ -372,11 +372,10 @@ def test_decrypting_a_plaintext_over_the_limit_is_refused(keyring, tmp_path, mon
         input=bytes(1_000_000),
     ).stdout
     assert len(bomb) < 10_000
-    assert keyring.decrypt(bomb) == bytes(1_000_000)
-    monkeypatch.setattr("keys.keyring.MAX_PLAINTEXT_BYTES", 100_000)
+    assert decrypted(keyring, bomb) == bytes(1_000_000)
 
-    with pytest.raises(KeyringError):
-        keyring.decrypt(bomb)
+    with pytest.raises(KeyringError, match="larger than 100000 bytes"):
+        decrypted(keyring, bomb, limit=100_000)
 
 
 def test_importing_a_protected_key_with_a_wrong_passphrase_is_refused_and_changes_nothing(
