@@ -90,6 +90,16 @@ def _alive(listing: dict, at: datetime) -> bool:
     return expires is None or expires > at
 
 
+def encrypts_at(
+    expires: datetime | None, encryption_expires: datetime | None, at: datetime
+) -> bool:
+    """Whether a certificate can still be encrypted to at `at`, from its primary key's expiry
+    and its encryption keys' (None: never): neither may have passed. A subkey is usable no
+    longer than its primary key: gpg will not encrypt to a certificate whose primary key has
+    expired, however long its encryption subkey has left."""
+    return all(end is None or end > at for end in (expires, encryption_expires))
+
+
 def _as_bytes(data: bytes | str) -> bytes:
     return data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
 
