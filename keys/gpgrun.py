@@ -223,3 +223,28 @@ def _exchange(process, data: bytes, deadline: float, max_output: int, timeout: f
                         f"gpg was stopped: it wrote more than {caps[stream]} bytes on {name}"
                     )
     return bytes(read[process.stdout]), bytes(read[process.stderr])
+
+
+# -- what gpg reported ---------------------------------------------------------------------------
+
+
+def said(text: str) -> str:
+    """The last line gpg wrote, for a one-line error (its stderr runs to many lines)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    words = [line for line in lines if not line.startswith("[GNUPG:]")]  # not status lines
+    return (words or lines)[-1][:200] if lines else "no details"
+
+
+def status_lines(stderr: str | None) -> dict[str, list[list[str]]]:
+    """gpg's status lines (--status-fd, as python-gnupg asks for them): keyword -> arguments."""
+    status: dict[str, list[list[str]]] = {}
+    for line in (stderr or "").splitlines():
+        if line.startswith("[GNUPG:] ") and len(line) > 9:
+            keyword, *args = line[9:].split()
+            status.setdefault(keyword, []).append(args)
+    return status
+
+
+def without_status(stderr: str) -> str:
+    """gpg's messages, without its status lines."""
+    return "\n".join(line for line in stderr.splitlines() if not line.startswith("[GNUPG:]"))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from keys import gpgrun, packets
 from keys.errors import CertificateError
-from keys.keyring import _require_gpg, stop_agent
+from keys.home import require_gpg, stop_agent
 
 # Each gpg run on one key (import, list, export) takes milliseconds; past this it is killed.
 # Well under gunicorn's 60 s worker timeout: a sign-up answers with an error, not a 502.
@@ -54,7 +54,7 @@ def scratch_gpg(
 
     The home is under /tmp with a short name: gpg-agent's sockets have a 108-byte path limit.
     """
-    binary = _require_gpg()
+    binary = require_gpg()
     home = tempfile.mkdtemp(prefix="fwx", dir="/tmp")
     try:
         # python-gnupg logs decrypted data at DEBUG: never let it.
@@ -88,6 +88,16 @@ def _alive(listing: dict, at: datetime) -> bool:
         return False
     expires = _instant(listing.get("expires", ""))
     return expires is None or expires > at
+
+
+def encrypts_at(
+    expires: datetime | None, encryption_expires: datetime | None, at: datetime
+) -> bool:
+    """Whether a certificate can still be encrypted to at `at`, from its primary key's expiry
+    and its encryption keys' (None: never): neither may have passed. A subkey is usable no
+    longer than its primary key: gpg will not encrypt to a certificate whose primary key has
+    expired, however long its encryption subkey has left."""
+    return all(end is None or end > at for end in (expires, encryption_expires))
 
 
 def _as_bytes(data: bytes | str) -> bytes:

@@ -1,11 +1,17 @@
-"""OpenPGP armor and packet framing, read in Python before gpg sees an upload: its size,
-whether it is cut off, how many keys it holds, whether it carries secret key material, and
-whether every packet is one a public key has (gpg inflates compressed packets wherever it finds
-them: a 5 KB "key" can hold gigabytes of zeros)."""
+"""OpenPGP armor and packet framing (RFC 4880, 4.2 and 6), read in Python: the one packet
+reader of keys/.
+
+Before gpg sees an upload: its size, whether it is cut off, how many keys it holds, whether it
+carries secret key material, and whether every packet is one a public key has (gpg inflates
+compressed packets wherever it finds them: a 5 KB "key" can hold gigabytes of zeros). And for
+the messages keys/verify.py opens: walk() and dearmor_message().
+"""
 
 import base64
 import binascii
+import hashlib
 import re
+from collections.abc import Iterator
 
 from keys.errors import CertificateError
 
@@ -170,16 +176,110 @@ def packet_header(data: bytes, offset: int) -> tuple[int, int, int, bool] | None
         if len(rest) < size:
             return None
         return tag, offset + 1 + size, int.from_bytes(rest[:size], "big"), False
-    tag = first & 0x3F
-    if not rest:
+    found = new_length(data, offset + 1)
+    if found is None:
         return None
-    octet = rest[0]
+    length, start, partial = found
+    return first & 0x3F, start, length, partial
+
+
+def new_length(data: bytes, position: int) -> tuple[int, int, bool] | None:
+    """(length, position after it, whether it is partial) of the new-format length at position
+    (RFC 4880, 4.2.2): a packet's, or a partial body's next chunk's. None when data ends first."""
+    if position >= len(data):
+        return None
+    octet = data[position]
     if octet < 192:
-        return tag, offset + 2, octet, False
+        return octet, position + 1, False
     if octet < 224:
-        return (tag, offset + 3, ((octet - 192) << 8) + rest[1] + 192, False) if rest[1:] else None
+        if position + 2 > len(data):
+            return None
+        return ((octet - 192) << 8) + data[position + 1] + 192, position + 2, False
     if octet < 255:
-        return tag, offset + 2, 1 << (octet & 0x1F), True
-    if len(rest) == 5:
-        return tag, offset + 6, int.from_bytes(rest[1:], "big"), False
-    return None
+        return 1 << (octet & 0x1F), position + 1, True
+    if position + 5 > len(data):
+        return None
+    return int.from_bytes(data[position + 1 : position + 5], "big"), position + 5, False
+
+
+def primary_fingerprints(certificate: str | bytes) -> list[str]:
+    """The v4 fingerprint (RFC 4880, 12.2) of each primary key in a certificate, in order, read
+    from its packets in Python (no gpg process); [] when it is no readable public key."""
+    data = certificate.encode("ascii", "replace") if isinstance(certificate, str) else certificate
+    try:
+        found = packets(dearmor(data) if BEGIN.search(data) else data)
+    except CertificateError:
+        return []
+    fingerprints = []
+    for tag, raw in found:
+        if tag != 6:
+            continue
+        _, start, length, _ = packet_header(raw, 0)
+        body = raw[start : start + length]
+        digest = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body)  # noqa: S324
+        fingerprints.append(digest.hexdigest().upper())
+    return fingerprints
+
+
+# -- messages: what keys/verify.py reads before gpg does ------------------------------------------
+
+
+class Damaged(Exception):
+    """Packets or armor that do not parse (the readers' signal; never shown to people)."""
+
+
+def walk(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(tag, body) of each packet in data, the chunks of a partial body joined. A body that the
+    end of data cuts off is given as far as it goes, and Damaged raised after it: so the first
+    packet of a message can be read from its beginning alone (looks_encrypted)."""
+    offset = 0
+    while offset < len(data):
+        header = packet_header(data, offset)
+        if header is None:
+            raise Damaged()
+        tag, start, length, partial = header
+        if partial and not data[offset] & 0x40:  # old format, indeterminate: to the end
+            yield tag, data[start:]
+            return
+        chunks = []
+        while True:
+            chunks.append(data[start : start + length])
+            offset = start + length
+            if not partial:
+                break
+            found = new_length(data, offset)
+            if found is None:
+                raise Damaged()
+            length, start, partial = found
+        yield tag, b"".join(chunks)
+    if offset > len(data):
+        raise Damaged()
+
+
+def dearmor_message(data: bytes, head_only: bool = False) -> bytes:
+    """Binary OpenPGP from the ASCII armor of a message or signature (only its first line with
+    head_only); binary data as it is. The checksum is not checked (gpg checks it); raises
+    Damaged when the radix-64 does not decode. Keys are read by dearmor(), strictly."""
+    if not data.lstrip().startswith(b"-----BEGIN PGP "):
+        return data
+    lines = iter(data.lstrip().splitlines()[1:])
+    body = []
+    for line in lines:  # armor headers ("Version: ...") end at a blank line
+        line = line.strip()
+        if line and b":" not in line:
+            body.append(line)
+            break
+        if not line:
+            break
+    for line in lines:
+        line = line.strip()
+        if line.startswith((b"-----", b"=")) or (head_only and body):
+            break
+        body.append(line)
+    joined = b"".join(body)
+    if head_only:
+        joined = joined[: len(joined) // 4 * 4]
+    try:
+        return base64.b64decode(joined)
+    except (binascii.Error, ValueError):
+        raise Damaged() from None

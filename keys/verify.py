@@ -1,24 +1,23 @@
-"""Open what reporters send: take the service key's encryption off, keep the reporter's
-signature, and check that signature against certificates we choose, in a throwaway home.
+"""Open what reporters send: check a signature against certificates we choose, in a throwaway
+home, once the service key's encryption is off (ServiceKeyring.unwrap, keys/keyring.py).
 
 Decompression bombs: gpg's `--max-output` stops gpg *writing* (so python-gnupg's buffer stays
 small) but gpg 2.2 goes on inflating the whole packet, for as long as it takes. So nothing
 compressed reaches gpg until Python has inflated it, bounded, and found it within the limit:
-`unwrap` takes only encrypted data (`--unwrap` removes the encryption and inflates nothing; its
-output is no larger than its input), and verify_with() checks sizes before gpg inflates.
+ServiceKeyring.unwrap takes only encrypted data (`--unwrap` removes the encryption and inflates
+nothing; its output is no larger than its input), and verify_with() checks sizes before gpg
+inflates.
 """
 
-import base64
-import binascii
 import bz2
 import os
 import zlib
 from dataclasses import dataclass
 
-from keys import packets
-from keys.errors import CertificateError
+from keys import gpgrun, packets
+from keys.errors import CertificateError, KeyringError
+from keys.home import GPG_TIMEOUT_SECONDS, MAX_PLAINTEXT_BYTES
 from keys.inspect import scratch_gpg
-from keys.keyring import GPG_TIMEOUT_SECONDS, MAX_PLAINTEXT_BYTES, KeyringError, _gpg_said
 
 STATUSES = ("valid", "bad", "unknown-key", "expired-key", "revoked-key", "unsigned")
 # gpg status keywords that conclude one signature, and what each means here.
@@ -50,56 +49,6 @@ class SignatureCheck:
 UNSIGNED = SignatureCheck("unsigned")
 
 
-@dataclass(frozen=True)
-class Unwrapped:
-    data: bytes  # binary OpenPGP: a signed message, or (compressed) literal data
-    signed: bool
-
-
-class _Damaged(Exception):
-    """Packets that do not parse."""
-
-
-# -- the service key's layer -------------------------------------------------------------------
-
-
-def unwrap(keyring, data: bytes, limit: int = MAX_PLAINTEXT_BYTES) -> Unwrapped:
-    """Decrypt data with the service key, keeping any signature inside for verify_with()."""
-    if not looks_encrypted(data):
-        raise KeyringError("it is not an encrypted OpenPGP message, or its armor is damaged")
-    try:
-        result = keyring.gpg.decrypt(
-            data,
-            passphrase=keyring.passphrase,
-            # loopback: a message encrypted with a password must fail, not wait for a pinentry.
-            extra_args=["--unwrap", "--max-output", str(limit), "--pinentry-mode", "loopback"],
-        )
-    except (OSError, ValueError) as error:  # gpg stopped reading: a broken pipe
-        name = type(error).__name__
-        raise KeyringError(f"gpg stopped before reading the message ({name})") from None
-    status = _status_lines(result.stderr)
-    if not result.ok or result.returncode != 0 or "DECRYPTION_OKAY" not in status:
-        raise KeyringError(_why_undecryptable(status, result.stderr or ""))
-    if len(result.data) > limit:
-        raise KeyringError(f"the decrypted content is larger than {limit} bytes")
-    return Unwrapped(result.data, _is_signed(result.data))
-
-
-def _why_undecryptable(status: dict[str, list[list[str]]], stderr: str) -> str:
-    if "NO_SECKEY" in status:
-        keys = ", ".join(sorted({args[0] for args in status.get("ENC_TO", []) if args}))
-        return f"it is not encrypted to the service key (but to {keys or 'another key'})"
-    if "BADMDC" in status or "manipulated" in stderr:
-        return "the encrypted data was modified after encryption"
-    if "NEED_PASSPHRASE_SYM" in status:
-        return "it is encrypted with a password, not to the service key"
-    if "CRC error" in stderr or "invalid armor" in stderr or "radix64" in stderr:
-        return "its ASCII armor is damaged"
-    if "NODATA" in status or "DECRYPTION_FAILED" in status or "invalid packet" in stderr:
-        return "the encrypted data is damaged or incomplete"
-    return f"gpg could not decrypt it ({_gpg_said(_without_status(stderr))})"
-
-
 # -- signatures, in a home that holds only the certificates given --------------------------------
 
 
@@ -118,8 +67,8 @@ def verify_with(
     signed_data = signed_data or b""
     if signature is not None:
         try:
-            _check_inflation(_dearmor(signature), _MAX_SIGNATURE_BYTES)
-        except (_Damaged, KeyringError):
+            _check_inflation(packets.dearmor_message(signature), _MAX_SIGNATURE_BYTES)
+        except (packets.Damaged, KeyringError):
             return signed_data, SignatureCheck("bad")  # vouches for nothing
     else:
         _precheck(signed_data, limit)
@@ -145,7 +94,7 @@ def verify_with(
     stderr = result.stderr or ""
     if "exceeded --max-output" in stderr or len(result.data) > limit:
         raise KeyringError(f"the content is larger than {limit} bytes once decompressed")
-    check = _checks(_status_lines(stderr))
+    check = _checks(gpgrun.status_lines(stderr))
     if signature is not None:
         return signed_data, check or SignatureCheck("bad")
     if check is None and (result.returncode != 0 or "PLAINTEXT" not in stderr):
@@ -170,8 +119,8 @@ def _precheck(data: bytes, limit: int) -> None:
     if cleartext:  # only its signature block is OpenPGP packets
         data, limit = data[data.find(b"-----BEGIN PGP SIGNATURE-----") :], _MAX_SIGNATURE_BYTES
     try:
-        _check_inflation(_dearmor(data), limit)
-    except _Damaged:
+        _check_inflation(packets.dearmor_message(data), limit)
+    except packets.Damaged:
         raise KeyringError("it is not OpenPGP data, or it is damaged") from None
 
 
@@ -182,7 +131,7 @@ def _why_unreadable(stderr: str) -> str:
         return "it holds another encryption layer that cannot be opened"
     if "NODATA" in stderr or "invalid packet" in stderr:
         return "it is not OpenPGP data, or it is damaged"
-    return f"gpg could not read it ({_gpg_said(_without_status(stderr))})"
+    return f"gpg could not read it ({gpgrun.said(gpgrun.without_status(stderr))})"
 
 
 def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
@@ -209,20 +158,7 @@ def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
     return verdicts[0] if verdicts else None
 
 
-def _status_lines(stderr: str | None) -> dict[str, list[list[str]]]:
-    status: dict[str, list[list[str]]] = {}
-    for line in (stderr or "").splitlines():
-        if line.startswith("[GNUPG:] ") and len(line) > 9:
-            keyword, *args = line[9:].split()
-            status.setdefault(keyword, []).append(args)
-    return status
-
-
-def _without_status(stderr: str) -> str:
-    return "\n".join(line for line in stderr.splitlines() if not line.startswith("[GNUPG:]"))
-
-
-# -- packets, read in Python (RFC 4880, 4.2 and 6) -------------------------------------------------
+# -- packets, read in Python (keys/packets.py) before gpg sees them -------------------------------
 
 
 def looks_encrypted(data: bytes) -> bool:
@@ -230,9 +166,9 @@ def looks_encrypted(data: bytes) -> bool:
     armored = data.find(b"-----BEGIN PGP MESSAGE-----", 0, 4096)
     try:
         if armored >= 0:
-            data = _dearmor(data[armored:], head_only=True)
-        tag, body = next(_packets(data))
-    except (_Damaged, StopIteration, IndexError):
+            data = packets.dearmor_message(data[armored:], head_only=True)
+        tag, body = next(packets.walk(data))
+    except (packets.Damaged, StopIteration, IndexError):
         return False
     return tag in (_PKESK, _SKESK) and body[:1] in (b"\x03", b"\x04", b"\x05", b"\x06")
 
@@ -253,17 +189,17 @@ def armored_blocks(text: bytes):
         yield start, position
 
 
-def _is_signed(data: bytes) -> bool:
+def is_signed(data: bytes) -> bool:
     """Whether unwrapped data starts with a signature, looking into compressed packets."""
     try:
         for _ in range(_MAX_COMPRESSION_LAYERS + 1):
-            tag, body = next(_packets(data))
+            tag, body = next(packets.walk(data))
             if tag in (_ONE_PASS, _SIGNATURE):
                 return True
             if tag != _COMPRESSED or not body:
                 return False
             data = _inflate(body[0], body[1:], 4096)
-    except (_Damaged, StopIteration, IndexError, KeyringError):
+    except (packets.Damaged, StopIteration, IndexError, KeyringError):
         pass
     return False
 
@@ -272,7 +208,7 @@ def _check_inflation(data: bytes, limit: int, layer: int = 0) -> None:
     """Raise KeyringError if the compressed packets in data inflate past limit; Python stops
     inflating at limit + 1 bytes."""
     total = 0
-    for tag, body in _packets(data):
+    for tag, body in packets.walk(data):
         if tag == _COMPRESSED and body:
             if layer >= _MAX_COMPRESSION_LAYERS:
                 raise KeyringError("its compressed data is nested too deep")
@@ -298,75 +234,3 @@ def _inflate(algorithm: int, body: bytes, at_most: int) -> bytes:
     except (zlib.error, OSError, EOFError, ValueError):
         raise KeyringError("its compressed data is damaged") from None
     raise KeyringError(f"it uses an unknown compression algorithm ({algorithm})")
-
-
-def _packets(data: bytes):
-    """(tag, body) of each packet; partial body lengths joined."""
-    position = 0
-    while position < len(data):
-        first = data[position]
-        if not first & 0x80:
-            raise _Damaged()
-        position += 1
-        if first & 0x40:  # new format
-            tag, chunks, partial = first & 0x3F, [], True
-            while partial:
-                length, position, partial = _new_length(data, position)
-                chunks.append(data[position : position + length])
-                position += length
-            yield tag, b"".join(chunks)
-            continue
-        tag, length_type = (first >> 2) & 0x0F, first & 0x03
-        if length_type == 3:  # indeterminate: to the end
-            yield tag, data[position:]
-            return
-        size = (1, 2, 4)[length_type]
-        length = int.from_bytes(data[position : position + size], "big")
-        position += size
-        yield tag, data[position : position + length]
-        position += length
-    if position > len(data):
-        raise _Damaged()
-
-
-def _new_length(data: bytes, position: int) -> tuple[int, int, bool]:
-    """(length, position after it, partial?) of a new-format length."""
-    octet = data[position] if position < len(data) else None
-    size = 1 if octet is None or octet < 192 or 224 <= octet < 255 else 2 if octet < 224 else 5
-    if octet is None or position + size > len(data):
-        raise _Damaged()
-    if octet < 192:
-        return octet, position + 1, False
-    if octet < 224:
-        return ((octet - 192) << 8) + data[position + 1] + 192, position + 2, False
-    if octet == 255:
-        return int.from_bytes(data[position + 1 : position + 5], "big"), position + 5, False
-    return 1 << (octet & 0x1F), position + 1, True
-
-
-def _dearmor(data: bytes, head_only: bool = False) -> bytes:
-    """Binary OpenPGP from ASCII armor (only its first line with head_only); binary data as
-    it is. Raises _Damaged when the radix-64 does not decode."""
-    if not data.lstrip().startswith(b"-----BEGIN PGP "):
-        return data
-    lines = iter(data.lstrip().splitlines()[1:])
-    body = []
-    for line in lines:  # armor headers ("Version: ...") end at a blank line
-        line = line.strip()
-        if line and b":" not in line:
-            body.append(line)
-            break
-        if not line:
-            break
-    for line in lines:
-        line = line.strip()
-        if line.startswith((b"-----", b"=")) or (head_only and body):
-            break
-        body.append(line)
-    joined = b"".join(body)
-    if head_only:
-        joined = joined[: len(joined) // 4 * 4]
-    try:
-        return base64.b64decode(joined)
-    except (binascii.Error, ValueError):
-        raise _Damaged() from None

@@ -12,12 +12,12 @@ import secrets
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import MIMEPart
 from email.utils import format_datetime
 
-from app.core import clock, oneline
 from keys.keyring import ServiceKeyring
+from mail import oneline
 
 # CRLF, 7-bit transfer encodings only; lines of at most 78 characters.
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
@@ -249,7 +249,7 @@ def _header(name: str, value: str) -> bytes:
     """One header, folded. Only the human-readable ones may become RFC 2047 encoded words:
     the policy would encode a long Message-ID or URL, which breaks it. A subject carries
     people's text (a title, a reporter's subject): made one line whatever a row holds, so old
-    data cannot stop a mail from composing (new titles are refused: app.core.oneline)."""
+    data cannot stop a mail from composing (the application refuses new titles that are not)."""
     if name.lower() == "subject":
         value = oneline.flattened(value)
     if "\r" in value or "\n" in value:
@@ -268,7 +268,7 @@ def _header(name: str, value: str) -> bytes:
 
 def _dated(outgoing: Outgoing) -> Outgoing:
     """The same message with its date fixed once, so the inner and outer Date agree."""
-    date = outgoing.date or clock.now()
+    date = outgoing.date or datetime.now(UTC)
     if date.tzinfo is None:
         raise ValueError("Outgoing.date must be timezone-aware")
     return replace(outgoing, date=date)

@@ -12,15 +12,15 @@ import mimetypes
 import re
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 
-from app.core import clock
-from app.core.errors import ForewarnError
 from keys import verify
-from keys.inspect import CertificateError, autocrypt_keydata, inspect_certificate
-from keys.keyring import MAX_PLAINTEXT_BYTES, KeyringError
+from keys.errors import CertificateError, KeyringError
+from keys.home import MAX_PLAINTEXT_BYTES
+from keys.inspect import autocrypt_keydata, inspect_certificate
 from mail import mime
+from mail.errors import MailError
 
 log = logging.getLogger("forewarn.mail.parse")
 
@@ -37,7 +37,7 @@ _LONE_LF = re.compile(rb"(?<!\r)\n")
 _NOT_CONTENT = ("application/pgp-keys", "application/pgp-signature")
 
 
-class Unreadable(ForewarnError):
+class Unreadable(MailError):
     """Nothing fit to store could be read from the message; the text is one line for the team."""
 
 
@@ -90,7 +90,7 @@ def parse(
     bounds everything decrypted or decompressed from this message, all parts together.
     """
     try:
-        walk = _Walk(keyring, list(known_certificates), at or clock.now())
+        walk = _Walk(keyring, list(known_certificates), at or datetime.now(UTC))
         walk.budget, walk.max_attachment_bytes = max_plaintext_bytes, max_attachment_bytes
         walk.max_depth = max_depth
         return walk.run(bytes(raw))
@@ -319,7 +319,7 @@ class _Walk:
         limit = self._next_limit()
         encrypted = verify.looks_encrypted(data)
         try:
-            unwrapped = verify.unwrap(self.keyring, data, limit) if encrypted else None
+            unwrapped = self.keyring.unwrap(data, limit) if encrypted else None
             inner = unwrapped.data if unwrapped else data
             plaintext, found = verify.verify_with(self.certificates, inner, limit=limit)
         except KeyringError as error:

@@ -7,12 +7,21 @@ from dataclasses import dataclass
 from email import policy
 from pathlib import Path
 
+from keys.home import MAX_PLAINTEXT_BYTES
+from keys.verify import verify_with
+
 
 def run(*args, input=None, check=True):
     result = subprocess.run(list(args), input=input, capture_output=True, timeout=60, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"{args[0]} failed ({result.returncode}): {result.stderr.decode()}")
     return result
+
+
+def decrypted(keyring, message: bytes, limit: int = MAX_PLAINTEXT_BYTES) -> bytes:
+    """A message's content read as a report is (mail/parse.py): the service key's encryption
+    taken off (ServiceKeyring.unwrap), then the OpenPGP data inside read, bounded by limit."""
+    return verify_with([], keyring.unwrap(message, limit).data, limit=limit)[0]
 
 
 def parts_as_sent(entity: bytes) -> list[bytes]:

@@ -14,6 +14,7 @@ from app.core import passwords
 from app.models import User
 from keys.keyring import ServiceKeyring
 from tests.conftest import free_port
+from tests.openpgp import decrypted
 from tests.test_keyring import make_plain_gpg_key
 
 FINGERPRINT = re.compile(r"^service key: ([0-9A-F]{40})( \(generated\))?$", re.MULTILINE)
@@ -109,7 +110,7 @@ def test_exported_key_is_accepted_by_sequoia(forewarn, settings, tmp_path):
     assert encrypted.returncode == 0, encrypted.stderr
     ring = ServiceKeyring(settings.gnupg_home)
     try:
-        assert ring.decrypt(encrypted.stdout) == b"a report"
+        assert decrypted(ring, encrypted.stdout) == b"a report"
     finally:
         ring.stop_agent()
 

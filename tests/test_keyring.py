@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.errors import OperatorError
+from keys.errors import KeySetupError
 from keys.keyring import KeyringError, ServiceKeyring, primary_fingerprints
 from tests.conftest import short_tempdir, wait_for
-from tests.openpgp import run
+from tests.openpgp import decrypted, run
 
 MESSAGE = "Bericht über CVE-2026-0001\r\nline two\n".encode() + bytes(range(256))
 
@@ -120,9 +120,9 @@ def test_keyring_without_a_key_reports_none_and_asks_for_init(fresh_home):
     ring = ServiceKeyring(fresh_home)
 
     assert ring.fingerprint() is None
-    with pytest.raises(OperatorError, match="forewarn init"):
+    with pytest.raises(KeySetupError, match="forewarn init"):
         ring.export_public()
-    with pytest.raises(OperatorError, match="forewarn init"):
+    with pytest.raises(KeySetupError, match="forewarn init"):
         ring.sign_detached(b"x")
 
 
@@ -145,7 +145,7 @@ def test_exported_key_is_accepted_by_sequoia_for_encryption(keyring, tmp_path):
     encrypted = run("sqop", "encrypt", str(cert), input=MESSAGE).stdout
 
     assert encrypted.startswith(b"-----BEGIN PGP MESSAGE-----")
-    assert keyring.decrypt(encrypted) == MESSAGE
+    assert decrypted(keyring, encrypted) == MESSAGE
 
 
 def test_export_holds_the_public_certificate_only(keyring):
@@ -205,8 +205,8 @@ def test_signature_hash_algo_names_the_digest_actually_used(keyring, tmp_path):
 
 
 def test_decrypting_garbage_raises_keyring_error(keyring):
-    with pytest.raises(KeyringError):
-        keyring.decrypt(b"this is not an OpenPGP message at all")
+    with pytest.raises(KeyringError, match="not an encrypted OpenPGP message"):
+        decrypted(keyring, b"this is not an OpenPGP message at all")
 
 
 def test_decrypting_a_message_to_another_key_raises_keyring_error(keyring, plain_key, tmp_path):
@@ -214,8 +214,8 @@ def test_decrypting_a_message_to_another_key_raises_keyring_error(keyring, plain
     cert.write_bytes(plain_key.public)
     encrypted = run("sqop", "encrypt", str(cert), input=b"not for you").stdout
 
-    with pytest.raises(KeyringError):
-        keyring.decrypt(encrypted)
+    with pytest.raises(KeyringError, match="not encrypted to the service key"):
+        decrypted(keyring, encrypted)
 
 
 # -- importing an existing key ------------------------------------------------------------------
@@ -245,7 +245,7 @@ def test_importing_the_same_key_again_keeps_it(fresh_home, plain_key):
 def test_importing_a_different_key_over_the_service_key_is_refused(keyring, plain_key):
     current = keyring.fingerprint()
 
-    with pytest.raises(OperatorError, match=current):
+    with pytest.raises(KeySetupError, match=current):
         keyring.import_secret(plain_key.secret)
     assert keyring.fingerprint() == current
 
@@ -253,7 +253,7 @@ def test_importing_a_different_key_over_the_service_key_is_refused(keyring, plai
 def test_importing_a_public_key_only_is_refused(fresh_home, plain_key):
     ring = ServiceKeyring(fresh_home)
 
-    with pytest.raises(OperatorError, match="no secret key"):
+    with pytest.raises(KeySetupError, match="no secret key"):
         ring.import_secret(plain_key.public)
     assert ring.fingerprint() is None
 
@@ -261,7 +261,7 @@ def test_importing_a_public_key_only_is_refused(fresh_home, plain_key):
 def test_importing_a_file_without_any_key_is_refused(fresh_home):
     ring = ServiceKeyring(fresh_home)
 
-    with pytest.raises(OperatorError, match="0 keys"):
+    with pytest.raises(KeySetupError, match="0 keys"):
         ring.import_secret(b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nnonsense\n")
     assert ring.fingerprint() is None
 
@@ -300,11 +300,11 @@ def test_protected_key_decrypts_with_its_passphrase_only(fresh_home, tmp_path):
 
     wrong = ServiceKeyring(fresh_home, passphrase="a wrong passphrase")
     with pytest.raises(KeyringError):
-        wrong.decrypt(encrypted)
+        decrypted(wrong, encrypted)
     wrong.stop_agent()
 
     right = ServiceKeyring(fresh_home, passphrase="the right passphrase")
-    assert right.decrypt(encrypted) == MESSAGE
+    assert decrypted(right, encrypted) == MESSAGE
     right.stop_agent()
 
 
@@ -360,7 +360,7 @@ def test_stop_agent_on_a_home_that_does_not_exist_does_nothing(tmp_path):
     assert not home.exists()
 
 
-def test_decrypting_a_plaintext_over_the_limit_is_refused(keyring, tmp_path, monkeypatch):
+def test_decrypting_a_plaintext_over_the_limit_is_refused(keyring, tmp_path):
     cert = tmp_path / "cert.asc"
     cert.write_text(keyring.export_public())
     sender = tmp_path / "sender"
@@ -372,11 +372,10 @@ def test_decrypting_a_plaintext_over_the_limit_is_refused(keyring, tmp_path, mon
         input=bytes(1_000_000),
     ).stdout
     assert len(bomb) < 10_000
-    assert keyring.decrypt(bomb) == bytes(1_000_000)
-    monkeypatch.setattr("keys.keyring.MAX_PLAINTEXT_BYTES", 100_000)
+    assert decrypted(keyring, bomb) == bytes(1_000_000)
 
-    with pytest.raises(KeyringError):
-        keyring.decrypt(bomb)
+    with pytest.raises(KeyringError, match="larger than 100000 bytes"):
+        decrypted(keyring, bomb, limit=100_000)
 
 
 def test_importing_a_protected_key_with_a_wrong_passphrase_is_refused_and_changes_nothing(
@@ -395,7 +394,7 @@ def test_importing_a_protected_key_with_a_wrong_passphrase_is_refused_and_change
 
     for passphrase in ("a wrong passphrase", None):
         target = ServiceKeyring(fresh_home, passphrase=passphrase)
-        with pytest.raises(OperatorError, match="FOREWARN_KEY_PASSPHRASE_FILE"):
+        with pytest.raises(KeySetupError, match="FOREWARN_KEY_PASSPHRASE_FILE"):
             target.import_secret(secret)
         assert target.fingerprint() is None
         target.stop_agent()

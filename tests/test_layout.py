@@ -47,6 +47,17 @@ def test_only_its_own_package_imports(module, allowed):
     assert offenders == []
 
 
+@pytest.mark.parametrize("library", ["mail", "keys"])
+def test_the_libraries_never_import_the_application(library):
+    """mail/ and keys/ stand on their own: no import of app, at module level or in a function."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / library).rglob("*.py")
+        if "app" in imported_modules(path)
+    ]
+    assert offenders == []
+
+
 def test_importing_every_module_has_no_side_effects(tmp_path):
     """Importing touches no instance, database, key or network: it only defines things."""
     modules = sorted(

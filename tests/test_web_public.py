@@ -1,6 +1,6 @@
 """Public pages that exist so far: the start page and the service key."""
 
-from tests.openpgp import run
+from tests.openpgp import decrypted, run
 
 
 def test_the_service_key_is_published_for_reporters(client, keyring, tmp_path):
@@ -10,7 +10,7 @@ def test_the_service_key_is_published_for_reporters(client, keyring, tmp_path):
     cert = tmp_path / "key.asc"
     cert.write_bytes(response.data)
     encrypted = run("sqop", "encrypt", str(cert), input=b"a report").stdout
-    assert keyring.decrypt(encrypted) == b"a report"
+    assert decrypted(keyring, encrypted) == b"a report"
 
 
 def test_the_start_page_says_where_to_report(client, settings):

@@ -11,7 +11,7 @@ import peewee
 from app.accounts import team, totp
 from app.core import clock
 from app.core.config import dkim_private_key, load_settings
-from app.core.errors import ForewarnError, OperatorError
+from app.core.errors import REPORTED, OperatorError
 from app.workers import runtime
 
 log = logging.getLogger("forewarn")
@@ -230,7 +230,7 @@ def _operator() -> str:
 def main() -> None:
     try:
         cli(prog_name="forewarn")
-    except ForewarnError as exc:
+    except REPORTED as exc:
         click.echo(f"forewarn: {exc}", err=True)
         sys.exit(1)
     except peewee.DatabaseError as exc:

@@ -9,7 +9,7 @@ import click
 
 from app.cli import _operator, _settings, cli
 from app.core import clock
-from app.core.errors import ForewarnError, OperatorError
+from app.core.errors import REPORTED, OperatorError
 from app.workers import runtime
 
 
@@ -92,7 +92,7 @@ def registrants_import(csv_file: Path, approve: bool) -> None:
                     products=row.get("product") or "",
                 )
                 added += 1
-            except ForewarnError as exc:  # a bad row is skipped whole, never half-imported
+            except REPORTED as exc:  # a bad row is skipped whole, never half-imported
                 bad.append(f"line {line}: {row.get('email') or '(no email)'}: {exc}")
     for problem in bad:
         click.echo(f"forewarn: skipped {problem}", err=True)

@@ -1,5 +1,8 @@
 """The small set of exceptions the domain raises; each adapter maps them to its own answer."""
 
+from keys.errors import KeysError
+from mail.errors import MailError
+
 
 class ForewarnError(Exception):
     """Base of every error Forewarn reports to a person instead of a traceback."""
@@ -22,6 +25,12 @@ class NotFound(ForewarnError):
 
 class Refused(ForewarnError):
     """The rules forbid the action; the message says why and what to do instead."""
+
+
+# What an adapter reports to a person in one line: Forewarn's own errors and those of the
+# libraries beside app/ (keys/, mail/), which know nothing of the application. `except REPORTED`
+# where `except ForewarnError` would miss a library's error.
+REPORTED = (ForewarnError, KeysError, MailError)
 
 
 class OutOfTime(BaseException):  # noqa: N818 (a limit reached, not an error of the caller)

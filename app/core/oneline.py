@@ -6,23 +6,15 @@ for days. People's input is refused with `checked`; a reporter's mail, which mus
 lost, is made one line with `flattened` instead.
 """
 
-import re
-
 from app.core.errors import Refused
+from mail.oneline import CONTROL, flattened
 
-# C0 and C1 controls (tab, CR, LF among them), DEL, and the Unicode line and paragraph
-# separators, which str.splitlines() and mail clients also take for line breaks.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+__all__ = ["checked", "flattened"]
 
 
 def checked(value: str, what: str) -> str:
     """The value without surrounding whitespace; Refused when it holds a control character."""
     value = value.strip()
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise Refused(f"the {what} must be one line without control characters")
     return value
-
-
-def flattened(value: str) -> str:
-    """One line: each run of control characters and spaces becomes one space."""
-    return " ".join(_CONTROL.sub(" ", value).split())

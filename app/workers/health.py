@@ -15,7 +15,7 @@ import redis
 from app.disclosure import lift
 from app.models import Delivery, InboundMessage, Publication, Vulnerability
 from app.workers import queue
-from keys.keyring import expiry_of
+from keys.servicekey import expiry_of
 
 log = logging.getLogger("forewarn.health")
 
