@@ -5,13 +5,12 @@ who was alerted, and the publication notice to the reporter with their credit.
 idempotent. What the mails say comes from the public view (app.disclosure.redaction) only.
 """
 
-import json
 from datetime import datetime
 
 from app.core.config import Settings
 from app.disclosure import redaction
 from app.models import Delivery, Vulnerability
-from app.outbox import mailtext
+from app.outbox import deliveries, mailtext
 from app.registry import alerts
 
 KINDS = ("announcement", "embargo-lifted", "publication")
@@ -29,15 +28,7 @@ def queue(v: Vulnerability, at: datetime, settings: Settings) -> int:
     if v.reporter_email:
         queued.append(("publication", None, v.reporter_email, {}))
     for kind, user, address, payload in queued:
-        Delivery.create(
-            kind=kind,
-            vulnerability=v,
-            user=user,
-            recipient=address,
-            payload=json.dumps(payload),
-            next_attempt_at=at,
-            created_at=at,
-        )
+        deliveries.queue(kind, address, at, vulnerability=v, user=user, payload=payload)
     return len(queued)
 
 

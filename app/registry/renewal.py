@@ -25,6 +25,7 @@ from app.core import audit, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
+from app.outbox import deliveries
 from app.registry import vetting
 
 # Nearest first: the nearest step reached is the one due (a missed pass skips to it).
@@ -102,42 +103,18 @@ def _lock(registrant: Registrant) -> Registrant:
     return query.get()
 
 
-def _admins() -> list[User]:
-    return list(
-        User.select()
-        .where(User.role == "admin", User.active == True)  # noqa: E712
-        .order_by(User.id)
-    )
-
-
-def _deliver(kind: str, user: User, payload: dict, at: datetime, fingerprint=None) -> Delivery:
-    return Delivery.create(
-        kind=kind,
-        user=user,
-        recipient=user.email,
-        fingerprint=fingerprint,
-        payload=json.dumps(payload, sort_keys=True),
-        next_attempt_at=at,
-        created_at=at,
-    )
-
-
 def _tell_admins(registrant: Registrant, event: str, at: datetime, **extra) -> list[User]:
-    admins = _admins()
-    for admin in admins:
-        _deliver(
-            "registry-admin",
-            admin,
-            {
-                "event": event,
-                "registrant": registrant.id,
-                "email": registrant.user.email,
-                "organisation": registrant.organisation,
-                **extra,
-            },
-            at,
-        )
-    return admins
+    return deliveries.queue_to_admins(
+        "registry-admin",
+        at,
+        {
+            "event": event,
+            "registrant": registrant.id,
+            "email": registrant.user.email,
+            "organisation": registrant.organisation,
+            **extra,
+        },
+    )
 
 
 # -- key expiry -------------------------------------------------------------------------------
@@ -152,12 +129,13 @@ def _watch_key(registrant: Registrant, at: datetime) -> int:
         with write_transaction():
             fresh = _lock(registrant)
             if fresh.encryption_expires == expires and _sent("key-expiry", fresh, mark) is None:
-                _deliver(
+                deliveries.queue(
                     "key-expiry",
-                    fresh.user,
-                    {"registrant": fresh.id, "expires": expires.isoformat(), "step": step},
+                    fresh.user.email,
                     at,
+                    user=fresh.user,
                     fingerprint=fresh.pinned_fingerprint,
+                    payload={"registrant": fresh.id, "expires": expires.isoformat(), "step": step},
                 )
                 audit.record(
                     None,
@@ -247,12 +225,17 @@ def _reconfirm(registrant: Registrant, at: datetime) -> int:
             return 0
         asked = _sent("reconfirm", fresh, mark)
         if asked is None:
-            _deliver(
+            deliveries.queue(
                 "reconfirm",
-                fresh.user,
-                {"registrant": fresh.id, "since": mark, "deadline": (at + GRACE).isoformat()},
+                fresh.user.email,
                 at,
+                user=fresh.user,
                 fingerprint=fresh.pinned_fingerprint,
+                payload={
+                    "registrant": fresh.id,
+                    "since": mark,
+                    "deadline": (at + GRACE).isoformat(),
+                },
             )
             audit.record(
                 None,

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 from app.core import audit
 from app.core.db import write_transaction
-from app.models import AuditEvent, Delivery, User
+from app.models import AuditEvent, Delivery
+from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.service_key")
 
@@ -50,14 +51,6 @@ def _sent(fingerprint: str, mark: str) -> bool:
     return False
 
 
-def _admins() -> list[User]:
-    return list(
-        User.select()
-        .where(User.role == "admin", User.active == True)  # noqa: E712
-        .order_by(User.id)
-    )
-
-
 def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
     """Queue the warning due at `at` for a service key expiring at `expires` (None: never), to
     every active admin, unless it was queued already; returns how many mails were queued."""
@@ -70,19 +63,11 @@ def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
     with write_transaction():
         if _sent(fingerprint, mark):
             return 0
-        admins = _admins()
-        for admin in admins:
-            Delivery.create(
-                kind=KIND,
-                user=admin,
-                recipient=admin.email,
-                payload=json.dumps(
-                    {"fingerprint": fingerprint, "expires": expires.isoformat(), "step": step},
-                    sort_keys=True,
-                ),
-                next_attempt_at=at,
-                created_at=at,
-            )
+        admins = deliveries.queue_to_admins(
+            KIND,
+            at,
+            {"fingerprint": fingerprint, "expires": expires.isoformat(), "step": step},
+        )
         audit.record(
             None,
             ACTION,

@@ -18,7 +18,7 @@ from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import OperatorError, Refused
 from app.models import AuditEvent, Delivery, Vulnerability
-from app.outbox import mailtext
+from app.outbox import deliveries, mailtext
 from app.registry import alerts
 from keys import inspect, packets
 from keys.errors import CertificateError
@@ -101,12 +101,17 @@ def announce(
         if dry_run:
             return Announcement(old, new, len(recipients), True, certified=certified)
         for registrant in recipients:
-            _queue(
+            deliveries.queue(
                 KIND,
                 registrant.user.email,
-                {"registrant": registrant.id, "old": old, "new": new, "certified": certified},
                 at,
                 user=registrant.user,
+                payload={
+                    "registrant": registrant.id,
+                    "old": old,
+                    "new": new,
+                    "certified": certified,
+                },
             )
         audit.record(
             None,
@@ -237,15 +242,17 @@ def announce_compromise(
             return CompromiseAnnouncement(old, new, len(registrants), len(reporters), since, True)
         common = {"old": old, "new": new, "since": since.isoformat(), "revocation": armored}
         for registrant in registrants:
-            _queue(
+            deliveries.queue(
                 COMPROMISE_KIND,
                 registrant.user.email,
-                {"registrant": registrant.id, **common},
                 at,
                 user=registrant.user,
+                payload={"registrant": registrant.id, **common},
             )
         for address, reports in reporters.items():
-            _queue(COMPROMISE_REPORTER_KIND, address, {"reports": reports, **common}, at)
+            deliveries.queue(
+                COMPROMISE_REPORTER_KIND, address, at, payload={"reports": reports, **common}
+            )
         audit.record(
             None,
             COMPROMISE_ACTION,
@@ -261,17 +268,6 @@ def announce_compromise(
             actor_label=by_label,
         )
     return CompromiseAnnouncement(old, new, len(registrants), len(reporters), since)
-
-
-def _queue(kind: str, recipient: str, payload: dict, at: datetime, user=None) -> None:
-    Delivery.create(
-        kind=kind,
-        user=user,
-        recipient=recipient,
-        payload=json.dumps(payload, sort_keys=True),
-        next_attempt_at=at,
-        created_at=at,
-    )
 
 
 def compromise_mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
