@@ -182,8 +182,8 @@ def queue_embargo_notices(
 
 def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> bytes:
     """The version's signed entity (RFC 3156 multipart/signed with protected headers), made
-    once from the alert's text (app.outbox.letters: the same for every registrant) and kept, so each
-    registrant's message costs one encryption and a retry sends the same bytes."""
+    once from the alert's text (app.registry.letters: the same for every registrant) and kept,
+    so each registrant's message costs one encryption and a retry sends the same bytes."""
     from mail.compose import Outgoing
     from mail.compose import signed_entity as sign
 

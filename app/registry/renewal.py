@@ -24,7 +24,7 @@ from itsdangerous import BadSignature, SignatureExpired
 from app.core import audit, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
-from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
+from app.models import AuditEvent, PublicKey, Registrant, User
 from app.outbox import deliveries
 from app.registry import vetting
 
@@ -291,57 +291,3 @@ def queue_due(at: datetime) -> int:
     for registrant in due.order_by(Registrant.id):
         queued += _reconfirm(registrant, at)
     return queued
-
-
-# -- the mails (app/outbox/sending.py composes them with this) ---------------------------------
-
-
-def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, key to encrypt to or None) of a renewal delivery."""
-    from app.core.instance import secret_key
-    from app.outbox import mailtext
-
-    project = settings.product or "project"
-    if delivery.kind == "registry-admin":
-        body = mailtext.render(
-            "registry-admin",
-            event=payload["event"],
-            email=payload["email"],
-            organisation=payload["organisation"],
-            expires=datetime.fromisoformat(payload["expires"]) if "expires" in payload else None,
-            reason=payload.get("reason", ""),
-        )
-        subject = {
-            "key-expiring": "Registry: a registrant's key expires in 14 days",
-            "key-expired": "Registry: a registrant's key has expired",
-            "suspended": "Registry: a registrant was suspended",
-        }[payload["event"]]
-        return subject, subject, body, None  # an address and a date: signed, not secret
-    registrant = Registrant.get_by_id(payload["registrant"])
-    key = current_key(registrant, at)
-    if delivery.kind == "key-expiry":
-        when = {"30 days": "in 30 days", "14 days": "in 14 days", "3 days": "in 3 days"}
-        body = mailtext.render(
-            "key-expiry",
-            project=project,
-            when=when[payload["step"]],
-            expires=datetime.fromisoformat(payload["expires"]),
-            fingerprint_pinned=registrant.pinned_fingerprint,
-            link=f"{settings.base_url}/registry/status",
-            **common,
-        )
-        subject = f"Your registry key expires {when[payload['step']]}"
-        return subject, subject, body, key
-    if delivery.kind == "reconfirm":
-        since = datetime.fromisoformat(payload["since"])
-        token = reconfirm_token(secret_key(settings), registrant.id, since, at)
-        body = mailtext.render(
-            "reconfirm",
-            project=project,
-            link=f"{settings.base_url}/registry/reconfirm/{token}",
-            deadline=datetime.fromisoformat(payload["deadline"]),
-            **common,
-        )
-        subject = "Confirm your registry membership"
-        return subject, subject, body, key
-    raise ValueError(f"no renewal text for delivery kind {delivery.kind!r}")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from app.core import audit
 from app.core.db import write_transaction
-from app.models import AuditEvent, Delivery
+from app.models import AuditEvent
 from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.service_key")
@@ -110,33 +110,3 @@ def tick(at: datetime, settings) -> int:
 def unsigned(payload: dict) -> bool:
     """Whether a warning must go out unsigned: the one sent once the key has expired."""
     return payload.get("step") == EXPIRED
-
-
-def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None) of a warning: not encrypted (a date and a
-    fingerprint are not secret); signed, except once the key has expired (see unsigned())."""
-    from app.outbox import mailtext
-
-    expires = datetime.fromisoformat(payload["expires"])
-    if unsigned(payload):
-        body = mailtext.render(
-            "service-key-expired",
-            expires=expires,
-            fingerprint_service=payload["fingerprint"],
-            base_url=settings.base_url,
-            **common,
-        )
-        subject = "Forewarn: the service key has EXPIRED, signed mail is failing"
-        return subject, subject, body, None
-    when = {"60 days": "in 60 days", "30 days": "in 30 days"}[payload["step"]]
-    body = mailtext.render(
-        "service-key-expiry",
-        when=when,
-        expires=expires,
-        fingerprint_service=payload["fingerprint"],
-        renew_by=expires - timedelta(days=7),
-        base_url=settings.base_url,
-        **common,
-    )
-    subject = f"Forewarn: the service key expires {when}"
-    return subject, subject, body, None

@@ -17,12 +17,11 @@ from peewee import fn
 from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import OperatorError, Refused
-from app.models import AuditEvent, Delivery, Vulnerability
-from app.outbox import deliveries, mailtext
+from app.models import AuditEvent, Vulnerability
+from app.outbox import deliveries
 from app.registry import alerts
 from keys import inspect, packets
 from keys.errors import CertificateError
-from mail.compose import Attachment
 
 ACTION = "service-key.rotation-announced"
 KIND = "key-rotation"
@@ -122,22 +121,6 @@ def announce(
             actor_label=by_label,
         )
     return Announcement(old, new, len(recipients), certified=certified)
-
-
-def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None): signed by the new key, not encrypted."""
-    body = mailtext.render(
-        "key-rotation",
-        old=payload["old"],
-        new=payload["new"],
-        certified=payload["certified"],
-        project=settings.product or "project",
-        base_url=settings.base_url,
-        security_address=settings.security_address,
-        **common,
-    )
-    subject = "Update our OpenPGP key: the security team's key has changed"
-    return subject, subject, body, None
 
 
 # -- after a compromise (docs/keys.md, 3.6) ----------------------------------------------------
@@ -268,25 +251,3 @@ def announce_compromise(
             actor_label=by_label,
         )
     return CompromiseAnnouncement(old, new, len(registrants), len(reporters), since)
-
-
-def compromise_mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None, attachments): signed by the new key, not encrypted,
-    with the old key's revocation inside the signed part."""
-    old = payload["old"]
-    body = mailtext.render(
-        "key-rotation-compromise",
-        old=old,
-        new=payload["new"],
-        since=datetime.fromisoformat(payload["since"]),
-        reports=payload.get("reports", []),
-        project=settings.product or "project",
-        base_url=settings.base_url,
-        security_address=settings.security_address,
-        **common,
-    )
-    revocation = Attachment(
-        f"revocation-{old}.asc", payload["revocation"].encode("ascii"), "application/pgp-keys"
-    )
-    subject = "Revoke our old OpenPGP key: the security team's key was compromised"
-    return subject, subject, body, None, (revocation,)
