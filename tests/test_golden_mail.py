@@ -44,7 +44,7 @@ from app.models import (
     User,
     Vulnerability,
 )
-from app.outbox import letters
+from app.outbox import deliveries, letters
 from app.registry import alerts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1228,6 +1228,8 @@ def kinds_in_code() -> dict[str, set[str]]:
 
 def test_every_kind_of_delivery_in_the_code_has_a_golden_case():
     in_code = kinds_in_code()
+    for kind in deliveries.KINDS:  # the kinds the outbox accepts and has a composer for
+        in_code.setdefault(kind, set()).add("app/models/mail.py (DELIVERY_KINDS)")
     covered = {each.kind for each in CASES}
     missing = {kind: sorted(where) for kind, where in in_code.items() if kind not in covered}
     assert not missing, (
