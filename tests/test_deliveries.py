@@ -10,11 +10,8 @@ import pytest
 from app.accounts import team
 from app.models import Delivery, Registrant, User, Vulnerability
 from app.outbox import deliveries
-from app.registry import renewal
-from app.vulns import lifecycle
+from app.registry import renewal, subscriptions
 from tests.conftest import PASSWORD, ROOT
-
-CLI = lifecycle.Actor(None, "cli:test")
 
 
 @pytest.fixture
@@ -96,13 +93,9 @@ def test_a_mail_to_the_team_goes_to_each_active_member_and_admin(db, clock, peop
     ]
 
 
-def test_the_mails_of_an_embargo_change_and_of_the_registry_are_written_in_one_shape(
-    db, clock, people, vulnerability
-):
+def test_the_registry_s_mails_are_written_in_one_shape(db, clock, people):
     """Whatever feature queues it, a delivery's payload is JSON with sorted keys and it is due
-    when it was queued (before, some features wrote their payload unsorted)."""
-    later = clock.at + timedelta(days=120)
-    lifecycle.set_date(vulnerability, "embargo_until", later, CLI, clock.at, reason="vendor")
+    when it was queued (before, the notice that alerts stopped was written unsorted)."""
     maker = User.get(User.email == "psirt@maker.example")
     registrant = Registrant.create(
         user=maker,
@@ -112,17 +105,17 @@ def test_the_mails_of_an_embargo_change_and_of_the_registry_are_written_in_one_s
         updated_at=clock.at - timedelta(days=400),
         last_confirmed_at=clock.at - timedelta(days=366),
     )
+    subscriptions.stop(registrant, clock.at)
     assert renewal.queue_due(clock.at) == 1
     rows = list(Delivery.select().order_by(Delivery.id))
-    assert {d.kind for d in rows} == {"embargo-changed", "reconfirm"}
-    assert [d.recipient for d in rows if d.kind == "embargo-changed"] == [
-        *sorted(u.email for u in User.security_team()),
-        "ada@example.net",
+    assert [(d.kind, d.recipient, d.user_id) for d in rows] == [
+        ("unsubscribed", maker.email, maker.id),
+        ("reconfirm", maker.email, maker.id),
     ]
     for d in rows:
         assert d.payload == json.dumps(json.loads(d.payload), sort_keys=True), d.kind
         assert d.created_at == d.next_attempt_at == clock.at
-    assert json.loads(rows[-1].payload)["registrant"] == registrant.id
+        assert json.loads(d.payload)["registrant"] == registrant.id
 
 
 def _hand_made_deliveries(path) -> list[int]:
