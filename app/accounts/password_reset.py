@@ -6,7 +6,6 @@ bound to the account's current password hash: a changed password makes older lin
 """
 
 import hashlib
-import json
 from datetime import datetime, timedelta
 
 import peewee
@@ -16,7 +15,8 @@ from app.accounts.team import MIN_PASSWORD_LENGTH, new_session_token
 from app.core import audit, passwords, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
-from app.models import Delivery, UsedToken, User
+from app.models import UsedToken, User
+from app.outbox import deliveries
 
 RESET_SALT = "forewarn.password-reset"
 TOKEN_LIFETIME = timedelta(hours=1)
@@ -34,14 +34,7 @@ def request_reset(email: str, at: datetime) -> None:
     user = User.get_or_none(User.email == (email or "").strip().lower())
     if user is None or not user.active:
         return None
-    Delivery.create(
-        kind="password-reset",
-        user=user,
-        recipient=user.email,
-        payload=json.dumps({"user": user.id}),
-        next_attempt_at=at,
-        created_at=at,
-    )
+    deliveries.queue("password-reset", user.email, at, user=user, payload={"user": user.id})
     return None
 
 

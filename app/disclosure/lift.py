@@ -22,7 +22,8 @@ from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import ForewarnError
 from app.disclosure import announcements
-from app.models import AuditEvent, Delivery, Publication, User, Vulnerability
+from app.models import AuditEvent, Publication, Vulnerability
+from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.lift")
 
@@ -130,16 +131,9 @@ def _hold(v: Vulnerability, at: datetime) -> None:
         actor_label="lift",
         details={"embargo_until": mark, "status": v.status},
     )
-    for member in User.security_team():
-        Delivery.create(
-            kind="lift-held",
-            vulnerability=v,
-            user=member,
-            recipient=member.email,
-            payload=json.dumps({"status": v.status, "embargo_until": mark}),
-            next_attempt_at=at,
-            created_at=at,
-        )
+    deliveries.queue_to_team(
+        "lift-held", at, {"status": v.status, "embargo_until": mark}, vulnerability=v
+    )
 
 
 def _was_held(v: Vulnerability) -> bool:

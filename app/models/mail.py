@@ -9,6 +9,44 @@ from app.models.vulns import Advisory, Vulnerability
 
 INBOUND_STATES = ("received", "processed", "quarantined", "junk")
 DELIVERY_STATES = ("queued", "sent", "failed", "bounced")
+# Every kind of mail the outbox sends: app/outbox/deliveries.py queues only these, and
+# app/outbox/letters.py has one composer for each.
+DELIVERY_KINDS = (
+    # reports: answers to whoever wrote in, replies to the reporter, forwards to the team
+    "ack",
+    "reply-ack",
+    "receipt",
+    "unreadable",
+    "reply",
+    "rejected",
+    "team-forward",
+    # vulns: reminders and the embargo's changes, to the team and the reporter
+    "reminder",
+    "embargo-changed",
+    "lift-held",
+    # registry: alerts, vetting, key expiry and re-confirmation, subscriptions
+    "alert",
+    "alert-missed",
+    "alert-embargo",
+    "verify-key",
+    "registrant-rejected",
+    "key-expiry",
+    "reconfirm",
+    "registry-admin",
+    "unsubscribed",
+    "sign-up-attempt",
+    # disclosure: the lift's mails
+    "announcement",
+    "embargo-lifted",
+    "publication",
+    # servicekey: the service key's expiry, rotation and compromise
+    "service-key-expiry",
+    "key-rotation",
+    "key-compromise",
+    "key-compromise-reporter",
+    # accounts
+    "password-reset",
+)
 
 
 class InboundMessage(BaseModel):
@@ -29,7 +67,7 @@ class InboundMessage(BaseModel):
 
 
 class Delivery(BaseModel):
-    kind = peewee.CharField()  # ack, alert, notice, announcement, verification, ...
+    kind = peewee.CharField(choices=[(k, k) for k in DELIVERY_KINDS])
     advisory = peewee.ForeignKeyField(Advisory, null=True, backref="deliveries")
     vulnerability = peewee.ForeignKeyField(Vulnerability, null=True, backref="deliveries")
     user = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")

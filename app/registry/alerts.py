@@ -15,6 +15,7 @@ from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import Advisory, Delivery, PublicKey, Registrant, User, Vulnerability
+from app.outbox import deliveries
 from app.vulns import embargo, lifecycle, patches
 
 SENDABLE = ("accepted", "fixed")
@@ -124,16 +125,15 @@ def send(
         counts = {"alert": 0, "alert-missed": 0}
         for registrant in recipients().iterator():  # streamed: never all in memory
             kind = "alert" if _has_usable_key(registrant, at) else "alert-missed"
-            Delivery.create(
-                kind=kind,
+            deliveries.queue(
+                kind,
+                registrant.user.email,
+                at,
                 advisory=advisory,
                 vulnerability=v,
                 user=registrant.user,
-                recipient=registrant.user.email,
                 fingerprint=registrant.pinned_fingerprint,
-                payload=json.dumps({"registrant": registrant.id}),
-                next_attempt_at=at,
-                created_at=at,
+                payload={"registrant": registrant.id},
             )
             counts[kind] += 1
         audit.record(
@@ -162,22 +162,19 @@ def queue_embargo_notices(
     transaction that moves it). Encrypted to each one's key, like the advisory."""
     count = 0
     for registrant in alerted(v).iterator():
-        Delivery.create(
-            kind="alert-embargo",
+        deliveries.queue(
+            "alert-embargo",
+            registrant.user.email,
+            at,
             vulnerability=v,
             user=registrant.user,
-            recipient=registrant.user.email,
             fingerprint=registrant.pinned_fingerprint,
-            payload=json.dumps(
-                {
-                    "registrant": registrant.id,
-                    "before": before.isoformat(),
-                    "after": after.isoformat(),
-                    "kind": kind,
-                }
-            ),
-            next_attempt_at=at,
-            created_at=at,
+            payload={
+                "registrant": registrant.id,
+                "before": before.isoformat(),
+                "after": after.isoformat(),
+                "kind": kind,
+            },
         )
         count += 1
     return count
@@ -185,8 +182,8 @@ def queue_embargo_notices(
 
 def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> bytes:
     """The version's signed entity (RFC 3156 multipart/signed with protected headers), made
-    once from the alert's text (app.outbox.letters: the same for every registrant) and kept, so each
-    registrant's message costs one encryption and a retry sends the same bytes."""
+    once from the alert's text (app.registry.letters: the same for every registrant) and kept,
+    so each registrant's message costs one encryption and a retry sends the same bytes."""
     from mail.compose import Outgoing
     from mail.compose import signed_entity as sign
 

@@ -24,7 +24,8 @@ from itsdangerous import BadSignature, SignatureExpired
 from app.core import audit, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
-from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
+from app.models import AuditEvent, PublicKey, Registrant, User
+from app.outbox import deliveries
 from app.registry import vetting
 
 # Nearest first: the nearest step reached is the one due (a missed pass skips to it).
@@ -102,42 +103,18 @@ def _lock(registrant: Registrant) -> Registrant:
     return query.get()
 
 
-def _admins() -> list[User]:
-    return list(
-        User.select()
-        .where(User.role == "admin", User.active == True)  # noqa: E712
-        .order_by(User.id)
-    )
-
-
-def _deliver(kind: str, user: User, payload: dict, at: datetime, fingerprint=None) -> Delivery:
-    return Delivery.create(
-        kind=kind,
-        user=user,
-        recipient=user.email,
-        fingerprint=fingerprint,
-        payload=json.dumps(payload, sort_keys=True),
-        next_attempt_at=at,
-        created_at=at,
-    )
-
-
 def _tell_admins(registrant: Registrant, event: str, at: datetime, **extra) -> list[User]:
-    admins = _admins()
-    for admin in admins:
-        _deliver(
-            "registry-admin",
-            admin,
-            {
-                "event": event,
-                "registrant": registrant.id,
-                "email": registrant.user.email,
-                "organisation": registrant.organisation,
-                **extra,
-            },
-            at,
-        )
-    return admins
+    return deliveries.queue_to_admins(
+        "registry-admin",
+        at,
+        {
+            "event": event,
+            "registrant": registrant.id,
+            "email": registrant.user.email,
+            "organisation": registrant.organisation,
+            **extra,
+        },
+    )
 
 
 # -- key expiry -------------------------------------------------------------------------------
@@ -152,12 +129,13 @@ def _watch_key(registrant: Registrant, at: datetime) -> int:
         with write_transaction():
             fresh = _lock(registrant)
             if fresh.encryption_expires == expires and _sent("key-expiry", fresh, mark) is None:
-                _deliver(
+                deliveries.queue(
                     "key-expiry",
-                    fresh.user,
-                    {"registrant": fresh.id, "expires": expires.isoformat(), "step": step},
+                    fresh.user.email,
                     at,
+                    user=fresh.user,
                     fingerprint=fresh.pinned_fingerprint,
+                    payload={"registrant": fresh.id, "expires": expires.isoformat(), "step": step},
                 )
                 audit.record(
                     None,
@@ -247,12 +225,17 @@ def _reconfirm(registrant: Registrant, at: datetime) -> int:
             return 0
         asked = _sent("reconfirm", fresh, mark)
         if asked is None:
-            _deliver(
+            deliveries.queue(
                 "reconfirm",
-                fresh.user,
-                {"registrant": fresh.id, "since": mark, "deadline": (at + GRACE).isoformat()},
+                fresh.user.email,
                 at,
+                user=fresh.user,
                 fingerprint=fresh.pinned_fingerprint,
+                payload={
+                    "registrant": fresh.id,
+                    "since": mark,
+                    "deadline": (at + GRACE).isoformat(),
+                },
             )
             audit.record(
                 None,
@@ -308,57 +291,3 @@ def queue_due(at: datetime) -> int:
     for registrant in due.order_by(Registrant.id):
         queued += _reconfirm(registrant, at)
     return queued
-
-
-# -- the mails (app/outbox/sending.py composes them with this) ---------------------------------
-
-
-def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, key to encrypt to or None) of a renewal delivery."""
-    from app.core.instance import secret_key
-    from app.outbox import mailtext
-
-    project = settings.product or "project"
-    if delivery.kind == "registry-admin":
-        body = mailtext.render(
-            "registry-admin",
-            event=payload["event"],
-            email=payload["email"],
-            organisation=payload["organisation"],
-            expires=datetime.fromisoformat(payload["expires"]) if "expires" in payload else None,
-            reason=payload.get("reason", ""),
-        )
-        subject = {
-            "key-expiring": "Registry: a registrant's key expires in 14 days",
-            "key-expired": "Registry: a registrant's key has expired",
-            "suspended": "Registry: a registrant was suspended",
-        }[payload["event"]]
-        return subject, subject, body, None  # an address and a date: signed, not secret
-    registrant = Registrant.get_by_id(payload["registrant"])
-    key = current_key(registrant, at)
-    if delivery.kind == "key-expiry":
-        when = {"30 days": "in 30 days", "14 days": "in 14 days", "3 days": "in 3 days"}
-        body = mailtext.render(
-            "key-expiry",
-            project=project,
-            when=when[payload["step"]],
-            expires=datetime.fromisoformat(payload["expires"]),
-            fingerprint_pinned=registrant.pinned_fingerprint,
-            link=f"{settings.base_url}/registry/status",
-            **common,
-        )
-        subject = f"Your registry key expires {when[payload['step']]}"
-        return subject, subject, body, key
-    if delivery.kind == "reconfirm":
-        since = datetime.fromisoformat(payload["since"])
-        token = reconfirm_token(secret_key(settings), registrant.id, since, at)
-        body = mailtext.render(
-            "reconfirm",
-            project=project,
-            link=f"{settings.base_url}/registry/reconfirm/{token}",
-            deadline=datetime.fromisoformat(payload["deadline"]),
-            **common,
-        )
-        subject = "Confirm your registry membership"
-        return subject, subject, body, key
-    raise ValueError(f"no renewal text for delivery kind {delivery.kind!r}")

@@ -15,6 +15,7 @@ from app.core import audit, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import Delivery, Registrant
+from app.outbox import deliveries
 
 # A new salt: the links of earlier versions (registrant id alone, never expiring) are refused.
 UNSUBSCRIBE_SALT = "forewarn.unsubscribe.delivery"
@@ -112,20 +113,17 @@ def stop(
                 details=details,
                 actor_label=f"unsubscribe link of delivery {delivery.id}" if by_link else None,
             )
-            Delivery.create(
-                kind=NOTICE_KIND,
+            deliveries.queue(
+                NOTICE_KIND,
+                registrant.user.email,
+                at,
                 user=registrant.user,
-                recipient=registrant.user.email,
-                payload=json.dumps(
-                    {
-                        "registrant": registrant.id,
-                        "via": via,
-                        "delivery": details["delivery"],
-                        "at": at.isoformat(),
-                    }
-                ),
-                next_attempt_at=at,
-                created_at=at,
+                payload={
+                    "registrant": registrant.id,
+                    "via": via,
+                    "delivery": details["delivery"],
+                    "at": at.isoformat(),
+                },
             )
     return Registrant.get_by_id(registrant.id)
 

@@ -5,7 +5,6 @@ The key a registrant is alerted with is the one they proved they can decrypt wit
 verification link travels encrypted to it. Every decision is audited.
 """
 
-import json
 import re
 import secrets
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from app.core import audit, oneline, passwords, tokens
 from app.core.db import write_transaction
 from app.core.errors import NotFound, Refused
 from app.models import Delivery, PublicKey, Registrant, User
+from app.outbox import deliveries
 from keys.inspect import Certificate, CertificateError, inspect_registration_key
 
 POLICY_VERSION = "2026-11"  # the embargo policy registrants agree to
@@ -159,13 +159,8 @@ def _tell_owner_of_attempt(email: str, at: datetime) -> None:
         )
         if recent.exists():
             return
-        Delivery.create(
-            kind="sign-up-attempt",
-            user=owner,
-            recipient=owner.email,
-            payload=json.dumps({"at": at.isoformat()}),
-            next_attempt_at=at,
-            created_at=at,
+        deliveries.queue(
+            "sign-up-attempt", owner.email, at, user=owner, payload={"at": at.isoformat()}
         )
 
 
@@ -218,14 +213,13 @@ def _store_key(user: User, certificate: Certificate, at: datetime) -> PublicKey:
 
 
 def _queue_proof(registrant: Registrant, key: PublicKey, at: datetime) -> Delivery:
-    return Delivery.create(
-        kind="verify-key",
+    return deliveries.queue(
+        "verify-key",
+        registrant.user.email,
+        at,
         user=registrant.user,
-        recipient=registrant.user.email,
         fingerprint=key.fingerprint,
-        payload=json.dumps({"registrant": registrant.id, "key": key.id}),
-        next_attempt_at=at,
-        created_at=at,
+        payload={"registrant": registrant.id, "key": key.id},
     )
 
 
@@ -352,13 +346,12 @@ def decide(
             Registrant.update(unsubscribed=True).where(Registrant.id == registrant.id).execute()
             PublicKey.update(usable=False).where(PublicKey.owner == registrant.user_id).execute()
         if status == "rejected":
-            Delivery.create(
-                kind="registrant-rejected",
+            deliveries.queue(
+                "registrant-rejected",
+                registrant.user.email,
+                at,
                 user=registrant.user,
-                recipient=registrant.user.email,
-                payload=json.dumps({"reason": reason}),
-                next_attempt_at=at,
-                created_at=at,
+                payload={"reason": reason},
             )
         audit.record(
             by,

@@ -3,7 +3,8 @@ as the reporter meant it (decrypted when it arrived encrypted), listed for the t
 text when it is clearly the report, forwarded inside the encryption, purged with the text.
 
 Files are embargoed content: nothing here is ever public, and they leave the desk only encrypted
-to a team member's key (app/outbox/letters.py) or to the team's own download (app/web/workspace.py).
+to a team member's key (app/reports/letters.py) or to the team's own download
+(app/web/workspace.py).
 """
 
 import json

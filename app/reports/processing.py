@@ -24,6 +24,7 @@ from app.models import (
     User,
     Vulnerability,
 )
+from app.outbox import deliveries
 from app.reports import attachments, bounces, inbound, triage
 from app.vulns import embargo, lifecycle
 from keys.inspect import CertificateError, inspect_certificate
@@ -128,13 +129,13 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         if not automatic and parsed.from_address and _may_acknowledge(parsed.from_address, at):
             _acknowledge(message, vulnerability, entry, parsed, is_new, settings, at)
         for member in _told_about(vulnerability):
-            _queue(
+            deliveries.queue(
                 "team-forward",
-                vulnerability,
                 member.email,
                 at,
-                {"correspondence": entry.id},
+                vulnerability=vulnerability,
                 user=member,
+                payload={"correspondence": entry.id},
             )
         inbound.finish(message, "processed", at)
     return "new report" if is_new else "reply"
@@ -254,11 +255,12 @@ def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, s
     sender = parsed.from_address
     payload = {"correspondence": entry.id, "encrypted": parsed.encrypted}
     if is_new and not _names_a_case(parsed, message.envelope_to.split("\n"), settings):
-        _queue("ack", vulnerability, sender, at, payload)
+        deliveries.queue("ack", sender, at, vulnerability=vulnerability, payload=payload)
     elif not is_new and same_address(sender, vulnerability.reporter_email):
-        _queue("reply-ack", vulnerability, sender, at, payload)
+        deliveries.queue("reply-ack", sender, at, vulnerability=vulnerability, payload=payload)
     else:
-        _queue("receipt", None, sender, at, {"message": message.id, "encrypted": parsed.encrypted})
+        receipt = {"message": message.id, "encrypted": parsed.encrypted}
+        deliveries.queue("receipt", sender, at, payload=receipt)
 
 
 def same_address(one: str | None, other: str | None) -> bool:
@@ -375,18 +377,6 @@ def _may_acknowledge(address: str, at: datetime) -> bool:
     return recent.count() < ACKS_PER_SENDER_PER_HOUR
 
 
-def _queue(kind, vulnerability, recipient, at, payload, user=None) -> Delivery:
-    return Delivery.create(
-        kind=kind,
-        vulnerability=vulnerability,
-        user=user,
-        recipient=recipient,
-        payload=json.dumps(payload, sort_keys=True),
-        next_attempt_at=at,
-        created_at=at,
-    )
-
-
 def _quarantine(message: InboundMessage, reason: str, settings: Settings, at) -> None:
     """Keep it for a human; tell the sender only that it could not be read (never why)."""
     with write_transaction():
@@ -395,7 +385,7 @@ def _quarantine(message: InboundMessage, reason: str, settings: Settings, at) ->
         sender = _header_sender(raw) or ""
         automatic = not message.envelope_from or _looks_automatic(raw)
         if sender and not automatic and _may_acknowledge(sender, at):
-            _queue("unreadable", None, sender, at, {"message": message.id})
+            deliveries.queue("unreadable", sender, at, payload={"message": message.id})
     log.warning("quarantined message %d: %s", message.id, reason)
 
 
@@ -437,8 +427,12 @@ def reply_to_reporter(
             signature_status="signed",
             encrypted=_usable_reporter_key(vulnerability) is not None,
         )
-        delivery = _queue(
-            "reply", vulnerability, vulnerability.reporter_email, at, {"correspondence": entry.id}
+        delivery = deliveries.queue(
+            "reply",
+            vulnerability.reporter_email,
+            at,
+            vulnerability=vulnerability,
+            payload={"correspondence": entry.id},
         )
         Correspondence.update(delivery=delivery).where(Correspondence.id == entry.id).execute()
         audit.record(

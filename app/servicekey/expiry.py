@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 from app.core import audit
 from app.core.db import write_transaction
-from app.models import AuditEvent, Delivery, User
+from app.models import AuditEvent
+from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.service_key")
 
@@ -50,14 +51,6 @@ def _sent(fingerprint: str, mark: str) -> bool:
     return False
 
 
-def _admins() -> list[User]:
-    return list(
-        User.select()
-        .where(User.role == "admin", User.active == True)  # noqa: E712
-        .order_by(User.id)
-    )
-
-
 def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
     """Queue the warning due at `at` for a service key expiring at `expires` (None: never), to
     every active admin, unless it was queued already; returns how many mails were queued."""
@@ -70,19 +63,11 @@ def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
     with write_transaction():
         if _sent(fingerprint, mark):
             return 0
-        admins = _admins()
-        for admin in admins:
-            Delivery.create(
-                kind=KIND,
-                user=admin,
-                recipient=admin.email,
-                payload=json.dumps(
-                    {"fingerprint": fingerprint, "expires": expires.isoformat(), "step": step},
-                    sort_keys=True,
-                ),
-                next_attempt_at=at,
-                created_at=at,
-            )
+        admins = deliveries.queue_to_admins(
+            KIND,
+            at,
+            {"fingerprint": fingerprint, "expires": expires.isoformat(), "step": step},
+        )
         audit.record(
             None,
             ACTION,
@@ -125,33 +110,3 @@ def tick(at: datetime, settings) -> int:
 def unsigned(payload: dict) -> bool:
     """Whether a warning must go out unsigned: the one sent once the key has expired."""
     return payload.get("step") == EXPIRED
-
-
-def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None) of a warning: not encrypted (a date and a
-    fingerprint are not secret); signed, except once the key has expired (see unsigned())."""
-    from app.outbox import mailtext
-
-    expires = datetime.fromisoformat(payload["expires"])
-    if unsigned(payload):
-        body = mailtext.render(
-            "service-key-expired",
-            expires=expires,
-            fingerprint_service=payload["fingerprint"],
-            base_url=settings.base_url,
-            **common,
-        )
-        subject = "Forewarn: the service key has EXPIRED, signed mail is failing"
-        return subject, subject, body, None
-    when = {"60 days": "in 60 days", "30 days": "in 30 days"}[payload["step"]]
-    body = mailtext.render(
-        "service-key-expiry",
-        when=when,
-        expires=expires,
-        fingerprint_service=payload["fingerprint"],
-        renew_by=expires - timedelta(days=7),
-        base_url=settings.base_url,
-        **common,
-    )
-    subject = f"Forewarn: the service key expires {when}"
-    return subject, subject, body, None

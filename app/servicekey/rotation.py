@@ -17,12 +17,11 @@ from peewee import fn
 from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import OperatorError, Refused
-from app.models import AuditEvent, Delivery, Vulnerability
-from app.outbox import mailtext
+from app.models import AuditEvent, Vulnerability
+from app.outbox import deliveries
 from app.registry import alerts
 from keys import inspect, packets
 from keys.errors import CertificateError
-from mail.compose import Attachment
 
 ACTION = "service-key.rotation-announced"
 KIND = "key-rotation"
@@ -101,12 +100,17 @@ def announce(
         if dry_run:
             return Announcement(old, new, len(recipients), True, certified=certified)
         for registrant in recipients:
-            _queue(
+            deliveries.queue(
                 KIND,
                 registrant.user.email,
-                {"registrant": registrant.id, "old": old, "new": new, "certified": certified},
                 at,
                 user=registrant.user,
+                payload={
+                    "registrant": registrant.id,
+                    "old": old,
+                    "new": new,
+                    "certified": certified,
+                },
             )
         audit.record(
             None,
@@ -117,22 +121,6 @@ def announce(
             actor_label=by_label,
         )
     return Announcement(old, new, len(recipients), certified=certified)
-
-
-def mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None): signed by the new key, not encrypted."""
-    body = mailtext.render(
-        "key-rotation",
-        old=payload["old"],
-        new=payload["new"],
-        certified=payload["certified"],
-        project=settings.product or "project",
-        base_url=settings.base_url,
-        security_address=settings.security_address,
-        **common,
-    )
-    subject = "Update our OpenPGP key: the security team's key has changed"
-    return subject, subject, body, None
 
 
 # -- after a compromise (docs/keys.md, 3.6) ----------------------------------------------------
@@ -237,15 +225,17 @@ def announce_compromise(
             return CompromiseAnnouncement(old, new, len(registrants), len(reporters), since, True)
         common = {"old": old, "new": new, "since": since.isoformat(), "revocation": armored}
         for registrant in registrants:
-            _queue(
+            deliveries.queue(
                 COMPROMISE_KIND,
                 registrant.user.email,
-                {"registrant": registrant.id, **common},
                 at,
                 user=registrant.user,
+                payload={"registrant": registrant.id, **common},
             )
         for address, reports in reporters.items():
-            _queue(COMPROMISE_REPORTER_KIND, address, {"reports": reports, **common}, at)
+            deliveries.queue(
+                COMPROMISE_REPORTER_KIND, address, at, payload={"reports": reports, **common}
+            )
         audit.record(
             None,
             COMPROMISE_ACTION,
@@ -261,36 +251,3 @@ def announce_compromise(
             actor_label=by_label,
         )
     return CompromiseAnnouncement(old, new, len(registrants), len(reporters), since)
-
-
-def _queue(kind: str, recipient: str, payload: dict, at: datetime, user=None) -> None:
-    Delivery.create(
-        kind=kind,
-        user=user,
-        recipient=recipient,
-        payload=json.dumps(payload, sort_keys=True),
-        next_attempt_at=at,
-        created_at=at,
-    )
-
-
-def compromise_mail_text(delivery: Delivery, payload: dict, common: dict, settings, at: datetime):
-    """(subject, outer subject, body, None, attachments): signed by the new key, not encrypted,
-    with the old key's revocation inside the signed part."""
-    old = payload["old"]
-    body = mailtext.render(
-        "key-rotation-compromise",
-        old=old,
-        new=payload["new"],
-        since=datetime.fromisoformat(payload["since"]),
-        reports=payload.get("reports", []),
-        project=settings.product or "project",
-        base_url=settings.base_url,
-        security_address=settings.security_address,
-        **common,
-    )
-    revocation = Attachment(
-        f"revocation-{old}.asc", payload["revocation"].encode("ascii"), "application/pgp-keys"
-    )
-    subject = "Revoke our old OpenPGP key: the security team's key was compromised"
-    return subject, subject, body, None, (revocation,)

@@ -4,7 +4,6 @@ Every change is audited with what it was before and after. Domain functions take
 user (None with a label for the command line) and the time.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -17,7 +16,8 @@ from app.core import audit, oneline
 from app.core.config import Settings
 from app.core.db import serialise, write_transaction
 from app.core.errors import NotFound, Refused
-from app.models import CveId, Delivery, User, Vulnerability
+from app.models import CveId, User, Vulnerability
+from app.outbox import deliveries
 from app.reports import attachments
 from app.vulns import affected, embargo
 
@@ -253,13 +253,8 @@ def set_status(
             actor_label=actor.label,
         )
         if status == "rejected" and v.reporter_email:
-            Delivery.create(
-                kind="rejected",
-                vulnerability=v,
-                recipient=v.reporter_email,
-                payload=json.dumps({"reason": reason}),
-                next_attempt_at=at,
-                created_at=at,
+            deliveries.queue(
+                "rejected", v.reporter_email, at, vulnerability=v, payload={"reason": reason}
             )
     return Vulnerability.get_by_id(v.id)
 
@@ -305,22 +300,15 @@ def _tell_embargo_change(v, before, after, kind, reason, at) -> None:
     from app.registry import alerts
 
     alerts.queue_embargo_notices(v, before, after, kind, at)
-    payload = json.dumps(
-        {"before": before.isoformat(), "after": after.isoformat(), "kind": kind, "reason": reason}
-    )
-    people = [(member.email, member) for member in User.security_team()]
+    payload = {
+        "before": before.isoformat(),
+        "after": after.isoformat(),
+        "kind": kind,
+        "reason": reason,
+    }
+    deliveries.queue_to_team("embargo-changed", at, payload, vulnerability=v)
     if v.reporter_email:
-        people.append((v.reporter_email, None))
-    for address, user in people:
-        Delivery.create(
-            kind="embargo-changed",
-            vulnerability=v,
-            user=user,
-            recipient=address,
-            payload=payload,
-            next_attempt_at=at,
-            created_at=at,
-        )
+        deliveries.queue("embargo-changed", v.reporter_email, at, vulnerability=v, payload=payload)
 
 
 def _jsonable(value):

@@ -13,7 +13,8 @@ import peewee
 
 from app.core import audit
 from app.core.db import write_transaction
-from app.models import Advisory, Delivery, User, Vulnerability
+from app.models import Advisory, User, Vulnerability
+from app.outbox import deliveries
 
 STEPS = (("past", timedelta(0)), ("1 day", timedelta(days=1)), ("7 days", timedelta(days=7)))
 # Which states each date matters in: a fixed vulnerability needs no fix reminder.
@@ -74,20 +75,17 @@ def _lead_time(at: datetime) -> int:
                 Vulnerability.id == v.id
             ).execute()
             for person in _recipients(fresh, overdue=True):
-                Delivery.create(
-                    kind="reminder",
+                deliveries.queue(
+                    "reminder",
+                    person.email,
+                    at,
                     vulnerability=v,
                     user=person,
-                    recipient=person.email,
-                    next_attempt_at=at,
-                    created_at=at,
-                    payload=json.dumps(
-                        {
-                            "field": "lead_time",
-                            "step": "alert",
-                            "deadline": v.embargo_until.isoformat(),
-                        }
-                    ),
+                    payload={
+                        "field": "lead_time",
+                        "step": "alert",
+                        "deadline": v.embargo_until.isoformat(),
+                    },
                 )
                 queued += 1
             audit.record(None, "reminder.lead_time", at, target=v.tracking_id)
@@ -111,16 +109,13 @@ def _remind(v: Vulnerability, field: str, at: datetime) -> int:
         ).execute()
         people = _recipients(fresh, overdue=step == "past")
         for person in people:
-            Delivery.create(
-                kind="reminder",
+            deliveries.queue(
+                "reminder",
+                person.email,
+                at,
                 vulnerability=v,
                 user=person,
-                recipient=person.email,
-                payload=json.dumps(
-                    {"field": field, "step": step, "deadline": deadline.isoformat()}
-                ),
-                next_attempt_at=at,
-                created_at=at,
+                payload={"field": field, "step": step, "deadline": deadline.isoformat()},
             )
         audit.record(
             None,

@@ -1,0 +1,227 @@
+"""What the desk writes to product makers and about them: pre-disclosure alerts and their
+embargo notices, the sign-up's key proof and rejection, key-expiry warnings and the yearly
+re-confirmation, the notices to admins, and the confirmation that alerts stopped.
+
+Alerts are encrypted to the registrant's pinned key alone; whoever has no usable key gets a
+signed notice without details, never the advisory in plaintext.
+"""
+
+from datetime import datetime
+
+import peewee
+
+from app.core.instance import secret_key
+from app.models import Delivery, PublicKey, Registrant
+from app.outbox import mailtext
+from app.outbox.text import Composer, Text, account_key, member_key, usable_key
+from app.registry import renewal, subscriptions, vetting
+from app.vulns import patches
+from mail.compose import Attachment
+
+
+def _project(settings) -> str:
+    return settings.product or "project"
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+
+def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """alert, alert-missed and alert-embargo: the advisory (or a notice about it), encrypted
+    to the registrant's pinned key alone; or, when that key cannot be used, a signed notice
+    without details (never the advisory in plaintext)."""
+    registrant = (  # with its key, in one query
+        Registrant.select(Registrant, PublicKey)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == payload["registrant"])
+        .get()
+    )
+    v = delivery.vulnerability
+    key = usable_key(registrant.key)
+    token = subscriptions.token_of(delivery, secret_key(settings))  # this alert's link alone
+    unsubscribe = f"{settings.base_url}/registry/unsubscribe/{token}"
+    status_link = f"{settings.base_url}/registry/status"
+    if delivery.kind == "alert-embargo":
+        context = {
+            "label": v.tracking_id,
+            "kind": payload["kind"],
+            "before": datetime.fromisoformat(payload["before"]),
+            "after": datetime.fromisoformat(payload["after"]),
+        }
+        outer = f"Security advisory {v.tracking_id} (embargoed)"
+        if key is None:
+            body = mailtext.render(
+                "alert-embargo-missed", status_link=status_link, **context, **common
+            )
+            return Text(f"{v.tracking_id}: embargo date changed", outer, body, None)
+        body = mailtext.render(
+            "alert-embargo",
+            organisation=registrant.organisation,
+            fingerprint=key.fingerprint,
+            unsubscribe=unsubscribe,
+            **context,
+        )
+        return Text(f"{v.tracking_id}: embargo date changed", outer, body, key)
+    advisory = delivery.advisory
+    label = f"{v.tracking_id} v{advisory.version}"
+    if delivery.kind == "alert" and key is not None:
+        # The same for every registrant: the version is signed once
+        # (app.registry.alerts.signed_entity).
+        body = mailtext.render(
+            "alert",
+            text=advisory.text,
+            project=_project(settings),
+            status_link=status_link,
+        )
+        files = tuple(
+            Attachment(p.filename, bytes(p.content), p.content_type)
+            for p in patches.of_advisory(advisory)
+        )
+        return Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key, files)
+    body = mailtext.render("alert-missed", advisory=label, status_link=status_link, **common)
+    return Text(
+        f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
+    )
+
+
+def unsubscribed(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """Alerts stopped: how (which link, or the status page) and how to turn them back on."""
+    by_link = payload["delivery"] is not None  # a link in an alert, or the status page
+    carrier = Delivery.get_or_none(Delivery.id == payload["delivery"]) if by_link else None
+    way = " in one click, as mail programs do" if payload["via"] == "one-click" else ""
+    if carrier is not None:
+        how_text = (
+            "The unsubscribe link of the alert we sent you on "
+            f"{carrier.created_at:%Y-%m-%d %H:%M} UTC was used{way}."
+        )
+    elif by_link:
+        how_text = f"The unsubscribe link of an alert we sent you was used{way}."
+    else:
+        how_text = 'You chose "Stop alerts" on your registration page, signed in.'
+    expires = carrier.created_at + subscriptions.LINK_LIFETIME if carrier else None
+    body = mailtext.render(
+        "unsubscribed",
+        project=_project(settings),
+        email=delivery.recipient,
+        at=datetime.fromisoformat(payload["at"]),
+        how=how_text,
+        by_link=by_link,
+        link_expires=expires,
+        status_link=f"{settings.base_url}/registry/status",
+        **common,
+    )
+    subject = "Alerts stopped"
+    # Signed, not encrypted: nothing in it is private, and it must reach a registrant
+    # whose key is lost too.
+    return Text(subject, subject, body, None)
+
+
+# -- signing up -------------------------------------------------------------------------------
+
+
+def verify_key(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    key = PublicKey.get_by_id(payload["key"])  # not usable yet: this mail is the proof
+    token = vetting.verification_token(secret_key(settings), payload["registrant"], key.id, at)
+    body = mailtext.render(
+        "verify-key",
+        link=f"{settings.base_url}/registry/verify/{token}",
+        fingerprint_uploaded=key.fingerprint,
+        project=_project(settings),
+        **common,
+    )
+    subject = "Confirm your registration"
+    return Text(subject, subject, body, key)
+
+
+def registrant_rejected(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    body = mailtext.render(
+        "registrant-rejected",
+        reason=payload["reason"],
+        project=_project(settings),
+        **common,
+    )
+    subject = "Your registry application"
+    return Text(subject, subject, body, member_key(delivery.user))
+
+
+def sign_up_attempt(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """Someone signed up with an address that has an account (app.registry.vetting.apply)."""
+    user = delivery.user
+    body = mailtext.render(
+        "sign-up-attempt",
+        email=user.email,
+        at=datetime.fromisoformat(payload["at"]),
+        login=f"{settings.base_url}/login",
+        forgot=f"{settings.base_url}/login/forgot",
+        project=_project(settings),
+        **common,
+    )
+    subject = "Someone tried to register with your address"
+    return Text(subject, subject, body, account_key(user))
+
+
+# -- renewal: key expiry, the yearly re-confirmation, and the admins' notices -------------------
+
+
+def registry_admin(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    body = mailtext.render(
+        "registry-admin",
+        event=payload["event"],
+        email=payload["email"],
+        organisation=payload["organisation"],
+        expires=datetime.fromisoformat(payload["expires"]) if "expires" in payload else None,
+        reason=payload.get("reason", ""),
+    )
+    subject = {
+        "key-expiring": "Registry: a registrant's key expires in 14 days",
+        "key-expired": "Registry: a registrant's key has expired",
+        "suspended": "Registry: a registrant was suspended",
+    }[payload["event"]]
+    return Text(subject, subject, body, None)  # an address and a date: signed, not secret
+
+
+def key_expiry(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    registrant = Registrant.get_by_id(payload["registrant"])
+    key = renewal.current_key(registrant, at)
+    when = {"30 days": "in 30 days", "14 days": "in 14 days", "3 days": "in 3 days"}
+    body = mailtext.render(
+        "key-expiry",
+        project=_project(settings),
+        when=when[payload["step"]],
+        expires=datetime.fromisoformat(payload["expires"]),
+        fingerprint_pinned=registrant.pinned_fingerprint,
+        link=f"{settings.base_url}/registry/status",
+        **common,
+    )
+    subject = f"Your registry key expires {when[payload['step']]}"
+    return Text(subject, subject, body, key)
+
+
+def reconfirm(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    registrant = Registrant.get_by_id(payload["registrant"])
+    key = renewal.current_key(registrant, at)
+    since = datetime.fromisoformat(payload["since"])
+    token = renewal.reconfirm_token(secret_key(settings), registrant.id, since, at)
+    body = mailtext.render(
+        "reconfirm",
+        project=_project(settings),
+        link=f"{settings.base_url}/registry/reconfirm/{token}",
+        deadline=datetime.fromisoformat(payload["deadline"]),
+        **common,
+    )
+    subject = "Confirm your registry membership"
+    return Text(subject, subject, body, key)
+
+
+LETTERS: dict[str, Composer] = {
+    "alert": alert,
+    "alert-missed": alert,
+    "alert-embargo": alert,
+    "unsubscribed": unsubscribed,
+    "verify-key": verify_key,
+    "registrant-rejected": registrant_rejected,
+    "sign-up-attempt": sign_up_attempt,
+    "registry-admin": registry_admin,
+    "key-expiry": key_expiry,
+    "reconfirm": reconfirm,
+}
