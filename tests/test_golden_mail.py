@@ -902,19 +902,20 @@ for _via, _carried in (("one-click", True), ("link", True), ("link", False), ("s
     )
     def _(w, via=_via, carried=_carried):
         carrier = None
-        if via != "status":
+        if via != "status" and carried:
             carrier = w.deliver(
                 "alert", w.maker.user.email, {"registrant": w.maker.id}, user=w.maker.user
-            )
-            if not carried:
-                carrier.delete_instance()
+            ).id
+        elif via != "status":
+            carrier = 10**9  # an alert since deleted: no row has this id (ids are never reused
+            # the same way by SQLite and PostgreSQL, so a deleted row's id would not do)
         return w.deliver(
             "unsubscribed",
             w.maker.user.email,
             {
                 "registrant": w.maker.id,
                 "via": via,
-                "delivery": carrier.id if carrier is not None else None,
+                "delivery": carrier,
                 "at": w.at.isoformat(),
             },
             user=w.maker.user,
