@@ -65,3 +65,69 @@ def test_importing_every_module_has_no_side_effects(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _imports_of(path: Path) -> set[str]:
+    """Every module path imported anywhere in the file, inside functions too."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def test_redis_and_rq_are_imported_only_by_the_workers_and_the_adapters():
+    """Queues are the workers' business (and the portal's and the command line's, which hand
+    work to them): the domain says what is due, even inside a function it never imports them."""
+    offenders = sorted(
+        f"{_relative(path)}: {module}"
+        for path in sources()
+        if not _relative(path).startswith(("app/workers/", "app/web/", "app/cli/"))
+        for module in imported_modules(path) & {"redis", "rq"}
+    )
+    assert offenders == []
+
+
+def test_the_lift_and_the_vulnerability_life_cycle_never_reach_for_the_workers():
+    """Scheduling the lift lives in app/workers/scheduling.py, which calls the lift; the lift
+    never calls back (that would be a cycle between the domain and its workers)."""
+    offenders = sorted(
+        f"{_relative(path)}: {name}"
+        for package in ("app/disclosure", "app/vulns")
+        for path in (ROOT / package).rglob("*.py")
+        for name in _imports_of(path)
+        if name.startswith("app.workers")
+    )
+    assert offenders == []
+
+
+def test_every_job_name_is_spelled_once_and_still_runs_under_its_old_name():
+    """RQ stores a job's dotted name in Redis: every enqueuer takes it from app/workers/queue.py,
+    and app.jobs.* (the names of releases before the regrouping) runs the same function."""
+    import importlib
+
+    from app.workers import queue
+
+    spelled = sorted(
+        f"{_relative(path)}: {node.value}"
+        for path in sources()
+        if _relative(path) != "app/workers/queue.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith(("app.workers.jobs.", "app.jobs."))
+    )
+    assert spelled == []
+    jobs, old = importlib.import_module("app.workers.jobs"), importlib.import_module("app.jobs")
+    for name in queue.JOBS:
+        module, _, function = name.rpartition(".")
+        assert module == "app.workers.jobs"
+        assert callable(getattr(jobs, function))
+        assert getattr(old, function) is getattr(jobs, function)

@@ -152,9 +152,9 @@ def _lift_or_schedule(v, settings) -> str:
     """An embargo end in the past lifts now; otherwise the lift is (re)scheduled."""
     from app.disclosure import lift
     from app.vulns import embargo
-    from app.workers import queue
+    from app.workers import queue, scheduling
 
-    outcome = lift.after_change(
+    outcome = scheduling.after_change(
         queue.connect(runtime.redis_url(settings)), v, clock.now(), settings
     )
     if outcome == "lifted":
@@ -212,14 +212,14 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
 @cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")
 def lift_due() -> None:
     from app.disclosure import lift
-    from app.workers import queue
+    from app.workers import queue, scheduling
 
     settings = _settings()
     runtime.open_current_db(settings)
     connection = queue.connect(runtime.redis_url(settings))
     outcomes = {}
     for v in list(lift.due(clock.now())):
-        outcome = lift.after_change(connection, v, clock.now(), settings)
+        outcome = scheduling.after_change(connection, v, clock.now(), settings)
         outcomes[v.tracking_id] = outcome
         click.echo(f"{v.tracking_id}: {_LIFT_SAID.get(outcome, outcome)}")
     if not outcomes:

@@ -137,10 +137,11 @@ def _lift_or_schedule(v: Vulnerability) -> str:
     """Lift now when the embargo has ended, else (re)schedule the lift; says which."""
     from app.disclosure import lift
     from app.web.outgoing import send_soon
+    from app.workers import scheduling
 
     settings = current_app.extensions["forewarn.settings"]
     redis = current_app.extensions["forewarn.redis"]
-    outcome = lift.after_change(redis, v, clock.now(), settings)
+    outcome = scheduling.after_change(redis, v, clock.now(), settings)
     if outcome == "lifted":
         send_soon()
         return "Its embargo has ended, so it is published now and the announcement goes out."
