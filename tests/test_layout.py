@@ -131,3 +131,67 @@ def test_every_job_name_is_spelled_once_and_still_runs_under_its_old_name():
         assert module == "app.workers.jobs"
         assert callable(getattr(jobs, function))
         assert getattr(old, function) is getattr(jobs, function)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Which of our modules each module imports (inside functions too)."""
+    modules = {}
+    for path in sources():
+        if "migrations" in path.parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for imported in _imports_of(path):
+            while imported and imported not in modules:  # a function or class of a module
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                found.add(imported)
+        graph[name] = found
+    return graph
+
+
+def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph.get(name, ()))
+    return False
+
+
+def test_the_vulnerability_life_cycle_never_imports_the_registry():
+    """The registry's alerts are written from a vulnerability's fields, so app/registry uses
+    app/vulns, never the reverse: the embargo notices to alerted registrants are queued by the
+    embargo change (app/disclosure/embargo_change.py), above both."""
+    offenders = sorted(
+        f"{_relative(path)}: {name}"
+        for path in (ROOT / "app/vulns").rglob("*.py")
+        for name in _imports_of(path)
+        if name.startswith("app.registry")
+    )
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "app.vulns.lifecycle",
+        "app.registry.alerts",
+        "app.disclosure.lift",
+        "app.disclosure.embargo_change",
+        "app.workers.scheduling",
+        "app.workers.queue",
+        "app.workers.reconcile",
+    ],
+)
+def test_no_import_cycle_runs_through_the_embargo_and_the_lift(module):
+    graph = _module_graph()
+    assert module in graph
+    cycle = sorted(other for other in graph[module] if _reaches(graph, other, module))
+    assert cycle == []
