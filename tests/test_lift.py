@@ -209,3 +209,18 @@ def test_lift_due_on_the_command_line(forewarn, tmp_path):
     shown = json.loads(forewarn("vulns", "show", tracking, "--json").stdout)
     assert shown["status"] == "published"
     assert forewarn("lift-due").stdout == "nothing to lift\n"
+
+
+def test_a_lift_still_held_by_the_scheduler_after_its_instant_is_queued_again(
+    v, clock, settings, redis_conn
+):
+    """A killed worker's scheduler lock can keep a scheduled lift from moving for minutes: once
+    the instant has passed only a lift in the queue counts as waiting, and the reconciler
+    queues it (a second run finds it already published)."""
+    assert scheduling.after_change(redis_conn, v, clock.at, settings) == "scheduled"
+    scheduled = ScheduledJobRegistry(queue=work_queue(redis_conn))
+    assert scheduled.get_job_ids() == [scheduling.lift_job_id(v)]
+    after = v.embargo_until + timedelta(seconds=30)  # no scheduler ran meanwhile
+    assert scheduling.schedule_lift(redis_conn, v, after) == "queued"
+    assert scheduling.lift_job_id(v) in work_queue(redis_conn).job_ids
+    assert scheduling.schedule_lift(redis_conn, v, after) == "waiting"
