@@ -149,7 +149,9 @@ def credits(v: Vulnerability) -> str:
 def set_field(
     v: Vulnerability, field: str, value: str, actor: Actor, at: datetime, reason: str = ""
 ) -> Vulnerability:
-    """Change one field under the rules; audited with before and after."""
+    """Change one field under the rules; audited with before and after. An embargo_until set
+    here is the date alone (see set_date): the portal and the command line move an embargo
+    with app.disclosure.embargo_change.change_embargo."""
     if field not in FIELDS:
         raise Refused(f"{field!r} is not a field; use one of {', '.join(FIELDS)}")
     if field == "status":
