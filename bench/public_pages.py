@@ -5,7 +5,7 @@ nothing. See bench/README.md.
 Everything runs as real processes in a throwaway instance under /tmp: its own redis-server on a
 unix socket, `python -m app init`, `python -m app web` (gunicorn) and `python -m app worker`.
 The vulnerabilities are inserted with peewee bulk inserts into the app's own models (and the
-lift's through app.vulns.lifecycle and app.disclosure.lift, as the team's form does). All the
+lift's through app.vulns.lifecycle and app.workers.scheduling, as the team's form does). All the
 processes, and the folder, are removed at the end, also on error or Ctrl-C.
 """
 
@@ -332,9 +332,9 @@ class PublicBench(Bench):
         import redis as redis_lib
         from rq import Worker
 
-        from app.disclosure import lift
         from app.models import Vulnerability
         from app.vulns import lifecycle as vulns
+        from app.workers import scheduling
 
         a = self.args
         connection = redis_lib.Redis(unix_socket_path=str(self.folder / "r.sock"))
@@ -355,7 +355,7 @@ class PublicBench(Bench):
             )
             v = vulns.set_field(v, "affected", "zephyr <4.2", actor, now)
             v = vulns.set_status(v, "accepted", actor, datetime.now(UTC))
-            outcome = lift.after_change(connection, v, datetime.now(UTC), self.settings)
+            outcome = scheduling.after_change(connection, v, datetime.now(UTC), self.settings)
             if outcome != "scheduled":
                 self.notes.append(f"lift {n}: after_change said {outcome!r}")
             ids.append(v.id)
@@ -412,10 +412,10 @@ class PublicBench(Bench):
         self.notes.append(
             f"lift: `python -m app worker` (RQ with its scheduler, and the reconciler); {len(ids)} "
             "accepted vulnerabilities made with app.vulns.lifecycle, their embargo ending on whole "
-            "seconds 3 to 10 s ahead (real clock), scheduled with app.disclosure.lift.after_change "
-            "as the team's "
-            "form does; published_at is the worker's clock when the lift job ran; web running "
-            "(the lift's page check fetches the page)"
+            "seconds 3 to 10 s ahead (real clock), scheduled with "
+            "app.workers.scheduling.after_change as the team's form does; published_at is the "
+            "worker's clock when the lift job ran; web running (the lift's page check fetches "
+            "the page)"
         )
 
 

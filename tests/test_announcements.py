@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.disclosure import announcements, redaction
+from app.disclosure import announcements, embargo_change, redaction
 from app.models import Delivery, PublicKey, Registrant, Vulnerability
 from app.outbox import sending
 from app.registry import alerts, vetting
@@ -78,8 +78,8 @@ def test_an_embargo_move_reaches_the_alerted_registrants_encrypted(
         approve=True,
     )  # approved after the alert: was never told anything
     before = v.embargo_until
-    lifecycle.set_date(
-        v, "embargo_until", before + timedelta(days=14), CLI, clock.at, "fix slipped"
+    embargo_change.change_embargo(
+        v, before + timedelta(days=14), "fix slipped", CLI, clock.at, settings
     )
     notices = Delivery.select().where(Delivery.kind == "alert-embargo")
     assert sorted(d.recipient for d in notices) == ["psirt@n0.example", "psirt@n2.example"]
@@ -104,8 +104,8 @@ def test_a_registrant_whose_key_broke_gets_the_dates_signed_without_details(
 ):
     alerts.send(v, None, "t", clock.at, settings)
     PublicKey.update(usable=False).where(PublicKey.id == registrants[0].key_id).execute()
-    lifecycle.set_date(
-        v, "embargo_until", clock.at + timedelta(days=3), CLI, clock.at, "found live"
+    embargo_change.change_embargo(
+        v, clock.at + timedelta(days=3), "found live", CLI, clock.at, settings
     )
     raw = deliver("alert-embargo", keyring, settings, clock.at)["psirt@n0.example"]
     assert parse(raw).get_content_type() == "multipart/signed"
@@ -113,8 +113,10 @@ def test_a_registrant_whose_key_broke_gets_the_dates_signed_without_details(
     assert "Fix your key now" in text_of(parts_as_sent(raw)[0])
 
 
-def test_no_notice_when_nobody_was_alerted(v, registrants, clock):
-    lifecycle.set_date(v, "embargo_until", clock.at + timedelta(days=200), CLI, clock.at, "later")
+def test_no_notice_when_nobody_was_alerted(v, registrants, clock, settings):
+    embargo_change.change_embargo(
+        v, clock.at + timedelta(days=200), "later", CLI, clock.at, settings
+    )
     assert not Delivery.select().where(Delivery.kind == "alert-embargo").exists()
 
 

@@ -193,7 +193,7 @@ def test_metrics_count_the_work_and_the_lifts(client, keyring, clock, redis_conn
     _vuln("SEC-2026-0004", at, status="accepted", embargo_until=at + timedelta(days=5))
     from app.workers import queue
 
-    queue.enqueue(redis_conn, "app.workers.jobs.process_inbound", 2, job_id="inbound-2")
+    queue.enqueue(redis_conn, queue.PROCESS_INBOUND, 2, job_id="inbound-2")
 
     text = client.get("/metrics").get_data(as_text=True)
     samples = _samples(text)

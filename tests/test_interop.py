@@ -27,7 +27,7 @@ import pytest
 from app.core import clock as app_clock
 from app.core import db as app_db
 from app.core.config import load_settings
-from app.disclosure import announcements
+from app.disclosure import announcements, embargo_change
 from app.models import Delivery, PublicKey, Vulnerability
 from app.models import database as database_proxy
 from app.outbox import sending
@@ -245,7 +245,9 @@ def _product_run(settings, keyring, sink, people, service_cert_path: Path) -> Wo
     app_clock.freeze(EXTENDED)
     before = v.embargo_until
     after = before + timedelta(days=7)
-    v = lifecycle.set_date(v, "embargo_until", after, CLI, EXTENDED, reason=EXTEND_REASON)
+    v = embargo_change.change_embargo(
+        v, after, EXTEND_REASON, CLI, EXTENDED, settings
+    ).vulnerability
     sent += _send_queued(keyring, settings, sink, EXTENDED)
 
     # The lift (not built yet): published by hand, then the lift's mails.

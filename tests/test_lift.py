@@ -13,7 +13,7 @@ from app.disclosure import lift
 from app.models import AuditEvent, Delivery, Publication, Vulnerability
 from app.registry import alerts, vetting
 from app.vulns import lifecycle
-from app.workers import reconcile
+from app.workers import reconcile, scheduling
 from app.workers.queue import work_queue
 from tests import mailcorpus as mc
 from tests.conftest import run_jobs
@@ -75,7 +75,7 @@ def test_an_unvalidated_one_is_held_and_the_team_told_once(
     assert Vulnerability.get_by_id(v.id).status == "triage"
     # Accepting it now: its embargo has passed, so it is published at once.
     v = lifecycle.set_status(Vulnerability.get_by_id(v.id), "accepted", CLI, at)
-    assert lift.after_change(redis_conn, v, at + timedelta(minutes=2), settings) == "lifted"
+    assert scheduling.after_change(redis_conn, v, at + timedelta(minutes=2), settings) == "lifted"
     assert Vulnerability.get_by_id(v.id).status == "published"
 
 
@@ -89,7 +89,7 @@ def test_an_embargo_end_in_the_past_lifts_now(v, clock, settings, redis_conn):
     v = lifecycle.set_date(
         v, "embargo_until", clock.at - timedelta(minutes=1), CLI, clock.at, "live"
     )
-    assert lift.after_change(redis_conn, v, clock.at, settings) == "lifted"
+    assert scheduling.after_change(redis_conn, v, clock.at, settings) == "lifted"
     assert Vulnerability.get_by_id(v.id).published_at == clock.at
     # Its publication steps are queued for a worker.
     assert f"publication-{v.id}" in work_queue(redis_conn).job_ids
@@ -99,18 +99,18 @@ def test_the_lift_is_scheduled_for_the_instant_and_rescheduled_when_it_moves(
     v, clock, settings, redis_conn
 ):
     scheduled = ScheduledJobRegistry(queue=work_queue(redis_conn))
-    assert lift.after_change(redis_conn, v, clock.at, settings) == "scheduled"
-    first = lift.job_id(v)
+    assert scheduling.after_change(redis_conn, v, clock.at, settings) == "scheduled"
+    first = scheduling.lift_job_id(v)
     assert scheduled.get_scheduled_time(first).replace(tzinfo=None) == v.embargo_until.replace(
         tzinfo=None
     )
     later = v.embargo_until + timedelta(days=7)
     v = lifecycle.set_date(v, "embargo_until", later, CLI, clock.at, "second release")
-    assert lift.after_change(redis_conn, v, clock.at, settings) == "scheduled"
-    assert lift.job_id(v) != first
-    assert scheduled.get_scheduled_time(lift.job_id(v)).replace(tzinfo=None) == later.replace(
+    assert scheduling.after_change(redis_conn, v, clock.at, settings) == "scheduled"
+    assert scheduling.lift_job_id(v) != first
+    assert scheduled.get_scheduled_time(scheduling.lift_job_id(v)).replace(
         tzinfo=None
-    )
+    ) == later.replace(tzinfo=None)
     # The old job may still fire: it finds nothing due.
     assert lift.lift(v.id, later - timedelta(days=7), settings) == "not-due"
 
@@ -123,7 +123,7 @@ def test_the_reconciler_catches_a_lift_that_redis_lost(
     for name, value in env.items():  # the jobs read the worker's environment
         monkeypatch.setenv(name, value)
     jobs._settings.cache_clear()
-    lift.after_change(redis_conn, v, clock.at, settings)
+    scheduling.after_change(redis_conn, v, clock.at, settings)
     redis_conn.flushall()  # the scheduled job is gone
     after = v.embargo_until + timedelta(seconds=30)
     clock.move(seconds=(after - clock.at).total_seconds())
@@ -135,11 +135,11 @@ def test_the_reconciler_catches_a_lift_that_redis_lost(
 
 
 def test_the_reconciler_schedules_lifts_coming_within_its_horizon(v, clock, settings, redis_conn):
-    reconcile.run(redis_conn, v.embargo_until - lift.HORIZON - timedelta(minutes=1))
+    reconcile.run(redis_conn, v.embargo_until - scheduling.HORIZON - timedelta(minutes=1))
     scheduled = ScheduledJobRegistry(queue=work_queue(redis_conn))
-    assert lift.job_id(v) not in scheduled.get_job_ids()
+    assert scheduling.lift_job_id(v) not in scheduled.get_job_ids()
     reconcile.run(redis_conn, v.embargo_until - timedelta(minutes=5))
-    assert lift.job_id(v) in scheduled.get_job_ids()
+    assert scheduling.lift_job_id(v) in scheduled.get_job_ids()
 
 
 @pytest.fixture
@@ -209,3 +209,18 @@ def test_lift_due_on_the_command_line(forewarn, tmp_path):
     shown = json.loads(forewarn("vulns", "show", tracking, "--json").stdout)
     assert shown["status"] == "published"
     assert forewarn("lift-due").stdout == "nothing to lift\n"
+
+
+def test_a_lift_still_held_by_the_scheduler_after_its_instant_is_queued_again(
+    v, clock, settings, redis_conn
+):
+    """A killed worker's scheduler lock can keep a scheduled lift from moving for minutes: once
+    the instant has passed only a lift in the queue counts as waiting, and the reconciler
+    queues it (a second run finds it already published)."""
+    assert scheduling.after_change(redis_conn, v, clock.at, settings) == "scheduled"
+    scheduled = ScheduledJobRegistry(queue=work_queue(redis_conn))
+    assert scheduled.get_job_ids() == [scheduling.lift_job_id(v)]
+    after = v.embargo_until + timedelta(seconds=30)  # no scheduler ran meanwhile
+    assert scheduling.schedule_lift(redis_conn, v, after) == "queued"
+    assert scheduling.lift_job_id(v) in work_queue(redis_conn).job_ids
+    assert scheduling.schedule_lift(redis_conn, v, after) == "waiting"

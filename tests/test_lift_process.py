@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 
 from app.core import clock
-from app.disclosure import lift
 from app.models import Vulnerability
 from app.vulns import lifecycle
+from app.workers import scheduling
 from tests.conftest import wait_for
 from tests.faults.harness import Workers
 
@@ -38,7 +38,7 @@ def published(v) -> bool:
 def test_the_scheduled_job_lifts_at_the_instant_never_before(settings, redis_conn, workers):
     until = (clock.now() + timedelta(seconds=4)).replace(microsecond=0)
     v = accepted(settings, until)
-    assert lift.after_change(redis_conn, v, clock.now(), settings) == "scheduled"
+    assert scheduling.after_change(redis_conn, v, clock.now(), settings) == "scheduled"
     wait_for(lambda: published(v), timeout=30, what=f"the lift\n{workers.logs()}")
     lifted_at = Vulnerability.get_by_id(v.id).published_at
     lag = (lifted_at - until).total_seconds()
@@ -50,7 +50,7 @@ def test_a_lift_whose_job_redis_lost_is_caught_up_when_the_worker_starts(
     settings, redis_conn, env, tmp_path, db
 ):
     v = accepted(settings, clock.now() + timedelta(seconds=1))
-    lift.after_change(redis_conn, v, clock.now(), settings)
+    scheduling.after_change(redis_conn, v, clock.now(), settings)
     redis_conn.flushall()  # the scheduled job is lost, and no worker is running
     wait_for(lambda: clock.now() > v.embargo_until, timeout=5, what="the instant")
     assert not published(v)

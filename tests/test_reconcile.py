@@ -56,3 +56,18 @@ def test_deliveries_are_queued_when_due_and_not_before(db, redis_conn, clock):
     assert reconcile.run(redis_conn, clock.at) == 1
     assert job_ids(redis_conn) == [reconcile.delivery_job_id(later.id)]
     assert sent.id != later.id
+
+
+def test_a_job_a_killed_worker_left_started_is_queued_again(db, redis_conn, clock):
+    """RQ keeps saying "started" for a job whose worker died with -9: only a job in its queue
+    counts as waiting (queue.is_waiting, the one check every enqueuer uses)."""
+    from rq.job import JobStatus
+
+    message_id = inbound.store(mc.plain("worker died"), "rita@example.org", ["s@x"], clock.at)
+    reconcile.queue_new_inbound(redis_conn, [message_id])
+    waiting = queue.inbound_queue(redis_conn)
+    waiting.fetch_job(waiting.pop_job_id()).set_status(JobStatus.STARTED)  # then it died
+    assert job_ids(redis_conn) == []
+    assert not queue.is_waiting(redis_conn, queue.PROCESS_INBOUND, f"inbound-{message_id}")
+    assert reconcile.run(redis_conn, clock.at) == 1
+    assert job_ids(redis_conn) == [f"inbound-{message_id}"]

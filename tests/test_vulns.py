@@ -7,6 +7,7 @@ import pytest
 
 from app.accounts import team
 from app.core.errors import NotFound, Refused
+from app.disclosure import embargo_change
 from app.models import AuditEvent, Delivery, Vulnerability
 from app.vulns import affected, lifecycle
 from tests.conftest import PASSWORD
@@ -179,7 +180,7 @@ def test_moving_an_embargo_tells_the_team_and_the_reporter(v, clock, keyring, se
     Vulnerability.update(reporter_email="ada@example.net").execute()
     v = Vulnerability.get_by_id(v.id)
     later = v.embargo_until + timedelta(days=14)
-    lifecycle.set_date(v, "embargo_until", later, CLI, clock.at, reason="Vendor X ships in March.")
+    embargo_change.change_embargo(v, later, "Vendor X ships in March.", CLI, clock.at, settings)
     told = Delivery.select().where(Delivery.kind == "embargo-changed").order_by(Delivery.id)
     assert [d.recipient for d in told] == ["bob@example.org", "ada@example.net"]
     sink = SmtpSink()

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq.serializers import JSONSerializer
 
-from app.disclosure import lift
 from app.models import Delivery, InboundMessage, Vulnerability
 from app.reports import inbound, processing
-from app.workers import queue, reconcile, startup
+from app.workers import queue, reconcile, scheduling, startup
 from tests import mailcorpus as mc
 from tests.conftest import ROOT, run_jobs, wait_for
 
@@ -60,12 +59,12 @@ def test_deliveries_and_lifts_go_to_a_queue_that_inbound_processing_is_not_on(
     reconcile.queue_new_inbound(redis_conn, [second])
     assert reconcile.queue_due_deliveries(redis_conn, clock.at) >= 1
     v = overdue_vulnerability(clock)
-    assert lift.schedule(redis_conn, v, clock.at) == "queued"
+    assert scheduling.schedule_lift(redis_conn, v, clock.at) == "queued"
 
     jobs = queued(redis_conn)
     assert jobs[queue.INBOUND_QUEUE] == {f"inbound-{second}"}
     urgent = jobs[queue.QUEUE_NAME]
-    assert lift.job_id(v) in urgent
+    assert scheduling.lift_job_id(v) in urgent
     assert any(job.startswith("deliveries-") for job in urgent)
     assert not any(job.startswith("inbound-") for job in urgent)
     # The reconciler looks for the inbound job where it waits, and does not queue it twice.

@@ -134,29 +134,38 @@ def vulns_create(title: str, description_file, embargo_until: str | None) -> Non
 @click.argument("value")
 @click.option("--reason", default=None, help="why (where the rules ask for one)")
 def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
+    from app.disclosure import embargo_change
     from app.vulns import lifecycle as domain
+    from app.workers import queue
 
     settings = _settings()
     runtime.open_current_db(settings)
     v = domain.get(vuln_id)
-    changed = domain.set_field(
-        v, field, value, _cli_actor(), clock.now(), reason or domain.OPERATOR_REASON
-    )
-    said = ""
-    if field in ("embargo_until", "status"):
-        said = _lift_or_schedule(changed, settings)
+    reason = reason or domain.OPERATOR_REASON
+    lifting = field in ("embargo_until", "status")
+    connection = queue.connect(runtime.redis_url(settings)) if lifting else None
+    change = None
+    if field == "embargo_until":
+        until = domain.parse_date(v, field, value)
+        change = embargo_change.change_embargo(
+            v, until, reason, _cli_actor(), clock.now(), settings
+        )
+        changed = change.vulnerability
+    else:
+        changed = domain.set_field(v, field, value, _cli_actor(), clock.now(), reason)
+    said = _lift_or_schedule(connection, changed, settings, change) if lifting else ""
     click.echo(f"{changed.tracking_id}: {field} set{said}")
 
 
-def _lift_or_schedule(v, settings) -> str:
-    """An embargo end in the past lifts now; otherwise the lift is (re)scheduled."""
+def _lift_or_schedule(connection, v, settings, change=None) -> str:
+    """An embargo end in the past lifts now; otherwise the lift is (re)scheduled. `change`:
+    what an embargo change already did for the lift (else it is looked at now)."""
     from app.disclosure import lift
     from app.vulns import embargo
-    from app.workers import queue
+    from app.workers import scheduling
 
-    outcome = lift.after_change(
-        queue.connect(runtime.redis_url(settings)), v, clock.now(), settings
-    )
+    change = change or lift.after_change(v, clock.now(), settings)
+    outcome = scheduling.follow(connection, change, clock.now())
     if outcome == "lifted":
         return "; published now (the announcement is queued)"
     if outcome == "held":
@@ -212,14 +221,14 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
 @cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")
 def lift_due() -> None:
     from app.disclosure import lift
-    from app.workers import queue
+    from app.workers import queue, scheduling
 
     settings = _settings()
     runtime.open_current_db(settings)
     connection = queue.connect(runtime.redis_url(settings))
     outcomes = {}
     for v in list(lift.due(clock.now())):
-        outcome = lift.after_change(connection, v, clock.now(), settings)
+        outcome = scheduling.after_change(connection, v, clock.now(), settings)
         outcomes[v.tracking_id] = outcome
         click.echo(f"{v.tracking_id}: {_LIFT_SAID.get(outcome, outcome)}")
     if not outcomes:

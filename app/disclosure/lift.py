@@ -6,13 +6,15 @@ row tracks what must follow, outside that transaction because it talks to the ne
 must validate, the public page must render, and in CVE Services mode the CVE record must be
 published. A failing step is retried with backoff and shown to the team.
 
-A job scheduled for the instant (RQ's scheduler) runs it; the reconciler schedules what is
-coming and catches up on anything missed. Every step is idempotent.
+Nothing here knows of the queue: this module says what is due, and the workers
+(app.workers.scheduling) schedule a job for the instant, reschedule it when the end moves, and
+catch up on anything missed. Every step is idempotent.
 """
 
 import json
 import logging
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import markupsafe
@@ -87,35 +89,45 @@ def lift(vulnerability_id: int, at: datetime, settings: Settings) -> str:
     return "lifted"
 
 
-def after_change(connection, v: Vulnerability, at: datetime, settings: Settings) -> str:
-    """After the team moved an embargo end or a state: lift now when it is due (an embargo
-    end in the past is an early lift), otherwise (re)schedule the lift. Redis being away only
-    delays the schedule to the reconciler's next pass. Returns lift()'s outcome, "scheduled",
-    or "none"."""
-    import redis
+SCHEDULE = "schedule"
 
+
+@dataclass(frozen=True)
+class AfterChange:
+    """What a change of an embargo end or a state means for the lift. `outcome` is lift()'s
+    when the end had passed (an embargo end in the past is an early lift), SCHEDULE when the
+    lift must be (re)scheduled for the end (the workers do that: app.workers.scheduling), or
+    "none" (no embargo end, or a state the lift leaves alone)."""
+
+    vulnerability: Vulnerability  # as it was read after the change, before any lift
+    outcome: str
+
+
+def awaits_lift(v: Vulnerability) -> bool:
+    """Has v an embargo end, and a state the lift acts on (publishing or holding it)?"""
+    return v.embargo_until is not None and v.status in LIFTABLE + UNVALIDATED
+
+
+def after_change(v: Vulnerability, at: datetime, settings: Settings) -> AfterChange:
+    """After the team moved an embargo end or a state: lift now when it is due, otherwise say
+    that the lift is to be (re)scheduled."""
     v = Vulnerability.get_by_id(v.id)
-    if v.embargo_until is not None and v.embargo_until <= at and v.status in LIFTABLE + UNVALIDATED:
-        outcome = lift(v.id, at, settings)
-        if outcome == "lifted":
-            try:
-                _queue_completion(connection, v.id)
-            except redis.RedisError as exc:
-                log.warning("publication steps of %s wait for the reconciler: %s", v.id, exc)
-        return outcome
-    try:
-        return "scheduled" if schedule(connection, v, at) != "none" else "none"
-    except redis.RedisError as exc:
-        log.warning("lift of %s scheduled by the reconciler instead: %s", v.tracking_id, exc)
-        return "scheduled"
+    if not awaits_lift(v):
+        return AfterChange(v, "none")
+    if v.embargo_until <= at:
+        return AfterChange(v, lift(v.id, at, settings))
+    return AfterChange(v, SCHEDULE)
 
 
-def _queue_completion(connection, vulnerability_id: int) -> None:
-    from app.workers import queue
-
-    name = f"publication-{vulnerability_id}"
-    if not _waiting(connection, name, due_now=True):
-        queue.enqueue(connection, COMPLETE_JOB, vulnerability_id, job_id=name)
+def to_schedule(at: datetime, until: datetime) -> list[Vulnerability]:
+    """The lifts the workers must have waiting: embargoes that have ended, and those ending by
+    `until`. Not an unvalidated one held at its end: the team was told, and accepting it makes
+    it due again."""
+    return [
+        v
+        for v in list(due(at)) + list(upcoming(at, until))
+        if not (v.status in UNVALIDATED and v.embargo_until <= at and _was_held(v))
+    ]
 
 
 def _hold(v: Vulnerability, at: datetime) -> None:
@@ -253,68 +265,3 @@ def status_of(v: Vulnerability) -> dict | None:
         "next_attempt_at": publication.next_attempt_at,
         "completed_at": publication.completed_at,
     }
-
-
-# -- scheduling ----------------------------------------------------------------------------------
-
-LIFT_JOB = "app.workers.jobs.lift"
-COMPLETE_JOB = "app.workers.jobs.complete_publication"
-HORIZON = timedelta(minutes=10)  # the reconciler schedules the lifts this close (each minute)
-
-
-def job_id(v) -> str:
-    """One job per vulnerability and embargo end: moving the embargo schedules a new one, and
-    the old one, if it runs, finds nothing due."""
-    return f"lift-{v.id}-{int(v.embargo_until.timestamp())}"
-
-
-def _waiting(connection, name: str, due_now: bool) -> bool:
-    """Is this job sure to run? For work due now only a job that is in the queue counts: a
-    worker killed with -9 leaves its job "started" for good, and a killed worker's scheduler
-    lock can keep a "scheduled" job from being moved for many minutes. A lift that runs twice
-    finds the second time that it is already done."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-    from rq.serializers import JSONSerializer
-
-    from app.workers import queue
-
-    if due_now:
-        return name in queue.work_queue(connection).get_job_ids()
-    try:
-        job = Job.fetch(name, connection=connection, serializer=JSONSerializer)
-    except NoSuchJobError:
-        return False
-    return job.get_status() in ("queued", "scheduled", "deferred")
-
-
-def schedule(connection, v: Vulnerability, at: datetime) -> str:
-    """Queue the lift for v's embargo end (at once, when it has passed). Returns "scheduled",
-    "queued", "waiting" (it already is) or "none" (no embargo end, or nothing to lift)."""
-    from app.workers import queue
-
-    if v.embargo_until is None or v.status not in LIFTABLE + UNVALIDATED:
-        return "none"
-    name = job_id(v)
-    if _waiting(connection, name, due_now=v.embargo_until <= at):
-        return "waiting"
-    if v.embargo_until <= at:
-        queue.enqueue(connection, LIFT_JOB, v.id, job_id=name)
-        return "queued"
-    queue.work_queue(connection).enqueue_at(v.embargo_until, LIFT_JOB, v.id, job_id=name)
-    return "scheduled"
-
-
-def reconcile(connection, at: datetime) -> int:
-    """The reconciler's part: lifts overdue or coming within the horizon, and publications
-    with a step to retry. Returns how many jobs it queued or scheduled."""
-
-    count = 0
-    for v in list(due(at)) + list(upcoming(at, at + HORIZON)):
-        if v.status in UNVALIDATED and v.embargo_until <= at and _was_held(v):
-            continue  # the team was told; accepting it makes it due again
-        count += schedule(connection, v, at) in ("queued", "scheduled")
-    for publication in pending(at):
-        _queue_completion(connection, publication.vulnerability_id)
-        count += 1
-    return count

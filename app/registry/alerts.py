@@ -155,31 +155,6 @@ def alerted(v: Vulnerability):
     return recipients().where(Registrant.user.in_(sent_to))
 
 
-def queue_embargo_notices(
-    v: Vulnerability, before: datetime, after: datetime, kind: str, at: datetime
-) -> int:
-    """A short notice to everyone alerted about v that its embargo moved (call it inside the
-    transaction that moves it). Encrypted to each one's key, like the advisory."""
-    count = 0
-    for registrant in alerted(v).iterator():
-        deliveries.queue(
-            "alert-embargo",
-            registrant.user.email,
-            at,
-            vulnerability=v,
-            user=registrant.user,
-            fingerprint=registrant.pinned_fingerprint,
-            payload={
-                "registrant": registrant.id,
-                "before": before.isoformat(),
-                "after": after.isoformat(),
-                "kind": kind,
-            },
-        )
-        count += 1
-    return count
-
-
 def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> bytes:
     """The version's signed entity (RFC 3156 multipart/signed with protected headers), made
     once from the alert's text (app.registry.letters: the same for every registrant) and kept,

@@ -149,14 +149,15 @@ def credits(v: Vulnerability) -> str:
 def set_field(
     v: Vulnerability, field: str, value: str, actor: Actor, at: datetime, reason: str = ""
 ) -> Vulnerability:
-    """Change one field under the rules; audited with before and after."""
+    """Change one field under the rules; audited with before and after. An embargo_until set
+    here is the date alone (see set_date): the portal and the command line move an embargo
+    with app.disclosure.embargo_change.change_embargo."""
     if field not in FIELDS:
         raise Refused(f"{field!r} is not a field; use one of {', '.join(FIELDS)}")
     if field == "status":
         return set_status(v, value.strip().lower(), actor, at, reason)
     if field in ("embargo_until", "fix_due"):
-        hour = time(23, 59, 59) if field == "fix_due" else time(_publication_hour(v))
-        return set_date(v, field, embargo.parse_instant(value, hour), actor, at, reason)
+        return set_date(v, field, parse_date(v, field, value), actor, at, reason)
     changes = _checked(field, value)
     before = {name: _jsonable(getattr(v, name)) for name in changes}
     with write_transaction():
@@ -170,6 +171,13 @@ def set_field(
             actor_label=actor.label,
         )
     return Vulnerability.get_by_id(v.id)
+
+
+def parse_date(v: Vulnerability, field: str, text: str) -> datetime:
+    """embargo_until or fix_due as an operator types it: a date alone is the end of that day
+    for fix_due, and the hour of the current embargo end (else 14:00) for embargo_until."""
+    hour = time(23, 59, 59) if field == "fix_due" else time(_publication_hour(v))
+    return embargo.parse_instant(text, hour)
 
 
 def _publication_hour(v: Vulnerability) -> int:
@@ -259,18 +267,27 @@ def set_status(
     return Vulnerability.get_by_id(v.id)
 
 
+def move_kind(before: datetime | None, after: datetime) -> str:
+    """What setting an embargo end from `before` to `after` is: "extend", "early-lift" (it
+    ends sooner), or "set" (the first end, or the same one)."""
+    if before is None or after == before:
+        return "set"
+    return "extend" if after > before else "early-lift"
+
+
 def set_date(
     v: Vulnerability, field: str, value: datetime, actor: Actor, at: datetime, reason: str = ""
 ) -> Vulnerability:
-    """embargo_until or fix_due. Extending an embargo, or ending it early, needs a reason."""
+    """embargo_until or fix_due, recorded and audited. Extending an embargo, or ending it
+    early, needs a reason. Only the date: moving an embargo end also tells the people
+    concerned and moves the lift, which app.disclosure.embargo_change.change_embargo does
+    around this (the portal and the command line call that)."""
     before = getattr(v, field)
     reason = reason.strip()
-    kind = "set"
-    if field == "embargo_until" and before is not None and value != before:
-        kind = "extend" if value > before else "early-lift"
-        if not reason:
-            what = "Extending" if kind == "extend" else "Ending an embargo early"
-            raise Refused(f"{what} needs a reason (it is audited and the people concerned told)")
+    kind = move_kind(before, value) if field == "embargo_until" else "set"
+    if kind in ("extend", "early-lift") and not reason:
+        what = "Extending" if kind == "extend" else "Ending an embargo early"
+        raise Refused(f"{what} needs a reason (it is audited and the people concerned told)")
     with write_transaction():
         Vulnerability.update(**{field: value, "updated_at": at}).where(
             Vulnerability.id == v.id
@@ -288,27 +305,7 @@ def set_date(
             },
             actor_label=actor.label,
         )
-        if kind in ("extend", "early-lift"):
-            _tell_embargo_change(v, before, value, kind, reason, at)
     return Vulnerability.get_by_id(v.id)
-
-
-def _tell_embargo_change(v, before, after, kind, reason, at) -> None:
-    """The team and the reporter learn that the publication date moved (the reason goes
-    only to those whose key we have; the others get the dates and a link). Registrants
-    who were alerted get a notice of their own (app.registry.alerts)."""
-    from app.registry import alerts
-
-    alerts.queue_embargo_notices(v, before, after, kind, at)
-    payload = {
-        "before": before.isoformat(),
-        "after": after.isoformat(),
-        "kind": kind,
-        "reason": reason,
-    }
-    deliveries.queue_to_team("embargo-changed", at, payload, vulnerability=v)
-    if v.reporter_email:
-        deliveries.queue("embargo-changed", v.reporter_email, at, vulnerability=v, payload=payload)
 
 
 def _jsonable(value):

@@ -13,10 +13,13 @@ from wtforms.widgets import HiddenInput
 from app.accounts.team import TEAM_ROLES
 from app.core import clock
 from app.core.errors import Refused
+from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
 from app.reports import attachments, processing
 from app.vulns import embargo, lifecycle
 from app.web.auth import roles_required
+from app.web.outgoing import send_soon
+from app.workers import scheduling
 
 bp = Blueprint("workspace", __name__, url_prefix="/team/vulnerabilities")
 
@@ -133,14 +136,13 @@ def _refused(v: Vulnerability, what: str, exc: Exception):
     return _back(v)
 
 
-def _lift_or_schedule(v: Vulnerability) -> str:
-    """Lift now when the embargo has ended, else (re)schedule the lift; says which."""
-    from app.disclosure import lift
-    from app.web.outgoing import send_soon
-
+def _lift_or_schedule(v: Vulnerability, change: lift.AfterChange | None = None) -> str:
+    """Lift now when the embargo has ended, else (re)schedule the lift; says which. `change`:
+    what an embargo change already did for the lift (else it is looked at now)."""
     settings = current_app.extensions["forewarn.settings"]
     redis = current_app.extensions["forewarn.redis"]
-    outcome = lift.after_change(redis, v, clock.now(), settings)
+    change = change or lift.after_change(v, clock.now(), settings)
+    outcome = scheduling.follow(redis, change, clock.now())
     if outcome == "lifted":
         send_soon()
         return "Its embargo has ended, so it is published now and the announcement goes out."
@@ -228,6 +230,7 @@ def dates(tracking_id: str):
         return _refused(v, "The dates were", _form_errors(form))
     settings = current_app.extensions["forewarn.settings"]
     said = []
+    change = None
     try:
         for name, default_time in (
             ("fix_due", time(23, 59, 59)),
@@ -237,15 +240,21 @@ def dates(tracking_id: str):
             if not text:
                 continue
             value = embargo.parse_instant(text, default_time)
-            if value != getattr(v, name):
-                v = lifecycle.set_date(
-                    v, name, value, _actor(), clock.now(), form.reason.data or ""
+            if value == getattr(v, name):
+                continue
+            reason = form.reason.data or ""
+            if name == "embargo_until":
+                change = embargo_change.change_embargo(
+                    v, value, reason, _actor(), clock.now(), settings
                 )
-                said.append(f"{name.replace('_', ' ')} is {embargo.shown(value)}")
+                v = change.vulnerability
+            else:
+                v = lifecycle.set_date(v, name, value, _actor(), clock.now(), reason)
+            said.append(f"{name.replace('_', ' ')} is {embargo.shown(value)}")
     except Refused as exc:
         return _refused(v, "The dates were", exc)
     if said:
-        lifting = _lift_or_schedule(v)
+        lifting = _lift_or_schedule(v, change)
         flash(
             f"Saved: {'; '.join(said)}. The change is in the audit log. {lifting}".strip(),
             "success",

@@ -10,6 +10,8 @@ import traceback
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import UnixSignalDeathPenalty
 
@@ -17,7 +19,16 @@ from app.core.errors import OperatorError, OutOfTime
 
 QUEUE_NAME = "forewarn"
 INBOUND_QUEUE = "forewarn-inbound"
-_INBOUND_JOBS = frozenset({"app.workers.jobs.process_inbound"})
+
+# The jobs, by the dotted path RQ stores in Redis: named here alone, for every enqueuer (the
+# functions are in app/workers/jobs.py; app/jobs.py keeps the app.jobs.* names of releases
+# before app/ was regrouped, for jobs such a release left queued or scheduled).
+PROCESS_INBOUND = "app.workers.jobs.process_inbound"
+SEND_DELIVERIES = "app.workers.jobs.send_deliveries"
+LIFT = "app.workers.jobs.lift"
+COMPLETE_PUBLICATION = "app.workers.jobs.complete_publication"
+JOBS = (PROCESS_INBOUND, SEND_DELIVERIES, LIFT, COMPLETE_PUBLICATION)
+_INBOUND_JOBS = frozenset({PROCESS_INBOUND})
 
 
 def connect(url: str) -> redis.Redis:
@@ -50,6 +61,33 @@ def inbound_queue(connection: redis.Redis) -> Queue:
 def queue_for(connection: redis.Redis, function: str) -> Queue:
     """The queue a job of `function` (a dotted path) goes to."""
     return inbound_queue(connection) if function in _INBOUND_JOBS else work_queue(connection)
+
+
+def is_waiting(
+    connection: redis.Redis,
+    function: str,
+    job_id: str,
+    due_now: bool = True,
+    queued: set[str] | None = None,
+) -> bool:
+    """Is this job sure to run, so that queueing it again would only add noise? A job that
+    runs twice finds the second time that its work is done (a delivery's lease in the
+    database, a lift's state), so when in doubt the answer is no.
+
+    For work due now only a job in its queue counts: a worker killed with -9 leaves its job
+    "started" for good, or "queued" but out of the queue when it died between taking it and
+    starting it, and a killed worker's scheduler lock can keep a "scheduled" job from being
+    moved for many minutes. Work due later counts as waiting while RQ holds it for its time.
+    `queued`: the queue's job ids, when the caller asks about many jobs at once."""
+    if due_now:
+        if queued is None:
+            queued = set(queue_for(connection, function).get_job_ids())
+        return job_id in queued
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status() in ("queued", "scheduled", "deferred")
 
 
 def worker_queues(connection: redis.Redis, urgent_only: bool = False) -> list[Queue]:

@@ -5,23 +5,17 @@ import threading
 from datetime import datetime
 
 import redis
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-from rq.serializers import JSONSerializer
 
 from app.core.config import Settings
-from app.disclosure import lift
 from app.outbox import sending
 from app.registry import renewal
 from app.reports import inbound
 from app.vulns import reminders
-from app.workers import queue
+from app.workers import queue, scheduling
 
 log = logging.getLogger("forewarn.reconcile")
 
 PERIOD_SECONDS = 60
-PROCESS_INBOUND = "app.workers.jobs.process_inbound"
-SEND_DELIVERIES = "app.workers.jobs.send_deliveries"
 # Deliveries are sent in buckets of consecutive ids, one job each: an alert's thousand
 # deliveries are two hundred jobs, each sending over one connection (and a worker told to stop
 # finishes at most that many).
@@ -32,48 +26,39 @@ def delivery_job_id(delivery_id: int) -> str:
     return f"deliveries-{delivery_id // BUCKET}"
 
 
-def _waiting(connection: redis.Redis, job_id: str, in_queue: set[str]) -> bool:
-    """Is this job already waiting in the queue or the scheduler (so queueing it again would
-    only add noise)?
-
-    What RQ says of a job is not enough: the row is due, so no live worker holds its lease. A
-    worker killed with -9 leaves its job "started" for good, or "queued" but out of the queue
-    when it died between taking it and starting it. The database's claim stops a live but slow
-    worker from sending twice.
-    """
-    if job_id in in_queue:
-        return True
-    try:
-        status = Job.fetch(job_id, connection=connection, serializer=JSONSerializer).get_status()
-    except NoSuchJobError:
-        return False
-    return status in ("scheduled", "deferred")
-
-
 def _queue(connection: redis.Redis, function: str, prefix: str, ids) -> int:
+    """Queue `function` for each row id whose job is not waiting already (the work is due)."""
     ids = list(ids)
     in_queue = set(queue.queue_for(connection, function).get_job_ids()) if ids else set()
     jobs = [(row_id, f"{prefix}-{row_id}") for row_id in ids]
     return queue.enqueue_each(
-        connection, function, [job for job in jobs if not _waiting(connection, job[1], in_queue)]
+        connection,
+        function,
+        [
+            job
+            for job in jobs
+            if not queue.is_waiting(connection, function, job[1], queued=in_queue)
+        ],
     )
 
 
 def queue_new_inbound(connection: redis.Redis, message_ids: list[int]) -> None:
     """Messages just stored: nothing can be waiting for them yet, so no look first."""
-    queue.enqueue_each(connection, PROCESS_INBOUND, [(m, f"inbound-{m}") for m in message_ids])
+    queue.enqueue_each(
+        connection, queue.PROCESS_INBOUND, [(m, f"inbound-{m}") for m in message_ids]
+    )
 
 
 def queue_due_deliveries(connection: redis.Redis, at: datetime) -> int:
     buckets = sorted({row_id // BUCKET for (row_id,) in sending.due(at).tuples()})
-    return _queue(connection, SEND_DELIVERIES, "deliveries", buckets)
+    return _queue(connection, queue.SEND_DELIVERIES, "deliveries", buckets)
 
 
 def run(connection: redis.Redis, at: datetime) -> int:
     """One pass: queue every due message, lift and delivery not already waiting; returns how
     many."""
-    queued = _queue(connection, PROCESS_INBOUND, "inbound", [m.id for m in inbound.due(at)])
-    queued += lift.reconcile(connection, at)
+    queued = _queue(connection, queue.PROCESS_INBOUND, "inbound", [m.id for m in inbound.due(at)])
+    queued += scheduling.reconcile(connection, at)
     return queued + queue_due_deliveries(connection, at)
 
 

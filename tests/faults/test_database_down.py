@@ -284,9 +284,7 @@ def test_the_intake_portal_and_worker_ride_out_a_database_restart(
         )
         pages.append(posted)
         # A job that needs the database, run by the worker while the database is down.
-        queue.enqueue(
-            connection, "app.workers.jobs.process_inbound", 1, job_id="inbound-during-outage"
-        )
+        queue.enqueue(connection, queue.PROCESS_INBOUND, 1, job_id="inbound-during-outage")
         failed = wait_for(
             lambda: queue.inbound_queue(connection).failed_job_registry.get_job_ids(),
             timeout=20,

@@ -16,11 +16,10 @@ from rq import Worker
 
 from app.core import clock
 from app.core.config import load_settings
-from app.disclosure import lift
 from app.models import AuditEvent, Delivery, Vulnerability
 from app.outbox import sending
 from app.vulns import lifecycle
-from app.workers import reconcile
+from app.workers import reconcile, scheduling
 from tests.conftest import wait_for
 from tests.faults.harness import CountingSink, Workers, received_by_message_id
 
@@ -70,7 +69,7 @@ def test_embargoes_that_end_while_the_worker_is_down_are_lifted_once_it_is_back(
         created = []
         for n in range(VULNERABILITIES):
             v = accepted(settings, n, first + timedelta(seconds=n))
-            assert lift.after_change(connection, v, clock.now(), settings) == "scheduled"
+            assert scheduling.after_change(connection, v, clock.now(), settings) == "scheduled"
             created.append(v)
         workers.kill()
         killed_ahead = (first - clock.now()).total_seconds()
