@@ -76,3 +76,11 @@ def test_admins_see_approved_registrants_whose_key_cannot_be_used(
     page = client.get("/admin/registrants/").get_data(as_text=True)
     assert "no usable key" in page
     assert "Reader Ltd</a> (psirt@reader.example)" in page
+
+
+def test_only_an_approved_registrant_sent_the_alert_may_read_it(alerted, clock):
+    registrant, advisory = alerted
+    assert alerts.may_read(registrant, advisory.id) == advisory
+    assert alerts.may_read(registrant, advisory.id + 1) is None  # never sent to them
+    Registrant.update(status="suspended").where(Registrant.id == registrant.id).execute()
+    assert alerts.may_read(Registrant.get_by_id(registrant.id), advisory.id) is None

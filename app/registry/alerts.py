@@ -192,3 +192,21 @@ def progress(advisory: Advisory) -> dict[str, int]:
         .tuples()
     )
     return {state: found.get(state, 0) for state in ("queued", "sent", "failed", "bounced")}
+
+
+def may_read(registrant: Registrant, advisory_id: int) -> Advisory | None:
+    """The advisory version a registrant may read in the portal, or None: only while approved
+    (pending, rejected, suspended and removed registrants read none), and only a version they
+    were sent as an alert (not one they missed, and never another registrant's)."""
+    if registrant.status != "approved":
+        return None
+    sent = (
+        Delivery.select()
+        .where(
+            Delivery.user == registrant.user,
+            Delivery.advisory == advisory_id,
+            Delivery.kind == "alert",
+        )
+        .exists()
+    )
+    return Advisory.get_or_none(Advisory.id == advisory_id) if sent else None

@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 
 from app.core import audit, clock
 from app.models import Advisory, Delivery, Registrant, Vulnerability
+from app.registry import alerts
 from app.web.team import utc, utc_iso
 
 bp = Blueprint("advisories", __name__, url_prefix="/registry/advisories")
@@ -48,17 +49,8 @@ def text(advisory_id: int):
     registrant = _registrant()
     if registrant.status != "approved":
         abort(403)  # pending, rejected, suspended and removed registrants read no advisory
-    sent = (
-        Delivery.select()
-        .where(
-            Delivery.user == registrant.user,
-            Delivery.advisory == advisory_id,
-            Delivery.kind == "alert",
-        )
-        .exists()
-    )
-    advisory = Advisory.get_or_none(Advisory.id == advisory_id)
-    if advisory is None or not sent:
+    advisory = alerts.may_read(registrant, advisory_id)
+    if advisory is None:
         abort(404)
     audit.record(
         current_user.user,
