@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import peewee
 from itsdangerous import BadSignature, SignatureExpired
 
-from app.core import audit, tokens
+from app.core import audit, steps, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import AuditEvent, PublicKey, Registrant, User
@@ -75,13 +75,6 @@ def current_key(registrant: Registrant, at: datetime) -> PublicKey | None:
     return None if needs_key(registrant, at) else registrant.key
 
 
-def _step(steps, deadline: datetime, at: datetime) -> str | None:
-    for name, before in steps:
-        if at >= deadline - before:
-            return name
-    return None
-
-
 # -- what was sent ----------------------------------------------------------------------------
 
 
@@ -123,7 +116,7 @@ def _tell_admins(registrant: Registrant, event: str, at: datetime, **extra) -> l
 def _watch_key(registrant: Registrant, at: datetime) -> int:
     expires = registrant.encryption_expires
     queued = 0
-    step = _step(REGISTRANT_STEPS, expires, at) if at < expires else None
+    step = steps.due(REGISTRANT_STEPS, expires, at) if at < expires else None
     if step is not None:
         mark = f"{expires.isoformat()}:{step}"
         with write_transaction():
@@ -145,7 +138,7 @@ def _watch_key(registrant: Registrant, at: datetime) -> int:
                     details={"mark": mark, "to": [fresh.user.email]},
                 )
                 queued += 1
-    step = _step(ADMIN_STEPS, expires, at)
+    step = steps.due(ADMIN_STEPS, expires, at)
     if step is not None:
         mark = f"{expires.isoformat()}:{step}"
         with write_transaction():

@@ -18,7 +18,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from app.core import audit
+from app.core import audit, steps
 from app.core.db import write_transaction
 from app.models import AuditEvent
 from app.outbox import deliveries
@@ -35,13 +35,6 @@ CHECK_EVERY_SECONDS = 3600
 _last_check: float | None = None
 
 
-def _step(expires: datetime, at: datetime) -> str | None:
-    for name, before in STEPS:
-        if at >= expires - before:
-            return name
-    return None
-
-
 def _sent(fingerprint: str, mark: str) -> bool:
     for event in AuditEvent.select().where(
         AuditEvent.action == ACTION, AuditEvent.target == fingerprint
@@ -56,7 +49,7 @@ def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
     every active admin, unless it was queued already; returns how many mails were queued."""
     if expires is None:
         return 0
-    step = _step(expires, at)
+    step = steps.due(STEPS, expires, at)
     if step is None:
         return 0
     mark = f"{expires.isoformat()}:{step}"

@@ -1,0 +1,27 @@
+"""Each rule the code relies on is written once, in one place, and used from there (#14)."""
+
+import ast
+from datetime import UTC, datetime, timedelta
+
+from app.core import steps
+from tests.conftest import ROOT
+
+
+def _functions(relative: str) -> set[str]:
+    tree = ast.parse((ROOT / relative).read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_the_nearest_warning_step_reached_is_due_and_a_missed_one_is_skipped():
+    ladder = (("past", timedelta(0)), ("1 day", timedelta(days=1)), ("7 days", timedelta(days=7)))
+    deadline = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+    assert steps.due(ladder, deadline, deadline - timedelta(days=8)) is None
+    assert steps.due(ladder, deadline, deadline - timedelta(days=7)) == "7 days"
+    assert steps.due(ladder, deadline, deadline - timedelta(hours=23)) == "1 day"
+    assert steps.due(ladder, deadline, deadline + timedelta(days=30)) == "past"
+
+
+def test_reminders_renewal_and_service_key_expiry_share_one_step_rule():
+    for module in ("app/vulns/reminders.py", "app/registry/renewal.py", "app/servicekey/expiry.py"):
+        assert "_step" not in _functions(module), module
+        assert "steps.due(" in (ROOT / module).read_text(), module
