@@ -25,3 +25,17 @@ def test_reminders_renewal_and_service_key_expiry_share_one_step_rule():
     for module in ("app/vulns/reminders.py", "app/registry/renewal.py", "app/servicekey/expiry.py"):
         assert "_step" not in _functions(module), module
         assert "steps.due(" in (ROOT / module).read_text(), module
+
+
+def test_what_was_sent_already_is_looked_up_one_way():
+    """Renewal, the service key's expiry and rotation, and the lift's hold notice ask the
+    audit log through app.core.audit.already, never by reading details JSON themselves."""
+    for module in (
+        "app/registry/renewal.py",
+        "app/servicekey/expiry.py",
+        "app/servicekey/rotation.py",
+        "app/disclosure/lift.py",
+    ):
+        text = (ROOT / module).read_text()
+        assert "AuditEvent.select" not in text, module
+        assert "audit.already(" in text, module

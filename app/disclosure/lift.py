@@ -24,7 +24,7 @@ from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import ForewarnError
 from app.disclosure import announcements
-from app.models import AuditEvent, Publication, Vulnerability
+from app.models import Publication, Vulnerability
 from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.lift")
@@ -151,10 +151,7 @@ def _hold(v: Vulnerability, at: datetime) -> None:
 def _was_held(v: Vulnerability) -> bool:
     """Was the team told that this embargo end passed with v unvalidated?"""
     mark = v.embargo_until.isoformat()
-    held = AuditEvent.select(AuditEvent.details).where(
-        AuditEvent.action == "lift.held", AuditEvent.target == v.tracking_id
-    )
-    return any(json.loads(e.details or "{}").get("embargo_until") == mark for e in held)
+    return audit.already("lift.held", v.tracking_id, embargo_until=mark) is not None
 
 
 # -- after the lift ------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ again, so a pass can run at any time (the worker's reconciler runs one every min
 new key arms its warnings again.
 """
 
-import json
 from datetime import datetime, timedelta
 
 import peewee
@@ -79,12 +78,7 @@ def current_key(registrant: Registrant, at: datetime) -> PublicKey | None:
 
 
 def _sent(kind: str, registrant: Registrant, mark: str) -> AuditEvent | None:
-    for event in AuditEvent.select().where(
-        AuditEvent.action == f"renewal.{kind}", AuditEvent.target == registrant.user.email
-    ):
-        if json.loads(event.details or "{}").get("mark") == mark:
-            return event
-    return None
+    return audit.already(f"renewal.{kind}", registrant.user.email, mark=mark)
 
 
 def _lock(registrant: Registrant) -> Registrant:

@@ -13,14 +13,12 @@ The reconciler calls tick() every pass; it asks gpg for the expiry at most once 
 logs an error each time while the key has expired.
 """
 
-import json
 import logging
 import time
 from datetime import datetime, timedelta
 
 from app.core import audit, steps
 from app.core.db import write_transaction
-from app.models import AuditEvent
 from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.service_key")
@@ -36,12 +34,7 @@ _last_check: float | None = None
 
 
 def _sent(fingerprint: str, mark: str) -> bool:
-    for event in AuditEvent.select().where(
-        AuditEvent.action == ACTION, AuditEvent.target == fingerprint
-    ):
-        if json.loads(event.details or "{}").get("mark") == mark:
-            return True
-    return False
+    return audit.already(ACTION, fingerprint, mark=mark) is not None
 
 
 def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:

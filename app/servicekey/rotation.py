@@ -7,7 +7,6 @@ Nothing in them is secret (fingerprints, a public key, tracking ids), so they ar
 current service key, which must be the new one, and not encrypted.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from peewee import fn
 from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import OperatorError, Refused
-from app.models import AuditEvent, Vulnerability
+from app.models import Vulnerability
 from app.outbox import deliveries
 from app.registry import alerts
 from keys import inspect, packets
@@ -72,10 +71,8 @@ def _pair(old: str, new: str, service_key: str | None) -> tuple[str, str]:
 
 
 def announced_at(old: str, new: str, action: str = ACTION) -> datetime | None:
-    for event in AuditEvent.select().where(AuditEvent.action == action, AuditEvent.target == new):
-        if json.loads(event.details or "{}").get("old") == old:
-            return event.at
-    return None
+    event = audit.already(action, new, old=old)
+    return event.at if event is not None else None
 
 
 def announce(
