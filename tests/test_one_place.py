@@ -3,7 +3,9 @@
 import ast
 from datetime import UTC, datetime, timedelta
 
-from app.core import steps
+from app.core import retry, steps
+from app.core.config import load_settings
+from app.reports import inbound
 from tests.conftest import ROOT
 
 
@@ -39,3 +41,24 @@ def test_what_was_sent_already_is_looked_up_one_way():
         text = (ROOT / module).read_text()
         assert "AuditEvent.select" not in text, module
         assert "audit.already(" in text, module
+
+
+def test_a_failed_delivery_waits_longer_each_time_up_to_six_hours():
+    waits = [retry.backoff(n, retry.DELIVERY_BACKOFF) for n in range(1, 9)]
+    assert waits == [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 360, 360)]
+    publication = [retry.backoff(n, retry.PUBLICATION_BACKOFF) for n in range(1, 6)]
+    assert publication == [timedelta(minutes=m) for m in (1, 5, 15, 60, 60)]
+
+
+def test_the_lease_is_five_minutes_for_deliveries_and_inbound_mail_alike():
+    assert retry.LEASE == timedelta(minutes=5) == inbound.LEASE
+    assert load_settings({}).delivery_lease_seconds == 300
+
+
+def test_backoff_tables_and_the_lease_are_written_once():
+    for path in (ROOT / "app").rglob("*.py"):
+        text = path.read_text()
+        if path.name != "retry.py":
+            assert "_BACKOFF = " not in text, path
+            assert "LEASE = timedelta" not in text, path
+            assert '"300"' not in text and "int = 300" not in text, path

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.core.errors import ConfigError
+from app.core.retry import LEASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Settings:
     refuse_plaintext: bool = False
     tracking_prefix: str = "SEC"
     publication_hour: int = 14  # UTC hour at which default embargoes end
-    delivery_lease_seconds: int = 300  # a sending worker's hold on a delivery (app/outbox)
+    # A sending worker's hold on a delivery (app/outbox; the default in app/core/retry.py).
+    delivery_lease_seconds: int = LEASE_SECONDS
     # DKIM on outgoing mail: signed when the key file is set (mail/domainkeys.py).
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
@@ -247,7 +249,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tracking_prefix=prefix,
         publication_hour=_hour(get("FOREWARN_PUBLICATION_HOUR") or "14"),
         delivery_lease_seconds=_positive_int(
-            "FOREWARN_DELIVERY_LEASE_SECONDS", get("FOREWARN_DELIVERY_LEASE_SECONDS") or "300"
+            "FOREWARN_DELIVERY_LEASE_SECONDS",
+            get("FOREWARN_DELIVERY_LEASE_SECONDS") or str(LEASE_SECONDS),
         ),
         dkim_key_file=Path(dkim_key_file).expanduser().resolve() if dkim_key_file else None,
         dkim_selector=_dns_name("FOREWARN_DKIM_SELECTOR", dkim_selector) if dkim_selector else None,

@@ -15,11 +15,11 @@ import json
 import logging
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import markupsafe
 
-from app.core import audit
+from app.core import audit, retry
 from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import ForewarnError
@@ -31,7 +31,6 @@ log = logging.getLogger("forewarn.lift")
 
 LIFTABLE = ("accepted", "fixed")
 UNVALIDATED = ("new", "triage")
-_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
 
 
 def due(at: datetime):
@@ -188,7 +187,7 @@ def complete(vulnerability_id: int, at: datetime, settings: Settings, services=N
     attempts = publication.attempts + 1
     changes = {"steps": json.dumps(steps), "attempts": attempts}
     if failed:
-        changes["next_attempt_at"] = at + _BACKOFF[min(attempts - 1, len(_BACKOFF) - 1)]
+        changes["next_attempt_at"] = at + retry.backoff(attempts, retry.PUBLICATION_BACKOFF)
     else:
         changes.update(state="complete", completed_at=at, next_attempt_at=None)
     Publication.update(**changes).where(Publication.id == publication.id).execute()
