@@ -1,6 +1,7 @@
 """Each rule the code relies on is written once, in one place, and used from there (#14)."""
 
 import ast
+import re
 from datetime import UTC, datetime, timedelta
 
 from app.core import retry, steps
@@ -62,3 +63,15 @@ def test_backoff_tables_and_the_lease_are_written_once():
             assert "_BACKOFF = " not in text, path
             assert "LEASE = timedelta" not in text, path
             assert '"300"' not in text and "int = 300" not in text, path
+
+
+def test_every_job_function_is_queued_by_name_somewhere():
+    """A job function nothing queues is dead code that still looks like a way in."""
+    others = "\n".join(
+        path.read_text()
+        for path in (ROOT / "app").rglob("*.py")
+        if path.relative_to(ROOT).as_posix() not in ("app/workers/jobs.py", "app/jobs.py")
+    )
+    for name in _functions("app/workers/jobs.py"):
+        if not name.startswith("_"):
+            assert re.search(rf"\b{name}\b", others), name
