@@ -75,3 +75,17 @@ def test_every_job_function_is_queued_by_name_somewhere():
     for name in _functions("app/workers/jobs.py"):
         if not name.startswith("_"):
             assert re.search(rf"\b{name}\b", others), name
+
+
+def test_no_module_imports_another_modules_private_names():
+    """What modules share is public (app/cli/context.py gives commands their settings and
+    operator); a leading underscore means "this module's own"."""
+    offenders = []
+    for package in ("app", "mail"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    private = [a.name for a in node.names if a.name.startswith("_")]
+                    if private and node.module != "__future__":
+                        offenders.append(f"{path.relative_to(ROOT)}: {node.module} {private}")
+    assert offenders == []
