@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from app.core import retry, steps
 from app.core.config import load_settings
 from app.reports import inbound
+from mail import addresses
 from tests.conftest import ROOT
 
 
@@ -89,3 +90,27 @@ def test_no_module_imports_another_modules_private_names():
                     if private and node.module != "__future__":
                         offenders.append(f"{path.relative_to(ROOT)}: {node.module} {private}")
     assert offenders == []
+
+
+def test_a_case_address_and_a_bounce_address_read_back_what_they_were_built_with():
+    security = "security@vendor.example"
+    case = addresses.case_address(security, "SEC-2026-0001")
+    assert case == "security+SEC-2026-0001@vendor.example"
+    assert addresses.plus_detail(case) == "SEC-2026-0001"
+    assert addresses.plus_detail(security) is None
+    bounce = addresses.bounce_address(security, "42-abcdefghijklmnop")
+    assert bounce == "security-bounces+42-abcdefghijklmnop@vendor.example"
+    assert addresses.bounce_detail(f"<{bounce}>", security) == "42-abcdefghijklmnop"
+    assert addresses.bounce_detail("Security-Bounces+42@VENDOR.example", security) == "42"
+    assert addresses.bounce_detail("security-bounces@vendor.example", security) == ""
+    assert addresses.bounce_detail(case, security) is None
+    assert all(addresses.accepts(a, security) for a in (security, case, bounce))
+    assert not addresses.accepts("security-bounces+42@elsewhere.example", security)
+
+
+def test_plus_addresses_are_built_and_read_in_mail_addresses_alone():
+    building = re.compile(r"\+\{[^}]*\}@\{|-bounces\(\?:|split\(\"\+\", 1\)")
+    for package in ("app", "mail"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.relative_to(ROOT).as_posix() != "mail/addresses.py":
+                assert not building.search(path.read_text()), path

@@ -17,7 +17,7 @@ from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulne
 from app.outbox import letters
 from app.reports import bounces
 from keys.keyring import ServiceKeyring
-from mail import domainkeys, mime
+from mail import addresses, domainkeys, mime
 from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted, unsigned
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
 
@@ -212,8 +212,7 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
     vulnerability = delivery.vulnerability
     reply_to = settings.security_address
     if vulnerability is not None:
-        local, _, domain = settings.security_address.rpartition("@")
-        reply_to = f"{local}+{vulnerability.tracking_id}@{domain}"
+        reply_to = addresses.case_address(settings.security_address, vulnerability.tracking_id)
     outgoing = Outgoing(
         sender=settings.from_address,
         recipient=delivery.recipient,
