@@ -2,9 +2,9 @@
 
 import ast
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
-from app.core import retry, steps
+from app.core import retry, steps, timefmt
 from app.core.config import load_settings
 from app.reports import inbound
 from mail import addresses
@@ -114,3 +114,22 @@ def test_plus_addresses_are_built_and_read_in_mail_addresses_alone():
         for path in (ROOT / package).rglob("*.py"):
             if path.relative_to(ROOT).as_posix() != "mail/addresses.py":
                 assert not building.search(path.read_text()), path
+
+
+def test_an_instant_is_written_in_utc_the_same_way_everywhere():
+    at = datetime(2027, 2, 23, 16, 5, 9, tzinfo=timezone(timedelta(hours=2)))
+    assert timefmt.minute(at) == "2027-02-23 14:05 UTC"
+    assert timefmt.minute(None) == "not set"
+    assert timefmt.minute(None, "never") == "never"
+    assert timefmt.day(at) == "2027-02-23"
+    assert timefmt.zulu(at) == "2027-02-23T14:05:09Z"
+    assert timefmt.zulu_minute(at) == "2027-02-23T14:05Z"
+    assert timefmt.compact(at) == "20270223T140509Z"
+    assert timefmt.minute(datetime(2027, 2, 23, 14, 5)) == "2027-02-23 14:05 UTC"  # naive: UTC
+
+
+def test_time_formats_are_written_in_app_core_timefmt_alone():
+    formats = re.compile(r"%Y|%m-%d|%H:%M")
+    for path in (ROOT / "app").rglob("*.py"):
+        if path.relative_to(ROOT).as_posix() not in ("app/core/timefmt.py", "app/web/timeline.py"):
+            assert not formats.search(path.read_text()), path

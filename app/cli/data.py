@@ -6,7 +6,7 @@ import click
 
 from app.cli import cli, context, key
 from app.cli.registrants import registrants
-from app.core import clock
+from app.core import clock, timefmt
 from app.workers import runtime
 
 
@@ -36,7 +36,7 @@ def key_renew(years: int) -> None:
         expires = keyring.renew(years)
     finally:
         keyring.stop_agent()
-    shown = expires.strftime("%Y-%m-%d %H:%M UTC") if expires else "never"
+    shown = timefmt.minute(expires, "never")
     try:
         runtime.open_current_db(settings)
         audit.record(

@@ -2,10 +2,11 @@
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from peewee import fn
 
+from app.core import timefmt
 from app.models import AuditEvent, User
 
 
@@ -98,7 +99,7 @@ def csv_rows(query) -> Iterator[list[str]]:
         yield [
             _cell(value)
             for value in (
-                event.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                timefmt.zulu(event.at),
                 event.actor_label,
                 event.action,
                 event.target,

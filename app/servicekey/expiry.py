@@ -17,7 +17,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from app.core import audit, steps
+from app.core import audit, steps, timefmt
 from app.core.db import write_transaction
 from app.outbox import deliveries
 
@@ -75,7 +75,7 @@ def check(keyring, at: datetime) -> int:
         log.error(
             "service key %s expired %s: signed mail is failing; run `forewarn key renew`",
             fingerprint,
-            f"{expires:%Y-%m-%d %H:%M} UTC",
+            timefmt.minute(expires),
         )
     return queue_due(fingerprint, expires, at)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from peewee import fn
 
-from app.core import audit
+from app.core import audit, timefmt
 from app.core.db import write_transaction
 from app.core.errors import OperatorError, Refused
 from app.models import Vulnerability
@@ -39,7 +39,7 @@ class Announcement:
     def line(self) -> str:
         pair = f"{self.old} -> {self.new}"
         if self.already_at is not None:
-            return f"already announced {pair} on {self.already_at:%Y-%m-%d %H:%M} UTC: none queued"
+            return f"already announced {pair} on {timefmt.minute(self.already_at)}: none queued"
         told = f"{self.registrants} registrant{'' if self.registrants == 1 else 's'}"
         note = "" if self.certified else " (the new key carries no certification by the old)"
         if self.dry_run:
@@ -150,7 +150,7 @@ class CompromiseAnnouncement:
         if self.already_at is not None:
             return (
                 f"already announced the compromise {pair} on "
-                f"{self.already_at:%Y-%m-%d %H:%M} UTC: none queued"
+                f"{timefmt.minute(self.already_at)}: none queued"
             )
         told = (
             f"{self.registrants} registrant{'' if self.registrants == 1 else 's'} and "
@@ -158,7 +158,7 @@ class CompromiseAnnouncement:
         )
         if self.dry_run:
             return f"would tell {told} about the compromise {pair}"
-        since = f"{self.since:%Y-%m-%d %H:%M} UTC"
+        since = timefmt.minute(self.since)
         return f"queued the key-compromise notice to {told}: {pair}, untrusted since {since}"
 
 
@@ -208,7 +208,7 @@ def announce_compromise(
     since = since or at
     if since > at:
         raise Refused(
-            f"--since {since:%Y-%m-%d %H:%M} UTC is in the future: give when the "
+            f"--since {timefmt.minute(since)} is in the future: give when the "
             "old key was exposed, or leave it out (now)"
         )
     armored = checked_revocation(revocation, old, revocation_name)
