@@ -133,3 +133,16 @@ def test_time_formats_are_written_in_app_core_timefmt_alone():
     for path in (ROOT / "app").rglob("*.py"):
         if path.relative_to(ROOT).as_posix() not in ("app/core/timefmt.py", "app/web/timeline.py"):
             assert not formats.search(path.read_text()), path
+
+
+def test_comments_state_facts_instead_of_pointing_outside_the_repository():
+    """The project's design notes live outside the repository: a comment that sends a reader
+    there leaves them with nothing. (keys/ is restructured separately.)"""
+    outside = re.compile(r"(CONTRACT|PITFALLS|DESIGN|STYLE)\.md|\.\./shared/")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("app", "mail", "bench", "tests")
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "test_one_place.py" and outside.search(path.read_text())
+    ]
+    assert offenders == []

@@ -1,4 +1,7 @@
-"""Settings from the environment (CONTRACT.md), read once into a Settings object passed in."""
+"""Settings from the environment (FOREWARN_*), read once into a Settings object passed in.
+
+Operators rely on each name and default: a name is never changed without keeping the old
+one working as an alias."""
 
 import functools
 import os
@@ -44,7 +47,7 @@ class Settings:
     repo_url: str | None
     key_passphrase_file: Path | None
     require_2fa: bool
-    # Beyond CONTRACT.md: the intake's protocol and TLS, the plaintext policy, tracking ids.
+    # Added since: the intake's protocol and TLS, the plaintext policy, tracking ids.
     intake_protocol: str = "smtp"
     intake_tls_cert: Path | None = None
     intake_tls_key: Path | None = None

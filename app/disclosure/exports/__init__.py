@@ -2,7 +2,7 @@
 the machine-readable records (CVE JSON 5.1, OSV, CSAF 2.0) with their schema validation.
 
 Release notes are public: of a vulnerability still under embargo they carry its CVE id and the
-date its embargo ends, nothing else (CONTRACT.md, "Protocol promises").
+date its embargo ends, nothing else (as every public page, feed and export).
 """
 
 import functools

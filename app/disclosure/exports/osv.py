@@ -3,7 +3,7 @@
 Its id is the CVE id, or `x_` and the tracking id (the prefix the schema leaves to private
 databases) while it has none. No OSV ecosystem fits an RTOS, and OSV's GIT ranges need commit
 hashes the team does not record: `affected` entries carry no package and no ranges, and the
-version ranges as written go in their `database_specific` (PITFALLS.md, "Exports").
+version ranges as written go in their `database_specific`.
 """
 
 from app.core import timefmt
