@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from mail import addresses
+
 log = logging.getLogger("forewarn.intake")
 
 ACCEPTED = "250 2.0.0 Message accepted"
@@ -40,17 +42,6 @@ class IntakePolicy:
     command_timeout: float = 120.0
     refuse_plaintext: bool = False
     plaintext_refusal: str = ""  # the 550 text: how to encrypt and where the key is
-
-
-def accepts_recipient(address: str, security_address: str) -> bool:
-    """The security address itself, its plus-addresses (security+SEC-2026-0001@...), and the
-    bounce addresses of alerts (security-bounces+<delivery>@...)."""
-    local, _, domain = address.strip().strip("<>").rpartition("@")
-    our_local, _, our_domain = security_address.rpartition("@")
-    if domain.lower() != our_domain.lower():
-        return False
-    base = local.split("+", 1)[0].lower()
-    return base in (our_local.lower(), f"{our_local.lower()}-bounces")
 
 
 _ENCRYPTED = re.compile(
@@ -162,7 +153,7 @@ class IntakeHandler:
         self.store = store
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if not accepts_recipient(address, self.policy.security_address):
+        if not addresses.accepts(address, self.policy.security_address):
             return UNKNOWN_RECIPIENT
         if len(envelope.rcpt_tos) >= self.policy.max_recipients:
             return TOO_MANY_RECIPIENTS

@@ -98,6 +98,17 @@ def test_actions_lists_each_action_once(some_events):
     assert audit.actions() == ["cve.assign", "registrant.approve", "vuln.set"]
 
 
+def test_already_finds_the_event_that_recorded_this_mark_for_this_action_and_target(db):
+    first = event("renewal.key-expiry", DAY, target="a@vendor.example", details={"mark": "m:3"})
+    event("renewal.key-expiry", DAY, target="b@vendor.example", details={"mark": "m:14"})
+    event("renewal.reconfirm", DAY, target="a@vendor.example", details={"mark": "m:14"})
+    event("renewal.key-expiry", DAY, target="a@vendor.example", details={"mark": "m:3"})
+    assert audit.already("renewal.key-expiry", "a@vendor.example", mark="m:3") == first
+    assert audit.already("renewal.key-expiry", "a@vendor.example", mark="m:14") is None
+    assert audit.already("renewal.key-expiry", "c@vendor.example", mark="m:3") is None
+    assert audit.already("renewal.key-expiry", "a@vendor.example", mark="m:3", step="x") is None
+
+
 def test_csv_rows_start_with_a_header_and_defuse_formulas(db):
     event("vuln.set", DAY, target='=HYPERLINK("http://evil")', details={"field": "title"})
 

@@ -1,4 +1,4 @@
-"""`forewarn alert send VULN_ID` (CONTRACT.md): refused unless accepted or fixed."""
+"""`forewarn alert send VULN_ID`: refused unless accepted or fixed."""
 
 import json
 

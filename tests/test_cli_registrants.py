@@ -1,4 +1,4 @@
-"""`forewarn registrants ...` (CONTRACT.md): add, import, list, approve, suspend."""
+"""`forewarn registrants ...`: add, import, list, approve, suspend."""
 
 import json
 

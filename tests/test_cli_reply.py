@@ -1,4 +1,4 @@
-"""`forewarn vulns reply ID --text-file F` (CONTRACT.md): the team's reply to the reporter, the
+"""`forewarn vulns reply ID --text-file F`: the team's reply to the reporter, the
 same as the reply form sends, by an operator."""
 
 import json

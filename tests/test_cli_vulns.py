@@ -1,4 +1,4 @@
-"""`forewarn vulns ...` as operators and scripts use it (CONTRACT.md)."""
+"""`forewarn vulns ...` as operators and scripts use it (names, --json keys)."""
 
 import json
 import re

@@ -1,4 +1,4 @@
-"""Settings from the environment, exactly as CONTRACT.md lists them."""
+"""Settings from the environment, exactly as operators set them: names, defaults, refusals."""
 
 import os
 import stat

@@ -13,11 +13,11 @@ from app.core import clock as app_clock
 from app.models import InboundMessage
 from app.reports import inbound
 from app.workers import reconcile
+from mail import addresses
 from mail.intake import (
     GroupCommitter,
     IntakeHandler,
     IntakePolicy,
-    accepts_recipient,
     protocol_factory,
 )
 from tests.conftest import wait_for
@@ -81,12 +81,12 @@ def send(port, raw, to=SECURITY, sender="ada@example.net"):
 
 
 def test_recipients_are_the_security_address_and_its_plus_addresses():
-    assert accepts_recipient("security@example.org", SECURITY)
-    assert accepts_recipient("<Security@EXAMPLE.org>", SECURITY)
-    assert accepts_recipient("security+SEC-2026-0001@example.org", SECURITY)
-    assert not accepts_recipient("securityx@example.org", SECURITY)
-    assert not accepts_recipient("security@example.com", SECURITY)
-    assert not accepts_recipient("postmaster@example.org", SECURITY)
+    assert addresses.accepts("security@example.org", SECURITY)
+    assert addresses.accepts("<Security@EXAMPLE.org>", SECURITY)
+    assert addresses.accepts("security+SEC-2026-0001@example.org", SECURITY)
+    assert not addresses.accepts("securityx@example.org", SECURITY)
+    assert not addresses.accepts("security@example.com", SECURITY)
+    assert not addresses.accepts("postmaster@example.org", SECURITY)
 
 
 def test_an_accepted_message_is_stored_exactly_as_received_and_queued(

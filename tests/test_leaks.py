@@ -1,5 +1,5 @@
 """Leak tests: nothing of an embargoed vulnerability but its id and embargo end reaches anything
-public (CONTRACT.md, "Protocol promises").
+public: not a page, feed, export, log, error page or outer mail header.
 
 Vulnerabilities in every state get a distinct canary in every private or not-yet-public field.
 Then every public page is crawled as an anonymous visitor: each "anyone" route of the url_map

@@ -1,7 +1,6 @@
 """The `forewarn` command (also `python -m app`): thin adapters over the domain and processes."""
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -9,16 +8,13 @@ import click
 import peewee
 
 from app.accounts import team, totp
+from app.cli import context
 from app.core import clock
-from app.core.config import dkim_private_key, load_settings
+from app.core.config import dkim_private_key
 from app.core.errors import REPORTED, OperatorError
 from app.workers import runtime
 
 log = logging.getLogger("forewarn")
-
-
-def _settings():
-    return load_settings()
 
 
 def _logging() -> None:
@@ -35,7 +31,7 @@ def cli() -> None:
 
 @cli.command(help="Create or migrate the database, the GnuPG home and the service key.")
 def init() -> None:
-    settings = _settings()
+    settings = context.settings()
     try:
         result = runtime.initialise(settings)
     finally:
@@ -53,7 +49,7 @@ def up() -> None:
     from app.workers import startup
 
     _logging()
-    settings = _settings()
+    settings = context.settings()
     dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
     startup.up(settings)
 
@@ -64,7 +60,7 @@ def web(workers: int) -> None:
     from app.web.server import PortalServer
     from app.workers.listening import ensure_free
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     ensure_free(settings.web_listen, "FOREWARN_WEB_LISTEN")
     PortalServer(settings, workers=workers).run()
@@ -75,7 +71,7 @@ def intake() -> None:
     from app.workers import startup
 
     _logging()
-    startup.intake(_settings())
+    startup.intake(context.settings())
 
 
 @cli.command(help="Run an RQ worker with the scheduler alone.")
@@ -88,7 +84,7 @@ def worker(urgent_only: bool) -> None:
     from app.workers import startup
 
     _logging()
-    settings = _settings()
+    settings = context.settings()
     dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
     startup.worker(settings, urgent_only=urgent_only)
 
@@ -100,7 +96,7 @@ def key() -> None:
 
 @key.command("export", help="Print the service's public key, ASCII-armored.")
 def key_export() -> None:
-    keyring = runtime.service_keyring(_settings())
+    keyring = runtime.service_keyring(context.settings())
     try:
         click.echo(keyring.export_public(), nl=False)
     finally:
@@ -112,7 +108,7 @@ def key_export() -> None:
 def key_import(file: Path) -> None:
     from app.core.instance import ensure_instance
 
-    settings = _settings()
+    settings = context.settings()
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -148,12 +144,12 @@ def _read_password(password_file: Path | None) -> str:
 @click.option("--role", type=click.Choice(team.TEAM_ROLES), default="admin", show_default=True)
 @click.option("--totp/--no-totp", "with_totp", default=None, help="set up an authenticator app")
 def admin_create(email: str, password_file: Path | None, role: str, with_totp: bool | None) -> None:
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     password = _read_password(password_file)
     enrol = settings.require_2fa if with_totp is None else with_totp
     created = team.create_team_account(
-        email, password, role, clock.now(), by=f"cli:{_operator()}", with_totp=enrol
+        email, password, role, clock.now(), by=f"cli:{context.operator()}", with_totp=enrol
     )
     click.echo(f"created {role} account {created.user.email}; sign in at {settings.base_url}/login")
     if created.totp_secret:
@@ -164,22 +160,22 @@ def admin_create(email: str, password_file: Path | None, role: str, with_totp: b
 @click.argument("email")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def admin_key(email: str, file: Path) -> None:
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise OperatorError(f"cannot read {file}: {exc.strerror}") from None
-    key = team.set_openpgp_key(email, data, clock.now(), by=f"cli:{_operator()}")
+    key = team.set_openpgp_key(email, data, clock.now(), by=f"cli:{context.operator()}")
     click.echo(f"mail to {email} is now encrypted to {key.fingerprint}")
 
 
 @admin.command("totp", help="Set up (or replace) an account's authenticator app.")
 @click.argument("email")
 def admin_totp(email: str) -> None:
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
-    secret = team.enrol_totp(email, clock.now(), by=f"cli:{_operator()}")
+    secret = team.enrol_totp(email, clock.now(), by=f"cli:{context.operator()}")
     _print_totp(email, secret)
 
 
@@ -194,7 +190,7 @@ def test_report(sender: str) -> None:
     import smtplib
     from email.message import EmailMessage
 
-    settings = _settings()
+    settings = context.settings()
     message = EmailMessage()
     message["From"] = sender
     message["To"] = settings.security_address
@@ -218,13 +214,6 @@ def test_report(sender: str) -> None:
             "is `forewarn up` running?"
         ) from None
     click.echo(f"sent a test report to {settings.security_address} via {listen}")
-
-
-def _operator() -> str:
-    try:
-        return os.getlogin()
-    except OSError:
-        return str(os.getuid())
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import time
 import click
 import redis
 
-from app.cli import _operator, _settings, cli
+from app.cli import cli, context
 from app.core import clock
 from app.workers import runtime
 
@@ -33,13 +33,13 @@ def alert_send(vuln_id: str, text_file, wait: bool, timeout: float | None) -> No
     from app.vulns import lifecycle
     from app.workers import queue, reconcile
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     v = lifecycle.get(vuln_id)
     advisory = alerts.send(
         v,
         None,
-        f"cli:{_operator()}",
+        f"cli:{context.operator()}",
         clock.now(),
         settings,
         text=text_file.read() if text_file else None,

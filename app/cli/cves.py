@@ -2,7 +2,7 @@
 
 import click
 
-from app.cli import _operator, _settings, cli
+from app.cli import cli, context
 from app.core import clock
 from app.workers import runtime
 
@@ -17,8 +17,8 @@ def cve() -> None:
 def cve_import_block(id_range: str) -> None:
     from app.vulns import cves
 
-    runtime.open_current_db(_settings())
-    done = cves.import_block(id_range, None, f"cli:{_operator()}", clock.now())
+    runtime.open_current_db(context.settings())
+    done = cves.import_block(id_range, None, f"cli:{context.operator()}", clock.now())
     click.echo(f"added {done.added} ids ({done.known} already known)")
 
 
@@ -27,11 +27,11 @@ def cve_import_block(id_range: str) -> None:
 def cve_assign(vuln_id: str) -> None:
     from app.vulns import cve_services, cves, lifecycle
 
-    settings = _settings()
+    settings = context.settings()
     services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
     vuln = lifecycle.get(vuln_id)
-    given = cves.allocate(vuln, None, f"cli:{_operator()}", clock.now(), services)
+    given = cves.allocate(vuln, None, f"cli:{context.operator()}", clock.now(), services)
     click.echo(given.cve.cve_id)
     if given.low:
         click.echo(f"forewarn: warning: {given.warning}", err=True)
@@ -43,10 +43,10 @@ def cve_assign(vuln_id: str) -> None:
 def cve_retire(cve_id: str, reason: str) -> None:
     from app.vulns import cve_services, cves
 
-    settings = _settings()
+    settings = context.settings()
     services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
-    row = cves.retire(cve_id, reason, None, f"cli:{_operator()}", clock.now(), services)
+    row = cves.retire(cve_id, reason, None, f"cli:{context.operator()}", clock.now(), services)
     click.echo(f"{row.cve_id} rejected: {row.reason}")
 
 
@@ -57,7 +57,7 @@ def cve_list(as_json: bool) -> None:
 
     from app.vulns import cves
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     rows = cves.inventory()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -71,7 +71,7 @@ def cve_list(as_json: bool) -> None:
 def cve_quota() -> None:
     from app.vulns import cve_services, cves
 
-    settings = _settings()
+    settings = context.settings()
     services = cve_services.ServicesConfig.from_environ()
     if services is not None:
         left = cve_services.quota(services)

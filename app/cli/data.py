@@ -4,14 +4,14 @@
 
 import click
 
-from app.cli import _operator, _settings, cli, key
+from app.cli import cli, context, key
 from app.cli.registrants import registrants
-from app.core import clock
+from app.core import clock, timefmt
 from app.workers import runtime
 
 
 def _label() -> str:
-    return f"cli:{_operator()}"
+    return f"cli:{context.operator()}"
 
 
 @key.command("renew", help="Extend the service key's expiry (primary key and subkeys).")
@@ -25,7 +25,7 @@ def _label() -> str:
 def key_renew(years: int) -> None:
     from app.core import audit
 
-    settings = _settings()
+    settings = context.settings()
     keyring = runtime.service_keyring(settings)
     try:
         fingerprint = keyring.fingerprint()
@@ -36,7 +36,7 @@ def key_renew(years: int) -> None:
         expires = keyring.renew(years)
     finally:
         keyring.stop_agent()
-    shown = expires.strftime("%Y-%m-%d %H:%M UTC") if expires else "never"
+    shown = timefmt.minute(expires, "never")
     try:
         runtime.open_current_db(settings)
         audit.record(
@@ -64,7 +64,7 @@ def key_renew(years: int) -> None:
 def key_announce_rotation(old: str, new: str, dry_run: bool) -> None:
     from app.servicekey import rotation as key_rotation
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     keyring = runtime.service_keyring(settings)
     try:
@@ -107,7 +107,7 @@ def key_announce_compromise(old: str, new: str, revocation, since: str | None, d
     from app.servicekey import rotation as key_rotation
     from app.vulns import embargo
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     keyring = runtime.service_keyring(settings)
     try:
@@ -132,7 +132,7 @@ def key_announce_compromise(old: str, new: str, revocation, since: str | None, d
 def purge_due() -> None:
     from app.privacy import retention
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     purged = retention.purge_due(clock.now(), settings.retention_days, actor_label=_label())
     click.echo(
@@ -147,7 +147,7 @@ def purge_due() -> None:
 def registrants_erase(registrant_id: str) -> None:
     from app.privacy import erasure
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     click.echo(erasure.erase_registrant(registrant_id, _label(), clock.now()).line())
 
 
@@ -161,5 +161,5 @@ def reporters() -> None:
 def reporters_erase(address: str) -> None:
     from app.privacy import erasure
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     click.echo(erasure.erase_reporter(address, _label(), clock.now()).line())

@@ -5,7 +5,7 @@ import subprocess
 
 import click
 
-from app.cli import _settings, cli
+from app.cli import cli, context
 from app.core.config import DNS_NAME
 from app.core.errors import OperatorError
 from app.core.instance import ensure_instance
@@ -25,7 +25,7 @@ def dkim_init(selector: str | None) -> None:
 
     from mail import domainkeys
 
-    settings = _settings()
+    settings = context.settings()
     selector = selector or settings.dkim_selector or "forewarn"
     if not DNS_NAME.fullmatch(selector):
         raise OperatorError(

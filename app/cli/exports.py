@@ -4,7 +4,7 @@ import json
 
 import click
 
-from app.cli import _operator, _settings, cli
+from app.cli import cli, context
 from app.core import clock
 from app.workers import runtime
 
@@ -28,7 +28,7 @@ def export(kind: str, vuln_id: str, embargoed: bool) -> None:
     from app.disclosure import exports, redaction
     from app.vulns import lifecycle
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     v = lifecycle.get(vuln_id)
     at = clock.now()
@@ -52,6 +52,6 @@ def export(kind: str, vuln_id: str, embargoed: bool) -> None:
                 at,
                 target=v.tracking_id,
                 details={"kind": kind, "status": v.status},
-                actor_label=f"cli:{_operator()}",
+                actor_label=f"cli:{context.operator()}",
             )
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))

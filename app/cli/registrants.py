@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from app.cli import _operator, _settings, cli
+from app.cli import cli, context
 from app.core import clock
 from app.core.errors import REPORTED, OperatorError
 from app.workers import runtime
@@ -19,7 +19,7 @@ def registrants() -> None:
 
 
 def _label() -> str:
-    return f"cli:{_operator()}"
+    return f"cli:{context.operator()}"
 
 
 def _read_key(path: Path) -> bytes:
@@ -38,7 +38,7 @@ def _read_key(path: Path) -> bytes:
 def registrants_add(email: str, org: str, key_file: Path, product: str, approve: bool) -> None:
     from app.registry import vetting as registry
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     added = registry.add_by_admin(
         email,
         org,
@@ -60,7 +60,7 @@ def registrants_add(email: str, org: str, key_file: Path, product: str, approve:
 def registrants_import(csv_file: Path, approve: bool) -> None:
     from app.registry import vetting as registry
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     try:
         text = csv_file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -107,7 +107,7 @@ def registrants_list(as_json: bool) -> None:
     from app.models import Registrant, User
     from app.registry import vetting as registry
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     rows = [
         registry.summary(r)
         for r in Registrant.select(Registrant, User).join(User).order_by(Registrant.id)
@@ -125,7 +125,7 @@ def registrants_list(as_json: bool) -> None:
 def _decide(registrant_id: str, status: str) -> None:
     from app.registry import vetting as registry
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     decided = registry.decide(registry.get(registrant_id), status, None, _label(), clock.now())
     click.echo(f"{decided.user.email} is {decided.status}")
 

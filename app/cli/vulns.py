@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from app.cli import _operator, _settings, cli
+from app.cli import cli, context
 from app.core import clock
 from app.core.errors import OperatorError
 from app.workers import runtime
@@ -18,7 +18,7 @@ def vulns() -> None:
 def _cli_actor():
     from app.vulns.lifecycle import Actor
 
-    return Actor(None, f"cli:{_operator()}")
+    return Actor(None, f"cli:{context.operator()}")
 
 
 @vulns.command("list", help="Every vulnerability, newest first.")
@@ -30,7 +30,7 @@ def vulns_list(as_json: bool) -> None:
     from app.models import Vulnerability
     from app.vulns import lifecycle as domain
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     rows = [domain.summary(v) for v in Vulnerability.select().order_by(Vulnerability.id.desc())]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -50,7 +50,7 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
 
     from app.vulns import lifecycle as domain
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     shown = domain.details(domain.get(vuln_id))
     if as_json:
         click.echo(json.dumps(shown, indent=2))
@@ -92,7 +92,7 @@ def vulns_attachment(vuln_id: str, sha256: str) -> None:
     from app.reports import attachments
     from app.vulns import lifecycle as domain
 
-    runtime.open_current_db(_settings())
+    runtime.open_current_db(context.settings())
     found = attachments.find(domain.get(vuln_id), sha256)
     stdout = click.get_binary_stream("stdout")
     stdout.write(bytes(found.content))
@@ -119,7 +119,7 @@ def vulns_create(title: str, description_file, embargo_until: str | None) -> Non
     from app.vulns import embargo
     from app.vulns import lifecycle as domain
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     until = None
     if embargo_until:
@@ -138,7 +138,7 @@ def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
     from app.vulns import lifecycle as domain
     from app.workers import queue
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     v = domain.get(vuln_id)
     reason = reason or domain.OPERATOR_REASON
@@ -198,7 +198,7 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
         raise OperatorError(f"cannot read {text_file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise OperatorError(f"{text_file} is not UTF-8 text; save it as UTF-8") from None
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     v = domain.get(vuln_id)
     entry = processing.reply_to_reporter(v, None, text, clock.now(), actor_label=_cli_actor().label)
@@ -223,7 +223,7 @@ def lift_due() -> None:
     from app.disclosure import lift
     from app.workers import queue, scheduling
 
-    settings = _settings()
+    settings = context.settings()
     runtime.open_current_db(settings)
     connection = queue.connect(runtime.redis_url(settings))
     outcomes = {}
@@ -247,7 +247,7 @@ _LIFT_SAID = {
 def release_notes(since: str | None) -> None:
     from app.disclosure import exports
 
-    settings = _settings()
+    settings = context.settings()
     try:
         day = exports.parse_date(since) if since is not None else None
     except ValueError as exc:

@@ -2,10 +2,11 @@
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from peewee import fn
 
+from app.core import timefmt
 from app.models import AuditEvent, User
 
 
@@ -66,6 +67,22 @@ def events(
     return query
 
 
+def already(action: str, target: str, **details) -> AuditEvent | None:
+    """The first event recorded with this action and target whose details hold every value
+    given (e.g. mark="..."): what makes a warning or notice go out once. The database narrows
+    by action (indexed) and target; the few events left are compared here."""
+    query = (
+        AuditEvent.select()
+        .where(AuditEvent.action == action, AuditEvent.target == target)
+        .order_by(AuditEvent.id)
+    )
+    for event in query:
+        recorded = json.loads(event.details or "{}")
+        if all(recorded.get(key) == value for key, value in details.items()):
+            return event
+    return None
+
+
 def actions() -> list[str]:
     """Every action the log holds, alphabetically (for a filter's choices)."""
     query = AuditEvent.select(AuditEvent.action).distinct().order_by(AuditEvent.action)
@@ -82,7 +99,7 @@ def csv_rows(query) -> Iterator[list[str]]:
         yield [
             _cell(value)
             for value in (
-                event.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                timefmt.zulu(event.at),
                 event.actor_label,
                 event.action,
                 event.target,

@@ -1,4 +1,7 @@
-"""Settings from the environment (CONTRACT.md), read once into a Settings object passed in."""
+"""Settings from the environment (FOREWARN_*), read once into a Settings object passed in.
+
+Operators rely on each name and default: a name is never changed without keeping the old
+one working as an alias."""
 
 import functools
 import os
@@ -9,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.core.errors import ConfigError
+from app.core.retry import LEASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -43,14 +47,15 @@ class Settings:
     repo_url: str | None
     key_passphrase_file: Path | None
     require_2fa: bool
-    # Beyond CONTRACT.md: the intake's protocol and TLS, the plaintext policy, tracking ids.
+    # Added since: the intake's protocol and TLS, the plaintext policy, tracking ids.
     intake_protocol: str = "smtp"
     intake_tls_cert: Path | None = None
     intake_tls_key: Path | None = None
     refuse_plaintext: bool = False
     tracking_prefix: str = "SEC"
     publication_hour: int = 14  # UTC hour at which default embargoes end
-    delivery_lease_seconds: int = 300  # a sending worker's hold on a delivery (app/outbox)
+    # A sending worker's hold on a delivery (app/outbox; the default in app/core/retry.py).
+    delivery_lease_seconds: int = LEASE_SECONDS
     # DKIM on outgoing mail: signed when the key file is set (mail/domainkeys.py).
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
@@ -247,7 +252,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tracking_prefix=prefix,
         publication_hour=_hour(get("FOREWARN_PUBLICATION_HOUR") or "14"),
         delivery_lease_seconds=_positive_int(
-            "FOREWARN_DELIVERY_LEASE_SECONDS", get("FOREWARN_DELIVERY_LEASE_SECONDS") or "300"
+            "FOREWARN_DELIVERY_LEASE_SECONDS",
+            get("FOREWARN_DELIVERY_LEASE_SECONDS") or str(LEASE_SECONDS),
         ),
         dkim_key_file=Path(dkim_key_file).expanduser().resolve() if dkim_key_file else None,
         dkim_selector=_dns_name("FOREWARN_DKIM_SELECTOR", dkim_selector) if dkim_selector else None,

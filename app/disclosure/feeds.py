@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from app.core import markdown
+from app.core import markdown, timefmt
 from app.disclosure.redaction import Published, rating
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -27,10 +27,6 @@ ET.register_namespace("", ATOM)
 def xml_text(text: str) -> str:
     """text without the characters XML 1.0 forbids (escaping is ElementTree's job)."""
     return _NOT_XML.sub("", text)
-
-
-def timestamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def entry_id(v: Published, base_url: str) -> str:
@@ -68,7 +64,7 @@ def atom(
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "id", f"{base_url}/vulnerabilities.atom")
     _text(feed, "title", title)
-    _text(feed, "updated", timestamp(entries[0].published_at if entries else NEVER))
+    _text(feed, "updated", timefmt.zulu(entries[0].published_at if entries else NEVER))
     _link(feed, "self", f"{base_url}/vulnerabilities.atom", "application/atom+xml")
     _link(feed, "alternate", f"{base_url}/vulnerabilities", "text/html")
     person = ET.SubElement(feed, f"{{{ATOM}}}author")
@@ -79,8 +75,8 @@ def atom(
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         _text(entry, "id", entry_id(v, base_url))
         _text(entry, "title", f"{v.id}: {v.title}" if v.title else v.id)
-        _text(entry, "updated", timestamp(v.published_at))
-        _text(entry, "published", timestamp(v.published_at))
+        _text(entry, "updated", timefmt.zulu(v.published_at))
+        _text(entry, "published", timefmt.zulu(v.published_at))
         _link(entry, "alternate", page_url(v), "text/html")
         _text(entry, "summary", summary(v)).set("type", "text")
         _text(entry, "content", _html(v.description)).set("type", "html")

@@ -15,23 +15,22 @@ import json
 import logging
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import markupsafe
 
-from app.core import audit
+from app.core import audit, retry
 from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import ForewarnError
 from app.disclosure import announcements
-from app.models import AuditEvent, Publication, Vulnerability
+from app.models import Publication, Vulnerability
 from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.lift")
 
 LIFTABLE = ("accepted", "fixed")
 UNVALIDATED = ("new", "triage")
-_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60)]
 
 
 def due(at: datetime):
@@ -151,10 +150,7 @@ def _hold(v: Vulnerability, at: datetime) -> None:
 def _was_held(v: Vulnerability) -> bool:
     """Was the team told that this embargo end passed with v unvalidated?"""
     mark = v.embargo_until.isoformat()
-    held = AuditEvent.select(AuditEvent.details).where(
-        AuditEvent.action == "lift.held", AuditEvent.target == v.tracking_id
-    )
-    return any(json.loads(e.details or "{}").get("embargo_until") == mark for e in held)
+    return audit.already("lift.held", v.tracking_id, embargo_until=mark) is not None
 
 
 # -- after the lift ------------------------------------------------------------------------------
@@ -191,7 +187,7 @@ def complete(vulnerability_id: int, at: datetime, settings: Settings, services=N
     attempts = publication.attempts + 1
     changes = {"steps": json.dumps(steps), "attempts": attempts}
     if failed:
-        changes["next_attempt_at"] = at + _BACKOFF[min(attempts - 1, len(_BACKOFF) - 1)]
+        changes["next_attempt_at"] = at + retry.backoff(attempts, retry.PUBLICATION_BACKOFF)
     else:
         changes.update(state="complete", completed_at=at, next_attempt_at=None)
     Publication.update(**changes).where(Publication.id == publication.id).execute()

@@ -4,6 +4,7 @@ Directory's hashed names (draft-koch-openpgp-webkey-service, "direct method").""
 import hashlib
 from datetime import UTC, datetime, time, timedelta
 
+from app.core import timefmt
 from app.core.config import Settings
 
 SECURITY_TXT_DAYS = 180  # RFC 9116 advises an Expires less than a year ahead
@@ -44,7 +45,7 @@ def security_txt(settings: Settings, at: datetime, policy_path: str) -> str:
 
     policy_path is the embargo policy page's path on the site (e.g. /registry/policy)."""
     base = settings.base_url.rstrip("/")
-    expires = security_txt_expires(at).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = timefmt.zulu(security_txt_expires(at))
     return (
         f"# Report security vulnerabilities to {settings.security_address}, encrypted if you\n"
         "# can to the OpenPGP key under Encryption; you will get a tracking id in reply.\n"

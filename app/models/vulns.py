@@ -31,7 +31,7 @@ class Vulnerability(BaseModel):
     description = peewee.TextField(default="")
     severity = peewee.CharField(default="")  # a CVSS vector
     cvss_score = peewee.FloatField(null=True)
-    affected = peewee.TextField(default="")  # "PRODUCT RANGE; ..." (CONTRACT.md)
+    affected = peewee.TextField(default="")  # "PRODUCT RANGE; ..." (app/vulns/affected.py)
     cwe = peewee.CharField(default="")
     status = peewee.CharField(default="new", choices=[(s, s) for s in VULN_STATES], index=True)
     rejection_reason = peewee.TextField(default="")

@@ -2,10 +2,11 @@
 
 import functools
 import textwrap
-from datetime import datetime
 from pathlib import Path
 
 import jinja2
+
+from app.core import timefmt
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -23,10 +24,6 @@ def _wrap(text: str) -> str:
     return "\n".join(lines)
 
 
-def _instant(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC") if at else "(not set)"
-
-
 @functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -36,7 +33,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["wrap"] = _wrap
-    env.filters["instant"] = _instant
+    env.filters["instant"] = functools.partial(timefmt.minute, missing="(not set)")
     return env
 
 

@@ -11,20 +11,19 @@ from datetime import datetime, timedelta
 
 import peewee
 
+from app.core import retry
 from app.core.config import Settings, dkim_private_key
 from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from app.outbox import letters
 from app.reports import bounces
 from keys.keyring import ServiceKeyring
-from mail import domainkeys, mime
+from mail import addresses, domainkeys, mime
 from mail.compose import Outgoing, encrypted, signed, signed_and_encrypted, unsigned
 from mail.transport import MaildirTransport, PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger("forewarn.outbox")
 
-LEASE = timedelta(minutes=5)  # the default of FOREWARN_DELIVERY_LEASE_SECONDS
 GIVE_UP_AFTER = timedelta(days=5)
-_BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360)]
 
 
 def transport_for(settings: Settings):
@@ -63,7 +62,7 @@ def next_lease_end(at: datetime) -> datetime | None:
     return first.claimed_until if first is not None else None
 
 
-def _claim(delivery_id: int, at: datetime, lease: timedelta = LEASE) -> Delivery | None:
+def _claim(delivery_id: int, at: datetime, lease: timedelta = retry.LEASE) -> Delivery | None:
     # One UPDATE, atomic on its own: SQLite takes the write lock as the statement starts, and
     # PostgreSQL re-checks the WHERE on a row another worker just claimed, so of two workers
     # only one changes it. No transaction around it: on PostgreSQL that would add two round
@@ -124,7 +123,7 @@ def _deliver(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, tr
                 at,
             )
             return "failed"
-        wait = _BACKOFF[min(delivery.attempts - 1, len(_BACKOFF) - 1)]
+        wait = retry.backoff(delivery.attempts, retry.DELIVERY_BACKOFF)
         Delivery.update(
             claimed_until=None,
             next_attempt_at=at + wait,
@@ -213,8 +212,7 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
     vulnerability = delivery.vulnerability
     reply_to = settings.security_address
     if vulnerability is not None:
-        local, _, domain = settings.security_address.rpartition("@")
-        reply_to = f"{local}+{vulnerability.tracking_id}@{domain}"
+        reply_to = addresses.case_address(settings.security_address, vulnerability.tracking_id)
     outgoing = Outgoing(
         sender=settings.from_address,
         recipient=delivery.recipient,

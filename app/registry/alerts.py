@@ -17,6 +17,7 @@ from app.core.errors import Refused
 from app.models import Advisory, Delivery, PublicKey, Registrant, User, Vulnerability
 from app.outbox import deliveries
 from app.vulns import embargo, lifecycle, patches
+from mail import addresses
 
 SENDABLE = ("accepted", "fixed")
 
@@ -165,7 +166,7 @@ def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> byte
     if advisory.signed_entity is not None:
         return bytes(advisory.signed_entity)
     v = advisory.vulnerability
-    local, _, domain = settings.security_address.rpartition("@")
+    domain = settings.security_address.rpartition("@")[2]
     outgoing = Outgoing(
         sender=settings.from_address,
         recipient="",  # each registrant's To is on their own message, outside
@@ -173,7 +174,7 @@ def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> byte
         outer_subject=text.subject,
         body=text.body,
         message_id=f"<forewarn.advisory.{advisory.id}@{domain or 'localhost'}>",
-        reply_to=f"{local}+{v.tracking_id}@{domain}",
+        reply_to=addresses.case_address(settings.security_address, v.tracking_id),
         date=advisory.created_at,
         attachments=text.attachments,
     )

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import peewee
 
+from app.core import timefmt
 from app.core.instance import secret_key
 from app.models import Delivery, PublicKey, Registrant
 from app.outbox import mailtext
@@ -92,7 +93,7 @@ def unsubscribed(delivery: Delivery, payload: dict, common: dict, settings, at) 
     if carrier is not None:
         how_text = (
             "The unsubscribe link of the alert we sent you on "
-            f"{carrier.created_at:%Y-%m-%d %H:%M} UTC was used{way}."
+            f"{timefmt.minute(carrier.created_at)} was used{way}."
         )
     elif by_link:
         how_text = f"The unsubscribe link of an alert we sent you was used{way}."

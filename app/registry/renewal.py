@@ -15,13 +15,12 @@ again, so a pass can run at any time (the worker's reconciler runs one every min
 new key arms its warnings again.
 """
 
-import json
 from datetime import datetime, timedelta
 
 import peewee
 from itsdangerous import BadSignature, SignatureExpired
 
-from app.core import audit, tokens
+from app.core import audit, steps, tokens
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import AuditEvent, PublicKey, Registrant, User
@@ -75,23 +74,11 @@ def current_key(registrant: Registrant, at: datetime) -> PublicKey | None:
     return None if needs_key(registrant, at) else registrant.key
 
 
-def _step(steps, deadline: datetime, at: datetime) -> str | None:
-    for name, before in steps:
-        if at >= deadline - before:
-            return name
-    return None
-
-
 # -- what was sent ----------------------------------------------------------------------------
 
 
 def _sent(kind: str, registrant: Registrant, mark: str) -> AuditEvent | None:
-    for event in AuditEvent.select().where(
-        AuditEvent.action == f"renewal.{kind}", AuditEvent.target == registrant.user.email
-    ):
-        if json.loads(event.details or "{}").get("mark") == mark:
-            return event
-    return None
+    return audit.already(f"renewal.{kind}", registrant.user.email, mark=mark)
 
 
 def _lock(registrant: Registrant) -> Registrant:
@@ -123,7 +110,7 @@ def _tell_admins(registrant: Registrant, event: str, at: datetime, **extra) -> l
 def _watch_key(registrant: Registrant, at: datetime) -> int:
     expires = registrant.encryption_expires
     queued = 0
-    step = _step(REGISTRANT_STEPS, expires, at) if at < expires else None
+    step = steps.due(REGISTRANT_STEPS, expires, at) if at < expires else None
     if step is not None:
         mark = f"{expires.isoformat()}:{step}"
         with write_transaction():
@@ -145,7 +132,7 @@ def _watch_key(registrant: Registrant, at: datetime) -> int:
                     details={"mark": mark, "to": [fresh.user.email]},
                 )
                 queued += 1
-    step = _step(ADMIN_STEPS, expires, at)
+    step = steps.due(ADMIN_STEPS, expires, at)
     if step is not None:
         mark = f"{expires.isoformat()}:{step}"
         with write_transaction():

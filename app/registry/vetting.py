@@ -426,7 +426,8 @@ def add_by_admin(
 
 
 def summary(registrant: Registrant) -> dict:
-    """The keys of `forewarn registrants list --json` (CONTRACT.md)."""
+    """The keys of `forewarn registrants list --json`: scripts rely on them, so a key is never
+    renamed without keeping the old one as an alias."""
     expires = registrant.encryption_expires
     return {
         "id": registrant.id,

@@ -160,7 +160,7 @@ def mail_type(f: ReceivedFile) -> str:
 
 
 def described(files: list[ReceivedFile]) -> list[dict]:
-    """What `vulns show --json` lists of each file (../shared/CONTRACT.md)."""
+    """What `vulns show --json` lists of each file, as the reporter meant it (after decryption)."""
     return [
         {"name": f.name, "content_type": f.content_type, "size": f.size, "sha256": f.sha256}
         for f in files

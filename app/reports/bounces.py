@@ -22,6 +22,7 @@ from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.instance import secret_key
 from app.models import Delivery
+from mail import addresses
 
 log = logging.getLogger("forewarn.bounces")
 
@@ -54,20 +55,16 @@ def token(delivery_id: int, secret: str) -> str:
 
 def address(delivery_id: int, settings: Settings) -> str:
     """The envelope sender of a delivery whose bounces should come back to it."""
-    local, _, domain = settings.security_address.rpartition("@")
-    return f"{local}-bounces+{delivery_id}-{token(delivery_id, secret_key(settings))}@{domain}"
+    detail = f"{delivery_id}-{token(delivery_id, secret_key(settings))}"
+    return addresses.bounce_address(settings.security_address, detail)
 
 
 def delivery_of(recipients: list[str], settings: Settings) -> Bounce | None:
     """The bounce a message to a bounce address is (None if it came to no bounce address)."""
-    local, _, domain = settings.security_address.rpartition("@")
-    pattern = re.compile(
-        rf"^<?{re.escape(local)}-bounces(?:\+([^@]*))?@{re.escape(domain)}>?$", re.IGNORECASE
-    )
     for recipient in recipients:
-        found = pattern.match(recipient.strip())
-        if found:
-            return _verified(recipient.strip().strip("<>"), found.group(1) or "", settings)
+        detail = addresses.bounce_detail(recipient, settings.security_address)
+        if detail is not None:
+            return _verified(recipient.strip().strip("<>"), detail, settings)
     return None
 
 

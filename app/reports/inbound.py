@@ -7,14 +7,15 @@ message.
 import contextlib
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import peewee
 
+from app.core import retry
 from app.core.db import write_transaction
 from app.models import InboundMessage
 
-LEASE = timedelta(minutes=5)
+LEASE = retry.LEASE
 MAX_ATTEMPTS = 3
 
 

@@ -29,7 +29,7 @@ from app.reports import attachments, bounces, inbound, triage
 from app.vulns import embargo, lifecycle
 from keys.inspect import CertificateError, inspect_certificate
 from keys.keyring import ServiceKeyring
-from mail import mime
+from mail import addresses, mime
 from mail.parse import ParsedMessage, Unreadable, parse
 
 log = logging.getLogger("forewarn.reports")
@@ -207,9 +207,9 @@ def _thread(parsed: ParsedMessage, recipients: list[str], settings: Settings):
     """The vulnerability this message belongs to: plus-address, our Message-IDs, or subject tag."""
     candidates = []
     for address in recipients:
-        local = address.rpartition("@")[0]
-        if "+" in local:
-            candidates.append(local.split("+", 1)[1].upper())
+        detail = addresses.plus_detail(address)
+        if detail is not None:
+            candidates.append(detail.upper())
     for tracking_id in candidates:
         found = Vulnerability.get_or_none(Vulnerability.tracking_id == tracking_id)
         if found is not None:
@@ -273,7 +273,7 @@ def _names_a_case(parsed: ParsedMessage, recipients: list[str], settings: Settin
     """Whether the message was addressed to a case (a plus-address, a tracking id of ours in
     the subject, or one of our Message-IDs): a new report that names one names an unknown one,
     and is answered exactly as a stranger writing into an existing case is."""
-    if any("+" in address.rpartition("@")[0] for address in recipients):
+    if any(addresses.plus_detail(address) is not None for address in recipients):
         return True
     prefix = settings.tracking_prefix + "-"
     if any(t.startswith(prefix) for t in _TRACKING.findall(parsed.subject or "")):

@@ -13,14 +13,12 @@ The reconciler calls tick() every pass; it asks gpg for the expiry at most once 
 logs an error each time while the key has expired.
 """
 
-import json
 import logging
 import time
 from datetime import datetime, timedelta
 
-from app.core import audit
+from app.core import audit, steps, timefmt
 from app.core.db import write_transaction
-from app.models import AuditEvent
 from app.outbox import deliveries
 
 log = logging.getLogger("forewarn.service_key")
@@ -35,20 +33,8 @@ CHECK_EVERY_SECONDS = 3600
 _last_check: float | None = None
 
 
-def _step(expires: datetime, at: datetime) -> str | None:
-    for name, before in STEPS:
-        if at >= expires - before:
-            return name
-    return None
-
-
 def _sent(fingerprint: str, mark: str) -> bool:
-    for event in AuditEvent.select().where(
-        AuditEvent.action == ACTION, AuditEvent.target == fingerprint
-    ):
-        if json.loads(event.details or "{}").get("mark") == mark:
-            return True
-    return False
+    return audit.already(ACTION, fingerprint, mark=mark) is not None
 
 
 def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
@@ -56,7 +42,7 @@ def queue_due(fingerprint: str, expires: datetime | None, at: datetime) -> int:
     every active admin, unless it was queued already; returns how many mails were queued."""
     if expires is None:
         return 0
-    step = _step(expires, at)
+    step = steps.due(STEPS, expires, at)
     if step is None:
         return 0
     mark = f"{expires.isoformat()}:{step}"
@@ -89,7 +75,7 @@ def check(keyring, at: datetime) -> int:
         log.error(
             "service key %s expired %s: signed mail is failing; run `forewarn key renew`",
             fingerprint,
-            f"{expires:%Y-%m-%d %H:%M} UTC",
+            timefmt.minute(expires),
         )
     return queue_due(fingerprint, expires, at)
 

@@ -7,17 +7,16 @@ Nothing in them is secret (fingerprints, a public key, tracking ids), so they ar
 current service key, which must be the new one, and not encrypted.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from peewee import fn
 
-from app.core import audit
+from app.core import audit, timefmt
 from app.core.db import write_transaction
 from app.core.errors import OperatorError, Refused
-from app.models import AuditEvent, Vulnerability
+from app.models import Vulnerability
 from app.outbox import deliveries
 from app.registry import alerts
 from keys import inspect, packets
@@ -40,7 +39,7 @@ class Announcement:
     def line(self) -> str:
         pair = f"{self.old} -> {self.new}"
         if self.already_at is not None:
-            return f"already announced {pair} on {self.already_at:%Y-%m-%d %H:%M} UTC: none queued"
+            return f"already announced {pair} on {timefmt.minute(self.already_at)}: none queued"
         told = f"{self.registrants} registrant{'' if self.registrants == 1 else 's'}"
         note = "" if self.certified else " (the new key carries no certification by the old)"
         if self.dry_run:
@@ -72,10 +71,8 @@ def _pair(old: str, new: str, service_key: str | None) -> tuple[str, str]:
 
 
 def announced_at(old: str, new: str, action: str = ACTION) -> datetime | None:
-    for event in AuditEvent.select().where(AuditEvent.action == action, AuditEvent.target == new):
-        if json.loads(event.details or "{}").get("old") == old:
-            return event.at
-    return None
+    event = audit.already(action, new, old=old)
+    return event.at if event is not None else None
 
 
 def announce(
@@ -153,7 +150,7 @@ class CompromiseAnnouncement:
         if self.already_at is not None:
             return (
                 f"already announced the compromise {pair} on "
-                f"{self.already_at:%Y-%m-%d %H:%M} UTC: none queued"
+                f"{timefmt.minute(self.already_at)}: none queued"
             )
         told = (
             f"{self.registrants} registrant{'' if self.registrants == 1 else 's'} and "
@@ -161,7 +158,7 @@ class CompromiseAnnouncement:
         )
         if self.dry_run:
             return f"would tell {told} about the compromise {pair}"
-        since = f"{self.since:%Y-%m-%d %H:%M} UTC"
+        since = timefmt.minute(self.since)
         return f"queued the key-compromise notice to {told}: {pair}, untrusted since {since}"
 
 
@@ -211,7 +208,7 @@ def announce_compromise(
     since = since or at
     if since > at:
         raise Refused(
-            f"--since {since:%Y-%m-%d %H:%M} UTC is in the future: give when the "
+            f"--since {timefmt.minute(since)} is in the future: give when the "
             "old key was exposed, or leave it out (now)"
         )
     armored = checked_revocation(revocation, old, revocation_name)

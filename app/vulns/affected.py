@@ -1,4 +1,4 @@
-"""Affected products and versions as the team writes them (CONTRACT.md):
+"""Affected products and versions as the team writes them (`vulns set ID affected`, the form):
 
     zephyr >=3.0 <4.2; zephyr =3.7.0
 

@@ -7,6 +7,7 @@ publication hour (FOREWARN_PUBLICATION_HOUR, 14:00 UTC) of a working day.
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from app.core import timefmt
 from app.core.config import Settings
 from app.core.errors import Refused
 
@@ -56,4 +57,4 @@ def parse_instant(text: str, date_only_hour: time) -> datetime:
 
 def shown(at: datetime | None) -> str:
     """An instant as the team and the public read it: always with its zone."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "not set"
+    return timefmt.minute(at)

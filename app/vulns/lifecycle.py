@@ -319,7 +319,8 @@ def _jsonable(value):
 
 
 def summary(v: Vulnerability) -> dict:
-    """The keys of `forewarn vulns list --json` (CONTRACT.md)."""
+    """The keys of `forewarn vulns list --json`: scripts rely on them, so a key is never
+    renamed without keeping the old one as an alias."""
     return {
         "id": v.tracking_id,
         "title": v.title,
@@ -402,8 +403,8 @@ def details(v: Vulnerability) -> dict:
 
 
 def _files_of(entry, files) -> dict:
-    """An entry's attachments (../shared/CONTRACT.md), the ones shown as the report's text,
-    those whose content was not kept, and which parts arrived unencrypted."""
+    """An entry's attachments ({name, content_type, size, sha256} each), the ones shown as the
+    report's text, those whose content was not kept, and which parts arrived unencrypted."""
     return {
         "attachments": attachments.described(files),
         "attached_text": [

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from app.core import audit
+from app.core import audit, steps
 from app.core.db import write_transaction
 from app.models import Advisory, User, Vulnerability
 from app.outbox import deliveries
@@ -22,14 +22,6 @@ WATCHED = {
     "fix_due": ("new", "triage", "accepted"),
     "embargo_until": ("new", "triage", "accepted", "fixed"),
 }
-
-
-def _step(deadline: datetime, at: datetime) -> str | None:
-    """The nearest reminder this deadline has reached at `at` (past, 1 day, 7 days), if any."""
-    for name, before in STEPS:
-        if at >= deadline - before:
-            return name
-    return None
 
 
 # Product makers are promised this long between the alert and the embargo's end.
@@ -94,7 +86,7 @@ def _lead_time(at: datetime) -> int:
 
 def _remind(v: Vulnerability, field: str, at: datetime) -> int:
     deadline = getattr(v, field)
-    step = _step(deadline, at)
+    step = steps.due(STEPS, deadline, at)
     if step is None:
         return 0
     key = f"{field}:{deadline.isoformat()}:{step}"

@@ -12,12 +12,11 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, Form, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app.core import audit, clock
+from app.core import audit, clock, timefmt
 from app.core.errors import ForewarnError
 from app.models import CveId, Vulnerability
 from app.vulns import cve_services, cves
 from app.web.auth import roles_required
-from app.web.team import utc, utc_iso
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -27,7 +26,7 @@ FILTERS = ("actor", "action", "target", "since", "until")
 
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso}
+    return {"utc": timefmt.minute, "utc_iso": timefmt.zulu}
 
 
 @bp.app_template_filter("pretty_details")
@@ -132,7 +131,7 @@ def audit_csv():
     audit.record(
         current_user.user, "audit.export", now, details={"filters": _filter_args(), "rows": rows}
     )
-    filename = f"forewarn-audit-{now.strftime('%Y%m%dT%H%M%SZ')}.csv"
+    filename = f"forewarn-audit-{timefmt.compact(now)}.csv"
     return Response(
         buffer.getvalue(),
         mimetype="text/csv",

@@ -4,17 +4,16 @@ embargoed ones (each view audited). Nobody else ever reaches embargoed text here
 from flask import Blueprint, abort, render_template
 from flask_login import current_user, login_required
 
-from app.core import audit, clock
+from app.core import audit, clock, timefmt
 from app.models import Advisory, Delivery, Registrant, Vulnerability
 from app.registry import alerts
-from app.web.team import utc, utc_iso
 
 bp = Blueprint("advisories", __name__, url_prefix="/registry/advisories")
 
 
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso}
+    return {"utc": timefmt.minute, "utc_iso": timefmt.zulu}
 
 
 def _registrant() -> Registrant:

@@ -30,7 +30,7 @@ from flask import (
 from flask_login import current_user
 from markupsafe import Markup
 
-from app.core import clock, markdown
+from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import feeds, redaction, wellknown
 from app.disclosure.redaction import Placeholder, Published
@@ -212,8 +212,8 @@ def _helpers():
         "description_html": _description_html,
         "short_description_html": _short_description_html,
         "affected_items": _affected_items,
-        "embargo_day": lambda at: at.astimezone(UTC).strftime("%Y-%m-%d"),
-        "iso": feeds.timestamp,
+        "embargo_day": timefmt.day,
+        "iso": timefmt.zulu,
         "is_published": lambda view: isinstance(view, Published),
         "show_embargo_dates": current_app.extensions["forewarn.settings"].show_embargo_dates,
     }

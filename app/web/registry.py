@@ -21,7 +21,7 @@ from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAr
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from app.accounts.team import MIN_PASSWORD_LENGTH
-from app.core import clock
+from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, PublicKey, Registrant
@@ -29,7 +29,6 @@ from app.registry import vetting
 from app.web import ratelimit
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
-from app.web.team import utc, utc_iso
 
 bp = Blueprint("registry", __name__, url_prefix="/registry")
 log = logging.getLogger("forewarn.web.registry")
@@ -42,7 +41,11 @@ EMBARGO_DAYS, FIX_DAYS, DEPLOY_DAYS = 90, 30, 60
 
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso, "policy_version": vetting.POLICY_VERSION}
+    return {
+        "utc": timefmt.minute,
+        "utc_iso": timefmt.zulu,
+        "policy_version": vetting.POLICY_VERSION,
+    }
 
 
 def _strip(value):

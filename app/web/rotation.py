@@ -7,19 +7,18 @@ from wtforms import HiddenField
 from wtforms.validators import AnyOf
 
 from app.accounts.team import TEAM_ROLES
-from app.core import clock
+from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.models import User
 from app.reports import triage
 from app.web.auth import roles_required
-from app.web.team import utc, utc_iso
 
 bp = Blueprint("rotation", __name__, url_prefix="/team/rotation")
 
 
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso}
+    return {"utc": timefmt.minute, "utc_iso": timefmt.zulu}
 
 
 class AwayForm(FlaskForm):

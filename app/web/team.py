@@ -2,7 +2,6 @@
 inbound messages held for a human."""
 
 import logging
-from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -21,7 +20,7 @@ from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
-from app.core import clock, markdown
+from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import lift
 from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
@@ -50,18 +49,9 @@ SIGNATURES = {
 }
 
 
-def utc(at: datetime | None) -> str:
-    """An instant as people read it here: "2026-11-25 12:00 UTC"."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "not set"
-
-
-def utc_iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso, "signatures": SIGNATURES}
+    return {"utc": timefmt.minute, "utc_iso": timefmt.zulu, "signatures": SIGNATURES}
 
 
 class ReplyForm(FlaskForm):

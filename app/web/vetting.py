@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from app.core import audit, clock
+from app.core import audit, clock, timefmt
 from app.core.db import write_transaction
 from app.core.errors import ForewarnError, Refused
 from app.models import PublicKey, Registrant, User
@@ -16,7 +16,6 @@ from app.reports import bounces
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.web.registry import AddressFields, KeyFields
-from app.web.team import utc, utc_iso
 
 bp = Blueprint("vetting", __name__, url_prefix="/admin/registrants")
 
@@ -37,7 +36,7 @@ def _strip(value):
 
 @bp.context_processor
 def _helpers():
-    return {"utc": utc, "utc_iso": utc_iso}
+    return {"utc": timefmt.minute, "utc_iso": timefmt.zulu}
 
 
 class DecisionForm(FlaskForm):

@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
 from app.accounts.team import TEAM_ROLES
-from app.core import clock
+from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
@@ -108,7 +108,7 @@ def _status_choices(v: Vulnerability) -> list[tuple[str, str]]:
 
 
 def _iso(at) -> str:
-    return at.strftime("%Y-%m-%dT%H:%MZ") if at else ""
+    return timefmt.zulu_minute(at) if at else ""
 
 
 def _members() -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import peewee
 import redis
 
+from app.core import timefmt
 from app.disclosure import lift
 from app.models import Delivery, InboundMessage, Publication, Vulnerability
 from app.workers import queue
@@ -67,11 +68,11 @@ def check_keyring(keyring, at: datetime) -> Check:
         return Check(
             "keyring",
             False,
-            f"{fingerprint} expired {ends:%Y-%m-%d %H:%M} UTC: run `forewarn key renew`",
+            f"{fingerprint} expired {timefmt.minute(ends)}: run `forewarn key renew`",
         )
     if ends - at < KEY_EXPIRY_WARNING:
-        return Check("keyring", True, f"{fingerprint} expires soon: {ends:%Y-%m-%d}")
-    return Check("keyring", True, f"{fingerprint} until {ends:%Y-%m-%d}")
+        return Check("keyring", True, f"{fingerprint} expires soon: {timefmt.day(ends)}")
+    return Check("keyring", True, f"{fingerprint} until {timefmt.day(ends)}")
 
 
 def oldest_due_delivery(at: datetime) -> timedelta | None:

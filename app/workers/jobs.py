@@ -49,14 +49,6 @@ def process_inbound(message_id: int) -> str:
     return outcome
 
 
-def send_delivery(delivery_id: int) -> str:
-    settings = _settings()
-    with _database(settings).connection_context():
-        return sending.send(
-            delivery_id, _keyring(settings), settings, _transport(settings), clock.now()
-        )
-
-
 def send_deliveries(bucket: int) -> dict:
     """The due deliveries whose ids fall in this bucket (app.workers.reconcile.BUCKET of them)."""
     settings = _settings()

@@ -4,8 +4,8 @@ The deliveries wait through every phase (each failure sets the next attempt one 
 later), none is dropped (all end sent) and none goes out twice (each Message-ID once).
 
 Short by default (CI, `make test`); FOREWARN_FAULTS_FULL=1 (`make faults`) runs the full size.
-The workers run on the real clock and the backoff (app/outbox/sending.py's _BACKOFF: 1, 5, 15, 60...
-minutes) has no setting. Between phases the test makes that time pass: it moves the
+The workers run on the real clock and the backoff (app/core/retry.py's DELIVERY_BACKOFF: 1, 5,
+15, 60... minutes) has no setting. Between phases the test makes that time pass: it moves the
 next_attempt_at of every waiting delivery to now and runs the reconciler's queueing of due
 deliveries (which the workers' reconciler thread would do itself within its one-minute period).
 Before the last move, it checks that nothing is sent while the deliveries wait.
@@ -17,7 +17,7 @@ import time
 import pytest
 import redis
 
-from app.core import clock
+from app.core import clock, retry
 from app.models import Delivery
 from app.outbox import sending
 from app.registry import alerts, vetting
@@ -104,7 +104,7 @@ def test_alerts_wait_while_the_relay_is_down_or_refusing_and_go_out_once_after(
                 )
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{unfinished(connection)}\n{workers.logs()}") from None
-            backoff = sending._BACKOFF[attempt - 1]
+            backoff = retry.DELIVERY_BACKOFF[attempt - 1]
             assert all(d.next_attempt_at >= phase_began + backoff for d in deliveries())
             assert relay is None or relay.received == []
             phases.append(

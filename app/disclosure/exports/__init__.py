@@ -2,7 +2,7 @@
 the machine-readable records (CVE JSON 5.1, OSV, CSAF 2.0) with their schema validation.
 
 Release notes are public: of a vulnerability still under embargo they carry its CVE id and the
-date its embargo ends, nothing else (CONTRACT.md, "Protocol promises").
+date its embargo ends, nothing else (as every public page, feed and export).
 """
 
 import functools
@@ -19,6 +19,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from app.core import timefmt
 from app.core.errors import ForewarnError, NotFound, Refused
 from app.disclosure import redaction
 from app.models import PUBLIC_STATES, CveId, Vulnerability
@@ -101,7 +102,7 @@ def document(kind: str, v: Vulnerability, at: datetime, settings) -> dict:
         raise NotFound(f"no public vulnerability {v.tracking_id}")
     if not isinstance(view, redaction.Published):
         until = view.embargo_until
-        when = f" until {_utc_text(until)}" if until else ""
+        when = f" until {timefmt.minute(until)}" if until else ""
         raise Refused(f"{view.id} is under embargo{when}; its records are published at the lift")
     return _build(kind, view, settings)
 
@@ -136,10 +137,6 @@ def _build(kind: str, view: redaction.Published, settings, draft: bool = False) 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise Refused(f"{kind!r} is not an export; use one of {', '.join(KINDS)}")
-
-
-def _utc_text(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # -- validation ----------------------------------------------------------------------------

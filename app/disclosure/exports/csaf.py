@@ -5,6 +5,7 @@ from the `affected` field; CSAF 2.0 scores only CVSS 2 and 3, so a CVSS 4.0 vect
 note instead of `scores`.
 """
 
+from app.core import timefmt
 from app.disclosure.exports.fields import (
     advisory_url,
     credit_names,
@@ -14,7 +15,6 @@ from app.disclosure.exports.fields import (
     products,
     record_url,
     vendor,
-    zulu,
 )
 from app.disclosure.redaction import Published
 from app.vulns import affected
@@ -40,7 +40,7 @@ def advisory(p: Published, settings, *, draft: bool = False) -> dict:
 
 
 def _document(p: Published, settings, draft: bool) -> dict:
-    released, changed = zulu(p.published_at), zulu(modified(p))
+    released, changed = timefmt.zulu(p.published_at), timefmt.zulu(modified(p))
     return {
         "category": "csaf_security_advisory",
         "csaf_version": "2.0",
@@ -128,7 +128,7 @@ def _vulnerability(p: Published, settings, product_ids: list[str]) -> dict:
         {"system_name": publisher_name(settings) or ENGINE, "text": p.tracking_id}
     ]
     vulnerability["title"] = p.title or p.id
-    vulnerability["release_date"] = zulu(p.published_at)
+    vulnerability["release_date"] = timefmt.zulu(p.published_at)
     notes = []
     if p.description.strip():
         notes.append({"category": "description", "title": "Description", "text": p.description})

@@ -7,6 +7,7 @@ prints and /vulnerabilities/<id>/cve.json serves; app.vulns.cves.publish_record 
 
 import re
 
+from app.core import timefmt
 from app.core.errors import ConfigError, Refused
 from app.disclosure.exports.fields import (
     advisory_url,
@@ -15,7 +16,6 @@ from app.disclosure.exports.fields import (
     modified,
     products,
     vendor,
-    zulu,
 )
 from app.disclosure.redaction import Published
 from app.vulns import affected
@@ -58,10 +58,10 @@ def record(p: Published, settings) -> dict:
         "cveId": p.cve_id,
         "assignerOrgId": org,
         "state": "PUBLISHED",
-        "datePublished": zulu(p.published_at),
-        "dateUpdated": zulu(modified(p)),
+        "datePublished": timefmt.zulu(p.published_at),
+        "dateUpdated": timefmt.zulu(modified(p)),
     }
-    provider = {"orgId": org, "dateUpdated": zulu(modified(p))}
+    provider = {"orgId": org, "dateUpdated": timefmt.zulu(modified(p))}
     short_name = (settings.cna_short_name or "").strip()
     if short_name and _SHORT_NAME.match(short_name):
         metadata["assignerShortName"] = short_name
@@ -77,7 +77,7 @@ def record(p: Published, settings) -> dict:
 def cna_container(p: Published, settings, provider: dict) -> dict:
     cna = {
         "providerMetadata": provider,
-        "datePublic": zulu(p.published_at),
+        "datePublic": timefmt.zulu(p.published_at),
         "title": p.title[:256] or p.id,
         "descriptions": [_description(p)],
         "affected": _affected(p, settings),

@@ -7,15 +7,10 @@ Vulnerability row, so nothing but the public fields can reach an export.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from app.disclosure.redaction import Published, rating
 from app.vulns import affected
-
-
-def zulu(instant: datetime) -> str:
-    """RFC 3339 in UTC with a `Z` (OSV's schema refuses `+00:00`)."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def modified(p: Published) -> datetime:

@@ -3,9 +3,10 @@
 Its id is the CVE id, or `x_` and the tracking id (the prefix the schema leaves to private
 databases) while it has none. No OSV ecosystem fits an RTOS, and OSV's GIT ranges need commit
 hashes the team does not record: `affected` entries carry no package and no ranges, and the
-version ranges as written go in their `database_specific` (PITFALLS.md, "Exports").
+version ranges as written go in their `database_specific`.
 """
 
+from app.core import timefmt
 from app.disclosure.exports.fields import (
     advisory_url,
     credit_names,
@@ -14,7 +15,6 @@ from app.disclosure.exports.fields import (
     modified,
     products,
     vendor,
-    zulu,
 )
 from app.disclosure.redaction import Published
 
@@ -30,8 +30,8 @@ def record(p: Published, settings) -> dict:
     document = {
         "schema_version": SCHEMA_VERSION,
         "id": osv_id(p),
-        "modified": zulu(modified(p)),
-        "published": zulu(p.published_at),
+        "modified": timefmt.zulu(modified(p)),
+        "published": timefmt.zulu(p.published_at),
         "summary": " ".join(p.title.split()),
     }
     if p.description.strip():

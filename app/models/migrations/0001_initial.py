@@ -1,4 +1,5 @@
-"""The initial schema: the tables of DESIGN.md (frozen copies, independent of app.models)."""
+"""The initial schema: the tables of the first release (frozen copies, independent of
+app.models)."""
 # ruff: noqa: F403, F405
 
 from peewee import *

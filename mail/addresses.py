@@ -1,0 +1,49 @@
+"""The security address's plus-addresses, built and read here alone.
+
+security+<tracking id>@domain names a case: the team's mail about a case gives it as Reply-To,
+and a message to it is threaded to that case. security-bounces+<delivery id>-<token>@domain is
+the envelope sender of mail to registrants (VERP), so that a bounce names its delivery. The
+intake accepts the security address, its plus-addresses and the bounce addresses.
+"""
+
+import re
+
+
+def case_address(security_address: str, tracking_id: str) -> str:
+    """security+SEC-2026-0001@example.org"""
+    local, _, domain = security_address.rpartition("@")
+    return f"{local}+{tracking_id}@{domain}"
+
+
+def bounce_address(security_address: str, detail: str) -> str:
+    """security-bounces+<detail>@example.org"""
+    local, _, domain = security_address.rpartition("@")
+    return f"{local}-bounces+{detail}@{domain}"
+
+
+def plus_detail(address: str) -> str | None:
+    """What follows the first "+" of an address's local part; None when it has no "+"."""
+    local = address.rpartition("@")[0]
+    return local.split("+", 1)[1] if "+" in local else None
+
+
+def bounce_detail(address: str, security_address: str) -> str | None:
+    """What a bounce address of ours carries after its "+" ("" when nothing); None when
+    `address` (bare or in angle brackets, in any case) is not one of our bounce addresses."""
+    local, _, domain = security_address.rpartition("@")
+    pattern = re.compile(
+        rf"^<?{re.escape(local)}-bounces(?:\+([^@]*))?@{re.escape(domain)}>?$", re.IGNORECASE
+    )
+    found = pattern.match(address.strip())
+    return (found.group(1) or "") if found else None
+
+
+def accepts(address: str, security_address: str) -> bool:
+    """The security address itself, its plus-addresses (security+SEC-2026-0001@...), and the
+    bounce addresses of alerts (security-bounces+<delivery>@...)."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    our_local, _, our_domain = security_address.rpartition("@")
+    if domain.lower() != our_domain.lower():
+        return False
+    base = local.split("+", 1)[0].lower()
+    return base in (our_local.lower(), f"{our_local.lower()}-bounces")
