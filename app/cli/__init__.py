@@ -9,6 +9,7 @@ import peewee
 
 from app.accounts import team, totp
 from app.cli import context
+from app.cli.context import cli, key
 from app.core import clock
 from app.core.config import dkim_private_key
 from app.core.errors import REPORTED, OperatorError
@@ -21,12 +22,6 @@ def _logging() -> None:
     from app.core import logs
 
     logs.configure()
-
-
-@click.group(help="Forewarn: a coordinated vulnerability disclosure desk.")
-@click.version_option(package_name="forewarn", prog_name="forewarn")
-def cli() -> None:
-    pass
 
 
 @cli.command(help="Create or migrate the database, the GnuPG home and the service key.")
@@ -87,11 +82,6 @@ def worker(urgent_only: bool) -> None:
     settings = context.settings()
     dkim_private_key(settings)  # a bad DKIM key stops us here, not at every delivery
     startup.worker(settings, urgent_only=urgent_only)
-
-
-@cli.group(help="The service's OpenPGP key.")
-def key() -> None:
-    pass
 
 
 @key.command("export", help="Print the service's public key, ASCII-armored.")

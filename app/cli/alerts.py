@@ -6,7 +6,8 @@ import time
 import click
 import redis
 
-from app.cli import cli, context
+from app.cli import context
+from app.cli.context import cli
 from app.core import clock
 from app.workers import runtime
 

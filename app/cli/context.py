@@ -1,8 +1,22 @@
-"""What every command needs: the settings of its environment and the operator it runs for."""
+"""What every command needs: the `forewarn` group it hangs on, the settings of its
+environment and the operator it runs for."""
 
 import os
 
+import click
+
 from app.core.config import Settings, load_settings
+
+
+@click.group(help="Forewarn: a coordinated vulnerability disclosure desk.")
+@click.version_option(package_name="forewarn", prog_name="forewarn")
+def cli() -> None:
+    pass
+
+
+@cli.group(help="The service's OpenPGP key.")
+def key() -> None:
+    pass
 
 
 def settings() -> Settings:

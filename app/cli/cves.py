@@ -2,7 +2,8 @@
 
 import click
 
-from app.cli import cli, context
+from app.cli import context
+from app.cli.context import cli
 from app.core import clock
 from app.workers import runtime
 

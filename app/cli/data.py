@@ -4,7 +4,8 @@
 
 import click
 
-from app.cli import cli, context, key
+from app.cli import context
+from app.cli.context import cli, key
 from app.cli.registrants import registrants
 from app.core import clock, timefmt
 from app.workers import runtime

@@ -5,7 +5,8 @@ import subprocess
 
 import click
 
-from app.cli import cli, context
+from app.cli import context
+from app.cli.context import cli
 from app.core.config import DNS_NAME
 from app.core.errors import OperatorError
 from app.core.instance import ensure_instance

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from app.cli import cli, context
+from app.cli import context
+from app.cli.context import cli
 from app.core import clock
 from app.core.errors import OperatorError
 from app.workers import runtime
