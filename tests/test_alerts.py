@@ -198,3 +198,27 @@ def test_a_registrant_stops_alerts_from_the_status_page(registrants, client, clo
     )
     assert "You receive no more alerts." in response.get_data(as_text=True)
     assert Registrant.get_by_id(registrant.id).unsubscribed
+
+
+def test_a_registrant_whose_primary_key_expired_gets_the_missed_notice_though_the_subkey_lives(
+    v, registrants, clock, settings
+):
+    """gpg will not encrypt to a certificate whose primary key has expired, however long its
+    encryption subkey has left (tests/test_key_usability.py shows it with real gpg): the alert
+    and the registry's key warnings judge a key by the same rule."""
+    from datetime import timedelta
+
+    from app.models import PublicKey
+    from app.registry import renewal
+
+    m0 = Registrant.get(Registrant.id == registrants[0].id)
+    PublicKey.update(expires=clock.at - timedelta(days=1)).where(PublicKey.id == m0.key).execute()
+    Registrant.update(encryption_expires=clock.at + timedelta(days=3650)).where(
+        Registrant.id == m0.id
+    ).execute()
+    m0 = Registrant.get(Registrant.id == m0.id)
+    assert renewal.needs_key(m0, clock.at)
+
+    advisory = alerts.send(v, None, "t", clock.at, settings)
+    kinds = {d.recipient: d.kind for d in Delivery.select().where(Delivery.advisory == advisory)}
+    assert kinds == {"psirt@m0.example": "alert-missed", "psirt@m3.example": "alert"}

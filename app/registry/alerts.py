@@ -16,6 +16,7 @@ from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import Advisory, Delivery, PublicKey, Registrant, User, Vulnerability
 from app.outbox import deliveries
+from app.registry import renewal
 from app.vulns import embargo, lifecycle, patches
 from mail import addresses
 
@@ -85,14 +86,6 @@ def recipients():
     )
 
 
-def _has_usable_key(registrant: Registrant, at: datetime) -> bool:
-    key = registrant.key
-    if key is None or not key.usable:
-        return False
-    expires = registrant.encryption_expires or key.expires
-    return expires is None or expires > at
-
-
 def send(
     v: Vulnerability,
     by: User | None,
@@ -125,7 +118,7 @@ def send(
         )
         counts = {"alert": 0, "alert-missed": 0}
         for registrant in recipients().iterator():  # streamed: never all in memory
-            kind = "alert" if _has_usable_key(registrant, at) else "alert-missed"
+            kind = "alert-missed" if renewal.needs_key(registrant, at) else "alert"
             deliveries.queue(
                 kind,
                 registrant.user.email,

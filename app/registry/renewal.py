@@ -26,6 +26,7 @@ from app.core.errors import Refused
 from app.models import AuditEvent, PublicKey, Registrant, User
 from app.outbox import deliveries
 from app.registry import vetting
+from keys.inspect import encrypts_at
 
 # Nearest first: the nearest step reached is the one due (a missed pass skips to it).
 REGISTRANT_STEPS = (
@@ -48,10 +49,7 @@ def needs_key(registrant: Registrant, at: datetime) -> bool:
     key = registrant.key if registrant.key_id is not None else None
     if key is None or not key.usable:
         return True
-    for expires in (registrant.encryption_expires, key.expires):
-        if expires is not None and expires <= at:
-            return True
-    return False
+    return not encrypts_at(key.expires, registrant.encryption_expires, at)
 
 
 def flagged(at: datetime) -> peewee.ModelSelect:
