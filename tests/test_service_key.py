@@ -161,7 +161,7 @@ def test_the_reconcilers_tick_logs_one_error_line_while_the_key_is_expired(
 ):
     monkeypatch.setattr(expiry, "_last_check", None)
     with caplog.at_level(logging.ERROR, logger="forewarn.service_key"):
-        assert expiry.tick(clock.at, settings) == 2
+        assert expiry.tick(clock.at, settings, lambda: expired_keyring) == 2
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     line = record.getMessage()
     assert "\n" not in line

@@ -80,17 +80,16 @@ def check(keyring, at: datetime) -> int:
     return queue_due(fingerprint, expires, at)
 
 
-def tick(at: datetime, settings) -> int:
-    """The reconciler's call: check() at most once an hour in this process."""
+def tick(at: datetime, settings, open_keyring) -> int:
+    """The reconciler's call: check() at most once an hour in this process. open_keyring()
+    gives the worker's service keyring (the workers open it; this module never does)."""
     global _last_check
     if _last_check is not None and time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
         return 0
     _last_check = time.monotonic()
-    from app.workers import runtime
-
     if not settings.gnupg_home.is_dir():  # no key here (yet): nothing to watch, nothing made
         return 0
-    return check(runtime.service_keyring(settings), at)
+    return check(open_keyring(), at)
 
 
 def unsigned(payload: dict) -> bool:

@@ -3,15 +3,18 @@
 import logging
 import threading
 from datetime import datetime
+from functools import partial
 
 import redis
 
 from app.core.config import Settings
 from app.outbox import sending
+from app.privacy import retention
 from app.registry import renewal
 from app.reports import inbound
+from app.servicekey import expiry
 from app.vulns import reminders
-from app.workers import queue, scheduling
+from app.workers import queue, runtime, scheduling
 
 log = logging.getLogger("forewarn.reconcile")
 
@@ -73,14 +76,16 @@ def _pause(at: datetime) -> float:
 def _keys_and_data(at: datetime, settings: Settings) -> None:
     """The service key's expiry warnings (hourly) and retention (daily): each throttles itself,
     and a failure of one never stops the pass."""
-    from app.privacy import retention
-    from app.servicekey import expiry
-
-    for tick in (expiry.tick, retention.tick):
+    ticks = (
+        partial(expiry.tick, open_keyring=partial(runtime.service_keyring, settings)),
+        retention.tick,
+    )
+    for tick in ticks:
         try:
             tick(at, settings)
         except Exception as exc:
-            log.warning("%s failed: %s", tick.__module__, type(exc).__name__)
+            module = getattr(tick, "func", tick).__module__
+            log.warning("%s failed: %s", module, type(exc).__name__)
 
 
 def run_forever(
