@@ -1,4 +1,10 @@
-"""The `forewarn` command (also `python -m app`): thin adapters over the domain and processes."""
+"""The `forewarn` command (also `python -m app`): thin adapters over the domain and processes.
+
+The commands here and in this package's modules import the domain inside the command that
+uses it: every call of `forewarn` imports every command module to build its help, and a
+command should pay only for the parts of the desk it runs (the export validators alone take
+about a second to import).
+"""
 
 import logging
 import sys

@@ -26,6 +26,7 @@ from app.core.errors import ForewarnError
 from app.disclosure import announcements
 from app.models import Publication, Vulnerability
 from app.outbox import deliveries
+from app.vulns import cve_services, cves
 
 log = logging.getLogger("forewarn.lift")
 
@@ -236,8 +237,7 @@ def _check_page(v: Vulnerability, at: datetime, settings: Settings, services) ->
 
 
 def _publish_cve_record(v: Vulnerability, at: datetime, settings: Settings, services) -> str:
-    from app.disclosure import exports
-    from app.vulns import cve_services, cves
+    from app.disclosure import exports  # imported here for the same second as in _check
 
     services = services or cve_services.ServicesConfig.from_environ()
     if services is None:

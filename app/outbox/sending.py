@@ -13,8 +13,10 @@ import peewee
 
 from app.core import retry
 from app.core.config import Settings, dkim_private_key
+from app.core.instance import secret_key
 from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from app.outbox import letters
+from app.registry import alerts, subscriptions
 from app.reports import bounces
 from keys.keyring import ServiceKeyring
 from mail import addresses, domainkeys, mime
@@ -157,8 +159,6 @@ def _list_headers(delivery: Delivery, settings: Settings) -> dict[str, str]:
     headers."""
     if delivery.kind not in REGISTRANT_KINDS:
         return {}
-    from app.core.instance import secret_key
-    from app.registry import subscriptions
 
     token = subscriptions.token_of(delivery, secret_key(settings))
     return {
@@ -232,8 +232,6 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
     if text.unsigned:  # the service key has expired and cannot sign (app/servicekey/expiry.py)
         return unsigned(outgoing)
     if delivery.kind == "alert" and text.certificate is not None:
-        from app.registry import alerts
-
         entity = alerts.signed_entity(delivery.advisory, text, keyring, settings)
         return encrypted(
             keyring, outgoing, entity, text.certificate.armored, text.certificate.fingerprint

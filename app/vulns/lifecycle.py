@@ -424,7 +424,6 @@ QUEUES = ("mine", "unassigned", "all", "overdue")
 
 def queue(view: str, user: User | None, at: datetime, search: str = ""):
     """The team's queues: mine, unassigned, all, overdue; searched by id, CVE or text."""
-    from app.models import CveId
 
     query = (
         Vulnerability.select(Vulnerability, CveId, User)

@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
             abort(400)
 
     CSRFProtect(app)
+    # The blueprints are imported and registered here, inside the factory, so that importing
+    # app.web runs nothing and its modules can import app.web's helpers without a circle.
     from app.web import (
         account,
         admin,

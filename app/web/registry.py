@@ -25,7 +25,7 @@ from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, PublicKey, Registrant
-from app.registry import vetting
+from app.registry import renewal, vetting
 from app.web import ratelimit
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -249,7 +249,6 @@ def verify(token: str):
 def reconfirm(token: str):
     """The yearly "we still qualify" link. GET only shows the button (mail scanners fetch
     links); the POST confirms."""
-    from app.registry import renewal
 
     form = ConfirmForm()
     if request.method == "GET":

@@ -23,6 +23,7 @@ class PortalServer(BaseApplication):
             self.cfg.set("control_socket_disable", True)
 
     def load(self):
+        # Imported when gunicorn loads the portal in each worker, not when the command starts.
         from app.web import create_app
 
         return create_app(self.settings)

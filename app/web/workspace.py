@@ -12,11 +12,11 @@ from wtforms.widgets import HiddenInput
 
 from app.accounts.team import TEAM_ROLES
 from app.core import clock, timefmt
-from app.core.errors import Refused
+from app.core.errors import ForewarnError, Refused
 from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
 from app.reports import attachments, processing
-from app.vulns import embargo, lifecycle
+from app.vulns import cve_services, cves, embargo, lifecycle
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.workers import scheduling
@@ -284,8 +284,6 @@ def assignee(tracking_id: str):
 @bp.route("/<tracking_id>/cve", methods=["POST"])
 @roles_required(*TEAM_ROLES)
 def cve(tracking_id: str):
-    from app.core.errors import ForewarnError
-    from app.vulns import cve_services, cves
 
     v = _vulnerability(tracking_id)
     if not CveForm(prefix="cve").validate_on_submit():

@@ -125,6 +125,7 @@ def _private_view_for_operator(v: Vulnerability, at: datetime) -> redaction.Publ
 
 
 def _build(kind: str, view: redaction.Published, settings, draft: bool = False) -> dict:
+    # The formats import this package's fields module, so they are imported once it exists.
     from app.disclosure.exports import csaf, cve_record, osv
 
     if kind == "cve":
