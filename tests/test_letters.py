@@ -4,12 +4,11 @@ features' letters depend on app/outbox/text.py, never on the table (no import cy
 
 What each letter says is checked by tests/test_golden_mail.py."""
 
-import ast
 import inspect
 
 from app.outbox import deliveries, letters
 from app.outbox.text import Text
-from tests.conftest import ROOT
+from tests.test_layout import _module_graph, _reaches
 
 
 def test_there_is_one_composer_for_each_kind_of_delivery_the_outbox_accepts():
@@ -27,42 +26,8 @@ def test_every_composer_is_called_the_same_way_and_returns_a_text():
         assert signature.return_annotation in (Text, "Text"), kind
 
 
-def _module(path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-
-
-def _imports(path) -> set[str]:
-    """The app modules a file imports, at the top or inside a function (`from a.b import c`
-    counts as a.b and a.b.c; only those that are modules are kept by the caller)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
-
-
-def _graph() -> dict[str, set[str]]:
-    paths = {_module(p): p for p in (ROOT / "app").rglob("*.py") if "migrations" not in p.parts}
-    return {name: {m for m in _imports(p) if m in paths and m != name} for name, p in paths.items()}
-
-
-def _reaches(graph, start: str, goal: str) -> bool:
-    seen, todo = set(), [start]
-    while todo:
-        name = todo.pop()
-        if name == goal:
-            return True
-        if name not in seen:
-            seen.add(name)
-            todo.extend(graph.get(name, ()))
-    return False
-
-
 def test_only_the_sending_uses_the_table_and_no_letters_module_is_in_an_import_cycle():
-    graph = _graph()
+    graph = _module_graph()
     users = sorted(name for name, imported in graph.items() if "app.outbox.letters" in imported)
     assert users == ["app.outbox.sending"]
     feature_letters = [name for name in graph if name.endswith(".letters")]
