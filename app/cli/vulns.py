@@ -129,6 +129,22 @@ def vulns_create(title: str, description_file, embargo_until: str | None) -> Non
     click.echo(v.tracking_id)
 
 
+@vulns.command(
+    "split", help="New vulnerabilities in the same case, one per --title; prints their ids."
+)
+@click.argument("vuln_id")
+@click.option("--title", "titles", multiple=True, required=True, help="one per new vulnerability")
+def vulns_split(vuln_id: str, titles: tuple[str, ...]) -> None:
+    from app.vulns import lifecycle as domain
+    from app.vulns import split
+
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    made = split.split(domain.get(vuln_id), list(titles), _cli_actor(), clock.now(), settings)
+    for new in made:
+        click.echo(new.tracking_id)
+
+
 @vulns.command("set", help="Change one field with the web form's rules and audit.")
 @click.argument("vuln_id")
 @click.argument("field")
