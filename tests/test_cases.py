@@ -183,3 +183,65 @@ def test_schema_with_todays_rows_migrates_to_cases(settings):
             v.id
             for v in Vulnerability.select().where(Vulnerability.id.in_(cases.labelled("issue-7")))
         ] == [old.id]
+
+
+def test_a_reporters_reply_to_a_split_one_joins_the_case(db, keyring, settings, clock):
+    from app.models import Delivery
+    from app.reports import inbound, processing
+    from tests import mailcorpus as mc
+
+    first = inbound.store(
+        mc.plain("NCC-ZEP-001 and NCC-ZEP-002", subject="Audit"),
+        "rita@example.org",
+        ["security@localhost"],
+        clock.at,
+    )
+    assert processing.process_inbound(first, keyring, settings, clock.at) == "new report"
+    report = Vulnerability.get()
+    arm, arc = split.split(report, ["ARM", "ARC"], CLI, clock.at, settings)
+    clock.move(hours=3)
+    raw = mc.plain("about the ARC one", subject="Re: ARC").replace(
+        b"<report-1@example.org>", b"<report-2@example.org>"
+    )
+    second = inbound.store(
+        raw, "rita@example.org", [f"security+{arc.tracking_id}@localhost"], clock.at
+    )
+    assert processing.process_inbound(second, keyring, settings, clock.at) == "reply"
+
+    assert Vulnerability.select().count() == 3  # no new case: it joined this one
+    reply = Correspondence.get(Correspondence.text.contains("about the ARC one"))
+    assert reply.vulnerability_id == arc.id  # kept on the one it was addressed to
+    for v in (report, arm, arc):
+        texts = [e["text"].strip() for e in lifecycle.details(v)["correspondence"]]
+        assert texts == ["NCC-ZEP-001 and NCC-ZEP-002", "about the ARC one"]
+    acks = Delivery.select().where(Delivery.kind == "reply-ack")
+    assert [d.vulnerability_id for d in acks] == [arc.id]  # the reporter is the case's reporter
+
+
+def test_cli_split_prints_the_new_ids_and_show_has_the_case(forewarn, tmp_path):
+    assert forewarn("init").returncode == 0
+    description = tmp_path / "d.md"
+    description.write_text("An audit with findings.\n")
+    tracking = forewarn(
+        "vulns", "create", "--title", "Audit", "--description-file", str(description)
+    ).stdout.strip()
+
+    result = forewarn("vulns", "split", tracking, "--title", "ARM overflow", "--title", "ARC")
+    assert result.returncode == 0, result.stderr
+    made = result.stdout.splitlines()
+    assert len(made) == 2 and tracking not in made
+    assert forewarn("vulns", "set", made[0], "findings", "NCC-ZEP-001 NCC-ZEP-024").returncode == 0
+    assert forewarn("vulns", "set", made[1], "findings", "NCC-ZEP-001").returncode == 0
+
+    shown = json.loads(forewarn("vulns", "show", made[0], "--json").stdout)
+    assert shown["case"] == tracking and shown["title"] == "ARM overflow"
+    assert shown["findings"] == ["NCC-ZEP-001", "NCC-ZEP-024"]
+    assert shown["duplicate_of"] is None
+    root = json.loads(forewarn("vulns", "show", tracking, "--json").stdout)
+    assert (root["case"], root["findings"], root["status"]) == (tracking, [], "new")
+
+    refused = forewarn("vulns", "split", tracking, "--title", " ")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "at least one title" in refused.stderr
+    missing = forewarn("vulns", "split", tracking)
+    assert missing.returncode != 0 and "--title" in missing.stderr
