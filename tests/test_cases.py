@@ -245,3 +245,81 @@ def test_cli_split_prints_the_new_ids_and_show_has_the_case(forewarn, tmp_path):
     assert "at least one title" in refused.stderr
     missing = forewarn("vulns", "split", tracking)
     assert missing.returncode != 0 and "--title" in missing.stderr
+
+
+@pytest.fixture
+def signed_in(client, auth, admin_user):
+    from tests.conftest import PASSWORD
+
+    auth.login(admin_user.email, PASSWORD)
+    return client
+
+
+def _post(client, v, action, prefix, **data):
+    from tests.conftest import csrf_token
+
+    page = client.get(f"/team/vulnerabilities/{v.tracking_id}")
+    form = {f"{prefix}-{name}": value for name, value in data.items()}
+    form[f"{prefix}-csrf_token"] = csrf_token(page.get_data(as_text=True))
+    return client.post(
+        f"/team/vulnerabilities/{v.tracking_id}/{action}", data=form, follow_redirects=True
+    )
+
+
+def test_the_team_splits_on_the_page_and_each_shows_the_case(signed_in, report):
+    answer = _post(
+        signed_in, report, "split", "split", titles="ARM: overflow\n\n  ARC: overflow \n"
+    )
+    assert answer.status_code == 200
+    arm, arc = (
+        Vulnerability.select().where(Vulnerability.case_root == report).order_by(Vulnerability.id)
+    )
+    said = answer.get_data(as_text=True)
+    assert f"Created {arm.tracking_id}, {arc.tracking_id} in case {report.tracking_id}" in said
+    assert "accept or reject it on its own page" in said
+    assert (arm.title, arc.title) == ("ARM: overflow", "ARC: overflow")
+
+    page = signed_in.get(f"/team/vulnerabilities/{arc.tracking_id}").get_data(as_text=True)
+    assert f"Case {report.tracking_id}" in page
+    for member in (report, arm):
+        assert f'href="/team/vulnerabilities/{member.tracking_id}"' in page
+    assert "NCC-ZEP-001 ... NCC-ZEP-031" in page  # the report's thread, from a split one
+    assert f"About {report.tracking_id}" in page
+
+
+def test_a_split_without_titles_or_token_makes_nothing(signed_in, report):
+    answer = _post(signed_in, report, "split", "split", titles="   \n")
+    assert "The split was not saved" in answer.get_data(as_text=True)
+    forged = signed_in.post(
+        f"/team/vulnerabilities/{report.tracking_id}/split", data={"split-titles": "x"}
+    )
+    assert forged.status_code == 400
+    assert Vulnerability.select().count() == 1
+
+
+def test_findings_are_set_on_the_page_and_the_search_finds_them(signed_in, report, clock, settings):
+    arm, arc = split.split(report, ["ARM", "ARC"], CLI, clock.at, settings)
+    values = {
+        "title": "ARM",
+        "description": "",
+        "severity": "",
+        "affected": "",
+        "cwe": "",
+        "credits": arm.credits,
+        "fix_refs": "",
+        "mitigation": "",
+        "credit_reporter": "y",
+        "deploy_before_lift": "y",
+    }
+    answer = _post(
+        signed_in, arm, "fields", "fields", findings="NCC-ZEP-001  NCC-ZEP-024", **values
+    )
+    assert "Saved: findings." in answer.get_data(as_text=True)
+    assert cases.labels(arm) == ["NCC-ZEP-001", "NCC-ZEP-024"]
+    lifecycle.set_field(arc, "findings", "NCC-ZEP-001", CLI, clock.at)
+
+    found = signed_in.get("/team/?view=all&q=ncc-zep-001").get_data(as_text=True)
+    assert arm.tracking_id in found and arc.tracking_id in found
+    assert report.tracking_id not in found
+    only = signed_in.get("/team/?view=all&q=NCC-ZEP-024").get_data(as_text=True)
+    assert arm.tracking_id in only and arc.tracking_id not in only
