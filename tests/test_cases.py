@@ -237,6 +237,9 @@ def test_cli_split_prints_the_new_ids_and_show_has_the_case(forewarn, tmp_path):
     assert shown["case"] == tracking and shown["title"] == "ARM overflow"
     assert shown["findings"] == ["NCC-ZEP-001", "NCC-ZEP-024"]
     assert shown["duplicate_of"] is None
+    text = forewarn("vulns", "show", made[0]).stdout
+    assert f"case:           {tracking} ({tracking}, {made[0]}, {made[1]})" in text
+    assert "findings:       NCC-ZEP-001 NCC-ZEP-024" in text
     root = json.loads(forewarn("vulns", "show", tracking, "--json").stdout)
     assert (root["case"], root["findings"], root["status"]) == (tracking, [], "new")
 
