@@ -323,6 +323,7 @@ def test_findings_are_set_on_the_page_and_the_search_finds_them(signed_in, repor
 
     found = signed_in.get("/team/?view=all&q=ncc-zep-001").get_data(as_text=True)
     assert arm.tracking_id in found and arc.tracking_id in found
-    assert report.tracking_id not in found
+    assert f'href="/team/vulnerabilities/{report.tracking_id}"' not in found
+    assert found.count(f"case {report.tracking_id}") == 2  # the queues show the case
     only = signed_in.get("/team/?view=all&q=NCC-ZEP-024").get_data(as_text=True)
     assert arm.tracking_id in only and arc.tracking_id not in only

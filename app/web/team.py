@@ -78,10 +78,17 @@ def home():
         Correspondence.vulnerability == Vulnerability.id
     )
     rows = lifecycle.queue(view, current_user.user, clock.now(), search)
-    rows = rows.select_extend(messages.alias("message_count"))
+    rows = list(rows.select_extend(messages.alias("message_count")))
+    roots = {v.case_root_id for v in rows if v.case_root_id is not None}
+    cases_of = dict(
+        Vulnerability.select(Vulnerability.id, Vulnerability.tracking_id)
+        .where(Vulnerability.id.in_(list(roots)))
+        .tuples()
+    )
     return render_template(
         "team/home.html",
-        vulnerabilities=list(rows),
+        vulnerabilities=rows,
+        cases_of=cases_of,
         held=_held_counts(),
         view=view,
         views=lifecycle.QUEUES,
