@@ -327,3 +327,28 @@ def test_findings_are_set_on_the_page_and_the_search_finds_them(signed_in, repor
     assert found.count(f"case {report.tracking_id}") == 2  # the queues show the case
     only = signed_in.get("/team/?view=all&q=NCC-ZEP-024").get_data(as_text=True)
     assert arm.tracking_id in only and arc.tracking_id not in only
+
+
+def test_a_key_the_team_confirms_in_a_split_ones_thread_is_the_whole_cases(
+    db, keyring, settings, clock, admin_user
+):
+    from app.reports import inbound, processing
+    from tests import mailcorpus as mc
+    from tests.test_reports import with_key
+
+    rita = mc.make_reporter()
+    first = inbound.store(
+        mc.plain("two bugs", subject="Audit"), rita.address, ["security@localhost"], clock.at
+    )
+    processing.process_inbound(first, keyring, settings, clock.at)
+    report = Vulnerability.get()
+    (arc,) = split.split(report, ["ARC"], CLI, clock.at, settings)
+    raw = with_key("Here is my key.", rita.cert, "<key-1@example.org>")
+    second = inbound.store(raw, rita.address, [f"security+{arc.tracking_id}@localhost"], clock.at)
+    assert processing.process_inbound(second, keyring, settings, clock.at) == "reply"
+    entry = Correspondence.get(Correspondence.vulnerability == arc)
+    assert entry.offered_key.fingerprint == rita.fingerprint
+
+    processing.confirm_reporter_key(arc, entry.id, admin_user, clock.at)
+    for v in (report, arc):
+        assert Vulnerability.get_by_id(v.id).reporter_key.fingerprint == rita.fingerprint
