@@ -396,10 +396,11 @@ def _sender_keys(entry, v: Vulnerability, pinned: str | None) -> dict:
 
 
 def thread(v: Vulnerability):
-    """The case's correspondence, oldest first: every vulnerability of a case shows the one
-    thread (an entry stays on the vulnerability it was addressed to)."""
+    """The case's correspondence in the order it was recorded (as before cases): every
+    vulnerability of a case shows the one thread (an entry stays on the vulnerability it was
+    addressed to)."""
     entries = Correspondence.select().where(Correspondence.vulnerability.in_(cases.member_ids(v)))
-    return entries.order_by(Correspondence.at, Correspondence.id)
+    return entries.order_by(Correspondence.id)
 
 
 def details(v: Vulnerability) -> dict:
