@@ -63,3 +63,45 @@ def test_a_team_member_triages_assigns_a_cve_and_sets_the_embargo(reported, fore
     shown = json.loads(forewarn("vulns", "show", tracking_id, "--json").stdout)
     assert (shown["status"], shown["cve"]) == ("accepted", "CVE-2026-1000")
     assert shown["embargo_until"] == "2027-03-02T14:00:00+00:00"
+
+
+def test_a_team_member_splits_a_report_and_sees_the_case_from_each_part(reported, forewarn):
+    import json
+
+    url, tracking_id = reported
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/login")
+            page.get_by_label("Email").fill("admin@example.org")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(f"{url}/team/vulnerabilities/{tracking_id}")
+            expect(page.get_by_role("heading", name=f"Case {tracking_id}")).to_be_visible()
+
+            page.get_by_label("Titles of the new vulnerabilities, one per line").fill(
+                "ARM: stack overflow\nARC: stack overflow"
+            )
+            page.get_by_role("button", name="Split into new vulnerabilities").click()
+            expect(page.get_by_role("status")).to_contain_text(f"in case {tracking_id}")
+            case = page.get_by_role("table").filter(has_text="Findings")
+            expect(case.get_by_role("row")).to_have_count(4)  # a header, the report, two new
+            case.get_by_role("row").filter(has_text="ARM: stack overflow").get_by_role(
+                "link"
+            ).click()
+
+            expect(page.get_by_role("heading", level=1)).to_contain_text("ARM: stack overflow")
+            expect(page.get_by_role("heading", name=f"Case {tracking_id}")).to_be_visible()
+            page.get_by_label("Findings", exact=False).fill("NCC-ZEP-001 NCC-ZEP-024")
+            page.get_by_role("button", name="Save fields").click()
+            expect(page.get_by_role("status")).to_contain_text("Saved: findings")
+            expect(page.get_by_role("link", name=tracking_id)).to_be_visible()
+        finally:
+            browser.close()
+
+    listed = {
+        row["title"]: row["id"] for row in json.loads(forewarn("vulns", "list", "--json").stdout)
+    }
+    arm = json.loads(forewarn("vulns", "show", listed["ARM: stack overflow"], "--json").stdout)
+    assert (arm["case"], arm["findings"]) == (tracking_id, ["NCC-ZEP-001", "NCC-ZEP-024"])

@@ -27,7 +27,7 @@ from app.disclosure import exports, lift, wellknown
 from app.models import Correspondence, Vulnerability
 from app.registry import alerts, vetting
 from app.reports import attachments
-from app.vulns import cves, lifecycle, patches
+from app.vulns import cves, lifecycle, patches, split
 from mail.parse import Attachment
 from tests import mailcorpus
 from tests.conftest import PASSWORD, Auth
@@ -54,6 +54,7 @@ class Case:
     cwe: str = ""
     v: Vulnerability | None = None
     cve_id: str | None = None
+    split_ids: list[str] = field(default_factory=list)  # split from it: state new, never public
     canaries: dict[str, str] = field(default_factory=dict)
 
     def canary(self, name: str) -> str:
@@ -184,6 +185,12 @@ def build(case: Case, settings, at, until) -> None:
         v = lifecycle.set_status(v, step, ACTOR, at, reason=reason)
     if v.status in alerts.SENDABLE:
         alerts.send(v, None, "test", at, settings, text=f"{case.canary('advisory')} advisory")
+    # A case (#15): the reporter's finding label on it, and a vulnerability split from it
+    # (state new: its title, its label and its id never public, before or after the lift).
+    lifecycle.set_field(v, "findings", case.canary("finding"), ACTOR, at)
+    (part,) = split.split(v, [f"{case.canary('splittitle')} in the parser"], ACTOR, at, settings)
+    lifecycle.set_field(part, "findings", case.canary("splitfinding"), ACTOR, at)
+    case.split_ids.append(part.tracking_id)
     case.v = Vulnerability.get_by_id(v.id)
     assert case.v.status == case.status
 
@@ -237,6 +244,7 @@ def seeds(app, settings, cases) -> list[str]:
     for case in cases:
         ids.append(case.v.tracking_id)
         ids.append(case.v.tracking_id.lower())
+        ids += case.split_ids
         if case.cve_id:
             ids.append(case.cve_id)
     wkd_name, domain = wellknown.wkd_names(settings)
@@ -417,6 +425,8 @@ def hidden_ids(cases) -> dict[str, str]:
     the SQL log (peewee at DEBUG) shows them as query parameters."""
     found = {}
     for case in cases:
+        for n, tracking_id in enumerate(case.split_ids):
+            found[f"tracking id of split {n} of #{case.n}"] = tracking_id
         if not case.lifted:
             found[f"tracking id of {case.status} #{case.n}"] = case.v.tracking_id
             if case.cve_id:
@@ -476,7 +486,7 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
     team = app.test_client()
     Auth(team).login(admin_user.email, PASSWORD)
     page = team.get(f"/team/vulnerabilities/{cases[0].v.tracking_id}").get_data(as_text=True)
-    for name in ("attachtext", "attachname", "attachdump"):
+    for name in ("attachtext", "attachname", "attachdump", "finding", "splittitle"):
         assert cases[0].canary(name) in page, name
     lifted = [c for c in cases if c.lifted]
     hidden = [c for c in cases if not c.lifted]

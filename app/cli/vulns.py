@@ -72,6 +72,8 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
         "credits",
     ):
         click.echo(f"{key + ':':<15} {shown[key] if shown[key] not in (None, '') else '-'}")
+    click.echo(f"{'case:':<15} {shown['case']} ({', '.join(shown['case_vulnerabilities'])})")
+    click.echo(f"{'findings:':<15} {' '.join(shown['findings']) or '-'}")
     click.echo(f"\n{shown['description'] or '(no description)'}")
     for entry in shown["correspondence"]:
         arrow = "to reporter"
@@ -127,6 +129,22 @@ def vulns_create(title: str, description_file, embargo_until: str | None) -> Non
         until = embargo.parse_instant(embargo_until, time(settings.publication_hour))
     v = domain.create(title, description_file.read(), _cli_actor(), clock.now(), settings, until)
     click.echo(v.tracking_id)
+
+
+@vulns.command(
+    "split", help="New vulnerabilities in the same case, one per --title; prints their ids."
+)
+@click.argument("vuln_id")
+@click.option("--title", "titles", multiple=True, required=True, help="one per new vulnerability")
+def vulns_split(vuln_id: str, titles: tuple[str, ...]) -> None:
+    from app.vulns import lifecycle as domain
+    from app.vulns import split
+
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    made = split.split(domain.get(vuln_id), list(titles), _cli_actor(), clock.now(), settings)
+    for new in made:
+        click.echo(new.tracking_id)
 
 
 @vulns.command("set", help="Change one field with the web form's rules and audit.")

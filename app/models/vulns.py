@@ -53,6 +53,26 @@ class Vulnerability(BaseModel):
     reminders_sent = peewee.TextField(default="{}")  # JSON: which reminders went out
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
+    # The case: the vulnerability this one was split from (the report that started it); NULL
+    # when it is a case of its own, as every vulnerability not split from anything is.
+    case_root = peewee.ForeignKeyField(
+        "self", null=True, backref="case_members", on_delete="SET NULL"
+    )
+    # Another vulnerability this one duplicates (set by a later slice of cases; NULL: none).
+    duplicate_of = peewee.ForeignKeyField(
+        "self", null=True, backref="duplicates", on_delete="SET NULL"
+    )
+
+
+class Finding(BaseModel):
+    """A reporter's label for what a vulnerability covers ("NCC-ZEP-031", "Issue 7"): one label
+    may sit on several vulnerabilities and one vulnerability may carry several labels."""
+
+    vulnerability = peewee.ForeignKeyField(Vulnerability, backref="findings", on_delete="CASCADE")
+    label = peewee.CharField(max_length=100, index=True)
+
+    class Meta:
+        indexes = ((("vulnerability", "label"), True),)
 
 
 class Advisory(BaseModel):

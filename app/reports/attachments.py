@@ -93,11 +93,16 @@ def of_entry(entry: Correspondence) -> list[ReceivedFile]:
 def of_vulnerability(v: Vulnerability) -> dict[int, list[ReceivedFile]]:
     """Every file of v's correspondence, by entry id, in arrival order, without their content
     (one query)."""
+    return of_vulnerabilities([v.id])
+
+
+def of_vulnerabilities(ids: list[int]) -> dict[int, list[ReceivedFile]]:
+    """The same for several vulnerabilities (a case's thread), by entry id."""
     found: dict[int, list[ReceivedFile]] = {}
     query = (
         _listed()
         .join(Correspondence)
-        .where(Correspondence.vulnerability == v.id)
+        .where(Correspondence.vulnerability.in_(ids))
         .order_by(ReceivedFile.id)
     )
     for received in query:

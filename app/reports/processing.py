@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.outbox import deliveries
 from app.reports import attachments, bounces, inbound, triage
-from app.vulns import embargo, lifecycle
+from app.vulns import cases, embargo, lifecycle
 from keys.inspect import CertificateError, inspect_certificate
 from keys.keyring import ServiceKeyring
 from mail import addresses, mime
@@ -334,7 +334,8 @@ def _stored_key(certificate, at) -> PublicKey:
 
 def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: User, at) -> PublicKey:
     """The team's decision: the key offered by thread entry `entry_id` becomes the reporter's
-    key (replies, rejections and embargo changes are encrypted to it from now on); audited."""
+    key (replies, rejections and embargo changes are encrypted to it from now on), on every
+    vulnerability of its case (one reporter); audited."""
     entry = Correspondence.get_or_none(
         Correspondence.id == entry_id,
         Correspondence.vulnerability == vulnerability,
@@ -349,8 +350,9 @@ def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: Use
         )
     with write_transaction():
         previous = vulnerability.reporter_key
+        # The case has one reporter: every vulnerability of it replies to the same key.
         Vulnerability.update(reporter_key=key, updated_at=at).where(
-            Vulnerability.id == vulnerability.id
+            Vulnerability.id.in_(cases.member_ids(vulnerability))
         ).execute()
         audit.record(
             actor,

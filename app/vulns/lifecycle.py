@@ -16,10 +16,10 @@ from app.core import audit, oneline
 from app.core.config import Settings
 from app.core.db import serialise, write_transaction
 from app.core.errors import NotFound, Refused
-from app.models import CveId, User, Vulnerability
+from app.models import Correspondence, CveId, User, Vulnerability
 from app.outbox import deliveries
 from app.reports import attachments
-from app.vulns import affected, embargo
+from app.vulns import affected, cases, embargo
 
 # new -> triage -> accepted -> fixed -> published (by the lift alone); rejected from new, triage
 # or accepted.
@@ -46,6 +46,7 @@ FIELDS = (
     "fix_due",
     "status",
     "assignee",
+    "findings",
 )
 OPERATOR_REASON = "set from the command line by an operator"
 _CWE = re.compile(r"^CWE-[1-9][0-9]{0,4}$")
@@ -158,6 +159,8 @@ def set_field(
         return set_status(v, value.strip().lower(), actor, at, reason)
     if field in ("embargo_until", "fix_due"):
         return set_date(v, field, parse_date(v, field, value), actor, at, reason)
+    if field == "findings":
+        return set_findings(v, value, actor, at)
     changes = _checked(field, value)
     before = {name: _jsonable(getattr(v, name)) for name in changes}
     with write_transaction():
@@ -168,6 +171,27 @@ def set_field(
             at,
             target=v.tracking_id,
             details={"before": before, "after": _jsonable(changes)},
+            actor_label=actor.label,
+        )
+    return Vulnerability.get_by_id(v.id)
+
+
+def set_findings(v: Vulnerability, value: str, actor: Actor, at: datetime) -> Vulnerability:
+    """The reporter's finding labels v covers (space-separated), replacing its earlier ones;
+    audited with before and after like every field."""
+    wanted = cases.parse_labels(value)
+    before = cases.labels(v)
+    if wanted == before:
+        return v
+    with write_transaction():
+        cases.replace_labels(v, wanted)
+        Vulnerability.update(updated_at=at).where(Vulnerability.id == v.id).execute()
+        audit.record(
+            actor.user,
+            "vuln.set.findings",
+            at,
+            target=v.tracking_id,
+            details={"before": before, "after": wanted},
             actor_label=actor.label,
         )
     return Vulnerability.get_by_id(v.id)
@@ -371,9 +395,24 @@ def _sender_keys(entry, v: Vulnerability, pinned: str | None) -> dict:
     }
 
 
+def thread(v: Vulnerability):
+    """The case's correspondence in the order it was recorded (as before cases): every
+    vulnerability of a case shows the one thread (an entry stays on the vulnerability it was
+    addressed to)."""
+    entries = Correspondence.select().where(Correspondence.vulnerability.in_(cases.member_ids(v)))
+    return entries.order_by(Correspondence.id)
+
+
 def details(v: Vulnerability) -> dict:
-    """The keys of `forewarn vulns show --json`: the summary, the fields, the thread."""
-    files = attachments.of_vulnerability(v)
+    """The keys of `forewarn vulns show --json`: the summary, the fields, the case, the case's
+    thread."""
+    ids = cases.member_ids(v)
+    files = attachments.of_vulnerabilities(ids)
+    tracking = dict(
+        Vulnerability.select(Vulnerability.id, Vulnerability.tracking_id)
+        .where(Vulnerability.id.in_(ids))
+        .tuples()
+    )
     pinned = pinned_fingerprint(v)
     return {
         **summary(v),
@@ -385,8 +424,13 @@ def details(v: Vulnerability) -> dict:
         "credits": credits(v),
         "fix_refs": v.fix_refs,
         "reporter": {"name": v.reporter_name, "email": v.reporter_email},
+        "case": cases.case_id(v),
+        "case_vulnerabilities": [tracking[i] for i in ids],
+        "findings": cases.labels(v),
+        "duplicate_of": v.duplicate_of.tracking_id if v.duplicate_of_id else None,
         "correspondence": [
             {
+                "vulnerability": tracking[entry.vulnerability_id],
                 "direction": entry.direction,
                 "at": _jsonable(entry.at),
                 "subject": entry.subject,
@@ -397,7 +441,7 @@ def details(v: Vulnerability) -> dict:
                 **_files_of(entry, files.get(entry.id, [])),
                 **_sender_keys(entry, v, pinned),
             }
-            for entry in v.correspondence.order_by(v.correspondence.model.id)
+            for entry in thread(v)
         ],
     }
 
@@ -449,5 +493,6 @@ def queue(view: str, user: User | None, at: datetime, search: str = ""):
             | (CveId.cve_id == search.upper())
             | Vulnerability.title.contains(search)
             | Vulnerability.description.contains(search)
+            | Vulnerability.id.in_(cases.labelled(search))
         )
     return query.order_by(Vulnerability.reported_at.desc(), Vulnerability.id.desc())

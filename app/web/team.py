@@ -23,9 +23,9 @@ from app.accounts.team import TEAM_ROLES
 from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import lift
-from app.models import Correspondence, Delivery, InboundMessage, User, Vulnerability
+from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
 from app.reports import attachments, processing
-from app.vulns import lifecycle
+from app.vulns import cases, lifecycle
 from app.web import timeline, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -78,10 +78,17 @@ def home():
         Correspondence.vulnerability == Vulnerability.id
     )
     rows = lifecycle.queue(view, current_user.user, clock.now(), search)
-    rows = rows.select_extend(messages.alias("message_count"))
+    rows = list(rows.select_extend(messages.alias("message_count")))
+    roots = {v.case_root_id for v in rows if v.case_root_id is not None}
+    cases_of = dict(
+        Vulnerability.select(Vulnerability.id, Vulnerability.tracking_id)
+        .where(Vulnerability.id.in_(list(roots)))
+        .tuples()
+    )
     return render_template(
         "team/home.html",
-        vulnerabilities=list(rows),
+        vulnerabilities=rows,
+        cases_of=cases_of,
         held=_held_counts(),
         view=view,
         views=lifecycle.QUEUES,
@@ -181,12 +188,14 @@ def _vulnerability_or_404(tracking_id: str) -> Vulnerability:
 
 
 def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
-    thread = (
+    case = list(cases.members(v).select(Vulnerability, CveId).join(CveId, JOIN.LEFT_OUTER))
+    ids = [member.id for member in case]
+    thread = (  # the case's one thread: an entry stays on the vulnerability it was sent to
         Correspondence.select(Correspondence, Delivery, User)
         .join(Delivery, JOIN.LEFT_OUTER)
         .switch(Correspondence)
         .join(User, JOIN.LEFT_OUTER)
-        .where(Correspondence.vulnerability == v)
+        .where(Correspondence.vulnerability.in_(ids))
         .order_by(Correspondence.at, Correspondence.id)
     )
     thread = list(thread)
@@ -197,7 +206,11 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         thread=thread,
         senders={e.id: lifecycle.sender_of(e, v.reporter_email, pinned) for e in thread},
         key_form=workspace.ConfirmKeyForm(formdata=None, prefix="key"),
-        files=attachments.of_vulnerability(v),
+        files=attachments.of_vulnerabilities(ids),
+        case=case,
+        case_id=cases.case_id(v),
+        tracking={member.id: member.tracking_id for member in case},
+        findings={member.id: cases.labels(member) for member in case},
         report_text=attachments.report_text,
         unencrypted_parts=attachments.unencrypted_parts,
         form=form,

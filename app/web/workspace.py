@@ -16,7 +16,7 @@ from app.core.errors import ForewarnError, Refused
 from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
 from app.reports import attachments, processing
-from app.vulns import cve_services, cves, embargo, lifecycle
+from app.vulns import cases, cve_services, cves, embargo, lifecycle, split
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.workers import scheduling
@@ -32,6 +32,7 @@ EDITABLE = (
     "credits",
     "fix_refs",
     "mitigation",
+    "findings",
 )
 
 
@@ -54,6 +55,17 @@ class FieldsForm(FlaskForm):
     )
     deploy_before_lift = BooleanField(
         "Registrants may deploy the fix before the embargo ends (without saying what it fixes)"
+    )
+    findings = StringField(
+        "Findings: the reporter's labels it covers, separated by spaces (e.g. NCC-ZEP-001)",
+        validators=[Length(max=5000)],
+    )
+
+
+class SplitForm(FlaskForm):
+    titles = TextAreaField(
+        "Titles of the new vulnerabilities, one per line",
+        validators=[DataRequired(message="Give at least one title."), Length(max=25_000)],
     )
 
 
@@ -85,6 +97,7 @@ class AssigneeForm(FlaskForm):
 def forms_for(v: Vulnerability) -> dict:
     """The edit forms of the vulnerability page, filled with its current values."""
     fields = FieldsForm(obj=v, formdata=None, prefix="fields")
+    fields.findings.data = " ".join(cases.labels(v))
     status = StatusForm(formdata=None, prefix="state")
     status.status.choices = _status_choices(v)
     dates = DatesForm(formdata=None, prefix="dates")
@@ -99,6 +112,7 @@ def forms_for(v: Vulnerability) -> dict:
         "dates": dates,
         "assignee": assignee,
         "cve": CveForm(formdata=None, prefix="cve"),
+        "split": SplitForm(formdata=None, prefix="split"),
     }
 
 
@@ -170,9 +184,10 @@ def fields(tracking_id: str):
     try:
         for name in EDITABLE:
             value = (getattr(form, name).data or "").strip()
-            if name == "fix_refs":
+            if name in ("fix_refs", "findings"):
                 value = " ".join(value.split())
-            if value != (getattr(v, name) or ""):
+            current = " ".join(cases.labels(v)) if name == "findings" else getattr(v, name)
+            if value != (current or ""):
                 v = lifecycle.set_field(v, name, value, _actor(), clock.now())
                 changed.append(name.replace("_", " "))
     except Refused as exc:
@@ -261,6 +276,29 @@ def dates(tracking_id: str):
         )
     else:
         flash("The dates are unchanged.", "info")
+    return _back(v)
+
+
+@bp.route("/<tracking_id>/split", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def split_case(tracking_id: str):
+    """New vulnerabilities in this one's case, one per line of titles."""
+    v = _vulnerability(tracking_id)
+    form = SplitForm(prefix="split")
+    if not form.validate_on_submit():
+        return _refused(v, "The split was", _form_errors(form))
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        made = split.split(v, split.titles_of(form.titles.data), _actor(), clock.now(), settings)
+    except Refused as exc:
+        return _refused(v, "The split was", exc)
+    ids = ", ".join(n.tracking_id for n in made)
+    flash(
+        f"Created {ids} in case {cases.case_id(v)}, each with the case's reporter, dates, "
+        f"credits and assignee; {v.tracking_id} stays as it was. They start as new: describe "
+        "each, set its findings, then accept or reject it on its own page.",
+        "success",
+    )
     return _back(v)
 
 
