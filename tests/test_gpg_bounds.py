@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from keys.errors import CertificateError
 from keys.inspect import scratch_gpg
 from keys.keyring import KeyringError
 from tests import mailcorpus as mc
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 
 @pytest.fixture
@@ -64,16 +63,6 @@ def gpg_child(parent: int, path: str) -> int | None:
         if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and comm == "gpg":
             return pid
     return None
-
-
-def wait_for(condition, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.02)
-    return condition()
 
 
 # -- time -------------------------------------------------------------------------------------
@@ -165,7 +154,11 @@ def test_no_gpg_outlives_a_python_process_killed_with_sigkill(tmp_path, fifo, sc
     )
     gpg, home = None, ""
     try:
-        started = wait_for(lambda: gpg_child(python.pid, fifo) or python.poll() is not None)
+        started = wait_for(
+            lambda: gpg_child(python.pid, fifo) or python.poll() is not None,
+            timeout=30,
+            what="the gpg child to start",
+        )
         assert started is not True and started, "the script ended without starting gpg"
         gpg = started
         argv = Path(f"/proc/{gpg}/cmdline").read_bytes().split(b"\0")
@@ -174,7 +167,7 @@ def test_no_gpg_outlives_a_python_process_killed_with_sigkill(tmp_path, fifo, sc
         python.send_signal(signal.SIGKILL)  # as gunicorn kills a worker past its timeout
         python.wait()
 
-        assert wait_for(lambda: not alive(gpg)), f"gpg {gpg} outlived the process that started it"
+        wait_for(lambda: not alive(gpg), timeout=30, what=f"gpg {gpg} to die with its parent")
     finally:
         if python.poll() is None:
             python.kill()

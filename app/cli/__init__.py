@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 import peewee
 
+import app.cli.context as context
 from app.accounts import team, totp
-from app.cli import context
 from app.cli.context import cli, key
 from app.core import clock
 from app.core.config import dkim_private_key

@@ -6,7 +6,7 @@ import time
 import click
 import redis
 
-from app.cli import context
+import app.cli.context as context
 from app.cli.context import cli
 from app.core import clock
 from app.workers import runtime

@@ -4,7 +4,7 @@
 
 import click
 
-from app.cli import context
+import app.cli.context as context
 from app.cli.context import cli, key
 from app.cli.registrants import registrants
 from app.core import clock, timefmt

@@ -5,7 +5,7 @@ import subprocess
 
 import click
 
-from app.cli import context
+import app.cli.context as context
 from app.cli.context import cli
 from app.core.config import DNS_NAME
 from app.core.errors import OperatorError

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from app.cli import context
+import app.cli.context as context
 from app.cli.context import cli
 from app.core import clock
 from app.workers import runtime

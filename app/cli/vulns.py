@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from app.cli import context
+import app.cli.context as context
 from app.cli.context import cli
 from app.core import clock
 from app.core.errors import OperatorError
