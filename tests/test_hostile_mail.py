@@ -14,7 +14,7 @@ from app.accounts import team
 from app.core.errors import OutOfTime
 from app.models import Correspondence, Delivery, InboundMessage, PublicKey, Vulnerability
 from app.outbox import sending
-from app.reports import inbound, processing
+from app.reports import inbound, processing, replies
 from mail import mime
 from mail.transport import MaildirTransport, SmtpTransport
 from tests import mailcorpus as mc
@@ -205,7 +205,7 @@ def test_a_hostile_message_id_is_not_kept_and_the_teams_reply_still_goes_out(
     assert process(second, keyring, settings, clock) == "reply"
     assert InboundMessage.get_by_id(second).message_id_header is None
 
-    processing.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
+    replies.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     relay = SmtpTransport("127.0.0.1", sink.port, timeout=10)
     assert sending.send(reply.id, keyring, settings, relay, clock.at) == "sent"
@@ -218,7 +218,7 @@ def test_a_valid_message_id_is_still_answered_in_reply_to(
 ):
     message_id = deliver(with_header(b"Message-ID", b"<r-1.x+y@mail.example.org>"), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
-    processing.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
+    replies.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     relay = SmtpTransport("127.0.0.1", sink.port, timeout=10)
     assert sending.send(reply.id, keyring, settings, relay, clock.at) == "sent"
@@ -232,7 +232,7 @@ def test_a_hostile_id_stored_before_the_check_does_not_block_replies(
     message_id = deliver(mc.plain("The report."), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
     InboundMessage.update(message_id_header=HOSTILE_IDS[shape]).execute()  # an older row
-    processing.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
+    replies.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     transport = MaildirTransport(tmp_path / "out")
     assert sending.send(reply.id, keyring, settings, transport, clock.at) == "sent"
@@ -251,7 +251,7 @@ def test_a_reply_that_cannot_be_composed_fails_at_once_and_the_team_sees_why(
     )
     Vulnerability.update(reporter_key=key).execute()
     v = Vulnerability.get()
-    processing.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
+    replies.reply_to_reporter(v, member, "Thanks, confirmed.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     # A recipient stored with a line break (old data) cannot be a To header (titles are made one
     # line when composing, so this is what is left to trip over).
@@ -280,7 +280,7 @@ def test_a_reply_that_cannot_be_composed_fails_at_once_and_the_team_sees_why(
 def test_a_relay_that_is_away_still_means_retrying(db, keyring, settings, clock, member):
     message_id = deliver(mc.plain("The report."), clock)
     assert process(message_id, keyring, settings, clock) == "new report"
-    processing.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
+    replies.reply_to_reporter(Vulnerability.get(), member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     nobody = SmtpTransport("127.0.0.1", 9, timeout=2)
     assert sending.send(reply.id, keyring, settings, nobody, clock.at) == "retry"
@@ -338,7 +338,7 @@ def test_a_team_reply_answers_the_reporters_message_not_a_strangers_post(
         stranger, "eve@example.net", [f"security+{v.tracking_id}@example.org"], clock.at
     )
     assert process(post, keyring, settings, clock) == "reply"
-    processing.reply_to_reporter(v, member, "Thanks.", clock.at)
+    replies.reply_to_reporter(v, member, "Thanks.", clock.at)
     [reply] = Delivery.select().where(Delivery.kind == "reply")
     transport = MaildirTransport(tmp_path / "out")
     assert sending.send(reply.id, keyring, settings, transport, clock.at) == "sent"

@@ -14,7 +14,7 @@ from app.core.instance import secret_key
 from app.models import Delivery, User, Vulnerability
 from app.outbox import sending
 from app.registry import vetting
-from app.reports import processing
+from app.reports import replies
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
@@ -60,7 +60,7 @@ def test_no_decrypted_text_token_or_password_in_any_log_line(
     ciphertext = mc.sqop_encrypt(flow.service_cert, inner, signer=rita)
     assert flow.report(mc.pgp_mime_encrypted(ciphertext, subject="...")).state == "processed"
     v = Vulnerability.get()
-    processing.reply_to_reporter(v, admin_user, REPLY_CANARY, clock.at)
+    replies.reply_to_reporter(v, admin_user, REPLY_CANARY, clock.at)
     password_reset.request_reset(admin_user.email, clock.at)
     registrant = vetting.sign_up(
         vetting.SignUp(

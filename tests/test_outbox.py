@@ -256,7 +256,7 @@ def test_a_team_reply_without_a_reporter_key_sends_a_notice_not_the_text(
     vulnerability, clock, keyring, settings, sink, relay
 ):
     member = team_member("bob@example.org", clock)
-    from app.reports import processing as reports
+    from app.reports import replies as reports
 
     reports.reply_to_reporter(vulnerability, member, f"About the {SECRET_DETAIL}", clock.at)
     [queued] = Delivery.select().where(Delivery.kind == "reply")
@@ -272,7 +272,7 @@ def test_a_team_reply_without_a_reporter_key_sends_a_notice_not_the_text(
 def test_a_team_reply_to_a_reporter_with_a_key_carries_the_text_encrypted(
     vulnerability, clock, keyring, settings, sink, relay, reporter_key
 ):
-    from app.reports import processing as reports
+    from app.reports import replies as reports
 
     key = PublicKey.create(
         fingerprint=reporter_key.fingerprint,

@@ -8,7 +8,7 @@ import pytest
 from app.accounts import team
 from app.core import clock as app_clock
 from app.models import Correspondence, InboundMessage, Vulnerability
-from app.reports import inbound, processing
+from app.reports import inbound, replies
 from app.workers import jobs, reconcile
 from app.workers.queue import inbound_queue
 from tests import mailcorpus as mc
@@ -225,7 +225,7 @@ def test_a_stranger_cannot_swap_the_reporters_key_and_read_the_case(
     ).replace(b"<report-1@example.org>\r\nMIME", b"<swap-1@example.net>\r\nMIME")
     flow.report(as_rita, sender=mallory.address, to=thread)
     # ...the team answers the reporter...
-    processing.reply_to_reporter(Vulnerability.get(), member, "Fixed in 4.2, thanks.", clock.at)
+    replies.reply_to_reporter(Vulnerability.get(), member, "Fixed in 4.2, thanks.", clock.at)
     # ...and Mallory then writes as herself.
     as_mallory = mc.plain("Any news?", subject="Status", sender=mallory.sender).replace(
         b"<report-1@", b"<status-1@"

@@ -14,7 +14,7 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import letters
-from app.reports import inbound, processing
+from app.reports import inbound, processing, replies
 from app.vulns import lifecycle
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
@@ -211,7 +211,7 @@ def test_a_team_reply_is_kept_in_the_thread_queued_and_audited(db, keyring, sett
     member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     process(deliver(mc.plain("first", subject="Bug"), clock), keyring, settings, clock)
     v = Vulnerability.get()
-    entry = processing.reply_to_reporter(v, member, "  Thanks, confirmed.  ", clock.at)
+    entry = replies.reply_to_reporter(v, member, "  Thanks, confirmed.  ", clock.at)
     assert (entry.direction, entry.text, entry.author_id) == (
         "out",
         "Thanks, confirmed.",
@@ -223,7 +223,7 @@ def test_a_team_reply_is_kept_in_the_thread_queued_and_audited(db, keyring, sett
     assert Correspondence.get_by_id(entry.id).delivery_id == reply.id
     assert AuditEvent.get(AuditEvent.action == "report.reply").target == v.tracking_id
     with pytest.raises(Refused, match="write a reply"):
-        processing.reply_to_reporter(v, member, "   ", clock.at)
+        replies.reply_to_reporter(v, member, "   ", clock.at)
 
 
 def test_a_new_report_goes_to_the_member_on_triage_duty_alone(db, keyring, settings, clock):

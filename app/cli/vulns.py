@@ -207,7 +207,7 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
 
     import redis
 
-    from app.reports import processing
+    from app.reports import replies
     from app.vulns import lifecycle as domain
     from app.workers import queue, reconcile
 
@@ -220,7 +220,7 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
     settings = context.settings()
     runtime.open_current_db(settings)
     v = domain.get(vuln_id)
-    entry = processing.reply_to_reporter(v, None, text, clock.now(), actor_label=_cli_actor().label)
+    entry = replies.reply_to_reporter(v, None, text, clock.now(), actor_label=_cli_actor().label)
     # Now rather than at the reconciler's next pass (which sends it within a minute anyway).
     with contextlib.suppress(redis.RedisError, OSError):
         reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())

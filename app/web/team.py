@@ -24,7 +24,7 @@ from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import lift
 from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
-from app.reports import attachments, processing
+from app.reports import attachments, replies
 from app.vulns import cases, lifecycle
 from app.web import timeline, workspace
 from app.web.auth import roles_required
@@ -127,7 +127,7 @@ def reply(tracking_id: str):
         flash("Your reply was not sent; see the reply form below.", "error")
         return _vulnerability_page(v, form, status=400)
     try:
-        entry = processing.reply_to_reporter(v, current_user.user, form.text.data, clock.now())
+        entry = replies.reply_to_reporter(v, current_user.user, form.text.data, clock.now())
     except Refused as exc:
         flash(f"Your reply was not sent: {exc}.", "error")
         return _vulnerability_page(v, form, status=400)
