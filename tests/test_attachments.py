@@ -17,7 +17,7 @@ from app.accounts import team as accounts
 from app.models import Correspondence, PublicKey, ReceivedFile, Vulnerability
 from app.privacy import erasure, retention
 from app.reports import processing
-from app.vulns import lifecycle
+from app.vulns import lifecycle, views
 from tests import mailcorpus as mc
 from tests import test_report_flow as report_flow
 from tests.conftest import PASSWORD, ROOT
@@ -291,7 +291,7 @@ def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
     entry = Correspondence.create(vulnerability=v, direction="in", at=clock.at, text=parsed.text)
     attachments.keep(entry, parsed.attachments, clock.at)
 
-    [entry] = lifecycle.details(v)["correspondence"]
+    [entry] = views.details(v)["correspondence"]
     assert entry["attachments"] == [listed("crash.dmp", "application/octet-stream", CRASH_DUMP)]
     assert entry["dropped_attachments"] == [
         {
@@ -315,7 +315,7 @@ def test_an_oversize_attachment_is_listed_with_its_sha256_and_the_reason(
 def test_plain_parts_are_named_as_unencrypted(db, keyring, settings, clock):
     body = mc.multipart("mixed", [mc.text_part("x"), mc.attachment_part("a.bin", PDF)], "m")
     _process(mc.message(body), keyring, settings, clock.at)
-    [entry] = lifecycle.details(Vulnerability.get())["correspondence"]
+    [entry] = views.details(Vulnerability.get())["correspondence"]
     assert entry["encrypted"] is False
     assert entry["unencrypted_parts"] == ["the text", "the attachment a.bin"]
 
@@ -367,7 +367,7 @@ def test_erasing_a_reporter_erases_their_files(db, keyring, settings, clock):
 
     erased = ReceivedFile.get()
     assert erased.content is None and "rita" not in erased.name
-    [entry] = lifecycle.details(Vulnerability.get())["correspondence"]
+    [entry] = views.details(Vulnerability.get())["correspondence"]
     assert all("rita" not in f["name"] for f in entry["attachments"])
 
 

@@ -10,7 +10,7 @@ from playhouse.schema_diff import diff_models
 from app.core import db as app_db
 from app.core.errors import Refused
 from app.models import ALL_MODELS, AuditEvent, Correspondence, Finding, Vulnerability
-from app.vulns import cases, lifecycle, split
+from app.vulns import cases, lifecycle, split, views
 
 pytestmark = pytest.mark.db
 
@@ -93,7 +93,7 @@ def test_the_thread_is_the_cases_from_every_vulnerability(report, clock, setting
         sender="auditor@ncc.example",
     )
     for v in (report, arm):
-        shown = lifecycle.details(v)
+        shown = views.details(v)
         assert shown["case"] == report.tracking_id
         assert [e["text"] for e in shown["correspondence"]] == [
             "NCC-ZEP-001 ... NCC-ZEP-031",
@@ -106,7 +106,7 @@ def test_the_thread_is_the_cases_from_every_vulnerability(report, clock, setting
 
 
 def test_show_json_has_case_findings_and_duplicate_of(report, clock, settings):
-    shown = lifecycle.details(report)
+    shown = views.details(report)
     assert shown["case"] == report.tracking_id
     assert shown["findings"] == []
     assert shown["duplicate_of"] is None
@@ -118,10 +118,10 @@ def test_findings_are_many_to_many_audited_and_searchable(report, clock, setting
     lifecycle.set_field(arc, "findings", "NCC-ZEP-001", CLI, clock.at)
 
     assert cases.labels(arm) == ["NCC-ZEP-001", "NCC-ZEP-024"]
-    assert lifecycle.details(arc)["findings"] == ["NCC-ZEP-001"]
-    found = lifecycle.queue("all", None, clock.at, "ncc-zep-001")
+    assert views.details(arc)["findings"] == ["NCC-ZEP-001"]
+    found = views.queue("all", None, clock.at, "ncc-zep-001")
     assert sorted(v.tracking_id for v in found) == sorted([arm.tracking_id, arc.tracking_id])
-    assert [v.tracking_id for v in lifecycle.queue("all", None, clock.at, "NCC-ZEP-024")] == [
+    assert [v.tracking_id for v in views.queue("all", None, clock.at, "NCC-ZEP-024")] == [
         arm.tracking_id
     ]
     logged = AuditEvent.get(
@@ -212,7 +212,7 @@ def test_a_reporters_reply_to_a_split_one_joins_the_case(db, keyring, settings, 
     reply = Correspondence.get(Correspondence.text.contains("about the ARC one"))
     assert reply.vulnerability_id == arc.id  # kept on the one it was addressed to
     for v in (report, arm, arc):
-        texts = [e["text"].strip() for e in lifecycle.details(v)["correspondence"]]
+        texts = [e["text"].strip() for e in views.details(v)["correspondence"]]
         assert texts == ["NCC-ZEP-001 and NCC-ZEP-002", "about the ARC one"]
     acks = Delivery.select().where(Delivery.kind == "reply-ack")
     assert [d.vulnerability_id for d in acks] == [arc.id]  # the reporter is the case's reporter

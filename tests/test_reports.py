@@ -15,7 +15,7 @@ from app.models import (
 )
 from app.outbox import letters
 from app.reports import inbound, processing, replies
-from app.vulns import lifecycle
+from app.vulns import views
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
 
@@ -284,7 +284,7 @@ def test_a_report_pins_only_a_key_whose_user_id_is_its_sender(
     if whose == "own":
         assert v.reporter_key.fingerprint == rita.fingerprint
         assert text.certificate.fingerprint == rita.fingerprint  # the ack is encrypted to it
-        assert lifecycle.details(v)["correspondence"][0]["signed_by_reporter"] is True
+        assert views.details(v)["correspondence"][0]["signed_by_reporter"] is True
     else:
         assert v.reporter_key is None
         assert text.certificate is None  # signed only: nobody else's key
@@ -302,7 +302,7 @@ def test_a_key_in_a_later_message_is_offered_to_the_team_not_pinned(
     assert v.reporter_key is None
     entry = Correspondence.select().order_by(Correspondence.id.desc()).first()
     assert entry.offered_key.fingerprint == rita.fingerprint
-    assert lifecycle.details(v)["correspondence"][1]["offered_key"] == rita.fingerprint
+    assert views.details(v)["correspondence"][1]["offered_key"] == rita.fingerprint
 
 
 def test_a_reporters_address_without_their_signature_cannot_change_their_key(
@@ -321,7 +321,7 @@ def test_a_reporters_address_without_their_signature_cannot_change_their_key(
     )
     v = Vulnerability.get()
     assert v.reporter_key.fingerprint == rita.fingerprint  # unchanged
-    shown = lifecycle.details(v)["correspondence"][1]
+    shown = views.details(v)["correspondence"][1]
     assert (shown["from_reporter"], shown["signed_by_reporter"]) == (True, False)
     assert shown["offered_key"] == rita_lookalike.fingerprint  # for the team to judge
     member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
@@ -347,7 +347,7 @@ def test_a_strangers_post_into_a_thread_is_recorded_as_the_strangers(
         settings,
         clock,
     )
-    first, second = lifecycle.details(v)["correspondence"]
+    first, second = views.details(v)["correspondence"]
     assert (first["sender"], first["from_reporter"]) == ("rita@example.org", True)
     assert (second["sender"], second["from_reporter"]) == (mallory.address, False)
     assert "I found it too." in second["text"]
@@ -376,7 +376,7 @@ def test_a_message_signed_by_a_strangers_attached_key_is_not_signed_by_the_repor
     body = mc.multipart("mixed", [signed, mc.key_part(mallory.cert)], "s")
     raw = mc.message(body).replace(b"<report-1@", b"<s-1@")
     process(deliver(raw, clock, to=thread_of(v)), keyring, settings, clock)
-    report, stranger = lifecycle.details(v)["correspondence"]
+    report, stranger = views.details(v)["correspondence"]
     assert (stranger["signature_status"], stranger["signer_fingerprint"]) == (
         "valid",
         mallory.fingerprint,

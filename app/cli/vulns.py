@@ -29,10 +29,10 @@ def vulns_list(as_json: bool) -> None:
 
     from app.core import oneline
     from app.models import Vulnerability
-    from app.vulns import lifecycle as domain
+    from app.vulns import views
 
     runtime.open_current_db(context.settings())
-    rows = [domain.summary(v) for v in Vulnerability.select().order_by(Vulnerability.id.desc())]
+    rows = [views.summary(v) for v in Vulnerability.select().order_by(Vulnerability.id.desc())]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -50,9 +50,10 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
     import json
 
     from app.vulns import lifecycle as domain
+    from app.vulns import views
 
     runtime.open_current_db(context.settings())
-    shown = domain.details(domain.get(vuln_id))
+    shown = views.details(domain.get(vuln_id))
     if as_json:
         click.echo(json.dumps(shown, indent=2))
         return
@@ -103,7 +104,7 @@ def vulns_attachment(vuln_id: str, sha256: str) -> None:
 
 
 def _from_whom(entry: dict) -> str:
-    """Who an inbound entry is from, as the thread shows it (see app.vulns.lifecycle.Sender)."""
+    """Who an inbound entry is from, as the thread shows it (see app.vulns.views.Sender)."""
     if not entry["sender"]:
         return "from a sender not recorded"
     if not entry["from_reporter"]:

@@ -25,7 +25,7 @@ from app.core.errors import Refused
 from app.disclosure import lift
 from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
 from app.reports import attachments, replies
-from app.vulns import cases, lifecycle
+from app.vulns import cases, lifecycle, views
 from app.web import timeline, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -71,13 +71,13 @@ class ReplyForm(FlaskForm):
 @roles_required(*TEAM_ROLES)
 def home():
     view = request.args.get("view", "mine")
-    if view not in lifecycle.QUEUES:
+    if view not in views.QUEUES:
         view = "mine"
     search = request.args.get("q", "")[:200]
     messages = Correspondence.select(fn.COUNT(Correspondence.id)).where(
         Correspondence.vulnerability == Vulnerability.id
     )
-    rows = lifecycle.queue(view, current_user.user, clock.now(), search)
+    rows = views.queue(view, current_user.user, clock.now(), search)
     rows = list(rows.select_extend(messages.alias("message_count")))
     roots = {v.case_root_id for v in rows if v.case_root_id is not None}
     cases_of = dict(
@@ -91,7 +91,7 @@ def home():
         cases_of=cases_of,
         held=_held_counts(),
         view=view,
-        views=lifecycle.QUEUES,
+        views=views.QUEUES,
         search=search,
         now=clock.now(),
     )
@@ -199,12 +199,12 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         .order_by(Correspondence.at, Correspondence.id)
     )
     thread = list(thread)
-    pinned = lifecycle.pinned_fingerprint(v)
+    pinned = views.pinned_fingerprint(v)
     page = render_template(
         "team/vulnerability.html",
         v=v,
         thread=thread,
-        senders={e.id: lifecycle.sender_of(e, v.reporter_email, pinned) for e in thread},
+        senders={e.id: views.sender_of(e, v.reporter_email, pinned) for e in thread},
         key_form=workspace.ConfirmKeyForm(formdata=None, prefix="key"),
         files=attachments.of_vulnerabilities(ids),
         case=case,
