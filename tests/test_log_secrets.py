@@ -13,7 +13,7 @@ from app.core import logs
 from app.core.instance import secret_key
 from app.models import Delivery, User, Vulnerability
 from app.outbox import sending
-from app.registry import vetting
+from app.registry import proof, vetting
 from app.reports import replies
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
@@ -85,7 +85,7 @@ def test_no_decrypted_text_token_or_password_in_any_log_line(
     reset = password_reset.reset_token(secret, User.get_by_id(admin_user.id), clock.at)
     proof_delivery = Delivery.get(Delivery.kind == "verify-key")
     payload = json.loads(proof_delivery.payload)
-    proof = vetting.verification_token(secret, payload["registrant"], payload["key"], clock.at)
+    proof_token = proof.verification_token(secret, payload["registrant"], payload["key"], clock.at)
     assert registrant.id == payload["registrant"]
 
     logged = "\n".join(
@@ -98,7 +98,7 @@ def test_no_decrypted_text_token_or_password_in_any_log_line(
         SIGNUP_PASSWORD,
         PASSWORD,
         reset,
-        proof,
+        proof_token,
         secret,
     ):
         assert secret_text not in logged, f"{secret_text[:20]}... was logged"

@@ -11,7 +11,7 @@ from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, User
 from app.outbox import sending
-from app.registry import vetting
+from app.registry import proof, vetting
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
@@ -163,7 +163,7 @@ def test_short_passwords_tampered_and_foreign_tokens_are_refused(db, clock, sett
     forged = password_reset.reset_token("another secret", admin_user, clock.at)
     with pytest.raises(Refused, match="not valid"):
         password_reset.reset(forged, NEW_PASSWORD, secret_key(settings), clock.at)
-    verify_salt = vetting.verification_token(secret_key(settings), admin_user.id, 1, clock.at)
+    verify_salt = proof.verification_token(secret_key(settings), admin_user.id, 1, clock.at)
     with pytest.raises(Refused, match="not valid"):
         password_reset.reset(verify_salt, NEW_PASSWORD, secret_key(settings), clock.at)
     # the short password did not use the link up

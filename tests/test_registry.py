@@ -10,7 +10,7 @@ from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, PublicKey, Registrant
 from app.outbox import sending
-from app.registry import vetting
+from app.registry import proof, vetting
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
 from tests.openpgp import encrypted_payload, parse, parts_as_sent, run, text_of
@@ -90,25 +90,25 @@ def test_opening_the_encrypted_link_pins_the_key_and_asks_for_review(
 ):
     signed_up(maker, clock)
     token = proof_link(keyring, settings, clock, maker, tmp_path)
-    registrant = vetting.verify(token, secret_key(settings), clock.at + timedelta(hours=1))
+    registrant = proof.verify(token, secret_key(settings), clock.at + timedelta(hours=1))
     assert registrant.status == "pending_review"
     assert registrant.pinned_fingerprint == maker.fingerprint
     assert PublicKey.get_by_id(registrant.key_id).usable
     with pytest.raises(Refused, match="already used"):
-        vetting.verify(token, secret_key(settings), clock.at + timedelta(hours=2))
+        proof.verify(token, secret_key(settings), clock.at + timedelta(hours=2))
 
 
 def test_tampered_and_expired_links_are_refused(db, clock, maker, settings):
     registrant = signed_up(maker, clock)
     key = PublicKey.get()
-    token = vetting.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
+    token = proof.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
     with pytest.raises(Refused, match="not valid"):
-        vetting.verify(token[:-3] + "abc", secret_key(settings), clock.at)
+        proof.verify(token[:-3] + "abc", secret_key(settings), clock.at)
     with pytest.raises(Refused, match="expired"):
-        vetting.verify(token, secret_key(settings), clock.at + timedelta(hours=49))
-    forged = vetting.verification_token("another secret", registrant.id, key.id, clock.at)
+        proof.verify(token, secret_key(settings), clock.at + timedelta(hours=49))
+    forged = proof.verification_token("another secret", registrant.id, key.id, clock.at)
     with pytest.raises(Refused, match="not valid"):
-        vetting.verify(forged, secret_key(settings), clock.at)
+        proof.verify(forged, secret_key(settings), clock.at)
     assert Registrant.get_by_id(registrant.id).status == "unverified"
 
 
@@ -143,7 +143,7 @@ def test_vetting_follows_the_states_and_rejection_is_mailed_with_its_reason(
     db, clock, maker, keyring, settings, tmp_path
 ):
     signed_up(maker, clock)
-    registrant = vetting.verify(
+    registrant = proof.verify(
         proof_link(keyring, settings, clock, maker, tmp_path), secret_key(settings), clock.at
     )
     with pytest.raises(Refused, match="needs a reason"):

@@ -16,7 +16,7 @@ from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, Registrant, User
 from app.outbox import sending
-from app.registry import alerts, subscriptions, vetting
+from app.registry import alerts, proof, subscriptions, vetting
 from app.vulns import lifecycle
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
@@ -224,7 +224,7 @@ def test_one_click_refuses_bad_tokens_and_missing_body(client, registrant, alert
 
 
 def test_the_token_is_bound_to_its_purpose(registrant, settings, clock):
-    verify_token = vetting.verification_token(
+    verify_token = proof.verification_token(
         secret_key(settings), registrant.id, registrant.key_id, clock.at
     )
     with pytest.raises(Refused, match="not valid"):

@@ -9,7 +9,7 @@ from app.accounts import team as accounts
 from app.core.instance import secret_key
 from app.models import AuditEvent, Delivery, PublicKey, Registrant, User
 from app.outbox import sending
-from app.registry import vetting
+from app.registry import proof, vetting
 from app.workers import queue, reconcile
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD, csrf_token
@@ -83,12 +83,12 @@ def token_for(registrant, settings, clock) -> str:
         .where(PublicKey.owner == registrant.user_id)
         .order_by(PublicKey.id.desc())[0]
     )
-    return vetting.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
+    return proof.verification_token(secret_key(settings), registrant.id, key.id, clock.at)
 
 
 def proven(maker, settings, clock) -> Registrant:
     registrant = signed_up(maker, clock)
-    return vetting.verify(token_for(registrant, settings, clock), secret_key(settings), clock.at)
+    return proof.verify(token_for(registrant, settings, clock), secret_key(settings), clock.at)
 
 
 def approved(maker, settings, clock, admin_user) -> Registrant:

@@ -15,7 +15,7 @@ from app.core.instance import secret_key
 from app.models import Delivery, PublicKey, Registrant
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, account_key, member_key, usable_key
-from app.registry import renewal, subscriptions, vetting
+from app.registry import proof, renewal, subscriptions
 from app.vulns import patches
 from mail.compose import Attachment
 
@@ -122,7 +122,7 @@ def unsubscribed(delivery: Delivery, payload: dict, common: dict, settings, at) 
 
 def verify_key(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
     key = PublicKey.get_by_id(payload["key"])  # not usable yet: this mail is the proof
-    token = vetting.verification_token(secret_key(settings), payload["registrant"], key.id, at)
+    token = proof.verification_token(secret_key(settings), payload["registrant"], key.id, at)
     body = mailtext.render(
         "verify-key",
         link=f"{settings.base_url}/registry/verify/{token}",

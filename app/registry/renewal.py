@@ -25,7 +25,7 @@ from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import AuditEvent, PublicKey, Registrant, User
 from app.outbox import deliveries
-from app.registry import vetting
+from app.registry import proof, vetting
 from keys.inspect import encrypts_at
 
 # Nearest first: the nearest step reached is the one due (a missed pass skips to it).
@@ -185,7 +185,7 @@ def confirm(token: str, secret_key: str, at: datetime) -> Registrant:
             )
         if _since(fresh).isoformat() != since:
             raise Refused("This link was already used: sign in to see your status")
-        vetting._use_once(RECONFIRM_SALT, token, at)
+        proof.use_once(RECONFIRM_SALT, token, at)
         Registrant.update(last_confirmed_at=at, updated_at=at).where(
             Registrant.id == fresh.id
         ).execute()

@@ -25,7 +25,7 @@ from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, PublicKey, Registrant
-from app.registry import renewal, vetting
+from app.registry import proof, renewal, vetting
 from app.web import ratelimit
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -239,7 +239,7 @@ def verify(token: str):
     form.validate_on_submit()  # CSRF is checked before the view; the form has nothing else
     settings = current_app.extensions["forewarn.settings"]
     try:
-        registrant = vetting.verify(token, secret_key(settings), clock.now())
+        registrant = proof.verify(token, secret_key(settings), clock.now())
     except Refused as exc:
         return render_template("registry/verify.html", form=None, refused=str(exc)), 400
     return render_template("registry/verified.html", registrant=registrant)
@@ -337,7 +337,7 @@ def resend():
     if not ratelimit.hit(current_app.extensions["forewarn.redis"], RESEND, f"user:{registrant.id}"):
         flash("We sent several links in the last hour: wait an hour, then ask again.", "error")
         return redirect(url_for("registry.status"))
-    vetting.resend_proof(registrant, key, clock.now())
+    proof.resend_proof(registrant, key, clock.now())
     send_soon()
     flash(
         f"We sent a new link to {registrant.user.email}, encrypted to your key "
