@@ -332,7 +332,7 @@ def test_findings_are_set_on_the_page_and_the_search_finds_them(signed_in, repor
 def test_a_key_the_team_confirms_in_a_split_ones_thread_is_the_whole_cases(
     db, keyring, settings, clock, admin_user
 ):
-    from app.reports import inbound, processing
+    from app.reports import inbound, processing, reporter_keys
     from tests import mailcorpus as mc
     from tests.test_reports import with_key
 
@@ -349,6 +349,6 @@ def test_a_key_the_team_confirms_in_a_split_ones_thread_is_the_whole_cases(
     entry = Correspondence.get(Correspondence.vulnerability == arc)
     assert entry.offered_key.fingerprint == rita.fingerprint
 
-    processing.confirm_reporter_key(arc, entry.id, admin_user, clock.at)
+    reporter_keys.confirm_reporter_key(arc, entry.id, admin_user, clock.at)
     for v in (report, arc):
         assert Vulnerability.get_by_id(v.id).reporter_key.fingerprint == rita.fingerprint

@@ -14,7 +14,7 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import letters
-from app.reports import inbound, processing, replies
+from app.reports import inbound, processing, replies, reporter_keys
 from app.vulns import views
 from tests import mailcorpus as mc
 from tests.conftest import PASSWORD
@@ -326,7 +326,7 @@ def test_a_reporters_address_without_their_signature_cannot_change_their_key(
     assert shown["offered_key"] == rita_lookalike.fingerprint  # for the team to judge
     member = team.create_team_account("bob@example.org", PASSWORD, "team", clock.at, "t").user
     entry = Correspondence.select().order_by(Correspondence.id.desc()).first()
-    processing.confirm_reporter_key(v, entry.id, member, clock.at)  # the team decides, audited
+    reporter_keys.confirm_reporter_key(v, entry.id, member, clock.at)  # the team decides, audited
     assert Vulnerability.get().reporter_key.fingerprint == rita_lookalike.fingerprint
     event = AuditEvent.get(AuditEvent.action == "report.key-confirm")
     assert (event.target, event.actor_label) == (v.tracking_id, "bob@example.org")

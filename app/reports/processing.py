@@ -12,10 +12,9 @@ import re
 import traceback
 from datetime import datetime, timedelta
 
-from app.core import audit
 from app.core.config import Settings
 from app.core.db import write_transaction
-from app.core.errors import OutOfTime, Refused
+from app.core.errors import OutOfTime
 from app.models import (
     Correspondence,
     Delivery,
@@ -25,9 +24,8 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import deliveries
-from app.reports import attachments, bounces, inbound, triage
-from app.vulns import cases, embargo, lifecycle
-from keys.inspect import CertificateError, inspect_certificate
+from app.reports import attachments, bounces, inbound, reporter_keys, triage
+from app.vulns import embargo, lifecycle
 from keys.keyring import ServiceKeyring
 from mail import addresses, mime
 from mail.parse import ParsedMessage, Unreadable, parse
@@ -108,9 +106,9 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         if is_new:
             vulnerability = _new_vulnerability(parsed, settings, at)
             triage.assign_new(vulnerability, at)  # whoever is on triage duty
-            _remember_reporter_key(vulnerability, parsed, at)
+            reporter_keys.remember(vulnerability, parsed, at)
         # A key in a later message is only offered (the team confirms it): never pinned by itself.
-        offered = None if is_new else _offered_key(vulnerability, parsed, at)
+        offered = None if is_new else reporter_keys.offered(vulnerability, parsed, at)
         entry = Correspondence.create(
             vulnerability=vulnerability,
             direction="in",
@@ -280,94 +278,6 @@ def _names_a_case(parsed: ParsedMessage, recipients: list[str], settings: Settin
         return True
     referenced = [parsed.in_reply_to, *parsed.references]
     return any(ref and ref.startswith("<forewarn.delivery.") for ref in referenced)
-
-
-def _remember_reporter_key(vulnerability: Vulnerability, parsed: ParsedMessage, at) -> None:
-    """The report itself (the message that opened the case) pins the key it carries, if a
-    user id of that key is the report's From address."""
-    if parsed.reporter_certificate is None or vulnerability.reporter_key is not None:
-        return
-    certificate = _reporters_certificate(vulnerability, parsed, at)
-    if certificate is None:
-        return
-    key = _stored_key(certificate, at)
-    Vulnerability.update(reporter_key=key).where(Vulnerability.id == vulnerability.id).execute()
-    vulnerability.reporter_key = key
-
-
-def _offered_key(vulnerability: Vulnerability, parsed: ParsedMessage, at) -> PublicKey | None:
-    """A key a later message carries for the reporter's address: kept as offered, for the team
-    to confirm (confirm_reporter_key); anyone can write a From line or attach a key."""
-    if parsed.reporter_certificate is None or not vulnerability.reporter_email:
-        return None
-    certificate = _reporters_certificate(vulnerability, parsed, at)
-    pinned = vulnerability.reporter_key
-    if certificate is None:
-        return None
-    if pinned is not None and pinned.fingerprint == certificate.fingerprint:
-        return None  # already the reporter's
-    return _stored_key(certificate, at)
-
-
-def _reporters_certificate(vulnerability: Vulnerability, parsed: ParsedMessage, at):
-    """The message's key, if it is usable and a user id of it is the reporter's address."""
-    try:
-        certificate = inspect_certificate(parsed.reporter_certificate, at)
-    except CertificateError as exc:
-        log.info("a key sent about %s is unusable: %s", vulnerability.tracking_id, exc)
-        return None
-    if (vulnerability.reporter_email or "").strip().lower() not in certificate.addresses:
-        log.info("a key sent about %s is not for the reporter's address", vulnerability.tracking_id)
-        return None
-    return certificate
-
-
-def _stored_key(certificate, at) -> PublicKey:
-    return PublicKey.create(
-        fingerprint=certificate.fingerprint,
-        armored=certificate.armored,
-        expires=certificate.expires,
-        usable=certificate.can_encrypt,
-        created_at=at,
-    )
-
-
-def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: User, at) -> PublicKey:
-    """The team's decision: the key offered by thread entry `entry_id` becomes the reporter's
-    key (replies, rejections and embargo changes are encrypted to it from now on), on every
-    vulnerability of its case (one reporter); audited."""
-    entry = Correspondence.get_or_none(
-        Correspondence.id == entry_id,
-        Correspondence.vulnerability == vulnerability,
-        Correspondence.offered_key.is_null(False),
-    )
-    if entry is None:
-        raise Refused(f"no message of {vulnerability.tracking_id} offers that key")
-    key = entry.offered_key
-    if not key.usable or (key.expires is not None and key.expires <= at):
-        raise Refused(
-            f"the key {key.fingerprint} cannot be used: ask the reporter for a current key"
-        )
-    with write_transaction():
-        previous = vulnerability.reporter_key
-        # The case has one reporter: every vulnerability of it replies to the same key.
-        Vulnerability.update(reporter_key=key, updated_at=at).where(
-            Vulnerability.id.in_(cases.member_ids(vulnerability))
-        ).execute()
-        audit.record(
-            actor,
-            "report.key-confirm",
-            at,
-            target=vulnerability.tracking_id,
-            details={
-                "correspondence": entry.id,
-                "fingerprint": key.fingerprint,
-                "previous": previous.fingerprint if previous is not None else None,
-                "sender": entry.sender,
-            },
-        )
-    vulnerability.reporter_key = key
-    return key
 
 
 def _may_acknowledge(address: str, at: datetime) -> bool:

@@ -15,7 +15,7 @@ from app.core import clock, timefmt
 from app.core.errors import ForewarnError, Refused
 from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
-from app.reports import attachments, processing
+from app.reports import attachments, reporter_keys
 from app.vulns import cases, cve_services, cves, embargo, lifecycle, split
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -376,7 +376,7 @@ def reporter_key(tracking_id: str):
     if not form.validate_on_submit():
         return _refused(v, "The reporter's key was", "the form expired; try again")
     try:
-        key = processing.confirm_reporter_key(
+        key = reporter_keys.confirm_reporter_key(
             v, form.correspondence.data, current_user.user, clock.now()
         )
     except Refused as exc:
