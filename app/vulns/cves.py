@@ -13,7 +13,7 @@ from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import NotFound, OperatorError, Refused
 from app.models import CveId, User, Vulnerability, database
-from app.vulns import cve_services
+from app.vulns import cases, cve_services
 
 MAX_BLOCK = 10_000
 LOW_WATER = 10  # fewer ids than this left after an allocation: warn the admins
@@ -101,9 +101,7 @@ def remaining(source: str | None = None) -> int:
 # -- allocation ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Allocation:
-    cve: CveId
+class _LowWater:
     remaining: int | None  # ids left in the blocks, or in the CVE Services quota
     source: str
 
@@ -116,6 +114,13 @@ class Allocation:
         if self.source == SERVICES:
             return f"only {self.remaining} ids left in the CVE Services quota of the CNA"
         return f"only {self.remaining} CVE ids left in the blocks; import one with {_IMPORT_HINT}"
+
+
+@dataclass(frozen=True)
+class Allocation(_LowWater):
+    cve: CveId
+    remaining: int | None
+    source: str
 
 
 def allocate(
@@ -154,22 +159,34 @@ def _refuse_second_id(vuln: Vulnerability) -> None:
 
 def _reserve_if_none(services: cve_services.ServicesConfig, at: datetime) -> int | None:
     """Reserve one id at CVE Services unless one reserved earlier is still unused locally."""
-    if remaining(SERVICES):
+    return _reserve_missing(services, 1, at)
+
+
+def _reserve_missing(services: cve_services.ServicesConfig, needed: int, at: datetime):
+    """Reserve at CVE Services (in one sequential batch) as many ids as `needed` exceeds the
+    reserved ones still unused locally; the quota left there, or None when nothing was asked."""
+    missing = needed - remaining(SERVICES)
+    if missing <= 0:
         return None
-    with cve_services.session(services, "reserve a CVE id") as api:
-        answer = api.reserve(1, False, str(at.year))
-        (reserved,) = answer["cve_ids"]
+    doing = "reserve a CVE id" if missing == 1 else f"reserve {missing} CVE ids"
+    with cve_services.session(services, doing) as api:
+        answer = api.reserve(missing, False, str(at.year))
+        reserved = [parse_id(item["cve_id"]) for item in answer["cve_ids"]]
         quota_left = answer.get("meta", {}).get("remaining_quota")
-    year, number = parse_id(reserved["cve_id"])
-    with write_transaction():
-        CveId.insert(
-            cve_id=format_id(year, number),
-            block=SERVICES,
-            year=year,
-            number=number,
-            state="available",
-            source=SERVICES,
-        ).on_conflict_ignore().execute()
+    rows = [
+        {
+            "cve_id": format_id(year, number),
+            "block": SERVICES,
+            "year": year,
+            "number": number,
+            "state": "available",
+            "source": SERVICES,
+        }
+        for year, number in reserved
+    ]
+    if rows:
+        with write_transaction():
+            CveId.insert_many(rows).on_conflict_ignore().execute()
     return None if quota_left is None else int(quota_left)
 
 
@@ -178,7 +195,7 @@ def _assign_lowest(vulnerability, by, by_label, at, source, quota_left) -> Alloc
         with write_transaction():
             vuln = Vulnerability.get_by_id(vulnerability.id)
             _refuse_second_id(vuln)
-            row = _lowest_available(source)
+            row = next(iter(_lowest_available(source, 1)), None)
             if row is None:
                 if source == SERVICES:
                     raise NoIdsLeft("no reserved CVE Services id is free")
@@ -226,16 +243,197 @@ def _assign_lowest(vulnerability, by, by_label, at, source, quota_left) -> Alloc
     raise OperatorError("could not claim a free CVE id after several attempts; try again")
 
 
-def _lowest_available(source: str | None) -> CveId | None:
+def _lowest_available(source: str | None, count: int) -> list[CveId]:
     query = CveId.select().where(CveId.state == "available")
     if source is not None:
         query = query.where(CveId.source == source)
-    query = query.order_by(CveId.year, CveId.number, CveId.id).limit(1)
+    query = query.order_by(CveId.year, CveId.number, CveId.id).limit(count)
     if database.obj.for_update:
         # PostgreSQL: concurrent allocators skip each other's rows instead of queueing on
         # them. SQLite has no row locks: its IMMEDIATE transaction already serialises writers.
         query = query.for_update(skip_locked=True)
-    return query.first()
+    return list(query)
+
+
+# -- a whole case at once ------------------------------------------------------------------
+
+CASE_STATES = ("accepted", "fixed")  # the states in which a case's vulnerabilities get an id
+
+
+@dataclass(frozen=True)
+class Skipped:
+    vulnerability: Vulnerability
+    reason: str  # "not accepted yet (triage)", "rejected", "already has CVE-2026-1000", ...
+
+
+@dataclass(frozen=True)
+class CaseAllocation(_LowWater):
+    case: str  # the case's tracking id
+    given: tuple[tuple[Vulnerability, CveId], ...]  # in the case's member order
+    skipped: tuple[Skipped, ...]
+    remaining: int | None
+    source: str
+
+
+class _Contended(Exception):
+    """Rolls the case's transaction back: concurrent allocations hold ids we need (`held`:
+    the rows they have locked but not yet committed) or took a row we read."""
+
+    def __init__(self, held: list[int] | None = None):
+        super().__init__()
+        self.held = held or []
+
+
+def allocate_case(
+    vulnerability: Vulnerability,
+    by: User | None,
+    by_label: str,
+    at: datetime,
+    services: cve_services.ServicesConfig | None = None,
+) -> CaseAllocation:
+    """Give every accepted or fixed vulnerability of v's case that has no CVE id one, in one
+    transaction, all or none: the lowest free ids of the blocks in the case's member order, or
+    ids reserved at CVE Services first (outside any transaction). Members that get none are
+    returned with the reason. Not enough ids: refused, and nothing is assigned."""
+    if services is None:
+        return _assign_case(vulnerability, by, by_label, at, source=None, quota_left=None)
+    for _ in range(5):
+        needed = len(_wanting(list(cases.members(vulnerability)))[0])
+        quota_left = _reserve_missing(services, needed, at) if needed else None
+        try:
+            return _assign_case(vulnerability, by, by_label, at, SERVICES, quota_left)
+        except NoIdsLeft:
+            continue  # a concurrent allocation took some of the reserved ids: reserve again
+    raise OperatorError("others took every id reserved at CVE Services for this; try again")
+
+
+def _wanting(members: list[Vulnerability]) -> tuple[list[Vulnerability], list[Skipped]]:
+    wanting, skipped = [], []
+    for member in members:
+        if member.cve_id is not None:
+            held = CveId.get_by_id(member.cve_id).cve_id
+            skipped.append(Skipped(member, f"already has {held}"))
+        elif member.status in CASE_STATES:
+            wanting.append(member)
+        elif member.status in ("new", "triage"):
+            skipped.append(Skipped(member, f"not accepted yet ({member.status})"))
+        elif member.status == "rejected":
+            skipped.append(Skipped(member, "rejected"))
+        else:
+            skipped.append(
+                Skipped(member, f"{member.status} without a CVE id; assign it one alone")
+            )
+    return wanting, skipped
+
+
+def _assign_case(vulnerability, by, by_label, at, source, quota_left) -> CaseAllocation:
+    for _ in range(10):
+        try:
+            with write_transaction():
+                return _assign_case_once(vulnerability, by, by_label, at, source, quota_left)
+        except _Contended as contended:
+            _wait_for(contended.held)  # rolled back, nothing written: read again once they end
+    raise OperatorError(
+        "could not claim free CVE ids for the case after several attempts; try again"
+    )
+
+
+def _wait_for(held: list[int]) -> None:
+    """PostgreSQL: wait until the transactions holding these ids commit or roll back. This
+    transaction holds nothing else, and every other allocator skips locked ids rather than
+    waiting for them, so the wait cannot deadlock."""
+    if held and database.obj.for_update:
+        with write_transaction():
+            list(
+                CveId.select(CveId.id)
+                .where(CveId.id.in_(held), CveId.state == "available")
+                .order_by(CveId.id)
+                .for_update()
+            )
+
+
+def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> CaseAllocation:
+    members = cases.members(Vulnerability.get_by_id(vulnerability.id))
+    if database.obj.for_update:
+        # PostgreSQL: hold the members while we decide, so that a concurrent single allocation
+        # waits for our commit and then finds the id we gave (and is refused).
+        members = members.for_update()
+    members = list(members)
+    case = cases.case_id(members[0])
+    wanting, skipped = _wanting(members)
+    if not wanting:
+        return CaseAllocation(case, (), tuple(skipped), None, source or "block")
+    rows = _lowest_available(source, len(wanting))
+    if len(rows) < len(wanting):
+        free = CveId.select(CveId.id).where(CveId.state == "available")
+        if source is not None:
+            free = free.where(CveId.source == source)
+        held = sorted({row.id for row in free} - {row.id for row in rows})
+        if len(rows) + len(held) >= len(wanting):
+            # Enough ids, but concurrent allocations hold some (PostgreSQL): they will take
+            # them or let them go; which, we learn after waiting for them.
+            raise _Contended(held)
+        if source == SERVICES:
+            raise NoIdsLeft("not enough reserved CVE Services ids are free")
+        raise NoIdsLeft(
+            f"case {case} needs {len(wanting)} CVE ids but the blocks have {len(rows)} left; "
+            f"import a block with {_IMPORT_HINT}, then assign again"
+        )
+    claimed = (
+        CveId.update(state="assigned", assigned_at=at)
+        .where(CveId.id.in_([row.id for row in rows]), CveId.state == "available")
+        .execute()
+    )
+    if claimed != len(rows):
+        raise _Contended()  # taken between our read and our write
+    given = []
+    for member, row in zip(wanting, rows, strict=True):
+        linked = (
+            Vulnerability.update(cve=row.id, updated_at=at)
+            .where(Vulnerability.id == member.id, Vulnerability.cve.is_null())
+            .execute()
+        )
+        if linked != 1:
+            raise _Contended()  # it got an id meanwhile (SQLite never; PostgreSQL holds it)
+        audit.record(
+            by,
+            "cve.assign",
+            at,
+            target=row.cve_id,
+            details={
+                "vulnerability": member.tracking_id,
+                "source": row.source,
+                "case": case,
+                "before": {"state": "available", "vulnerability": None},
+                "after": {"state": "assigned", "vulnerability": member.tracking_id},
+            },
+            actor_label=by_label,
+        )
+        given.append((Vulnerability.get_by_id(member.id), CveId.get_by_id(row.id)))
+    left = quota_left if source == SERVICES else remaining()
+    audit.record(
+        by,
+        "cve.assign_case",
+        at,
+        target=case,
+        details={
+            "source": source or "block",
+            "assigned": {member.tracking_id: row.cve_id for member, row in given},
+            "skipped": {s.vulnerability.tracking_id: s.reason for s in skipped},
+        },
+        actor_label=by_label,
+    )
+    result = CaseAllocation(case, tuple(given), tuple(skipped), left, source or "block")
+    if result.low:
+        audit.record(
+            None,
+            "cve.quota_low" if source == SERVICES else "cve.block_low",
+            at,
+            target=source or "blocks",
+            details={"remaining": left, "after": given[-1][1].cve_id},
+            actor_label="system",
+        )
+    return result
 
 
 # -- retiring and publishing ---------------------------------------------------------------
