@@ -191,55 +191,63 @@ def _reserve_missing(services: cve_services.ServicesConfig, needed: int, at: dat
 
 
 def _assign_lowest(vulnerability, by, by_label, at, source, quota_left) -> Allocation:
-    for _ in range(5):
-        with write_transaction():
-            vuln = Vulnerability.get_by_id(vulnerability.id)
-            _refuse_second_id(vuln)
-            row = next(iter(_lowest_available(source, 1)), None)
-            if row is None:
-                if source == SERVICES:
-                    raise NoIdsLeft("no reserved CVE Services id is free")
-                raise NoIdsLeft(f"no CVE id is left in the blocks; import one with {_IMPORT_HINT}")
-            claimed = (
-                CveId.update(state="assigned", assigned_at=at)
-                .where(CveId.id == row.id, CveId.state == "available")
-                .execute()
-            )
-            if claimed != 1:
-                continue  # taken between our read and our write (nothing written: try again)
-            linked = (
-                Vulnerability.update(cve=row.id, updated_at=at)
-                .where(Vulnerability.id == vuln.id, Vulnerability.cve.is_null())
-                .execute()
-            )
-            if linked != 1:
-                raise Refused(f"{vuln.tracking_id} got a CVE id from someone else meanwhile")
-            left = quota_left if source == SERVICES else remaining()
-            audit.record(
-                by,
-                "cve.assign",
-                at,
-                target=row.cve_id,
-                details={
-                    "vulnerability": vuln.tracking_id,
-                    "source": row.source,
-                    "before": {"state": "available", "vulnerability": None},
-                    "after": {"state": "assigned", "vulnerability": vuln.tracking_id},
-                },
-                actor_label=by_label,
-            )
-            allocation = Allocation(CveId.get_by_id(row.id), left, source or "block")
-            if allocation.low:
-                action = "cve.quota_low" if source == SERVICES else "cve.block_low"
-                audit.record(
-                    None,
-                    action,
-                    at,
-                    target=source or "blocks",
-                    details={"remaining": left, "after": row.cve_id},
-                    actor_label="system",
+    for _ in range(10):
+        try:
+            with write_transaction():
+                vuln = Vulnerability.get_by_id(vulnerability.id)
+                _refuse_second_id(vuln)
+                row = next(iter(_lowest_available(source, 1)), None)
+                if row is None:
+                    held = _held_by_others(source, [])
+                    if held:  # PostgreSQL: others hold the free ids; they take them or not
+                        raise _Contended(held)
+                    if source == SERVICES:
+                        raise NoIdsLeft("no reserved CVE Services id is free")
+                    raise NoIdsLeft(
+                        f"no CVE id is left in the blocks; import one with {_IMPORT_HINT}"
+                    )
+                claimed = (
+                    CveId.update(state="assigned", assigned_at=at)
+                    .where(CveId.id == row.id, CveId.state == "available")
+                    .execute()
                 )
-            return allocation
+                if claimed != 1:
+                    continue  # taken between our read and our write (nothing written: try again)
+                linked = (
+                    Vulnerability.update(cve=row.id, updated_at=at)
+                    .where(Vulnerability.id == vuln.id, Vulnerability.cve.is_null())
+                    .execute()
+                )
+                if linked != 1:
+                    raise Refused(f"{vuln.tracking_id} got a CVE id from someone else meanwhile")
+                left = quota_left if source == SERVICES else remaining()
+                audit.record(
+                    by,
+                    "cve.assign",
+                    at,
+                    target=row.cve_id,
+                    details={
+                        "vulnerability": vuln.tracking_id,
+                        "source": row.source,
+                        "before": {"state": "available", "vulnerability": None},
+                        "after": {"state": "assigned", "vulnerability": vuln.tracking_id},
+                    },
+                    actor_label=by_label,
+                )
+                allocation = Allocation(CveId.get_by_id(row.id), left, source or "block")
+                if allocation.low:
+                    action = "cve.quota_low" if source == SERVICES else "cve.block_low"
+                    audit.record(
+                        None,
+                        action,
+                        at,
+                        target=source or "blocks",
+                        details={"remaining": left, "after": row.cve_id},
+                        actor_label="system",
+                    )
+                return allocation
+        except _Contended as contended:
+            _wait_for(contended.held)  # rolled back, nothing written: read again once they end
     raise OperatorError("could not claim a free CVE id after several attempts; try again")
 
 
@@ -253,6 +261,38 @@ def _lowest_available(source: str | None, count: int) -> list[CveId]:
         # them. SQLite has no row locks: its IMMEDIATE transaction already serialises writers.
         query = query.for_update(skip_locked=True)
     return list(query)
+
+
+def _held_by_others(source: str | None, rows: list[CveId]) -> list[int]:
+    """The free ids, other than `rows`, that concurrent allocations have locked (PostgreSQL:
+    they skip-locked past them; on SQLite, where writers run one at a time, none)."""
+    free = CveId.select(CveId.id).where(CveId.state == "available")
+    if source is not None:
+        free = free.where(CveId.source == source)
+    return sorted({row.id for row in free} - {row.id for row in rows})
+
+
+class _Contended(Exception):
+    """Rolls an allocation's transaction back: concurrent allocations hold ids it needs
+    (`held`: rows they have locked and not yet committed or let go), or took a row it read."""
+
+    def __init__(self, held: list[int] | None = None):
+        super().__init__()
+        self.held = held or []
+
+
+def _wait_for(held: list[int]) -> None:
+    """PostgreSQL: wait until the transactions holding these ids commit or roll back. This
+    transaction holds nothing else, and every other allocator skips locked ids rather than
+    waiting for them, so the wait cannot deadlock."""
+    if held and database.obj.for_update:
+        with write_transaction():
+            list(
+                CveId.select(CveId.id)
+                .where(CveId.id.in_(held), CveId.state == "available")
+                .order_by(CveId.id)
+                .for_update()
+            )
 
 
 # -- a whole case at once ------------------------------------------------------------------
@@ -275,15 +315,6 @@ class CaseAllocation(_LowWater):
     source: str
 
 
-class _Contended(Exception):
-    """Rolls the case's transaction back: concurrent allocations hold ids we need (`held`:
-    the rows they have locked but not yet committed) or took a row we read."""
-
-    def __init__(self, held: list[int] | None = None):
-        super().__init__()
-        self.held = held or []
-
-
 def allocate_case(
     vulnerability: Vulnerability,
     by: User | None,
@@ -298,7 +329,7 @@ def allocate_case(
     if services is None:
         return _assign_case(vulnerability, by, by_label, at, source=None, quota_left=None)
     for _ in range(5):
-        needed = len(_wanting(list(cases.members(vulnerability)))[0])
+        needed = len(pending(list(cases.members(vulnerability)))[0])
         quota_left = _reserve_missing(services, needed, at) if needed else None
         try:
             return _assign_case(vulnerability, by, by_label, at, SERVICES, quota_left)
@@ -307,12 +338,12 @@ def allocate_case(
     raise OperatorError("others took every id reserved at CVE Services for this; try again")
 
 
-def _wanting(members: list[Vulnerability]) -> tuple[list[Vulnerability], list[Skipped]]:
+def pending(members: list[Vulnerability]) -> tuple[list[Vulnerability], list[Skipped]]:
+    """Of a case's members: those a case-wide allocation gives an id, and the others, why."""
     wanting, skipped = [], []
     for member in members:
         if member.cve_id is not None:
-            held = CveId.get_by_id(member.cve_id).cve_id
-            skipped.append(Skipped(member, f"already has {held}"))
+            skipped.append(Skipped(member, f"already has {member.cve.cve_id}"))
         elif member.status in CASE_STATES:
             wanting.append(member)
         elif member.status in ("new", "triage"):
@@ -338,20 +369,6 @@ def _assign_case(vulnerability, by, by_label, at, source, quota_left) -> CaseAll
     )
 
 
-def _wait_for(held: list[int]) -> None:
-    """PostgreSQL: wait until the transactions holding these ids commit or roll back. This
-    transaction holds nothing else, and every other allocator skips locked ids rather than
-    waiting for them, so the wait cannot deadlock."""
-    if held and database.obj.for_update:
-        with write_transaction():
-            list(
-                CveId.select(CveId.id)
-                .where(CveId.id.in_(held), CveId.state == "available")
-                .order_by(CveId.id)
-                .for_update()
-            )
-
-
 def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> CaseAllocation:
     members = cases.members(Vulnerability.get_by_id(vulnerability.id))
     if database.obj.for_update:
@@ -360,15 +377,12 @@ def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> Ca
         members = members.for_update()
     members = list(members)
     case = cases.case_id(members[0])
-    wanting, skipped = _wanting(members)
+    wanting, skipped = pending(members)
     if not wanting:
         return CaseAllocation(case, (), tuple(skipped), None, source or "block")
     rows = _lowest_available(source, len(wanting))
     if len(rows) < len(wanting):
-        free = CveId.select(CveId.id).where(CveId.state == "available")
-        if source is not None:
-            free = free.where(CveId.source == source)
-        held = sorted({row.id for row in free} - {row.id for row in rows})
+        held = _held_by_others(source, rows)
         if len(rows) + len(held) >= len(wanting):
             # Enough ids, but concurrent allocations hold some (PostgreSQL): they will take
             # them or let them go; which, we learn after waiting for them.
