@@ -351,7 +351,8 @@ def test_the_case_page_assigns_ids_to_the_whole_case_and_says_which(db, clock, s
     assert said[0] == (
         f"success: Case {root.tracking_id}: {root.tracking_id} CVE-2026-1000, "
         f"{fixed.tracking_id} CVE-2026-1001. While an embargo lasts, release notes name them "
-        "by id alone; at its lift, publish each record (`forewarn export cve ID` writes it). "
+        "by id alone; at its lift, publish each record at CVE Services (its page then offers "
+        "cve.json). "
         f"Not given one: {triage.tracking_id} not accepted yet (triage)."
     )
     assert said[1].startswith("error: Admins: only 9 CVE ids left in the blocks")
@@ -377,6 +378,24 @@ def test_the_case_page_with_too_few_ids_assigns_none_and_says_how_to_fix(
         "CVE-YYYY-FIRST..CVE-YYYY-LAST`, then assign again"
     ]
     assert [cve_of(v) for v in (root, fixed)] == [None, None]
+
+
+def test_the_case_page_in_services_mode_reserves_and_says_the_lift_publishes(
+    db, clock, settings, signed_in, standin, monkeypatch
+):
+    for name, value in services_env(standin).items():
+        monkeypatch.setenv(name, value)
+    root, fixed = make_case(settings, clock, "accepted", "fixed")
+
+    answer = press(signed_in, root)
+
+    said = messages(signed_in.get(answer.headers["Location"]).get_data(as_text=True))
+    assert said == [
+        f"success: Case {root.tracking_id}: {root.tracking_id} CVE-2026-20000, "
+        f"{fixed.tracking_id} CVE-2026-20001. While an embargo lasts, release notes name them "
+        "by id alone; at its lift, each record is published at CVE Services."
+    ]
+    assert reservations(standin) == 1
 
 
 def test_the_case_button_needs_its_token(db, clock, settings, signed_in):

@@ -31,7 +31,10 @@ def cve_import_block(id_range: str) -> None:
 )
 @click.argument("vuln_id")
 @click.option(
-    "--case", "whole_case", is_flag=True, help="every accepted vulnerability of ID's case"
+    "--case",
+    "whole_case",
+    is_flag=True,
+    help="ids for every accepted or fixed vulnerability of VULN_ID's case lacking one",
 )
 def cve_assign(vuln_id: str, whole_case: bool) -> None:
     from app.vulns import cve_services, cves, lifecycle

@@ -88,7 +88,7 @@ def assign_cves(tracking_id: str):
     publish = (
         "at its lift, each record is published at CVE Services"
         if done.source == cves.SERVICES
-        else "at its lift, publish each record (`forewarn export cve ID` writes it)"
+        else "at its lift, publish each record at CVE Services (its page then offers cve.json)"
     )
     flash(
         f"Case {done.case}: {given}. While an embargo lasts, release notes name them by id "
