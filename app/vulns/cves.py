@@ -370,13 +370,14 @@ def _assign_case(vulnerability, by, by_label, at, source, quota_left) -> CaseAll
 
 
 def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> CaseAllocation:
-    members = cases.members(Vulnerability.get_by_id(vulnerability.id))
+    current = Vulnerability.get_by_id(vulnerability.id)
+    members = cases.members(current)
     if database.obj.for_update:
         # PostgreSQL: hold the members while we decide, so that a concurrent single allocation
         # waits for our commit and then finds the id we gave (and is refused).
         members = members.for_update()
     members = list(members)
-    case = cases.case_id(members[0])
+    case = cases.case_id(current)
     wanting, skipped = pending(members)
     if not wanting:
         return CaseAllocation(case, (), tuple(skipped), None, source or "block")
