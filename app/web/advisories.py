@@ -37,9 +37,9 @@ def received():
         .where(Delivery.user == registrant.user, Delivery.kind.in_(("alert", "alert-missed")))
         .order_by(Delivery.created_at.desc(), Delivery.id.desc())
     )
-    return render_template(
-        "registry/advisories.html", registrant=registrant, deliveries=list(deliveries)
-    )
+    # One row per version received: a bundle's one mail carries several.
+    rows = [(d, a) for d in deliveries for a in alerts.carried(d.advisory)]
+    return render_template("registry/advisories.html", registrant=registrant, rows=rows)
 
 
 @bp.route("/<int:advisory_id>")
