@@ -236,7 +236,7 @@ def test_cli_sends_one_advisory_for_two_ids(forewarn, tmp_path):
     refused = forewarn("alert", "send", *ids)
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.strip() == (
-        f"forewarn: no advisory was sent: {ids[1]} is new: alerts go out for accepted or "
+        f"forewarn: {ids[1]} is new: alerts go out for accepted or "
         "fixed vulnerabilities only (accept it first)"
     )
     assert forewarn("vulns", "set", ids[1], "status", "accepted").returncode == 0
@@ -285,3 +285,123 @@ def test_the_schema_with_todays_advisories_migrates_to_bundles(settings):
         assert old.bundle_id is None and alerts.carried(old) == [old]
         assert alerts.progress(old) == {"queued": 0, "sent": 1, "failed": 0, "bounced": 0}
         assert old.created_at == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+
+# -- the case page and the portal ------------------------------------------------------------
+
+
+@pytest.fixture
+def case_of_three(db, clock, settings):
+    """A report split in three: two accepted (sendable), one still new."""
+    from app.vulns import split
+
+    report = _vulnerability(SECRETS[0], "CVE-2026-1000", clock, settings)
+    arm, arc = split.split(report, [SECRETS[1], "ARC: overflow"], CLI, clock.at, settings)
+    lifecycle.set_status(arm, "accepted", CLI, clock.at)
+    return [Vulnerability.get_by_id(v.id) for v in (report, arm, arc)]
+
+
+@pytest.fixture
+def signed_in(client, auth, admin_user):
+    from tests.conftest import PASSWORD
+
+    auth.login(admin_user.email, PASSWORD)
+    return client
+
+
+def _case_form(client, v, **data):
+    from tests.conftest import csrf_token
+
+    page = client.get(f"/team/cases/{v.tracking_id}").get_data(as_text=True)
+    return page, {"csrf_token": csrf_token(page), **data}
+
+
+def test_the_case_page_sends_one_advisory_covering_the_selected(
+    signed_in, case_of_three, registrants, clock
+):
+    report, arm, arc = case_of_three
+    page, form = _case_form(signed_in, arm)
+    assert "Send one advisory covering the selected" in page
+    for sendable in (report, arm):
+        assert f'value="{sendable.tracking_id}" id="advisory-{sendable.tracking_id}"' in page
+        assert f'<label for="advisory-{sendable.tracking_id}">' in page
+    assert f'value="{arc.tracking_id}"' not in page and f"{arc.tracking_id} (new)" in page
+    answer = signed_in.post(
+        f"/team/cases/{arm.tracking_id}/advisory",
+        data={
+            **form,
+            "advisory-vulnerabilities": [report.tracking_id, arm.tracking_id],
+            "advisory-note": "Both are fixed in 3.7.",
+        },
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith(
+        f"/team/vulnerabilities/{report.tracking_id}/alerts/v1"
+    )
+    shown = signed_in.get(answer.headers["Location"]).get_data(as_text=True)
+    assert (
+        f"One advisory covering {report.tracking_id} v1, {arm.tracking_id} v1 is queued to 2 "
+        "registrants (one mail each)" in shown
+    )
+    assert "Sent in one advisory with" in shown and f"{arm.tracking_id} v1</a>" in shown
+    assert Delivery.select().count() == 2  # one per registrant
+    [bundle] = {a.bundle_id for a in Advisory.select()}
+    assert bundle is not None
+    assert "Both are fixed in 3.7." in Advisory.get(Advisory.vulnerability == arm).bundle.text
+    second = signed_in.get(f"/team/vulnerabilities/{arm.tracking_id}/alerts/v1")
+    assert f"{report.tracking_id} v1</a>" in second.get_data(as_text=True)
+
+
+def test_the_case_page_sends_nothing_without_a_selection_a_token_or_a_sendable_one(
+    signed_in, case_of_three, registrants, clock
+):
+    report, arm, arc = case_of_three
+    _, form = _case_form(signed_in, report)
+    url = f"/team/cases/{report.tracking_id}/advisory"
+    empty = signed_in.post(url, data=form, follow_redirects=True).get_data(as_text=True)
+    assert "No advisory was sent: select the vulnerabilities it should cover." in empty
+    forged = signed_in.post(url, data={"advisory-vulnerabilities": [report.tracking_id]})
+    assert forged.status_code == 400
+    # Accepted when the page was drawn, rejected since: refused, named, nothing sent.
+    lifecycle.set_status(arm, "rejected", CLI, clock.at, "not a vulnerability")
+    stale = signed_in.post(
+        url,
+        data={**form, "advisory-vulnerabilities": [report.tracking_id, arm.tracking_id]},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert f"No advisory was sent: {arm.tracking_id} is rejected: alerts go out" in stale
+    assert f"{report.tracking_id} is" not in stale
+    assert Advisory.select().count() == 0 and Delivery.select().count() == 0
+
+
+def test_a_registrant_reads_each_version_the_one_mail_carried_in_the_portal(
+    client, auth, pair, registrants, clock, settings
+):
+    from app.core import passwords
+    from app.models import User
+
+    versions = alerts.send_many(pair, None, "t", clock.at, settings)
+    User.update(password_hash=passwords.hash_password("registrant password 1")).where(
+        User.id == registrants[0].user_id
+    ).execute()
+    auth.login(registrants[0].user.email, "registrant password 1")
+    listing = client.get("/registry/advisories/").get_data(as_text=True)
+    for a, secret in zip(versions, SECRETS, strict=True):
+        assert f'href="/registry/advisories/{a.id}">{a.vulnerability.tracking_id} v1</a>' in listing
+        page = client.get(f"/registry/advisories/{a.id}")
+        assert page.status_code == 200 and secret in page.get_data(as_text=True)
+    views = AuditEvent.select().where(AuditEvent.action == "advisory.view")
+    assert sorted(e.target for e in views) == sorted(v.tracking_id for v in pair)
+
+
+def test_the_lift_of_one_finds_the_registrants_the_one_mail_reached(
+    pair, registrants, clock, settings
+):
+    from app.disclosure import announcements
+
+    alerts.send_many(pair, None, "t", clock.at, settings)
+    announcements.queue(pair[1], clock.at, settings)
+    lifted = Delivery.select().where(
+        Delivery.kind == "embargo-lifted", Delivery.vulnerability == pair[1]
+    )
+    assert sorted(d.recipient for d in lifted) == ["psirt@b0.example", "psirt@b1.example"]

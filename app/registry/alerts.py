@@ -202,7 +202,7 @@ def send_many(
         return [send(unique[0], by, by_label, at, settings, text=text)]
     refusal = _refusal(unique)
     if refusal:
-        raise Refused(f"no advisory was sent: {refusal}")
+        raise Refused(refusal)  # naming every one that cannot be alerted, and why
     with write_transaction():
         bundle = AdvisoryBundle.create(subject="", text="", created_by=by, created_at=at)
         versions = [_next_version(v, by, at, settings, None, bundle) for v in unique]
