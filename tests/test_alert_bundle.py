@@ -405,3 +405,24 @@ def test_the_lift_of_one_finds_the_registrants_the_one_mail_reached(
         Delivery.kind == "embargo-lifted", Delivery.vulnerability == pair[1]
     )
     assert sorted(d.recipient for d in lifted) == ["psirt@b0.example", "psirt@b1.example"]
+
+
+def test_one_selected_on_the_case_page_is_sent_alone_and_a_note_goes_to_its_own_page(
+    signed_in, case_of_three, registrants, clock, settings
+):
+    report, arm, _ = case_of_three
+    _, form = _case_form(signed_in, report)
+    url = f"/team/cases/{report.tracking_id}/advisory"
+    noted = signed_in.post(
+        url,
+        data={**form, "advisory-vulnerabilities": [arm.tracking_id], "advisory-note": "N"},
+    )
+    assert noted.headers["Location"].endswith(f"/team/vulnerabilities/{arm.tracking_id}/alerts")
+    assert Advisory.select().count() == 0
+    alone = signed_in.post(url, data={**form, "advisory-vulnerabilities": [arm.tracking_id]})
+    assert alone.headers["Location"].endswith(f"/team/vulnerabilities/{arm.tracking_id}/alerts/v1")
+    [advisory] = Advisory.select()
+    assert advisory.bundle_id is None and advisory.text == alerts.draft(arm, settings, 1)
+    assert Delivery.select().where(Delivery.advisory == advisory).count() == 2
+    said = signed_in.get(alone.headers["Location"]).get_data(as_text=True)
+    assert f"{arm.tracking_id} v1 is queued to 2 registrants (one mail each)" in said

@@ -228,7 +228,7 @@ def send_many(
     return versions
 
 
-def labels(versions: list[Advisory]) -> str:
+def bundle_label(versions: list[Advisory]) -> str:
     """How outer headers and notices name a bundle's versions: their ids (nothing embargoed
     but the ids), or how many when the ids would not fit on a subject line."""
     named = ", ".join(f"{a.vulnerability.tracking_id} v{a.version}" for a in versions)
@@ -237,7 +237,7 @@ def labels(versions: list[Advisory]) -> str:
 
 def bundle_subject(versions: list[Advisory]) -> str:
     """The protected subject (inside the encryption; titles are in the sections)."""
-    named = labels(versions)
+    named = bundle_label(versions)
     if named[0].isdigit():  # counted, not named
         return f"One advisory for {named}"
     return f"{named}: {len(versions)} vulnerabilities"
@@ -246,11 +246,12 @@ def bundle_subject(versions: list[Advisory]) -> str:
 def bundle_text(versions: list[Advisory], note: str | None) -> str:
     """The one mail: what to do and by when, the team's note, the list, then each version's
     own text as its section."""
-    first_end = min(a.vulnerability.embargo_until or a.created_at for a in versions)
+    ends = [a.vulnerability.embargo_until for a in versions if a.vulnerability.embargo_until]
+    first = f"the first ends {embargo.shown(min(ends))}" if ends else "the dates are to follow"
     lines = [
         f"This advisory covers {len(versions)} vulnerabilities, each in its own section",
         "below with its own embargo. Keep all of it private until each one's",
-        f"embargo ends; the first ends {embargo.shown(first_end)}.",
+        f"embargo ends; {first}.",
         "",
     ]
     if note and note.strip():

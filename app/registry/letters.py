@@ -68,7 +68,7 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     subject, text, versions = advisory.subject, advisory.text, [advisory]
     if advisory.bundle_id is not None:  # one mail for several versions (alerts.send_many)
         versions = alerts.carried(advisory)
-        label = alerts.labels(versions)
+        label = alerts.bundle_label(versions)
         subject, text = advisory.bundle.subject, advisory.bundle.text
     if delivery.kind == "alert" and key is not None:
         # The same for every registrant: the version (or bundle) is signed once

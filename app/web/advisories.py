@@ -32,8 +32,7 @@ def received():
     deliveries = (
         Delivery.select(Delivery, Advisory, Vulnerability)
         .join(Advisory)
-        .switch(Delivery)
-        .join(Vulnerability)
+        .join(Vulnerability)  # the advisory's: a bundle's versions are each another's
         .where(Delivery.user == registrant.user, Delivery.kind.in_(("alert", "alert-missed")))
         .order_by(Delivery.created_at.desc(), Delivery.id.desc())
     )

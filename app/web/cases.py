@@ -77,6 +77,14 @@ def advisory(tracking_id: str):
         flash("No advisory was sent: select the vulnerabilities it should cover.", "error")
         return back
     chosen = [members[t] for t in form.vulnerabilities.data]
+    if len(chosen) == 1 and (form.note.data or "").strip():
+        # Alone, its advisory is its whole text, which the team edits on its alert page.
+        flash(
+            f"No advisory was sent: a note is for an advisory covering several. Write "
+            f"{chosen[0].tracking_id}'s whole text here instead, then send it.",
+            "error",
+        )
+        return redirect(url_for("alerting.compose", tracking_id=chosen[0].tracking_id))
     settings = current_app.extensions["forewarn.settings"]
     try:
         versions = alerts.send_many(
