@@ -426,3 +426,36 @@ def test_one_selected_on_the_case_page_is_sent_alone_and_a_note_goes_to_its_own_
     assert Delivery.select().where(Delivery.advisory == advisory).count() == 2
     said = signed_in.get(alone.headers["Location"]).get_data(as_text=True)
     assert f"{arm.tracking_id} v1 is queued to 2 registrants (one mail each)" in said
+
+
+def test_cli_wait_follows_the_one_mail_until_the_workers_sent_it(forewarn, env, db, tmp_path):
+    from app.core import clock
+    from tests.faults.harness import Workers, registrant_certificates
+
+    assert forewarn("init").returncode == 0
+    addresses = [f"psirt@wait{n}.example" for n in range(2)]
+    for address, cert in registrant_certificates(addresses).items():
+        vetting.add_by_admin(address, address, cert, None, "t", clock.now(), approve=True)
+    (tmp_path / "d.md").write_text("Details.\n")
+    ids = []
+    for title in ("One", "Two"):
+        made = forewarn(
+            "vulns", "create", "--title", title, "--description-file", str(tmp_path / "d.md")
+        )
+        ids.append(made.stdout.strip())
+        assert forewarn("vulns", "set", ids[-1], "status", "accepted").returncode == 0
+    sink = SmtpSink()
+    relay = {"FOREWARN_SMTP_RELAY": f"127.0.0.1:{sink.port}"}
+    workers = Workers({**env, **relay}, 1, tmp_path)
+    try:
+        workers.start()
+        sent = forewarn("alert", "send", *ids, "--wait", extra_env=relay, timeout=120)
+    finally:
+        workers.stop()
+        sink.stop()
+    assert sent.returncode == 0, sent.stderr
+    assert f"{ids[0]} v1, {ids[1]} v1 queued to 2 registrants in one advisory" in sent.stderr
+    assert sent.stdout.splitlines()[-1] == "queued 0 sent 2 failed 0 bounced 0"
+    subject = f"Subject: Security advisory {ids[0]} v1, {ids[1]} v1 (embargoed)".encode()
+    assert sorted(r.recipients[0] for r in sink.received if subject in r.data) == addresses
+    assert len(sink.received) == 2
