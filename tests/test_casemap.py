@@ -280,3 +280,33 @@ def test_without_a_key_the_reporter_gets_a_notice_naming_no_label(
     assert report.tracking_id in body
     for secret in ("NCC-ZEP", "CVE-2026-10024", arm.tracking_id, "syscall", arm.title):
         assert secret not in sent.data.decode("ascii", "replace")
+
+
+def test_a_confirmed_reporter_key_sends_the_map_again_encrypted(
+    report, clock, settings, admin_user
+):
+    from app.reports import reporter_keys
+
+    _ncc_case(report, clock, settings)
+    Delivery.update(state="sent").where(Delivery.kind == "case-map").execute()  # the notice
+    offered = PublicKey.create(
+        fingerprint="A" * 40, armored="(offered)", usable=True, created_at=clock.at
+    )
+    entry = Correspondence.create(
+        vulnerability=report,
+        direction="in",
+        at=clock.at,
+        text="here is my key",
+        sender="auditor@ncc.example",
+        offered_key=offered,
+    )
+    reporter_keys.confirm_reporter_key(report, entry.id, admin_user, clock.at)
+    assert [d.state for d in case_maps(report)] == ["sent", "queued"]
+    # Confirming another key later (the map went encrypted already) sends nothing new.
+    Delivery.update(state="sent").where(Delivery.kind == "case-map").execute()
+    newer = PublicKey.create(fingerprint="B" * 40, armored="(b)", usable=True, created_at=clock.at)
+    Correspondence.update(offered_key=newer).where(Correspondence.id == entry.id).execute()
+    reporter_keys.confirm_reporter_key(
+        Vulnerability.get_by_id(report.id), entry.id, admin_user, clock.at
+    )
+    assert len(case_maps(report)) == 2
