@@ -3,6 +3,7 @@ labels the report mentions that no vulnerability carries yet, and the one batche
 tells the reporter the map, sent through the real outbox and read with sqop."""
 
 import hashlib
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from app.outbox import sending
 from app.reports import attachments
 from app.vulns import casemap, lifecycle, split
 from mail.transport import SmtpTransport
+from tests.conftest import PASSWORD, csrf_token
 from tests.openpgp import encrypted_payload, make_sqop_key, parse, parts_as_sent, run, text_of
 from tests.smtpsink import SmtpSink
 
@@ -310,3 +312,58 @@ def test_a_confirmed_reporter_key_sends_the_map_again_encrypted(
         Vulnerability.get_by_id(report.id), entry.id, admin_user, clock.at
     )
     assert len(case_maps(report)) == 2
+
+
+def test_a_long_word_in_a_report_is_scanned_in_linear_time():
+    started = time.perf_counter()
+    assert casemap.mentioned("x" * 200_000 + "-1 " + "a1-" * 60_000, [], []) == []
+    assert time.perf_counter() - started < 2  # nested quantifiers would take hours
+
+
+# -- the case page's form -----------------------------------------------------------------------
+
+
+def test_labels_set_from_the_case_page_say_when_the_reporter_hears(
+    report, clock, settings, client, auth, admin_user
+):
+    (arm,) = split.split(report, ["ARM"], CLI, clock.at, settings)
+    other = lifecycle.create("Another report", "x", CLI, clock.at, settings)
+    auth.login(admin_user.email, PASSWORD)
+    page = client.get(f"/team/cases/{arm.tracking_id}").get_data(as_text=True)
+    assert "Mentioned in the report, not on any vulnerability yet" in page
+    assert "NCC-ZEP-031" in page.split('id="unclaimed-heading"', 1)[1].split("</div>", 1)[0]
+
+    answer = client.post(
+        f"/team/cases/{arm.tracking_id}/findings",
+        data={
+            "findings-vulnerability": arm.tracking_id,
+            "findings-labels": "NCC-ZEP-031  NCC-ZEP-001",
+            "findings-csrf_token": csrf_token(page),
+        },
+        follow_redirects=True,
+    )
+    shown = answer.get_data(as_text=True)
+    assert f"{arm.tracking_id} now covers NCC-ZEP-031 NCC-ZEP-001" in shown
+    assert "The reporter gets the case&#39;s finding map by mail from 2026-11-25 12:01 UTC" in shown
+    assert "NCC-ZEP-031" not in shown.split('id="unclaimed-heading"', 1)[1].split("</div>", 1)[0]
+
+    refused = client.post(
+        f"/team/cases/{arm.tracking_id}/findings",
+        data={
+            "findings-vulnerability": other.tracking_id,
+            "findings-labels": "NCC-ZEP-002",
+            "findings-csrf_token": csrf_token(page),
+        },
+        follow_redirects=True,
+    )
+    assert f"{other.tracking_id} is not in this case" in refused.get_data(as_text=True)
+    assert casemap.finding_map(other).by_label == ()
+
+
+def test_outsiders_cannot_set_labels(report, client):
+    answer = client.post(
+        f"/team/cases/{report.tracking_id}/findings",
+        data={"findings-vulnerability": report.tracking_id, "findings-labels": "X-Y-1"},
+    )
+    assert answer.status_code in (302, 400, 401, 403)
+    assert casemap.finding_map(report).by_label == ()

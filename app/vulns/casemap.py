@@ -29,7 +29,8 @@ _AFTER = r"(?![A-Za-z0-9_-]|\.[A-Za-z0-9])"
 # The common audit shape, when the team has set no label yet: groups of letters and digits
 # joined by '-', each before the number holding a letter, at least two of them, ending in a
 # number (NCC-ZEP-031, TOB-ZEPH-12).
-_AUDIT = re.compile(_BEFORE + r"((?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*-){2,}[0-9]{1,6})" + _AFTER)
+# (The lookahead keeps it linear: no nested quantifiers to backtrack through on a long word.)
+_AUDIT = re.compile(_BEFORE + r"((?:(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]+-){2,}[0-9]{1,6})" + _AFTER)
 # Ids that are never a reporter's finding: CVE and CWE ids, GitHub advisories, and the
 # algorithm and standard names that take the audit shape (HMAC-SHA-256).
 _NOT_A_FINDING = re.compile(r"^(CVE|CWE|GHSA|OSV|PYSEC|RUSTSEC|GO|CAPEC)-", re.IGNORECASE)
