@@ -12,6 +12,7 @@ from app.models import Correspondence, CveId, Delivery, PublicKey, ReceivedFile,
 from app.outbox import sending
 from app.reports import attachments
 from app.vulns import casemap, lifecycle, split
+from app.workers import queue, reconcile
 from mail.transport import SmtpTransport
 from tests.conftest import PASSWORD, csrf_token
 from tests.openpgp import encrypted_payload, make_sqop_key, parse, parts_as_sent, run, text_of
@@ -199,6 +200,19 @@ def test_three_changes_within_a_minute_give_one_mail_and_a_later_change_another(
     again = case_maps(report)
     assert [d.state for d in again] == ["sent", "queued"]
     assert again[1].next_attempt_at == clock.at + timedelta(seconds=60)
+
+
+def test_the_reconciler_queues_the_mail_only_when_its_minute_is_up(
+    report, clock, settings, redis_conn
+):
+    split.split(report, ["ARM", "ARC"], CLI, clock.at, settings)
+    [mail] = case_maps(report)
+    job = reconcile.delivery_job_id(mail.id)
+    waiting = lambda: [j for q in queue.worker_queues(redis_conn) for j in q.job_ids]  # noqa: E731
+    reconcile.run(redis_conn, clock.at + timedelta(seconds=59))
+    assert job not in waiting()
+    reconcile.run(redis_conn, clock.at + timedelta(seconds=60))
+    assert job in waiting()
 
 
 def test_no_mail_for_a_case_of_one_without_labels(report, clock, settings):

@@ -75,6 +75,8 @@ def _finding_map_context(root: Vulnerability) -> dict:
 
 def _mail_said(root: Vulnerability) -> str:
     pending = casemap.pending(root, clock.now())
+    if not root.reporter_email:
+        return "The case has no reporter address, so nobody is mailed the map."
     if pending is None:
         return "The reporter gets no mail for it (a case of one without labels)."
     return (
