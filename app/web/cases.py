@@ -5,24 +5,28 @@ actions that work on the whole case, and the case's one thread.
 Each action's section is a template of its own in templates/team/case/, and its route here.
 """
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
-from app.core import clock
-from app.core.errors import ForewarnError
+from app.core import clock, timefmt
+from app.core.errors import ForewarnError, Refused
 from app.models import Vulnerability
-from app.vulns import cases, cve_services, cves
+from app.registry import alerts
+from app.vulns import casemap, cases, cve_services, cves, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
+from app.web.outgoing import send_soon
 
 bp = Blueprint("cases", __name__, url_prefix="/team/cases")
 
 
 @bp.context_processor
 def _helpers():
-    return team.template_helpers()
+    return {**team.template_helpers(), "alert_sendable": alerts.SENDABLE}
 
 
 def _member_or_404(tracking_id: str) -> Vulnerability:
@@ -45,7 +49,142 @@ def case(tracking_id: str):
         edit=workspace.forms_for(root),
         user=current_user.user,
         now=clock.now(),
+        **_finding_map_context(root),
     )
+
+
+class AdvisoryForm(FlaskForm):
+    """One advisory covering the selected vulnerabilities of the case (templates/team/case/
+    _advisory.html writes its checkboxes)."""
+
+    vulnerabilities = SelectMultipleField("Vulnerabilities the advisory covers", choices=[])
+    note = TextAreaField("Note at the top of the mail (optional)", validators=[Length(max=20_000)])
+
+
+@bp.route("/<tracking_id>/advisory", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def advisory(tracking_id: str):
+    """The next advisory version of each selected vulnerability, in one mail per registrant."""
+    visited = _member_or_404(tracking_id)
+    back = redirect(url_for("cases.case", tracking_id=visited.tracking_id))
+    members = {m.tracking_id: m for m in cases.members(cases.root(visited))}
+    form = AdvisoryForm(prefix="advisory")
+    form.vulnerabilities.choices = list(members)
+    if not form.validate_on_submit():
+        problems = "; ".join(" ".join(errors) for errors in form.errors.values())
+        flash(f"No advisory was sent: {problems} (reload the page and try again).", "error")
+        return back
+    if not form.vulnerabilities.data:
+        flash("No advisory was sent: select the vulnerabilities it should cover.", "error")
+        return back
+    chosen = [members[t] for t in form.vulnerabilities.data]
+    if len(chosen) == 1 and (form.note.data or "").strip():
+        # Alone, its advisory is its whole text, which the team edits on its alert page.
+        flash(
+            f"No advisory was sent: a note is for an advisory covering several. Write "
+            f"{chosen[0].tracking_id}'s whole text here instead, then send it.",
+            "error",
+        )
+        return redirect(url_for("alerting.compose", tracking_id=chosen[0].tracking_id))
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        versions = alerts.send_many(
+            chosen, current_user.user, current_user.email, clock.now(), settings, form.note.data
+        )
+    except Refused as exc:
+        flash(f"No advisory was sent: {exc}", "error")
+        return back
+    send_soon()
+    count = sum(alerts.progress(versions[0]).values())
+    named = ", ".join(f"{a.vulnerability.tracking_id} v{a.version}" for a in versions)
+    flash(
+        f"{'One advisory covering ' if len(versions) > 1 else ''}{named} is queued to {count} "
+        f"registrant{'s' if count != 1 else ''} (one mail each); this page shows the deliveries "
+        "as they go out.",
+        "success",
+    )
+    lead = versions[0]
+    return redirect(
+        url_for(
+            "alerting.progress",
+            tracking_id=lead.vulnerability.tracking_id,
+            version=lead.version,
+        )
+    )
+
+
+# -- the finding map (templates/team/case/_findings.html) -----------------------------------
+
+
+class FindingsForm(FlaskForm):
+    """One vulnerability's finding labels, set from the case page's map."""
+
+    vulnerability = HiddenField(validators=[DataRequired()])
+    labels = StringField("Finding labels", validators=[Length(max=5000)])
+
+
+def _finding_map_context(root: Vulnerability) -> dict:
+    at = clock.now()
+    return {
+        "casemap": casemap.finding_map(root),
+        "casemap_unclaimed": casemap.unclaimed(root),
+        "casemap_pending": casemap.pending(root, at),
+        "casemap_sent": casemap.last_sent(root),
+        "casemap_last": casemap.last_mail(root),
+        "findings_form": FindingsForm(formdata=None, prefix="findings"),
+    }
+
+
+def _mail_said(root: Vulnerability) -> str:
+    pending = casemap.pending(root, clock.now())
+    if not root.reporter_email:
+        return "The case has no reporter address, so nobody is mailed the map."
+    if pending is None:
+        return "The reporter gets no mail for it (a case of one without labels)."
+    return (
+        "The reporter gets the case's finding map by mail from "
+        f"{timefmt.minute(pending.next_attempt_at)} (one mail for the changes of that minute)."
+    )
+
+
+@bp.route("/<tracking_id>/findings", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def set_findings(tracking_id: str):
+    """The labels of one vulnerability of the case, from its row in the finding map."""
+    root = cases.root(_member_or_404(tracking_id))
+    back = redirect(url_for("cases.case", tracking_id=tracking_id, _anchor="finding-map"))
+    form = FindingsForm(prefix="findings")
+    if not form.validate_on_submit():
+        flash("The findings were not saved: the form expired; try again.", "error")
+        return back
+    member = Vulnerability.get_or_none(Vulnerability.tracking_id == form.vulnerability.data)
+    if member is None or member.id not in cases.member_ids(root):
+        flash(
+            f"The findings were not saved: {form.vulnerability.data} is not in this case.", "error"
+        )
+        return back
+    before = cases.labels(member)
+    try:
+        member = lifecycle.set_field(
+            member,
+            "findings",
+            " ".join((form.labels.data or "").split()),
+            lifecycle.Actor.of(current_user.user),
+            clock.now(),
+        )
+    except Refused as exc:
+        flash(f"The findings of {member.tracking_id} were not saved: {exc}", "error")
+        return back
+    after = cases.labels(member)
+    if after == before:
+        flash(f"The findings of {member.tracking_id} are unchanged.", "info")
+        return back
+    flash(
+        f"{member.tracking_id} now covers {' '.join(after) or 'no finding label'}; the change is "
+        f"in the audit log. {_mail_said(root)}",
+        "success",
+    )
+    return back
 
 
 # -- CVE ids for the whole case -----------------------------------------------------------------
