@@ -9,12 +9,13 @@ import re
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 
 from app.core.db import write_transaction
 from app.core.errors import OperatorError
-from app.models import AuditEvent, CveId, Vulnerability
+from app.models import AuditEvent, CveId, Delivery, Vulnerability
 from app.vulns import cve_services, cves, lifecycle, split
 from tests.conftest import PASSWORD, PG_URL, ROOT, csrf_token, wait_for
 from tests.cve_services_standin import CveServicesStandIn
@@ -157,6 +158,37 @@ def test_the_blocks_running_low_after_a_case_is_flagged_once(db, clock, settings
     assert events("cve.block_low") == [
         {"target": "blocks", "by": "system", "remaining": 9, "after": "CVE-2026-1002"}
     ]
+
+
+def case_maps(root) -> list[Delivery]:
+    query = Delivery.select().where(Delivery.kind == "case-map", Delivery.vulnerability == root.id)
+    return list(query.order_by(Delivery.id))
+
+
+def test_the_reporter_is_told_the_new_map_once_and_not_when_nothing_is_given(db, clock, settings):
+    cves.import_block("CVE-2026-1000..CVE-2026-1001", None, "test", clock.at)
+    case = make_case(settings, clock, "accepted", "accepted", "fixed", "triage")
+    Vulnerability.update(reporter_email="auditor@ncc.example").where(
+        Vulnerability.id.in_([v.id for v in case])
+    ).execute()
+
+    with pytest.raises(cves.NoIdsLeft):
+        cves.allocate_case(case[0], None, "t", clock.at)
+    assert case_maps(case[0]) == []  # all or none: no id, no mail
+
+    cves.import_block("CVE-2026-1002..CVE-2026-1003", None, "test", clock.at)
+    cves.allocate_case(case[2], None, "t", clock.at)
+    (mail,) = case_maps(case[0])
+    assert (mail.recipient, mail.next_attempt_at) == (
+        "auditor@ncc.example",
+        clock.at + timedelta(seconds=60),
+    )
+
+    # One more id given alone within that minute rides in the same mail.
+    Vulnerability.update(status="accepted").where(Vulnerability.id == case[3].id).execute()
+    clock.move(seconds=20)
+    assert cves.allocate(case[3], None, "t", clock.at).cve.cve_id == "CVE-2026-1003"
+    assert case_maps(case[0]) == [mail]
 
 
 # -- CVE Services -------------------------------------------------------------------------------
@@ -353,7 +385,8 @@ def test_the_case_page_assigns_ids_to_the_whole_case_and_says_which(db, clock, s
         f"{fixed.tracking_id} CVE-2026-1001. While an embargo lasts, release notes name them "
         "by id alone; at its lift, publish each record at CVE Services (its page then offers "
         "cve.json). "
-        f"Not given one: {triage.tracking_id} not accepted yet (triage)."
+        f"Not given one: {triage.tracking_id} not accepted yet (triage). "
+        "The case has no reporter address, so nobody is mailed the map."
     )
     assert said[1].startswith("error: Admins: only 9 CVE ids left in the blocks")
     assert [cve_of(v) for v in (root, triage, fixed)] == ["CVE-2026-1000", None, "CVE-2026-1001"]
@@ -393,7 +426,8 @@ def test_the_case_page_in_services_mode_reserves_and_says_the_lift_publishes(
     assert said == [
         f"success: Case {root.tracking_id}: {root.tracking_id} CVE-2026-20000, "
         f"{fixed.tracking_id} CVE-2026-20001. While an embargo lasts, release notes name them "
-        "by id alone; at its lift, each record is published at CVE Services."
+        "by id alone; at its lift, each record is published at CVE Services. The case has no "
+        "reporter address, so nobody is mailed the map."
     ]
     assert reservations(standin) == 1
 

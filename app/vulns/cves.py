@@ -13,7 +13,7 @@ from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import NotFound, OperatorError, Refused
 from app.models import CveId, User, Vulnerability, database
-from app.vulns import cases, cve_services
+from app.vulns import casemap, cases, cve_services
 
 MAX_BLOCK = 10_000
 LOW_WATER = 10  # fewer ids than this left after an allocation: warn the admins
@@ -234,6 +234,7 @@ def _assign_lowest(vulnerability, by, by_label, at, source, quota_left) -> Alloc
                     },
                     actor_label=by_label,
                 )
+                casemap.tell_reporter(vuln, at)  # in a case of several: its map has changed
                 allocation = Allocation(CveId.get_by_id(row.id), left, source or "block")
                 if allocation.low:
                     action = "cve.quota_low" if source == SERVICES else "cve.block_low"
@@ -438,6 +439,7 @@ def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> Ca
         },
         actor_label=by_label,
     )
+    casemap.tell_reporter(current, at)  # the reporter hears which finding got which id
     result = CaseAllocation(case, tuple(given), tuple(skipped), left, source or "block")
     if result.low:
         audit.record(

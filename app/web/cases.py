@@ -231,7 +231,9 @@ def assign_cves(tracking_id: str):
     )
     flash(
         f"Case {done.case}: {given}. While an embargo lasts, release notes name them by id "
-        f"alone; {publish}." + (f" Not given one: {skipped}." if skipped else ""),
+        f"alone; {publish}."
+        + (f" Not given one: {skipped}." if skipped else "")
+        + f" {_mail_said(cases.root(visited))}",
         "success",
     )
     if done.low:
