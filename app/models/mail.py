@@ -20,10 +20,11 @@ DELIVERY_KINDS = (
     "reply",
     "rejected",
     "team-forward",
-    # vulns: reminders and the embargo's changes, to the team and the reporter
+    # vulns: reminders and the embargo's changes, to the team and the reporter; a duplicate
     "reminder",
     "embargo-changed",
     "lift-held",
+    "duplicate",
     # registry: alerts, vetting, key expiry and re-confirmation, subscriptions
     "alert",
     "alert-missed",
