@@ -528,3 +528,17 @@ def test_a_refused_or_forged_mark_changes_nothing(signed_in, first, second):
     assert forged.status_code == 400
     assert Vulnerability.select().where(Vulnerability.duplicate_of.is_null(False)).count() == 0
     assert _audit("vuln.duplicate") == []
+
+
+def test_erasing_a_duplicates_reporter_names_the_credits_that_still_name_them(
+    first, clock, settings
+):
+    from app.privacy import erasure
+
+    nameless = reported(clock, "SEC-2026-0003", "Crash", "carol.c@mail.example", "")
+    duplicates.mark(nameless, first, "", True, CLI, clock.at, settings)
+
+    erased = erasure.erase_reporter("carol.c@mail.example", "cli:test", clock.at)
+
+    assert erased.credits_to_edit == ("SEC-2026-0001",)
+    assert "the credits of SEC-2026-0001 still name them" in erased.line()

@@ -16,6 +16,7 @@ AUDIENCES = {
     "account": "signed-in",
     "team": "team",
     "workspace": "team",
+    "cases": "team",
     "releases": "team",
     "rotation": "team",
     "admin": "admin",
