@@ -165,6 +165,35 @@ def test_an_accepted_one_goes_back_to_accepted_and_to_the_lift(first, clock, set
     assert lift.after_change(third, clock.at, settings).outcome == lift.SCHEDULE
 
 
+def test_a_lift_already_scheduled_for_it_publishes_nothing(
+    first, clock, settings, redis_conn, env, monkeypatch
+):
+    from app.models import Publication
+    from app.workers import jobs, queue, reconcile, scheduling
+    from tests.conftest import run_jobs
+
+    for name, value in env.items():  # the jobs read the worker's environment
+        monkeypatch.setenv(name, value)
+    jobs._settings.cache_clear()
+    third = reported(clock, "SEC-2026-0003", "Crash", "carol@x.example", "", status="accepted")
+    assert scheduling.after_change(redis_conn, third, clock.at, settings) == "scheduled"
+    duplicates.mark(third, first, "", False, CLI, clock.at, settings)
+    # What the marking adapters do next: nothing to schedule for a rejected one.
+    assert scheduling.after_change(redis_conn, third, clock.at, settings) == "none"
+
+    clock.move(days=91)  # past its embargo end: the scheduled job fires, as RQ's scheduler would
+    queue.enqueue(redis_conn, queue.LIFT, third.id, job_id=scheduling.lift_job_id(third))
+    run_jobs(redis_conn)
+    reconcile.run(redis_conn, clock.at)
+    run_jobs(redis_conn)
+    jobs._settings.cache_clear()
+
+    assert _reload(third).status == "rejected" and _reload(third).published_at is None
+    assert Publication.select().where(Publication.vulnerability == third).count() == 0
+    assert [m["kind"] for m in _mails(third)] == ["duplicate"]  # no announcement, no notice
+    assert _reload(first).status == "published"  # the original's own lift went ahead
+
+
 def test_what_makes_no_sense_is_refused_in_one_line_and_changes_nothing(
     first, second, clock, settings
 ):
