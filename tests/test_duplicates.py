@@ -236,6 +236,15 @@ def test_the_credit_is_added_once_by_name_and_taken_back_by_undo(first, second, 
     duplicates.mark(second, first, "", True, CLI, clock.at, settings)
     assert lifecycle.credits(_reload(first)) == "Alice First\nBob Second"
     assert _audit("vuln.duplicate")[0]["credit_added"] == "Bob Second"
+    assert _audit("vuln.set.credits") == [  # on the original's own trail too
+        {
+            "target": "SEC-2026-0001",
+            "by": "cli:test",
+            "before": "",
+            "after": "Alice First\nBob Second",
+            "duplicate": "SEC-2026-0002",
+        }
+    ]
 
     # Bob's second report of it: credited already, so not twice.
     again = reported(clock, "SEC-2026-0003", "BLE crash again", second.reporter_email, "Bob Second")
@@ -260,6 +269,7 @@ def test_the_credit_is_added_once_by_name_and_taken_back_by_undo(first, second, 
     assert "mail.example" not in credits
     assert duplicates.undo(fresh, CLI, clock.at, settings).credit == "carol.c"
     assert _reload(first).credits == "Alice First\nBob Second"
+    assert _audit("vuln.set.credits")[-1]["after"] == "Alice First\nBob Second"
 
 
 def test_undo_removes_only_the_credit_it_added(db, clock, settings):

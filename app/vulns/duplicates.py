@@ -90,9 +90,7 @@ def mark(
                 # The credits as they read now (the reporter's name when the team wrote
                 # none) and one line more.
                 added = name
-                Vulnerability.update(credits="\n".join([*shown, name]), updated_at=at).where(
-                    Vulnerability.id == original.id
-                ).execute()
+                _set_credits(original, "\n".join([*shown, name]), v, actor, at)
         ends = f"Duplicate of {original.tracking_id}."
         Vulnerability.update(
             status="rejected",
@@ -182,7 +180,7 @@ def undo(v: Vulnerability, actor: lifecycle.Actor, at: datetime, settings: Setti
             raise Refused(f"{v.tracking_id} is not marked as a duplicate; nothing to undo")
         original = Vulnerability.get_by_id(v.duplicate_of_id)
         marked = _last_mark(v)
-        removed = _remove_credit(v, original, marked, at)
+        removed = _remove_credit(v, original, marked, actor, at)
         status = marked.get("before") or "new"
         Vulnerability.update(
             status=status,
@@ -217,7 +215,9 @@ def undo(v: Vulnerability, actor: lifecycle.Actor, at: datetime, settings: Setti
     )
 
 
-def _remove_credit(v: Vulnerability, original: Vulnerability, marked: dict, at) -> str | None:
+def _remove_credit(
+    v: Vulnerability, original: Vulnerability, marked: dict, actor: lifecycle.Actor, at
+) -> str | None:
     """Take out the line the mark added to the original's credits: only if the mark added it,
     it is still there, and no other duplicate of the original credits the same name."""
     added = marked.get("credit_added")
@@ -235,7 +235,22 @@ def _remove_credit(v: Vulnerability, original: Vulnerability, marked: dict, at) 
     fallback = original.reporter_name if original.credit_reporter else ""
     if not marked.get("credits_before", "").strip() and text == " ".join(fallback.split()):
         text = ""  # as the team left it: empty, which credits the reporter by name
+    _set_credits(original, text, v, actor, at)
+    return added
+
+
+def _set_credits(
+    original: Vulnerability, text: str, v: Vulnerability, actor: lifecycle.Actor, at: datetime
+) -> None:
+    """The original's credits, audited on the original as every field change is."""
     Vulnerability.update(credits=text, updated_at=at).where(
         Vulnerability.id == original.id
     ).execute()
-    return added
+    audit.record(
+        actor.user,
+        "vuln.set.credits",
+        at,
+        target=original.tracking_id,
+        details={"before": original.credits, "after": text, "duplicate": v.tracking_id},
+        actor_label=actor.label,
+    )
