@@ -434,6 +434,8 @@ def test_the_command_line_marks_shows_and_undoes(first, second, clock, forewarn)
     original = json.loads(forewarn("vulns", "show", "CVE-2026-41000", "--json").stdout)
     assert (original["duplicate_of"], original["duplicates"]) == (None, ["SEC-2026-0002"])
     assert original["credits"] == "Alice First\nBob Second"
+    assert "duplicates:     SEC-2026-0002\n" in forewarn("vulns", "show", "SEC-2026-0001").stdout
+    assert "duplicate of:   SEC-2026-0001\n" in forewarn("vulns", "show", "SEC-2026-0002").stdout
     [event] = _audit("vuln.duplicate")
     assert event["by"].startswith("cli:") and event["reason"] == "same"
 

@@ -75,6 +75,10 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<15} {shown[key] if shown[key] not in (None, '') else '-'}")
     click.echo(f"{'case:':<15} {shown['case']} ({', '.join(shown['case_vulnerabilities'])})")
     click.echo(f"{'findings:':<15} {' '.join(shown['findings']) or '-'}")
+    if shown["duplicate_of"]:
+        click.echo(f"{'duplicate of:':<15} {shown['duplicate_of']}")
+    if shown["duplicates"]:
+        click.echo(f"{'duplicates:':<15} {' '.join(shown['duplicates'])}")
     click.echo(f"\n{shown['description'] or '(no description)'}")
     for entry in shown["correspondence"]:
         arrow = "to reporter"
