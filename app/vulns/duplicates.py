@@ -17,7 +17,7 @@ from app.core.db import serialise, write_transaction
 from app.core.errors import Refused
 from app.models import AuditEvent, Vulnerability
 from app.outbox import deliveries
-from app.vulns import lifecycle
+from app.vulns import casemap, cases, lifecycle
 
 MAX_REASON = 2000
 
@@ -123,7 +123,15 @@ def mark(
                 vulnerability=v,
                 payload={"original": original.tracking_id, "credited": name or ""},
             )
+        _case_changed(v, at)
     return Marked(Vulnerability.get_by_id(v.id), Vulnerability.get_by_id(original.id), added, told)
+
+
+def _case_changed(v: Vulnerability, at: datetime) -> None:
+    """In a case of several, the reporter's finding map changes too (batched, as for a state
+    change: app.vulns.casemap)."""
+    if len(cases.member_ids(v)) > 1:
+        casemap.tell_reporter(v, at)
 
 
 def _refuse(v: Vulnerability, original: Vulnerability) -> None:
@@ -210,6 +218,7 @@ def undo(v: Vulnerability, actor: lifecycle.Actor, at: datetime, settings: Setti
                 vulnerability=v,
                 payload={"original": original.tracking_id, "undone": True},
             )
+        _case_changed(v, at)
     return Marked(
         Vulnerability.get_by_id(v.id), Vulnerability.get_by_id(original.id), removed, told
     )
