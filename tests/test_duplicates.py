@@ -583,3 +583,18 @@ def test_erasing_a_duplicates_reporter_names_the_credits_that_still_name_them(
 
     assert erased.credits_to_edit == ("SEC-2026-0001",)
     assert "the credits of SEC-2026-0001 still name them" in erased.line()
+
+
+def test_in_a_case_of_several_the_reporter_also_gets_the_new_finding_map(first, clock, settings):
+    from app.vulns import casemap, split
+
+    report = reported(clock, "SEC-2026-0002", "Audit", "auditor@ncc.example", "NCC Group")
+    (arm,) = split.split(report, ["ARM: overflow"], CLI, clock.at, settings)
+    Delivery.delete().where(Delivery.kind == casemap.KIND).execute()  # the split's own
+
+    duplicates.mark(arm, first, "", False, CLI, clock.at, settings)
+
+    [mapping] = Delivery.select().where(Delivery.kind == casemap.KIND)
+    assert (mapping.vulnerability_id, mapping.recipient) == (report.id, "auditor@ncc.example")
+    [member] = [m for m in casemap.finding_map(report).members if m.tracking_id == arm.tracking_id]
+    assert member.duplicate_of == "SEC-2026-0001"
