@@ -401,6 +401,41 @@ def _(w):
     )
 
 
+def _duplicate_of(w, original: Vulnerability, key: bool) -> Vulnerability:
+    """A second reporter's report of what `original` is, marked a duplicate of it."""
+    return w.vulnerability(
+        "SEC-2026-0009",
+        "Parser overflow (second report)",
+        reporter_email="dan@example.com",
+        reporter_name="Dan Finder",
+        reporter_key=w.key(fpr("f")) if key else None,
+        status="rejected",
+        rejection_reason=f"Duplicate of {original.tracking_id}.",
+        duplicate_of=original,
+    )
+
+
+for _key in (True, False):
+    for _original in ("embargoed", "published"):
+
+        @case(f"duplicate-{_original}-original-{'with' if _key else 'without'}-key", "duplicate")
+        def _(w, key=_key, original=_original):
+            first = w.keyed if original == "embargoed" else w.published
+            v = _duplicate_of(w, first, key)
+            payload = {"original": first.tracking_id, "credited": "Dan Finder" if key else ""}
+            return w.deliver("duplicate", "dan@example.com", payload, vulnerability=v)
+
+
+@case("duplicate-undone", "duplicate")
+def _(w):
+    v = _duplicate_of(w, w.keyed, True)
+    Vulnerability.update(status="triage", duplicate_of=None, rejection_reason="").where(
+        Vulnerability.id == v.id
+    ).execute()
+    payload = {"original": w.keyed.tracking_id, "undone": True}
+    return w.deliver("duplicate", "dan@example.com", payload, vulnerability=v)
+
+
 @case("reply-with-key", "reply")
 def _(w):
     entry = Correspondence.create(

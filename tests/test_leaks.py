@@ -7,7 +7,9 @@ with every id substituted, every same-site link found on the pages, the feed, ev
 /.well-known/, the service key, 404, 503 and 500 pages, the release notes (as text and from the
 command line), and every log record written meanwhile. No canary may appear in any body,
 header or log line. After the real lift, the public fields of the lifted ones appear, the
-private ones still never do, and nothing of the unvalidated or rejected ones ever does.
+private ones still never do, and nothing of the unvalidated or rejected ones ever does. Each
+one still tracked has a second reporter's duplicate marked against it (credited): nothing of
+the duplicate but that reporter's name in the lifted one's credits ever becomes public.
 """
 
 import hashlib
@@ -27,7 +29,7 @@ from app.disclosure import exports, lift, wellknown
 from app.models import Correspondence, Vulnerability
 from app.registry import alerts, vetting
 from app.reports import attachments
-from app.vulns import cves, lifecycle, patches, split
+from app.vulns import cves, duplicates, lifecycle, patches, split
 from mail.parse import Attachment
 from tests import mailcorpus
 from tests.conftest import PASSWORD, Auth
@@ -55,6 +57,7 @@ class Case:
     v: Vulnerability | None = None
     cve_id: str | None = None
     split_ids: list[str] = field(default_factory=list)  # split from it: state new, never public
+    duplicate_ids: list[str] = field(default_factory=list)  # marked duplicate of it: never public
     canaries: dict[str, str] = field(default_factory=dict)
 
     def canary(self, name: str) -> str:
@@ -68,6 +71,7 @@ class Case:
         """Canaries the lift reveals (for the liftable ones)."""
         names = ["title", "description", "affected", "fixrefs", "mitigation"]
         names += ["credits"] if self.credits else []
+        names += ["dupreporter"] if self.duplicate_ids else []  # credited on it
         if not self.credits and self.credit_reporter:
             names.append("reportername")  # credited by the name they gave
         return {name: self.canaries[name] for name in names}
@@ -191,6 +195,26 @@ def build(case: Case, settings, at, until) -> None:
     (part,) = split.split(v, [f"{case.canary('splittitle')} in the parser"], ACTOR, at, settings)
     lifecycle.set_field(part, "findings", case.canary("splitfinding"), ACTOR, at)
     case.split_ids.append(part.tracking_id)
+    if v.status != "rejected":
+        # A second reporter's report of the same thing, marked a duplicate of it (credited):
+        # its title, text, the team's reason and its reporter's address never public; their
+        # name only in the credits of the one it duplicates, once that is lifted.
+        second = lifecycle.create(
+            f"{case.canary('duptitle')} crash",
+            f"{case.canary('dupdescription')} again.",
+            ACTOR,
+            at,
+            settings,
+            embargo_until=until,
+        )
+        Vulnerability.update(
+            reporter_name=f"{case.canary('dupreporter')} Second",
+            reporter_email=f"{case.canary('dupemail').lower()}@other.example",
+            status="triage",
+        ).where(Vulnerability.id == second.id).execute()
+        reason = f"{case.canary('dupreason')}: same root cause."
+        duplicates.mark(second, v, reason, True, ACTOR, at, settings)
+        case.duplicate_ids.append(second.tracking_id)
     case.v = Vulnerability.get_by_id(v.id)
     assert case.v.status == case.status
 
@@ -244,7 +268,7 @@ def seeds(app, settings, cases) -> list[str]:
     for case in cases:
         ids.append(case.v.tracking_id)
         ids.append(case.v.tracking_id.lower())
-        ids += case.split_ids
+        ids += case.split_ids + case.duplicate_ids
         if case.cve_id:
             ids.append(case.cve_id)
     wkd_name, domain = wellknown.wkd_names(settings)
@@ -427,6 +451,8 @@ def hidden_ids(cases) -> dict[str, str]:
     for case in cases:
         for n, tracking_id in enumerate(case.split_ids):
             found[f"tracking id of split {n} of #{case.n}"] = tracking_id
+        for n, tracking_id in enumerate(case.duplicate_ids):
+            found[f"tracking id of duplicate {n} of #{case.n}"] = tracking_id
         if not case.lifted:
             found[f"tracking id of {case.status} #{case.n}"] = case.v.tracking_id
             if case.cve_id:

@@ -75,6 +75,10 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<15} {shown[key] if shown[key] not in (None, '') else '-'}")
     click.echo(f"{'case:':<15} {shown['case']} ({', '.join(shown['case_vulnerabilities'])})")
     click.echo(f"{'findings:':<15} {' '.join(shown['findings']) or '-'}")
+    if shown["duplicate_of"]:
+        click.echo(f"{'duplicate of:':<15} {shown['duplicate_of']}")
+    if shown["duplicates"]:
+        click.echo(f"{'duplicates:':<15} {' '.join(shown['duplicates'])}")
     click.echo(f"\n{shown['description'] or '(no description)'}")
     for entry in shown["correspondence"]:
         arrow = "to reporter"
@@ -146,6 +150,60 @@ def vulns_split(vuln_id: str, titles: tuple[str, ...]) -> None:
     made = split.split(domain.get(vuln_id), list(titles), _cli_actor(), clock.now(), settings)
     for new in made:
         click.echo(new.tracking_id)
+
+
+@vulns.command(
+    "duplicate", help="Mark ID a duplicate of another (--of), or track it on its own (--undo)."
+)
+@click.argument("vuln_id")
+@click.option("--of", "original_id", default=None, metavar="OTHER", help="the id it duplicates")
+@click.option("--reason", default="", help="why (kept with the team; not sent to the reporter)")
+@click.option("--credit", is_flag=True, help="credit ID's reporter on OTHER too")
+@click.option("--undo", is_flag=True, help="track ID on its own again, as before the mark")
+def vulns_duplicate(
+    vuln_id: str, original_id: str | None, reason: str, credit: bool, undo: bool
+) -> None:
+    import contextlib
+
+    import redis
+
+    from app.vulns import duplicates
+    from app.vulns import lifecycle as domain
+    from app.workers import queue, reconcile
+
+    if undo == (original_id is not None):
+        raise OperatorError(
+            "give --of OTHER to mark it a duplicate of OTHER, or --undo to track it on its own"
+        )
+    if undo and (reason or credit):
+        raise OperatorError("--reason and --credit go with --of, not with --undo")
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    v = domain.get(vuln_id)
+    if undo:
+        done = duplicates.undo(v, _cli_actor(), clock.now(), settings)
+    else:
+        original = domain.get(original_id)
+        done = duplicates.mark(v, original, reason, credit, _cli_actor(), clock.now(), settings)
+    connection = queue.connect(runtime.redis_url(settings))
+    said = _lift_or_schedule(connection, done.vulnerability, settings)
+    with contextlib.suppress(redis.RedisError, OSError):  # the reconciler sends it otherwise
+        reconcile.queue_due_deliveries(connection, clock.now())
+    v, original = done.vulnerability, done.original
+    told = "; its reporter is told" if done.reporter_told else "; it has no reporter to tell"
+    if undo:
+        removed = f"; no longer credited on {original.tracking_id}" if done.credit else ""
+        click.echo(f"{v.tracking_id}: tracked on its own again ({v.status}){removed}{told}{said}")
+        return
+    if credit:
+        how = "credited" if done.credit else "already credited"
+        told += f"; {how} on {original.tracking_id}"
+    click.echo(f"{v.tracking_id}: duplicate of {original.tracking_id}, rejected{told}")
+    if v.cve_id:
+        click.echo(
+            f"{v.cve.cve_id} stays with {v.tracking_id}; if it is not to be used: "
+            f"forewarn cve retire {v.cve.cve_id} --reason 'duplicate of {original.tracking_id}'"
+        )
 
 
 @vulns.command("set", help="Change one field with the web form's rules and audit.")

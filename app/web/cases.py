@@ -8,15 +8,22 @@ Each action's section is a template of its own in templates/team/case/, and its 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
 from app.core import clock, timefmt
-from app.core.errors import Refused
+from app.core.errors import NotFound, Refused
 from app.models import Vulnerability
 from app.registry import alerts
-from app.vulns import casemap, cases, lifecycle
+from app.vulns import casemap, cases, duplicates, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -185,3 +192,133 @@ def set_findings(tracking_id: str):
         "success",
     )
     return back
+
+
+# -- duplicates (templates/team/case/_duplicate.html) ------------------------------------------
+
+
+class DuplicateForm(FlaskForm):
+    vulnerability = SelectField("Mark this vulnerability", choices=[])
+    original = StringField(
+        "as a duplicate of (its tracking id or CVE id)",
+        validators=[DataRequired(message="Name the vulnerability it duplicates."), Length(max=40)],
+    )
+    reason = TextAreaField(
+        "Reason (kept with the team; the reporter is not sent it)",
+        validators=[Length(max=duplicates.MAX_REASON)],
+    )
+    credit = BooleanField("Credit its reporter on the original too")
+
+
+class UndoDuplicateForm(FlaskForm):
+    """A button beside a duplicate: track it on its own again."""
+
+
+def _markable(case: list[Vulnerability]) -> list[tuple[str, str]]:
+    return [
+        (m.tracking_id, f"{m.tracking_id}: {m.title or '(no title)'}")
+        for m in case
+        if m.duplicate_of_id is None and m.status not in ("published", "rejected")
+    ]
+
+
+def duplicate_forms(case: list[Vulnerability], visited: Vulnerability) -> dict:
+    """The case page's duplicate section: the form to mark one of the case's vulnerabilities
+    (the one the team came from chosen), and the form behind each Undo button."""
+    mark = DuplicateForm(formdata=None, prefix="duplicate")
+    mark.vulnerability.choices = _markable(case)
+    mark.vulnerability.data = visited.tracking_id
+    return {"mark": mark, "undo": UndoDuplicateForm(formdata=None, prefix="undo")}
+
+
+@bp.context_processor
+def _duplicate_helpers():
+    return {"duplicate_forms": duplicate_forms}
+
+
+def _back_to_case(visited: Vulnerability):
+    return redirect(url_for("cases.case", tracking_id=visited.tracking_id))
+
+
+@bp.route("/<tracking_id>/duplicate", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def duplicate(tracking_id: str):
+    """Mark one of the case's vulnerabilities a duplicate of another (any case's)."""
+    visited = _member_or_404(tracking_id)
+    form = DuplicateForm(prefix="duplicate")
+    form.vulnerability.choices = _markable(list(cases.members(visited)))
+    if not form.validate_on_submit():
+        flash(f"Not marked as a duplicate: {workspace._form_errors(form)}", "error")
+        return _back_to_case(visited)
+    settings = current_app.extensions["forewarn.settings"]
+    v = Vulnerability.get(Vulnerability.tracking_id == form.vulnerability.data)
+    try:
+        original = lifecycle.get(form.original.data)
+        done = duplicates.mark(
+            v,
+            original,
+            form.reason.data or "",
+            form.credit.data,
+            lifecycle.Actor.of(current_user.user),
+            clock.now(),
+            settings,
+        )
+    except (NotFound, Refused) as exc:
+        flash(f"{v.tracking_id} was not marked as a duplicate: {exc}", "error")
+        return _back_to_case(visited)
+    send_soon()
+    workspace._lift_or_schedule(done.vulnerability)  # rejected: a lift waiting finds nothing
+    first = done.original.tracking_id
+    said = [f"{v.tracking_id} is now a duplicate of {first} and rejected."]
+    if done.reporter_told:
+        key = done.vulnerability.reporter_key
+        how = (
+            "encrypted to their key"
+            if key is not None and key.usable
+            else "in a signed notice that names the id only once it is public (they have no "
+            "usable key on file)"
+        )
+        said.append(f"Its reporter is told it is tracked under {first}, {how}.")
+    if form.credit.data:
+        said.append(
+            f"Its reporter is now credited on {first}."
+            if done.credit
+            else f"Its reporter was already credited on {first}."
+        )
+    if done.vulnerability.cve_id:
+        said.append(
+            f"{done.vulnerability.cve.cve_id} stays with {v.tracking_id}: retire it if it is "
+            "not to be used."
+        )
+    said.append("Undo it on this page if it was a mistake.")
+    flash(" ".join(said), "success")
+    return _back_to_case(visited)
+
+
+@bp.route("/<tracking_id>/duplicate/undo", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def undo_duplicate(tracking_id: str):
+    """The duplicate `tracking_id` is tracked on its own again."""
+    v = _member_or_404(tracking_id)
+    if not UndoDuplicateForm(prefix="undo").validate_on_submit():
+        flash(f"{v.tracking_id} is still a duplicate: the form expired; try again", "error")
+        return _back_to_case(v)
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        done = duplicates.undo(v, lifecycle.Actor.of(current_user.user), clock.now(), settings)
+    except Refused as exc:
+        flash(f"Nothing undone: {exc}", "error")
+        return _back_to_case(v)
+    send_soon()
+    lifting = workspace._lift_or_schedule(done.vulnerability)
+    said = [
+        f"{v.tracking_id} is tracked on its own again, as {done.vulnerability.status}, no "
+        f"longer a duplicate of {done.original.tracking_id}."
+    ]
+    if done.credit:
+        said.append(f"Its reporter is no longer credited on {done.original.tracking_id}.")
+    if done.reporter_told:
+        said.append("Its reporter is told.")
+    said.append(lifting or "Work on it from its own page.")
+    flash(" ".join(said), "success")
+    return _back_to_case(v)
