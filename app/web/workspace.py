@@ -76,6 +76,9 @@ class StatusForm(FlaskForm):
 
 class DatesForm(FlaskForm):
     embargo_until = StringField("Embargo until (UTC, e.g. 2027-02-23T14:00)")
+    only = BooleanField(
+        "Move only this vulnerability (not the others of the case with the same end)"
+    )
     fix_due = StringField("Fix due (UTC)")
     reason = TextAreaField("Reason (needed to extend an embargo or end it early)")
 
@@ -245,7 +248,7 @@ def dates(tracking_id: str):
         return _refused(v, "The dates were", _form_errors(form))
     settings = current_app.extensions["forewarn.settings"]
     said = []
-    change = None
+    move = None
     try:
         for name, default_time in (
             ("fix_due", time(23, 59, 59)),
@@ -259,17 +262,23 @@ def dates(tracking_id: str):
                 continue
             reason = form.reason.data or ""
             if name == "embargo_until":
-                change = embargo_change.change_embargo(
-                    v, value, reason, _actor(), clock.now(), settings
+                move = embargo_change.change_embargo(
+                    v, value, reason, _actor(), clock.now(), settings, only=form.only.data
                 )
-                v = change.vulnerability
+                v = move.vulnerability
             else:
                 v = lifecycle.set_date(v, name, value, _actor(), clock.now(), reason)
             said.append(f"{name.replace('_', ' ')} is {embargo.shown(value)}")
+            if name == "embargo_until" and move.moved_with:
+                ids = ", ".join(m.tracking_id for m in move.moved_with)
+                said.append(f"{ids} of the case moved with it (they had the same end)")
     except Refused as exc:
         return _refused(v, "The dates were", exc)
     if said:
-        lifting = _lift_or_schedule(v, change)
+        lifting = _lift_or_schedule(v, move.changes[0] if move else None)
+        if move:
+            for change in move.changes[1:]:  # the workers follow each moved one's lift too
+                _lift_or_schedule(change.vulnerability, change)
         flash(
             f"Saved: {'; '.join(said)}. The change is in the audit log. {lifting}".strip(),
             "success",
