@@ -75,7 +75,7 @@ def lift(vulnerability_id: int, at: datetime, settings: Settings) -> str:
         if v.status in UNVALIDATED:
             _hold(v, at)
             return "held"
-        group = [v] + _same_instant(v)
+        group = sorted([v, *_same_instant(v)], key=lambda m: m.id)  # in the case's order
         for member in group:
             _publish(member, at)
         group = [Vulnerability.get_by_id(member.id) for member in group]
