@@ -50,7 +50,7 @@ SIGNATURES = {
 
 
 @bp.context_processor
-def _helpers():
+def template_helpers():
     return {"utc": timefmt.minute, "utc_iso": timefmt.zulu, "signatures": SIGNATURES}
 
 
@@ -187,7 +187,9 @@ def _vulnerability_or_404(tracking_id: str) -> Vulnerability:
     return v
 
 
-def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
+def case_context(v: Vulnerability) -> dict:
+    """What the vulnerability page and the case page both show: the case's vulnerabilities,
+    their findings, and the case's one thread with who each message is from."""
     case = list(cases.members(v).select(Vulnerability, CveId).join(CveId, JOIN.LEFT_OUTER))
     ids = [member.id for member in case]
     thread = (  # the case's one thread: an entry stays on the vulnerability it was sent to
@@ -200,19 +202,25 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
     )
     thread = list(thread)
     pinned = views.pinned_fingerprint(v)
+    return {
+        "v": v,
+        "thread": thread,
+        "senders": {e.id: views.sender_of(e, v.reporter_email, pinned) for e in thread},
+        "key_form": workspace.ConfirmKeyForm(formdata=None, prefix="key"),
+        "files": attachments.of_vulnerabilities(ids),
+        "case": case,
+        "case_id": cases.case_id(v),
+        "tracking": {member.id: member.tracking_id for member in case},
+        "findings": {member.id: cases.labels(member) for member in case},
+        "report_text": attachments.report_text,
+        "unencrypted_parts": attachments.unencrypted_parts,
+    }
+
+
+def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
     page = render_template(
         "team/vulnerability.html",
-        v=v,
-        thread=thread,
-        senders={e.id: views.sender_of(e, v.reporter_email, pinned) for e in thread},
-        key_form=workspace.ConfirmKeyForm(formdata=None, prefix="key"),
-        files=attachments.of_vulnerabilities(ids),
-        case=case,
-        case_id=cases.case_id(v),
-        tracking={member.id: member.tracking_id for member in case},
-        findings={member.id: cases.labels(member) for member in case},
-        report_text=attachments.report_text,
-        unencrypted_parts=attachments.unencrypted_parts,
+        **case_context(v),
         form=form,
         edit=workspace.forms_for(v),
         description_html=Markup(markdown.to_html(v.description)),  # noqa: S704  (nh3-sanitised)
