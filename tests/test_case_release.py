@@ -420,3 +420,35 @@ def test_the_dates_form_moves_the_case_unless_the_box_is_ticked(
     may = datetime(2027, 5, 1, 14, tzinfo=UTC)
     assert [v.embargo_until for v in reread(root, x86, arc)] == [may, may, june]
     assert f"{x86.tracking_id} of the case moved with it" in answer
+
+
+def test_the_case_page_moves_the_coordinated_end_and_names_own_dates(
+    case, client, auth, admin_user, clock, settings
+):
+    root, x86, arc = case
+    june = datetime(2027, 6, 1, 14, tzinfo=UTC)
+    embargo_change.change_embargo(arc, june, "ARC later", CLI, clock.at, settings, only=True)
+    auth.login(admin_user.email, PASSWORD)
+    page = client.get(f"/team/cases/{x86.tracking_id}").get_data(as_text=True)
+    assert "Coordinated embargo end" in page
+    assert f'{arc.tracking_id} (<time datetime="2027-06-01T14:00:00Z">' in page
+
+    answer = client.post(
+        f"/team/cases/{x86.tracking_id}/embargo",
+        data={
+            "release-csrf_token": csrf_token(page),
+            "release-embargo_until": "2027-05-01",
+            "release-reason": "vendor needs time",
+        },
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    may = datetime(2027, 5, 1, 14, tzinfo=UTC)
+    assert [v.embargo_until for v in reread(root, x86, arc)] == [may, may, june]
+    assert f"the embargo of {root.tracking_id}, {x86.tracking_id} ends 2027-05-01" in answer
+    refused = client.post(
+        f"/team/cases/{x86.tracking_id}/embargo",
+        data={"release-csrf_token": csrf_token(page), "release-embargo_until": "2027-07-01"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "needs a reason" in refused
+    assert reread(root)[0].embargo_until == may

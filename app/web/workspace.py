@@ -170,6 +170,15 @@ def _lift_or_schedule(v: Vulnerability, change: lift.AfterChange | None = None) 
     return ""
 
 
+def follow_move(move: embargo_change.EmbargoMove) -> str:
+    """Have the workers follow the lift of every vulnerability an embargo move moved; says
+    what it means for the first one (the others' follow it: the same end)."""
+    said = _lift_or_schedule(move.vulnerability, move.changes[0])
+    for change in move.changes[1:]:
+        _lift_or_schedule(change.vulnerability, change)
+    return said
+
+
 def _form_errors(form: FlaskForm) -> str:
     return "; ".join(
         f"{form[name].label.text}: {' '.join(errs)}" for name, errs in form.errors.items()
@@ -275,10 +284,7 @@ def dates(tracking_id: str):
     except Refused as exc:
         return _refused(v, "The dates were", exc)
     if said:
-        lifting = _lift_or_schedule(v, move.changes[0] if move else None)
-        if move:
-            for change in move.changes[1:]:  # the workers follow each moved one's lift too
-                _lift_or_schedule(change.vulnerability, change)
+        lifting = follow_move(move) if move else _lift_or_schedule(v)
         flash(
             f"Saved: {'; '.join(said)}. The change is in the audit log. {lifting}".strip(),
             "success",
