@@ -23,6 +23,7 @@ AUDIENCES = {
     "subscriptions": "anyone",
     "advisories": "signed-in",
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py
+    "cases": "team",
     "vetting": "admin",
     "health": "anyone",  # not so: localhost or admins, else 403 (tests/test_health.py)
 }
