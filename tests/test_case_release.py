@@ -452,3 +452,51 @@ def test_the_case_page_moves_the_coordinated_end_and_names_own_dates(
     ).get_data(as_text=True)
     assert "needs a reason" in refused
     assert reread(root)[0].embargo_until == may
+
+
+def test_the_workers_follow_every_member_lifted_together(
+    staggered, clock, settings, redis_conn, env, monkeypatch
+):
+    from app.workers import jobs, scheduling
+    from app.workers.queue import work_queue
+
+    root, x86, arc, dup = staggered
+    move = embargo_change.change_embargo(
+        x86, clock.at - timedelta(minutes=1), "exploited", CLI, clock.at, settings
+    )
+    for change in move.changes:
+        scheduling.follow(redis_conn, change, clock.at)
+    waiting = work_queue(redis_conn).job_ids
+    assert f"publication-{x86.id}" in waiting and f"publication-{root.id}" in waiting
+    assert f"publication-{arc.id}" not in waiting
+
+    # The later one's lift job, at its instant, completes its own publication alone.
+    for name, value in env.items():  # the jobs read the worker's environment
+        monkeypatch.setenv(name, value)
+    jobs._settings.cache_clear()
+    try:
+        clock.move(seconds=(arc.embargo_until - clock.at).total_seconds())
+        assert jobs.lift(arc.id) == "lifted"
+    finally:
+        jobs._settings.cache_clear()
+    attempts = {p.vulnerability_id: p.attempts for p in Publication.select()}
+    assert attempts == {root.id: 0, x86.id: 0, arc.id: 1}
+
+
+def test_the_lift_job_completes_each_publication_of_the_case(
+    staggered, clock, settings, redis_conn, env, monkeypatch
+):
+    from app.workers import jobs
+
+    root, x86, arc, dup = staggered
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    jobs._settings.cache_clear()
+    try:
+        clock.move(seconds=(root.embargo_until - clock.at).total_seconds())
+        assert jobs.lift(x86.id) == "lifted"
+        assert jobs.lift(root.id) == "already"
+    finally:
+        jobs._settings.cache_clear()
+    attempts = {p.vulnerability_id: p.attempts for p in Publication.select()}
+    assert attempts == {root.id: 1, x86.id: 1}
