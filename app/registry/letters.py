@@ -46,6 +46,7 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
         label = _embargo_label(v, payload)
         context = {
             "label": label,
+            "several": len(payload.get("vulnerabilities") or ()) > 1,
             "kind": payload["kind"],
             "before": datetime.fromisoformat(payload["before"]),
             "after": datetime.fromisoformat(payload["after"]),
