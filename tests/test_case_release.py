@@ -500,3 +500,23 @@ def test_the_lift_job_completes_each_publication_of_the_case(
         jobs._settings.cache_clear()
     attempts = {p.vulnerability_id: p.attempts for p in Publication.select()}
     assert attempts == {root.id: 1, x86.id: 1}
+
+
+def test_a_registrant_sent_one_advisory_for_several_hears_once_at_their_lift(
+    case, clock, settings, makers, keyring
+):
+    root, x86, arc = case
+    vetting.add_by_admin(
+        makers[0].address, "Maker 0", makers[0].cert, None, "t", clock.at, approve=True
+    )
+    alerts.send_many([root, x86, arc], None, "t", clock.at, settings, None)
+    embargo_change.change_embargo(
+        arc, arc.embargo_until + timedelta(days=7), "ARC later", CLI, clock.at, settings, only=True
+    )
+    clock.move(seconds=(root.embargo_until - clock.at).total_seconds())
+    assert lift.lift(root.id, clock.at, settings) == "lifted"
+    [notice] = Delivery.select().where(Delivery.kind == "embargo-lifted")
+    assert notice.recipient == makers[0].address
+    text = body(notice, keyring, settings, clock.at)
+    assert set(_cves(text)) == {"CVE-2026-1001", "CVE-2026-1002"}
+    assert arc.tracking_id not in text and "SECRET-LATER" not in text

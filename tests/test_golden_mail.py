@@ -34,6 +34,7 @@ import pytest
 from app.core.config import load_settings
 from app.models import (
     Advisory,
+    AdvisoryBundle,
     Correspondence,
     CveId,
     Delivery,
@@ -65,6 +66,9 @@ KNOWN_OVERLONG: set[tuple[str, str]] = {
     ("alert-v2-with-key", "SEC-2026-0001 / CVE-2026-41234: Heap overflow"),
     ("alert-v2-with-key", "A crafted packet with a length field"),
     ("alert-v2-with-key", "An attacker on the network can crash"),
+    ("alert-bundle-with-key", "SEC-2026-0001 / CVE-2026-41234: Heap overflow"),
+    ("alert-bundle-with-key", "A crafted packet with a length field"),
+    ("alert-bundle-with-key", "An attacker on the network can crash"),
     ("announcement", "CVE-2026-41235 (SEC-2026-0003): Signature check"),
     ("announcement", "A crafted packet with a length field"),
     ("announcement", "An attacker on the network can crash"),
@@ -703,6 +707,52 @@ def _(w):
         user=w.keyless_maker.user,
         fingerprint=w.keyless_maker.pinned_fingerprint,
     )
+
+
+def _bundle(w) -> Advisory:
+    """One advisory for two vulnerabilities (alerts.send_many): SEC-2026-0001 v2 and the bare
+    SEC-2026-0002 v1; the deliveries carry the first."""
+    _advisory(w, 1)
+    bundle = AdvisoryBundle.create(subject="", text="", created_by=w.mira, created_at=w.at)
+    versions = []
+    for v, version in ((w.keyed, 2), (w.keyless, 1)):
+        versions.append(
+            Advisory.create(
+                vulnerability=v,
+                version=version,
+                subject=f"{v.tracking_id} v{version}: {v.title}",
+                text=alerts.draft(v, w.settings, version, bundled=True),
+                created_by=w.mira,
+                created_at=w.at,
+                attachments=json.dumps(
+                    [p.id for p in Patch.select().where(Patch.vulnerability == v)]
+                ),
+                bundle=bundle,
+            )
+        )
+    bundle.subject = alerts.bundle_subject(versions)
+    bundle.text = alerts.bundle_text(versions, "Both are fixed in Frobnicator 2.4.1.")
+    bundle.save()
+    return versions[0]
+
+
+for _name, _kind, _who in (
+    ("alert-bundle-with-key", "alert", "maker"),
+    ("alert-missed-bundle", "alert-missed", "keyless_maker"),
+):
+
+    @case(_name, _kind)
+    def _(w, kind=_kind, who=_who):
+        registrant = getattr(w, who)
+        return w.deliver(
+            kind,
+            registrant.user.email,
+            {"registrant": registrant.id},
+            advisory=_bundle(w),
+            vulnerability=w.keyed,
+            user=registrant.user,
+            fingerprint=registrant.pinned_fingerprint,
+        )
 
 
 for _change in ("extend", "early-lift"):

@@ -1,4 +1,5 @@
-"""`forewarn alert send VULN_ID [--wait]`: the pre-disclosure alert to every approved registrant."""
+"""`forewarn alert send VULN_ID [VULN_ID …] [--wait]`: the pre-disclosure alert to every approved
+registrant; with several ids, one advisory covering them all (one mail per registrant)."""
 
 import contextlib
 import time
@@ -17,9 +18,18 @@ def alert() -> None:
     pass
 
 
-@alert.command("send", help="Queue the next advisory version to every approved registrant.")
-@click.argument("vuln_id")
-@click.option("--text-file", type=click.File("r"), default=None, help="the advisory text")
+@alert.command(
+    "send",
+    help="Queue the next advisory version to every approved registrant; with several ids, "
+    "one advisory covering them all (the next version of each, one mail per registrant).",
+)
+@click.argument("vuln_ids", nargs=-1, required=True, metavar="VULN_ID [VULN_ID ...]")
+@click.option(
+    "--text-file",
+    type=click.File("r"),
+    default=None,
+    help="the advisory text (with several ids: a note at the top of the one mail)",
+)
 @click.option("--wait", is_flag=True, help="show progress until every delivery has ended")
 @click.option(
     "--timeout",
@@ -28,7 +38,7 @@ def alert() -> None:
     help="with --wait: stop waiting after SECONDS and exit 1 if some are still queued "
     "(they keep being retried, for up to five days)",
 )
-def alert_send(vuln_id: str, text_file, wait: bool, timeout: float | None) -> None:
+def alert_send(vuln_ids: tuple[str, ...], text_file, wait: bool, timeout: float | None) -> None:
     from app.core.errors import OperatorError
     from app.registry import alerts
     from app.vulns import lifecycle
@@ -36,24 +46,25 @@ def alert_send(vuln_id: str, text_file, wait: bool, timeout: float | None) -> No
 
     settings = context.settings()
     runtime.open_current_db(settings)
-    v = lifecycle.get(vuln_id)
-    advisory = alerts.send(
-        v,
+    vulns = [lifecycle.get(vuln_id) for vuln_id in vuln_ids]
+    versions = alerts.send_many(
+        vulns,
         None,
         f"cli:{context.operator()}",
         clock.now(),
         settings,
         text=text_file.read() if text_file else None,
     )
+    advisory = versions[0]  # a bundle's deliveries all carry its first version
     # Now rather than at the reconciler's next pass (which queues them within a minute anyway).
     with contextlib.suppress(redis.RedisError, OSError):
         reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
     counts = alerts.progress(advisory)
     total = sum(counts.values())
     plural = "s" if total != 1 else ""
-    click.echo(
-        f"{v.tracking_id} v{advisory.version} queued to {total} registrant{plural}", err=wait
-    )
+    named = ", ".join(f"{a.vulnerability.tracking_id} v{a.version}" for a in versions)
+    how = " in one advisory" if len(versions) > 1 else ""
+    click.echo(f"{named} queued to {total} registrant{plural}{how}", err=wait)
     if not wait:
         return
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -8,6 +8,7 @@ from app.models.registry import PublicKey, Registrant
 from app.models.vulns import (
     PUBLIC_STATES,
     Advisory,
+    AdvisoryBundle,
     CveId,
     Finding,
     Patch,
@@ -23,6 +24,7 @@ ALL_MODELS = (
     CveId,
     Vulnerability,
     Finding,
+    AdvisoryBundle,
     Advisory,
     Patch,
     Publication,
@@ -38,6 +40,7 @@ __all__ = [
     "PUBLIC_STATES",
     "ROLES",
     "Advisory",
+    "AdvisoryBundle",
     "AuditEvent",
     "BaseModel",
     "Correspondence",

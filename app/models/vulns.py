@@ -75,6 +75,16 @@ class Finding(BaseModel):
         indexes = ((("vulnerability", "label"), True),)
 
 
+class AdvisoryBundle(BaseModel):
+    """One pre-disclosure mail covering several vulnerabilities (#15): each keeps its own
+    advisory version (its section of the mail); registrants get one mail for them all."""
+
+    subject = peewee.CharField()  # the protected subject; the outer one names ids alone
+    text = peewee.TextField()  # the whole mail: a lead naming them, then one section each
+    created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = UTCDateTimeField()
+
+
 class Advisory(BaseModel):
     """Versioned like Xen's XSAs: v1, v2, ... each a complete text."""
 
@@ -86,8 +96,13 @@ class Advisory(BaseModel):
     created_at = UTCDateTimeField()
     attachments = peewee.TextField(default="[]")  # JSON: ids of the patches this version carries
     # The signed entity every registrant gets (each encrypted to them alone), made at the first
-    # delivery and kept, so that a retry sends the same bytes.
+    # delivery and kept, so that a retry sends the same bytes. In a bundle, the deliveries
+    # point at its first version, which keeps the bundle's entity.
     signed_entity = peewee.BlobField(null=True)
+    # The bundle this version went out in (NULL: sent alone, as every version before #15).
+    bundle = peewee.ForeignKeyField(
+        AdvisoryBundle, null=True, backref="advisories", on_delete="SET NULL"
+    )
 
     class Meta:
         indexes = ((("vulnerability", "version"), True),)

@@ -15,7 +15,7 @@ from app.core.instance import secret_key
 from app.models import Delivery, PublicKey, Registrant, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, account_key, member_key, usable_key
-from app.registry import proof, renewal, subscriptions
+from app.registry import alerts, proof, renewal, subscriptions
 from app.vulns import patches
 from mail.compose import Attachment
 
@@ -67,21 +67,32 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
         return Text(f"{label}: embargo date changed", outer, body, key)
     advisory = delivery.advisory
     label = f"{v.tracking_id} v{advisory.version}"
+    subject, text, versions = advisory.subject, advisory.text, [advisory]
+    if advisory.bundle_id is not None:  # one mail for several versions (alerts.send_many)
+        versions = alerts.carried(advisory)
+        label = alerts.bundle_label(versions)
+        subject, text = advisory.bundle.subject, advisory.bundle.text
     if delivery.kind == "alert" and key is not None:
-        # The same for every registrant: the version is signed once
+        # The same for every registrant: the version (or bundle) is signed once
         # (app.registry.alerts.signed_entity).
         body = mailtext.render(
             "alert",
-            text=advisory.text,
+            text=text,
             project=_project(settings),
             status_link=status_link,
         )
         files = tuple(
             Attachment(p.filename, bytes(p.content), p.content_type)
-            for p in patches.of_advisory(advisory)
+            for version in versions
+            for p in patches.of_advisory(version)
         )
-        return Text(advisory.subject, f"Security advisory {label} (embargoed)", body, key, files)
-    body = mailtext.render("alert-missed", advisory=label, status_link=status_link, **common)
+        return Text(subject, f"Security advisory {label} (embargoed)", body, key, files)
+    covered = [f"{a.vulnerability.tracking_id} v{a.version}" for a in versions]
+    if len(covered) == 1:
+        covered = []  # sent alone: the notice names it in its first line
+    body = mailtext.render(
+        "alert-missed", advisory=label, covered=covered, status_link=status_link, **common
+    )
     return Text(
         f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
     )

@@ -32,14 +32,13 @@ def received():
     deliveries = (
         Delivery.select(Delivery, Advisory, Vulnerability)
         .join(Advisory)
-        .switch(Delivery)
-        .join(Vulnerability)
+        .join(Vulnerability)  # the advisory's: a bundle's versions are each another's
         .where(Delivery.user == registrant.user, Delivery.kind.in_(("alert", "alert-missed")))
         .order_by(Delivery.created_at.desc(), Delivery.id.desc())
     )
-    return render_template(
-        "registry/advisories.html", registrant=registrant, deliveries=list(deliveries)
-    )
+    # One row per version received: a bundle's one mail carries several.
+    rows = [(d, a) for d in deliveries for a in alerts.carried(d.advisory)]
+    return render_template("registry/advisories.html", registrant=registrant, rows=rows)
 
 
 @bp.route("/<int:advisory_id>")

@@ -137,12 +137,12 @@ def progress(tracking_id: str, version: int):
     if advisory is None:
         abort(404)
     counts = alerts.progress(advisory)
-    missed = advisory.deliveries.where(advisory.deliveries.model.kind == "alert-missed").count()
     return render_template(
         "team/alert_progress.html",
         v=v,
         advisory=advisory,
+        bundled=[a for a in alerts.carried(advisory) if a.id != advisory.id],
         counts=counts,
-        missed=missed,
+        missed=alerts.missed(advisory),
         refresh=counts["queued"] > 0,
     )

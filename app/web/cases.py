@@ -10,24 +10,26 @@ from datetime import time
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired
+from wtforms import SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
 from app.core import clock
 from app.core.errors import Refused
 from app.disclosure import embargo_change
 from app.models import Vulnerability
+from app.registry import alerts
 from app.vulns import cases, embargo, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
+from app.web.outgoing import send_soon
 
 bp = Blueprint("cases", __name__, url_prefix="/team/cases")
 
 
 @bp.context_processor
 def _helpers():
-    return team.template_helpers()
+    return {**team.template_helpers(), "alert_sendable": alerts.SENDABLE}
 
 
 def _member_or_404(tracking_id: str) -> Vulnerability:
@@ -115,3 +117,66 @@ def release(tracking_id: str):
         "success",
     )
     return back
+
+
+# -- one advisory for several ------------------------------------------------------------------
+
+
+class AdvisoryForm(FlaskForm):
+    """One advisory covering the selected vulnerabilities of the case (templates/team/case/
+    _advisory.html writes its checkboxes)."""
+
+    vulnerabilities = SelectMultipleField("Vulnerabilities the advisory covers", choices=[])
+    note = TextAreaField("Note at the top of the mail (optional)", validators=[Length(max=20_000)])
+
+
+@bp.route("/<tracking_id>/advisory", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def advisory(tracking_id: str):
+    """The next advisory version of each selected vulnerability, in one mail per registrant."""
+    visited = _member_or_404(tracking_id)
+    back = redirect(url_for("cases.case", tracking_id=visited.tracking_id))
+    members = {m.tracking_id: m for m in cases.members(cases.root(visited))}
+    form = AdvisoryForm(prefix="advisory")
+    form.vulnerabilities.choices = list(members)
+    if not form.validate_on_submit():
+        problems = "; ".join(" ".join(errors) for errors in form.errors.values())
+        flash(f"No advisory was sent: {problems} (reload the page and try again).", "error")
+        return back
+    if not form.vulnerabilities.data:
+        flash("No advisory was sent: select the vulnerabilities it should cover.", "error")
+        return back
+    chosen = [members[t] for t in form.vulnerabilities.data]
+    if len(chosen) == 1 and (form.note.data or "").strip():
+        # Alone, its advisory is its whole text, which the team edits on its alert page.
+        flash(
+            f"No advisory was sent: a note is for an advisory covering several. Write "
+            f"{chosen[0].tracking_id}'s whole text here instead, then send it.",
+            "error",
+        )
+        return redirect(url_for("alerting.compose", tracking_id=chosen[0].tracking_id))
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        versions = alerts.send_many(
+            chosen, current_user.user, current_user.email, clock.now(), settings, form.note.data
+        )
+    except Refused as exc:
+        flash(f"No advisory was sent: {exc}", "error")
+        return back
+    send_soon()
+    count = sum(alerts.progress(versions[0]).values())
+    named = ", ".join(f"{a.vulnerability.tracking_id} v{a.version}" for a in versions)
+    flash(
+        f"{'One advisory covering ' if len(versions) > 1 else ''}{named} is queued to {count} "
+        f"registrant{'s' if count != 1 else ''} (one mail each); this page shows the deliveries "
+        "as they go out.",
+        "success",
+    )
+    lead = versions[0]
+    return redirect(
+        url_for(
+            "alerting.progress",
+            tracking_id=lead.vulnerability.tracking_id,
+            version=lead.version,
+        )
+    )
