@@ -325,7 +325,7 @@ def test_the_case_page_sends_one_advisory_covering_the_selected(
     for sendable in (report, arm):
         assert f'value="{sendable.tracking_id}" id="advisory-{sendable.tracking_id}"' in page
         assert f'<label for="advisory-{sendable.tracking_id}">' in page
-    assert f'value="{arc.tracking_id}"' not in page and f"{arc.tracking_id} (new)" in page
+    assert f'id="advisory-{arc.tracking_id}"' not in page and f"{arc.tracking_id} (new)" in page
     answer = signed_in.post(
         f"/team/cases/{arm.tracking_id}/advisory",
         data={

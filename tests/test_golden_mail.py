@@ -38,6 +38,7 @@ from app.models import (
     Correspondence,
     CveId,
     Delivery,
+    Finding,
     Patch,
     PublicKey,
     ReceivedFile,
@@ -594,6 +595,53 @@ def _(w):
         vulnerability=v,
         user=w.mira,
     )
+
+
+def _audit_case(w, later_end=None):
+    """An auditor's report split into several: SEC-2026-0001 (with its CVE id) and three
+    split from it, findings many-to-many, one rejected, one a duplicate."""
+    root = w.keyed
+    arc = w.vulnerability(
+        "SEC-2026-0006",
+        "Stack overflow in the ARC port's system call entry",
+        case_root=root,
+        status="triage",
+        embargo_until=later_end or root.embargo_until,
+    )
+    shell = w.vulnerability(
+        "SEC-2026-0007", "Shell history readable", case_root=root, status="rejected"
+    )
+    again = w.vulnerability(
+        "SEC-2026-0008", "Heap overflow, second path", case_root=root, duplicate_of=root
+    )
+    w.vulnerability("SEC-2026-0009", "Timer race, not yet mapped", case_root=root)
+    for v, labels in (
+        (root, ["NCC-ZEP-001", "NCC-ZEP-024", "NCC-ZEP-025"]),
+        (arc, ["NCC-ZEP-001", "NCC-ZEP-10"]),
+        (shell, ["NCC-ZEP-2"]),
+        (again, ["NCC-ZEP-026"]),
+    ):
+        for label in labels:
+            Finding.create(vulnerability=v, label=label)
+    return w.deliver("case-map", "ada@example.net", vulnerability=root)
+
+
+@case("case-map-with-key", "case-map")
+def _(w):
+    return _audit_case(w)
+
+
+@case("case-map-embargo-ends-differ-with-key", "case-map")
+def _(w):
+    return _audit_case(w, later_end=w.at + days(75))
+
+
+@case("case-map-without-key", "case-map")
+def _(w):
+    root = w.keyless
+    split = w.vulnerability("SEC-2026-0006", "A second finding", case_root=root, status="triage")
+    Finding.create(vulnerability=split, label="NCC-ZEP-031")
+    return w.deliver("case-map", "bob@example.net", vulnerability=root)
 
 
 @case("reminder-lead-time", "reminder")

@@ -16,6 +16,7 @@ AUDIENCES = {
     "account": "signed-in",
     "team": "team",
     "workspace": "team",
+    "cases": "team",
     "releases": "team",
     "rotation": "team",
     "admin": "admin",
@@ -23,7 +24,6 @@ AUDIENCES = {
     "subscriptions": "anyone",
     "advisories": "signed-in",
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py
-    "cases": "team",
     "vetting": "admin",
     "health": "anyone",  # not so: localhost or admins, else 403 (tests/test_health.py)
 }

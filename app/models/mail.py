@@ -20,10 +20,12 @@ DELIVERY_KINDS = (
     "reply",
     "rejected",
     "team-forward",
-    # vulns: reminders and the embargo's changes, to the team and the reporter
+    # vulns: reminders and the embargo's changes, to the team and the reporter; a case's
+    # finding map to its reporter
     "reminder",
     "embargo-changed",
     "lift-held",
+    "case-map",
     # registry: alerts, vetting, key expiry and re-confirmation, subscriptions
     "alert",
     "alert-missed",

@@ -7,7 +7,7 @@ from app.core import audit
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import Correspondence, PublicKey, User, Vulnerability
-from app.vulns import cases
+from app.vulns import casemap, cases
 from keys.inspect import CertificateError, inspect_certificate
 from mail.parse import ParsedMessage
 
@@ -98,5 +98,9 @@ def confirm_reporter_key(vulnerability: Vulnerability, entry_id: int, actor: Use
                 "sender": entry.sender,
             },
         )
+        unusable = previous is None or not previous.usable
+        if unusable and casemap.last_mail(vulnerability) is not None:
+            # The finding map went as a notice asking for this key: now it goes encrypted.
+            casemap.tell_reporter(vulnerability, at)
     vulnerability.reporter_key = key
     return key

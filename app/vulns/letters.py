@@ -1,11 +1,15 @@
 """What the desk writes about a vulnerability's dates: reminders to the team, an embargo's
-change to the team and the reporter, and an embargo's end that did not publish."""
+change to the team and the reporter, and an embargo's end that did not publish; and about a
+case: the reporter's findings mapped to the vulnerabilities that cover them."""
 
+import textwrap
 from datetime import datetime
 
+from app.core import timefmt
 from app.models import Delivery
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, member_key, usable_key
+from app.vulns import casemap
 
 
 def _link(settings, v) -> str:
@@ -78,8 +82,78 @@ def reminder(delivery: Delivery, payload: dict, common: dict, settings, at) -> T
     return Text(subject, subject, body, None)  # dates and ids only: signed, not secret
 
 
+# A vulnerability's state as the reporter reads it.
+_STATES = {
+    "new": "being assessed",
+    "triage": "being assessed",
+    "accepted": "accepted: we track it as a vulnerability",
+    "fixed": "fixed, not published yet",
+    "published": "published",
+    "rejected": "rejected: not a vulnerability we track",
+}
+
+
+def _state(member: casemap.Member) -> str:
+    if member.duplicate_of is not None:
+        return f"a duplicate of {member.duplicate_of}: tracked there, not on its own"
+    return _STATES.get(member.status, member.status)
+
+
+def _ids(member: casemap.Member) -> str:
+    return f"{member.tracking_id} ({member.cve_id})" if member.cve_id else member.tracking_id
+
+
+def _label_lines(found: casemap.FindingMap) -> list[str]:
+    """ "  NCC-ZEP-001  SEC-2026-0002 (CVE-2026-41234), SEC-2026-0003", wrapped at 72 under
+    the ids (the mail's wrapping leaves indented lines alone)."""
+    width = min(max((len(label) for label, _ in found.by_label), default=0), 24)
+    lines = []
+    for label, members in found.by_label:
+        head = f"  {label.ljust(width)}  "
+        lines.extend(
+            textwrap.wrap(
+                ", ".join(_ids(m) for m in members),
+                mailtext.WIDTH,
+                initial_indent=head,
+                subsequent_indent=" " * min(len(head), 28),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return lines
+
+
+def case_map(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """To the reporter of a case (delivery.vulnerability is its root): their finding labels
+    mapped to tracking ids and CVE ids, composed from the case as it is when the mail is sent
+    (app.vulns.casemap.tell_reporter batches the changes). Without their key: a notice that
+    names no label, title or id but the case's."""
+    root = delivery.vulnerability
+    key = usable_key(root.reporter_key)
+    neutral = f"Security report {root.tracking_id}"
+    if key is None:
+        body = mailtext.render("case-map-notice", v=root, **common)
+        return Text(neutral, neutral, body, None)
+    found = casemap.finding_map(root)
+    ends = found.embargo_ends()
+    body = mailtext.render(
+        "case-map",
+        v=root,
+        found=found,
+        ends=ends,
+        one_end=ends[0] if len(ends) == 1 else None,
+        label_lines=_label_lines(found),
+        state=_state,
+        minute=timefmt.minute,
+        **common,
+    )
+    subject = f"Re: {root.title} [{root.tracking_id}]: your findings and our ids"
+    return Text(subject[:250], neutral, body, key)
+
+
 LETTERS: dict[str, Composer] = {
     "reminder": reminder,
     "embargo-changed": embargo_changed,
     "lift-held": lift_held,
+    "case-map": case_map,
 }

@@ -17,7 +17,7 @@ from app.core.db import serialise, write_transaction
 from app.core.errors import NotFound, Refused
 from app.models import CveId, User, Vulnerability
 from app.outbox import deliveries
-from app.vulns import affected, cases, embargo
+from app.vulns import affected, casemap, cases, embargo
 
 # new -> triage -> accepted -> fixed -> published (by the lift alone); rejected from new, triage
 # or accepted.
@@ -192,6 +192,7 @@ def set_findings(v: Vulnerability, value: str, actor: Actor, at: datetime) -> Vu
             details={"before": before, "after": wanted},
             actor_label=actor.label,
         )
+        casemap.tell_reporter(v, at)
     return Vulnerability.get_by_id(v.id)
 
 
@@ -286,6 +287,8 @@ def set_status(
             deliveries.queue(
                 "rejected", v.reporter_email, at, vulnerability=v, payload={"reason": reason}
             )
+        if status in ("accepted", "rejected") and len(cases.member_ids(v)) > 1:
+            casemap.tell_reporter(v, at)
     return Vulnerability.get_by_id(v.id)
 
 

@@ -14,7 +14,7 @@ from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import Refused
 from app.models import Vulnerability
-from app.vulns import cases, lifecycle
+from app.vulns import casemap, cases, lifecycle
 
 MAX_TITLES = 100
 
@@ -74,4 +74,5 @@ def split(
             details={"case": root.tracking_id, "created": [n.tracking_id for n in made]},
             actor_label=actor.label,
         )
+        casemap.tell_reporter(root, at)  # the reporter hears the new map, batched
     return made

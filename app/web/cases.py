@@ -10,16 +10,16 @@ from datetime import time
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField, StringField, TextAreaField
+from wtforms import HiddenField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
-from app.core import clock
+from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.disclosure import embargo_change
 from app.models import Vulnerability
 from app.registry import alerts
-from app.vulns import cases, embargo, lifecycle
+from app.vulns import casemap, cases, embargo, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -53,6 +53,7 @@ def case(tracking_id: str):
         release=release_form(root),
         user=current_user.user,
         now=clock.now(),
+        **_finding_map_context(root),
     )
 
 
@@ -180,3 +181,77 @@ def advisory(tracking_id: str):
             version=lead.version,
         )
     )
+
+
+# -- the finding map (templates/team/case/_findings.html) -----------------------------------
+
+
+class FindingsForm(FlaskForm):
+    """One vulnerability's finding labels, set from the case page's map."""
+
+    vulnerability = HiddenField(validators=[DataRequired()])
+    labels = StringField("Finding labels", validators=[Length(max=5000)])
+
+
+def _finding_map_context(root: Vulnerability) -> dict:
+    at = clock.now()
+    return {
+        "casemap": casemap.finding_map(root),
+        "casemap_unclaimed": casemap.unclaimed(root),
+        "casemap_pending": casemap.pending(root, at),
+        "casemap_sent": casemap.last_sent(root),
+        "casemap_last": casemap.last_mail(root),
+        "findings_form": FindingsForm(formdata=None, prefix="findings"),
+    }
+
+
+def _mail_said(root: Vulnerability) -> str:
+    pending = casemap.pending(root, clock.now())
+    if not root.reporter_email:
+        return "The case has no reporter address, so nobody is mailed the map."
+    if pending is None:
+        return "The reporter gets no mail for it (a case of one without labels)."
+    return (
+        "The reporter gets the case's finding map by mail from "
+        f"{timefmt.minute(pending.next_attempt_at)} (one mail for the changes of that minute)."
+    )
+
+
+@bp.route("/<tracking_id>/findings", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def set_findings(tracking_id: str):
+    """The labels of one vulnerability of the case, from its row in the finding map."""
+    root = cases.root(_member_or_404(tracking_id))
+    back = redirect(url_for("cases.case", tracking_id=tracking_id, _anchor="finding-map"))
+    form = FindingsForm(prefix="findings")
+    if not form.validate_on_submit():
+        flash("The findings were not saved: the form expired; try again.", "error")
+        return back
+    member = Vulnerability.get_or_none(Vulnerability.tracking_id == form.vulnerability.data)
+    if member is None or member.id not in cases.member_ids(root):
+        flash(
+            f"The findings were not saved: {form.vulnerability.data} is not in this case.", "error"
+        )
+        return back
+    before = cases.labels(member)
+    try:
+        member = lifecycle.set_field(
+            member,
+            "findings",
+            " ".join((form.labels.data or "").split()),
+            lifecycle.Actor.of(current_user.user),
+            clock.now(),
+        )
+    except Refused as exc:
+        flash(f"The findings of {member.tracking_id} were not saved: {exc}", "error")
+        return back
+    after = cases.labels(member)
+    if after == before:
+        flash(f"The findings of {member.tracking_id} are unchanged.", "info")
+        return back
+    flash(
+        f"{member.tracking_id} now covers {' '.join(after) or 'no finding label'}; the change is "
+        f"in the audit log. {_mail_said(root)}",
+        "success",
+    )
+    return back

@@ -16,7 +16,7 @@ from app.core.errors import ForewarnError, Refused
 from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
 from app.reports import attachments, reporter_keys
-from app.vulns import cases, cve_services, cves, embargo, lifecycle, split
+from app.vulns import casemap, cases, cve_services, cves, embargo, lifecycle, split
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.workers import scheduling
@@ -179,6 +179,17 @@ def follow_move(move: embargo_change.EmbargoMove) -> str:
     return said
 
 
+def _map_mail(v: Vulnerability) -> str:
+    """What a flash adds when a change queued the case's finding map to the reporter."""
+    pending = casemap.pending(v, clock.now())
+    if pending is None:
+        return ""
+    return (
+        " The reporter gets the case's finding map by mail from "
+        f"{timefmt.minute(pending.next_attempt_at)}."
+    )
+
+
 def _form_errors(form: FlaskForm) -> str:
     return "; ".join(
         f"{form[name].label.text}: {' '.join(errs)}" for name, errs in form.errors.items()
@@ -214,7 +225,8 @@ def fields(tracking_id: str):
         v = lifecycle.set_field(v, "deploy_before_lift", allowed, _actor(), clock.now())
         changed.append("deployment before the lift")
     if changed:
-        flash(f"Saved: {', '.join(changed)}. The change is in the audit log.", "success")
+        told = _map_mail(v) if "findings" in changed else ""
+        flash(f"Saved: {', '.join(changed)}. The change is in the audit log.{told}", "success")
     else:
         flash("Nothing changed.", "info")
     return _back(v)
@@ -311,7 +323,7 @@ def split_case(tracking_id: str):
     flash(
         f"Created {ids} in case {cases.case_id(v)}, each with the case's reporter, dates, "
         f"credits and assignee; {v.tracking_id} stays as it was. They start as new: describe "
-        "each, set its findings, then accept or reject it on its own page.",
+        f"each, set its findings, then accept or reject it on its own page.{_map_mail(v)}",
         "success",
     )
     return _back(v)
