@@ -517,6 +517,33 @@ def _(w):
     return w.deliver("embargo-changed", "bob@example.net", payload, vulnerability=w.keyless)
 
 
+@case("embargo-changed-extend-case-reporter-with-key", "embargo-changed")
+def _(w):
+    payload = {**_embargo_payload(w, "extend"), "moved": ["SEC-2026-0001", "SEC-2026-0006"]}
+    return w.deliver("embargo-changed", "ada@example.net", payload, vulnerability=w.keyed)
+
+
+@case("embargo-changed-extend-case-team-with-key", "embargo-changed")
+def _(w):
+    payload = {**_embargo_payload(w, "extend"), "moved": ["SEC-2026-0001", "SEC-2026-0006"]}
+    return w.deliver("embargo-changed", w.mira.email, payload, vulnerability=w.keyed, user=w.mira)
+
+
+@case("alert-embargo-extend-case-with-key", "alert-embargo")
+def _(w):
+    payload = _embargo_payload(w, "extend")
+    del payload["reason"]
+    payload["vulnerabilities"] = [w.keyed.id, w.keyless.id]
+    return w.deliver(
+        "alert-embargo",
+        w.maker.user.email,
+        {"registrant": w.maker.id, **payload},
+        vulnerability=w.keyed,
+        user=w.maker.user,
+        fingerprint=w.maker.pinned_fingerprint,
+    )
+
+
 # Mail to the team
 
 
@@ -877,6 +904,53 @@ def _(w):
 @case("publication-uncredited-without-key", "publication")
 def _(w):
     return w.deliver("publication", "anon@example.net", vulnerability=w.published_uncredited)
+
+
+# A case's members published together (one publication), and a duplicate's reporter
+
+
+def _lifted_together(w) -> dict:
+    return {"vulnerabilities": [w.published.id, w.published_uncredited.id]}
+
+
+@case("announcement-case", "announcement")
+def _(w):
+    return w.deliver(
+        "announcement", "announce@lists.example.org", _lifted_together(w), vulnerability=w.published
+    )
+
+
+@case("embargo-lifted-case", "embargo-lifted")
+def _(w):
+    return w.deliver(
+        "embargo-lifted",
+        w.maker.user.email,
+        {"registrant": w.maker.id, **_lifted_together(w)},
+        vulnerability=w.published,
+        user=w.maker.user,
+    )
+
+
+@case("publication-case-with-key", "publication")
+def _(w):
+    return w.deliver(
+        "publication", "ada@example.net", _lifted_together(w), vulnerability=w.published
+    )
+
+
+@case("publication-duplicate-without-key", "publication")
+def _(w):
+    duplicate = w.vulnerability(
+        "SEC-2026-0009",
+        "Signature bypass with a detached signature",
+        reporter_email="dan@example.net",
+        reporter_name="Dan",
+        status="rejected",
+        duplicate_of=w.published,
+    )
+    return w.deliver(
+        "publication", "dan@example.net", {"duplicate": duplicate.id}, vulnerability=w.published
+    )
 
 
 # The registry

@@ -17,7 +17,7 @@ import logging
 import re
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -25,8 +25,9 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app.disclosure import exports, lift, wellknown
-from app.models import Correspondence, Vulnerability
+from app.disclosure import announcements, embargo_change, exports, lift, wellknown
+from app.models import Correspondence, Delivery, Vulnerability
+from app.outbox import letters
 from app.registry import alerts, vetting
 from app.reports import attachments
 from app.vulns import cves, duplicates, lifecycle, patches, split
@@ -618,3 +619,60 @@ def _normalised(seen: Crawl, case: Case) -> str:
     for ident in filter(None, (case.v.tracking_id, case.cve_id)):
         body = body.replace(ident, "ID")
     return body
+
+
+def test_a_case_member_with_a_later_end_is_named_nowhere_when_the_others_lift(
+    app, settings, clock, keyring, admin_user
+):
+    """A case (#15) lifted in part: the members ending together are published in one
+    publication; the one with a later end stays a placeholder on every public address and in
+    every mail of the lift, until its own end."""
+    cves.import_block("CVE-2026-4200..CVE-2026-4209", None, "test", clock.at)
+    made: list[Case] = []
+    root = lifecycle.create(
+        "CANARY-title-91 root", "CANARY-description-91", ACTOR, clock.at, settings
+    )
+    Vulnerability.update(reporter_email="auditor@finder.example").where(
+        Vulnerability.id == root.id
+    ).execute()
+    root = Vulnerability.get_by_id(root.id)
+    parts = split.split(
+        root, ["CANARY-title-92 x86", "CANARY-title-93 arc"], ACTOR, clock.at, settings
+    )
+    for n, v in zip((91, 92, 93), [root, *parts], strict=True):
+        v = lifecycle.set_field(v, "description", f"CANARY-description-{n}", ACTOR, clock.at)
+        v = lifecycle.set_status(v, "accepted", ACTOR, clock.at)
+        case = Case(n, "accepted", cve=True, v=v)
+        case.cve_id = cves.allocate(v, None, "test", clock.at).cve.cve_id
+        case.canary("title"), case.canary("description")
+        made.append(case)
+    later = made[2]
+    end = made[0].v.embargo_until
+    embargo_change.change_embargo(
+        later.v, end + timedelta(days=7), "ARC later", ACTOR, clock.at, settings, only=True
+    )
+    clock.move(seconds=(end - clock.at).total_seconds())
+    announcing = replace(settings, announce_address="announce@lists.example")
+    assert lift.lift(made[0].v.id, clock.at, announcing) == "lifted"
+    for case in made:
+        case.v = Vulnerability.get_by_id(case.v.id)
+    assert [c.v.status for c in made] == ["published", "published", "accepted"]
+
+    seen = crawl(app, settings, made)
+    notes = release_notes_text(settings, clock.at)
+    mails = [
+        (f"{d.kind} to {d.recipient}", letters.text_for(d, keyring, settings, clock.at).body)
+        for d in Delivery.select().where(Delivery.kind.in_(announcements.KINDS))
+    ]
+    assert [kind.split()[0] for kind, _ in sorted(mails)] == ["announcement", "publication"]
+    served = seen.everything() + [("release notes", notes)]
+    assert_absent(served + mails, {k: c for k, c in later.canaries.items()})
+    assert_absent(mails, {"tracking id of the later one": later.v.tracking_id})
+    assert_absent(mails, {"CVE id of the later one": later.cve_id})
+    for case in made[:2]:
+        page = seen.pages[f"/vulnerabilities/{case.v.tracking_id}"]
+        assert page[0] == 200 and case.canary("title") in page[2]
+        assert case.canary("title") in seen.pages["/vulnerabilities.atom"][2]
+    assert seen.pages[f"/vulnerabilities/{later.cve_id}"][0] == 200  # its placeholder
+    day = later.v.embargo_until.date().isoformat()
+    assert f"{later.cve_id}: Under embargo until {day}" in notes.splitlines()

@@ -211,7 +211,13 @@ def vulns_duplicate(
 @click.argument("field")
 @click.argument("value")
 @click.option("--reason", default=None, help="why (where the rules ask for one)")
-def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
+@click.option(
+    "--only",
+    is_flag=True,
+    help="embargo_until: move this vulnerability alone, not the others of its case with the "
+    "same end",
+)
+def vulns_set(vuln_id: str, field: str, value: str, reason: str | None, only: bool) -> None:
     from app.disclosure import embargo_change
     from app.vulns import lifecycle as domain
     from app.workers import queue
@@ -222,16 +228,19 @@ def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
     reason = reason or domain.OPERATOR_REASON
     lifting = field in ("embargo_until", "status")
     connection = queue.connect(runtime.redis_url(settings)) if lifting else None
-    change = None
+    if only and field != "embargo_until":
+        raise OperatorError("--only goes with embargo_until alone; drop it")
     if field == "embargo_until":
         until = domain.parse_date(v, field, value)
-        change = embargo_change.change_embargo(
-            v, until, reason, _cli_actor(), clock.now(), settings
+        move = embargo_change.change_embargo(
+            v, until, reason, _cli_actor(), clock.now(), settings, only=only
         )
-        changed = change.vulnerability
-    else:
-        changed = domain.set_field(v, field, value, _cli_actor(), clock.now(), reason)
-    said = _lift_or_schedule(connection, changed, settings, change) if lifting else ""
+        for change in move.changes:
+            said = _lift_or_schedule(connection, change.vulnerability, settings, change)
+            click.echo(f"{change.vulnerability.tracking_id}: {field} set{said}")
+        return
+    changed = domain.set_field(v, field, value, _cli_actor(), clock.now(), reason)
+    said = _lift_or_schedule(connection, changed, settings) if lifting else ""
     click.echo(f"{changed.tracking_id}: {field} set{said}")
 
 
@@ -305,8 +314,10 @@ def lift_due() -> None:
     runtime.open_current_db(settings)
     connection = queue.connect(runtime.redis_url(settings))
     outcomes = {}
-    for v in list(lift.due(clock.now())):
-        outcome = scheduling.after_change(connection, v, clock.now(), settings)
+    # Together: members of a case due at the same instant are published in one lift.
+    for change in lift.after_changes(list(lift.due(clock.now())), clock.now(), settings):
+        v = change.vulnerability
+        outcome = scheduling.follow(connection, change, clock.now())
         outcomes[v.tracking_id] = outcome
         click.echo(f"{v.tracking_id}: {_LIFT_SAID.get(outcome, outcome)}")
     if not outcomes:

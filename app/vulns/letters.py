@@ -25,6 +25,7 @@ def embargo_changed(delivery: Delivery, payload: dict, common: dict, settings, a
     body = mailtext.render(
         "embargo-changed",
         v=v,
+        moved=payload.get("moved") or [v.tracking_id],  # a case's members moved together
         for_reporter=for_reporter,
         kind=payload["kind"],
         before=datetime.fromisoformat(payload["before"]),

@@ -5,6 +5,8 @@ actions that work on the whole case, and the case's one thread.
 Each action's section is a template of its own in templates/team/case/, and its route here.
 """
 
+from datetime import time
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -21,9 +23,10 @@ from wtforms.validators import DataRequired, Length
 from app.accounts.team import TEAM_ROLES
 from app.core import clock, timefmt
 from app.core.errors import NotFound, Refused
+from app.disclosure import embargo_change
 from app.models import Vulnerability
 from app.registry import alerts
-from app.vulns import casemap, cases, duplicates, lifecycle
+from app.vulns import casemap, cases, duplicates, embargo, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -54,10 +57,77 @@ def case(tracking_id: str):
         **team.case_context(root),
         visited=visited,
         edit=workspace.forms_for(root),
+        release=release_form(root),
         user=current_user.user,
         now=clock.now(),
         **_finding_map_context(root),
     )
+
+
+# -- the coordinated release: the case's embargo end ------------------------------------------
+
+
+class CaseEmbargoForm(FlaskForm):
+    embargo_until = StringField(
+        "The case's embargo end (UTC, e.g. 2027-02-23T14:00)",
+        validators=[DataRequired(message="Give the new end.")],
+    )
+    reason = TextAreaField("Reason (needed to extend an embargo or end it early)")
+
+
+def release_form(root: Vulnerability) -> CaseEmbargoForm:
+    form = CaseEmbargoForm(formdata=None, prefix="release")
+    form.embargo_until.data = workspace.forms_for(root)["dates"].embargo_until.data
+    return form
+
+
+@bp.route("/<tracking_id>/embargo", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def release(tracking_id: str):
+    """Move the case's embargo end: the report's, with every vulnerability of the case that had
+    the same end (app.disclosure.embargo_change)."""
+    root = cases.root(_member_or_404(tracking_id))
+    back = redirect(url_for("cases.case", tracking_id=tracking_id))
+    form = CaseEmbargoForm(prefix="release")
+    if not form.validate_on_submit():
+        errors = "; ".join(" ".join(e) for e in form.errors.values())
+        flash(f"The case's embargo end was not saved: {errors}", "error")
+        return back
+    settings = current_app.extensions["forewarn.settings"]
+    if root.status in embargo_change.SETTLED:
+        flash(
+            f"The case's embargo end was not saved: its report {root.tracking_id} is "
+            f"{root.status}; move each other vulnerability's date on its own page.",
+            "error",
+        )
+        return back
+    try:
+        value = embargo.parse_instant(form.embargo_until.data, time(settings.publication_hour))
+        if value == root.embargo_until:
+            flash("The case's embargo end is unchanged.", "info")
+            return back
+        move = embargo_change.change_embargo(
+            root,
+            value,
+            form.reason.data or "",
+            lifecycle.Actor.of(current_user.user),
+            clock.now(),
+            settings,
+        )
+    except Refused as exc:
+        flash(f"The case's embargo end was not saved: {exc}", "error")
+        return back
+    moved = ", ".join(c.vulnerability.tracking_id for c in move.changes)
+    lifting = workspace.follow_move(move)
+    flash(
+        f"Saved: the embargo of {moved} ends {embargo.shown(value)}; a vulnerability with "
+        f"its own date kept it. The change is in the audit log. {lifting}".strip(),
+        "success",
+    )
+    return back
+
+
+# -- one advisory for several ------------------------------------------------------------------
 
 
 class AdvisoryForm(FlaskForm):
