@@ -70,7 +70,7 @@ def test_ids_go_to_the_accepted_and_fixed_members_in_the_cases_order(db, clock, 
     done = cves.allocate_case(fixed, None, "team@example.org", clock.at)
 
     assert done.case == root.tracking_id
-    assert [(v.tracking_id, c.cve_id) for v, c in done.given] == [
+    assert [(v.tracking_id, c.cve_id) for v, c in done.allocations] == [
         (root.tracking_id, "CVE-2026-1001"),
         (fixed.tracking_id, "CVE-2026-1002"),
         (last.tracking_id, "CVE-2026-1003"),
@@ -90,7 +90,9 @@ def test_ids_go_to_the_accepted_and_fixed_members_in_the_cases_order(db, clock, 
         None,
         "CVE-2026-1003",
     ]
-    assert all(c.state == "assigned" and c.assigned_at == clock.at for _, c in done.given)
+    assert all(c.state == "assigned" and c.assigned_at == clock.at for _, c in done.allocations)
+    first = done.allocations[0]
+    assert (first.vulnerability.id, first.vulnerability.cve_id) == (root.id, first.cve.id)
     assert (done.remaining, done.low, done.source) == (16, False, "block")
     assigned = events("cve.assign")[1:]  # after the single one
     assert [(e["target"], e["vulnerability"], e["by"]) for e in assigned] == [
@@ -113,7 +115,7 @@ def test_ids_go_to_the_accepted_and_fixed_members_in_the_cases_order(db, clock, 
 
     # Again: nothing is left to give, nothing changes, nothing more is audited.
     again = cves.allocate_case(root, None, "team@example.org", clock.at)
-    assert again.given == ()
+    assert again.allocations == ()
     assert {s.reason for s in again.skipped} >= {"already has CVE-2026-1001"}
     assert len(events("cve.assign_case")) == 1 and cves.remaining() == 16
 
@@ -122,7 +124,7 @@ def test_a_published_member_without_an_id_is_left_to_a_single_assignment(db, clo
     cves.import_block("CVE-2026-1000..CVE-2026-1019", None, "test", clock.at)
     root, published = make_case(settings, clock, "accepted", "published")
     done = cves.allocate_case(root, None, "t", clock.at)
-    assert [v.id for v, _ in done.given] == [root.id]
+    assert [v.id for v, _ in done.allocations] == [root.id]
     assert [s.reason for s in done.skipped] == ["published without a CVE id; assign it one alone"]
     assert cve_of(published) is None
 
@@ -144,7 +146,11 @@ def test_too_few_ids_assigns_none_and_audits_nothing(db, clock, settings):
     # With a new block, the whole case gets its ids, lowest first.
     cves.import_block("CVE-2026-1002", None, "test", clock.at)
     done = cves.allocate_case(case[2], None, "t", clock.at)
-    assert [c.cve_id for _, c in done.given] == ["CVE-2026-1000", "CVE-2026-1001", "CVE-2026-1002"]
+    assert [c.cve_id for _, c in done.allocations] == [
+        "CVE-2026-1000",
+        "CVE-2026-1001",
+        "CVE-2026-1002",
+    ]
 
 
 def test_the_blocks_running_low_after_a_case_is_flagged_once(db, clock, settings):
@@ -228,14 +234,14 @@ def test_services_mode_reserves_the_missing_count_in_one_request(
 
     done = cves.allocate_case(case[0], None, "team@example.org", clock.at, services)
 
-    assert [(v.id, c.cve_id) for v, c in done.given] == [
+    assert [(v.id, c.cve_id) for v, c in done.allocations] == [
         (case[0].id, "CVE-2026-20000"),
         (case[2].id, "CVE-2026-20001"),
         (case[3].id, "CVE-2026-20002"),
     ]
     assert reservations(standin) == 1
-    assert [standin.ids[c.cve_id]["state"] for _, c in done.given] == ["RESERVED"] * 3
-    assert {c.source for _, c in done.given} == {"cve-services"}
+    assert [standin.ids[c.cve_id]["state"] for _, c in done.allocations] == ["RESERVED"] * 3
+    assert {c.source for _, c in done.allocations} == {"cve-services"}
     assert (done.remaining, done.low, done.source) == (9, True, "cve-services")
     assert "CVE Services quota" in done.warning
     assert [e["remaining"] for e in events("cve.quota_low")] == [9]
@@ -258,7 +264,7 @@ def test_services_mode_uses_ids_reserved_earlier_before_reserving_more(
 
     done = cves.allocate_case(case[0], None, "t", clock.at, services)
 
-    assert [c.cve_id for _, c in done.given] == [
+    assert [c.cve_id for _, c in done.allocations] == [
         "CVE-2026-20000",
         "CVE-2026-20001",
         "CVE-2026-30000",
@@ -458,7 +464,7 @@ for kind, ident in jobs:
     v = Vulnerability.get_by_id(ident)
     if kind == "case":
         given = cves.allocate_case(v, None, "worker", clock.now())
-        done.append(["case", ident, [[m.id, c.cve_id] for m, c in given.given]])
+        done.append(["case", ident, [[m.id, c.cve_id] for m, c in given.allocations]])
         continue
     try:
         done.append(["one", ident, cves.allocate(v, None, "worker", clock.now()).cve.cve_id])
@@ -566,7 +572,7 @@ def test_ids_held_by_an_allocation_that_lets_them_go_are_waited_for_not_refused(
             try:
                 if whole_case:
                     done = cves.allocate_case(case[0], None, "t", clock.at)
-                    outcome["given"] = [c.cve_id for _, c in done.given]
+                    outcome["given"] = [c.cve_id for _, c in done.allocations]
                 else:
                     outcome["given"] = [cves.allocate(case[0], None, "t", clock.at).cve.cve_id]
             except Exception as exc:  # noqa: BLE001 (reported to the test's thread)

@@ -401,6 +401,41 @@ def _(w):
     )
 
 
+def _duplicate_of(w, original: Vulnerability, key: bool) -> Vulnerability:
+    """A second reporter's report of what `original` is, marked a duplicate of it."""
+    return w.vulnerability(
+        "SEC-2026-0009",
+        "Parser overflow (second report)",
+        reporter_email="dan@example.com",
+        reporter_name="Dan Finder",
+        reporter_key=w.key(fpr("f")) if key else None,
+        status="rejected",
+        rejection_reason=f"Duplicate of {original.tracking_id}.",
+        duplicate_of=original,
+    )
+
+
+for _key in (True, False):
+    for _original in ("embargoed", "published"):
+
+        @case(f"duplicate-{_original}-original-{'with' if _key else 'without'}-key", "duplicate")
+        def _(w, key=_key, original=_original):
+            first = w.keyed if original == "embargoed" else w.published
+            v = _duplicate_of(w, first, key)
+            payload = {"original": first.tracking_id, "credited": "Dan Finder" if key else ""}
+            return w.deliver("duplicate", "dan@example.com", payload, vulnerability=v)
+
+
+@case("duplicate-undone", "duplicate")
+def _(w):
+    v = _duplicate_of(w, w.keyed, True)
+    Vulnerability.update(status="triage", duplicate_of=None, rejection_reason="").where(
+        Vulnerability.id == v.id
+    ).execute()
+    payload = {"original": w.keyed.tracking_id, "undone": True}
+    return w.deliver("duplicate", "dan@example.com", payload, vulnerability=v)
+
+
 @case("reply-with-key", "reply")
 def _(w):
     entry = Correspondence.create(
@@ -480,6 +515,33 @@ for _change in ("extend", "early-lift"):
 def _(w):
     payload = _embargo_payload(w, "extend")
     return w.deliver("embargo-changed", "bob@example.net", payload, vulnerability=w.keyless)
+
+
+@case("embargo-changed-extend-case-reporter-with-key", "embargo-changed")
+def _(w):
+    payload = {**_embargo_payload(w, "extend"), "moved": ["SEC-2026-0001", "SEC-2026-0006"]}
+    return w.deliver("embargo-changed", "ada@example.net", payload, vulnerability=w.keyed)
+
+
+@case("embargo-changed-extend-case-team-with-key", "embargo-changed")
+def _(w):
+    payload = {**_embargo_payload(w, "extend"), "moved": ["SEC-2026-0001", "SEC-2026-0006"]}
+    return w.deliver("embargo-changed", w.mira.email, payload, vulnerability=w.keyed, user=w.mira)
+
+
+@case("alert-embargo-extend-case-with-key", "alert-embargo")
+def _(w):
+    payload = _embargo_payload(w, "extend")
+    del payload["reason"]
+    payload["vulnerabilities"] = [w.keyed.id, w.keyless.id]
+    return w.deliver(
+        "alert-embargo",
+        w.maker.user.email,
+        {"registrant": w.maker.id, **payload},
+        vulnerability=w.keyed,
+        user=w.maker.user,
+        fingerprint=w.maker.pinned_fingerprint,
+    )
 
 
 # Mail to the team
@@ -842,6 +904,53 @@ def _(w):
 @case("publication-uncredited-without-key", "publication")
 def _(w):
     return w.deliver("publication", "anon@example.net", vulnerability=w.published_uncredited)
+
+
+# A case's members published together (one publication), and a duplicate's reporter
+
+
+def _lifted_together(w) -> dict:
+    return {"vulnerabilities": [w.published.id, w.published_uncredited.id]}
+
+
+@case("announcement-case", "announcement")
+def _(w):
+    return w.deliver(
+        "announcement", "announce@lists.example.org", _lifted_together(w), vulnerability=w.published
+    )
+
+
+@case("embargo-lifted-case", "embargo-lifted")
+def _(w):
+    return w.deliver(
+        "embargo-lifted",
+        w.maker.user.email,
+        {"registrant": w.maker.id, **_lifted_together(w)},
+        vulnerability=w.published,
+        user=w.maker.user,
+    )
+
+
+@case("publication-case-with-key", "publication")
+def _(w):
+    return w.deliver(
+        "publication", "ada@example.net", _lifted_together(w), vulnerability=w.published
+    )
+
+
+@case("publication-duplicate-without-key", "publication")
+def _(w):
+    duplicate = w.vulnerability(
+        "SEC-2026-0009",
+        "Signature bypass with a detached signature",
+        reporter_email="dan@example.net",
+        reporter_name="Dan",
+        status="rejected",
+        duplicate_of=w.published,
+    )
+    return w.deliver(
+        "publication", "dan@example.net", {"duplicate": duplicate.id}, vulnerability=w.published
+    )
 
 
 # The registry

@@ -7,7 +7,9 @@ with every id substituted, every same-site link found on the pages, the feed, ev
 /.well-known/, the service key, 404, 503 and 500 pages, the release notes (as text and from the
 command line), and every log record written meanwhile. No canary may appear in any body,
 header or log line. After the real lift, the public fields of the lifted ones appear, the
-private ones still never do, and nothing of the unvalidated or rejected ones ever does.
+private ones still never do, and nothing of the unvalidated or rejected ones ever does. Each
+one still tracked has a second reporter's duplicate marked against it (credited): nothing of
+the duplicate but that reporter's name in the lifted one's credits ever becomes public.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ import logging
 import re
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -23,11 +25,12 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
-from app.disclosure import exports, lift, wellknown
-from app.models import Correspondence, Vulnerability
+from app.disclosure import announcements, embargo_change, exports, lift, wellknown
+from app.models import Correspondence, Delivery, Vulnerability
+from app.outbox import letters
 from app.registry import alerts, vetting
 from app.reports import attachments
-from app.vulns import cves, lifecycle, patches, split
+from app.vulns import cves, duplicates, lifecycle, patches, split
 from mail.parse import Attachment
 from tests import mailcorpus
 from tests.conftest import PASSWORD, Auth
@@ -55,6 +58,7 @@ class Case:
     v: Vulnerability | None = None
     cve_id: str | None = None
     split_ids: list[str] = field(default_factory=list)  # split from it: state new, never public
+    duplicate_ids: list[str] = field(default_factory=list)  # marked duplicate of it: never public
     canaries: dict[str, str] = field(default_factory=dict)
 
     def canary(self, name: str) -> str:
@@ -68,6 +72,7 @@ class Case:
         """Canaries the lift reveals (for the liftable ones)."""
         names = ["title", "description", "affected", "fixrefs", "mitigation"]
         names += ["credits"] if self.credits else []
+        names += ["dupreporter"] if self.duplicate_ids else []  # credited on it
         if not self.credits and self.credit_reporter:
             names.append("reportername")  # credited by the name they gave
         return {name: self.canaries[name] for name in names}
@@ -191,6 +196,26 @@ def build(case: Case, settings, at, until) -> None:
     (part,) = split.split(v, [f"{case.canary('splittitle')} in the parser"], ACTOR, at, settings)
     lifecycle.set_field(part, "findings", case.canary("splitfinding"), ACTOR, at)
     case.split_ids.append(part.tracking_id)
+    if v.status != "rejected":
+        # A second reporter's report of the same thing, marked a duplicate of it (credited):
+        # its title, text, the team's reason and its reporter's address never public; their
+        # name only in the credits of the one it duplicates, once that is lifted.
+        second = lifecycle.create(
+            f"{case.canary('duptitle')} crash",
+            f"{case.canary('dupdescription')} again.",
+            ACTOR,
+            at,
+            settings,
+            embargo_until=until,
+        )
+        Vulnerability.update(
+            reporter_name=f"{case.canary('dupreporter')} Second",
+            reporter_email=f"{case.canary('dupemail').lower()}@other.example",
+            status="triage",
+        ).where(Vulnerability.id == second.id).execute()
+        reason = f"{case.canary('dupreason')}: same root cause."
+        duplicates.mark(second, v, reason, True, ACTOR, at, settings)
+        case.duplicate_ids.append(second.tracking_id)
     case.v = Vulnerability.get_by_id(v.id)
     assert case.v.status == case.status
 
@@ -244,7 +269,7 @@ def seeds(app, settings, cases) -> list[str]:
     for case in cases:
         ids.append(case.v.tracking_id)
         ids.append(case.v.tracking_id.lower())
-        ids += case.split_ids
+        ids += case.split_ids + case.duplicate_ids
         if case.cve_id:
             ids.append(case.cve_id)
     wkd_name, domain = wellknown.wkd_names(settings)
@@ -427,6 +452,8 @@ def hidden_ids(cases) -> dict[str, str]:
     for case in cases:
         for n, tracking_id in enumerate(case.split_ids):
             found[f"tracking id of split {n} of #{case.n}"] = tracking_id
+        for n, tracking_id in enumerate(case.duplicate_ids):
+            found[f"tracking id of duplicate {n} of #{case.n}"] = tracking_id
         if not case.lifted:
             found[f"tracking id of {case.status} #{case.n}"] = case.v.tracking_id
             if case.cve_id:
@@ -592,3 +619,60 @@ def _normalised(seen: Crawl, case: Case) -> str:
     for ident in filter(None, (case.v.tracking_id, case.cve_id)):
         body = body.replace(ident, "ID")
     return body
+
+
+def test_a_case_member_with_a_later_end_is_named_nowhere_when_the_others_lift(
+    app, settings, clock, keyring, admin_user
+):
+    """A case (#15) lifted in part: the members ending together are published in one
+    publication; the one with a later end stays a placeholder on every public address and in
+    every mail of the lift, until its own end."""
+    cves.import_block("CVE-2026-4200..CVE-2026-4209", None, "test", clock.at)
+    made: list[Case] = []
+    root = lifecycle.create(
+        "CANARY-title-91 root", "CANARY-description-91", ACTOR, clock.at, settings
+    )
+    Vulnerability.update(reporter_email="auditor@finder.example").where(
+        Vulnerability.id == root.id
+    ).execute()
+    root = Vulnerability.get_by_id(root.id)
+    parts = split.split(
+        root, ["CANARY-title-92 x86", "CANARY-title-93 arc"], ACTOR, clock.at, settings
+    )
+    for n, v in zip((91, 92, 93), [root, *parts], strict=True):
+        v = lifecycle.set_field(v, "description", f"CANARY-description-{n}", ACTOR, clock.at)
+        v = lifecycle.set_status(v, "accepted", ACTOR, clock.at)
+        case = Case(n, "accepted", cve=True, v=v)
+        case.cve_id = cves.allocate(v, None, "test", clock.at).cve.cve_id
+        case.canary("title"), case.canary("description")
+        made.append(case)
+    later = made[2]
+    end = made[0].v.embargo_until
+    embargo_change.change_embargo(
+        later.v, end + timedelta(days=7), "ARC later", ACTOR, clock.at, settings, only=True
+    )
+    clock.move(seconds=(end - clock.at).total_seconds())
+    announcing = replace(settings, announce_address="announce@lists.example")
+    assert lift.lift(made[0].v.id, clock.at, announcing) == "lifted"
+    for case in made:
+        case.v = Vulnerability.get_by_id(case.v.id)
+    assert [c.v.status for c in made] == ["published", "published", "accepted"]
+
+    seen = crawl(app, settings, made)
+    notes = release_notes_text(settings, clock.at)
+    mails = [
+        (f"{d.kind} to {d.recipient}", letters.text_for(d, keyring, settings, clock.at).body)
+        for d in Delivery.select().where(Delivery.kind.in_(announcements.KINDS))
+    ]
+    assert [kind.split()[0] for kind, _ in sorted(mails)] == ["announcement", "publication"]
+    served = seen.everything() + [("release notes", notes)]
+    assert_absent(served + mails, {k: c for k, c in later.canaries.items()})
+    assert_absent(mails, {"tracking id of the later one": later.v.tracking_id})
+    assert_absent(mails, {"CVE id of the later one": later.cve_id})
+    for case in made[:2]:
+        page = seen.pages[f"/vulnerabilities/{case.v.tracking_id}"]
+        assert page[0] == 200 and case.canary("title") in page[2]
+        assert case.canary("title") in seen.pages["/vulnerabilities.atom"][2]
+    assert seen.pages[f"/vulnerabilities/{later.cve_id}"][0] == 200  # its placeholder
+    day = later.v.embargo_until.date().isoformat()
+    assert f"{later.cve_id}: Under embargo until {day}" in notes.splitlines()

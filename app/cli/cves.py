@@ -46,7 +46,7 @@ def cve_assign(vuln_id: str, whole_case: bool) -> None:
     by_label = f"cli:{context.operator()}"
     if whole_case:
         done = cves.allocate_case(vuln, None, by_label, clock.now(), services)
-        for member, given in done.given:
+        for member, given in done.allocations:
             click.echo(f"{member.tracking_id}\t{given.cve_id}")
         for skipped in done.skipped:
             click.echo(

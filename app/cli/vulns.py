@@ -75,6 +75,10 @@ def vulns_show(vuln_id: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<15} {shown[key] if shown[key] not in (None, '') else '-'}")
     click.echo(f"{'case:':<15} {shown['case']} ({', '.join(shown['case_vulnerabilities'])})")
     click.echo(f"{'findings:':<15} {' '.join(shown['findings']) or '-'}")
+    if shown["duplicate_of"]:
+        click.echo(f"{'duplicate of:':<15} {shown['duplicate_of']}")
+    if shown["duplicates"]:
+        click.echo(f"{'duplicates:':<15} {' '.join(shown['duplicates'])}")
     click.echo(f"\n{shown['description'] or '(no description)'}")
     for entry in shown["correspondence"]:
         arrow = "to reporter"
@@ -148,12 +152,72 @@ def vulns_split(vuln_id: str, titles: tuple[str, ...]) -> None:
         click.echo(new.tracking_id)
 
 
+@vulns.command(
+    "duplicate", help="Mark ID a duplicate of another (--of), or track it on its own (--undo)."
+)
+@click.argument("vuln_id")
+@click.option("--of", "original_id", default=None, metavar="OTHER", help="the id it duplicates")
+@click.option("--reason", default="", help="why (kept with the team; not sent to the reporter)")
+@click.option("--credit", is_flag=True, help="credit ID's reporter on OTHER too")
+@click.option("--undo", is_flag=True, help="track ID on its own again, as before the mark")
+def vulns_duplicate(
+    vuln_id: str, original_id: str | None, reason: str, credit: bool, undo: bool
+) -> None:
+    import contextlib
+
+    import redis
+
+    from app.vulns import duplicates
+    from app.vulns import lifecycle as domain
+    from app.workers import queue, reconcile
+
+    if undo == (original_id is not None):
+        raise OperatorError(
+            "give --of OTHER to mark it a duplicate of OTHER, or --undo to track it on its own"
+        )
+    if undo and (reason or credit):
+        raise OperatorError("--reason and --credit go with --of, not with --undo")
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    v = domain.get(vuln_id)
+    if undo:
+        done = duplicates.undo(v, _cli_actor(), clock.now(), settings)
+    else:
+        original = domain.get(original_id)
+        done = duplicates.mark(v, original, reason, credit, _cli_actor(), clock.now(), settings)
+    connection = queue.connect(runtime.redis_url(settings))
+    said = _lift_or_schedule(connection, done.vulnerability, settings)
+    with contextlib.suppress(redis.RedisError, OSError):  # the reconciler sends it otherwise
+        reconcile.queue_due_deliveries(connection, clock.now())
+    v, original = done.vulnerability, done.original
+    told = "; its reporter is told" if done.reporter_told else "; it has no reporter to tell"
+    if undo:
+        removed = f"; no longer credited on {original.tracking_id}" if done.credit else ""
+        click.echo(f"{v.tracking_id}: tracked on its own again ({v.status}){removed}{told}{said}")
+        return
+    if credit:
+        how = "credited" if done.credit else "already credited"
+        told += f"; {how} on {original.tracking_id}"
+    click.echo(f"{v.tracking_id}: duplicate of {original.tracking_id}, rejected{told}")
+    if v.cve_id:
+        click.echo(
+            f"{v.cve.cve_id} stays with {v.tracking_id}; if it is not to be used: "
+            f"forewarn cve retire {v.cve.cve_id} --reason 'duplicate of {original.tracking_id}'"
+        )
+
+
 @vulns.command("set", help="Change one field with the web form's rules and audit.")
 @click.argument("vuln_id")
 @click.argument("field")
 @click.argument("value")
 @click.option("--reason", default=None, help="why (where the rules ask for one)")
-def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
+@click.option(
+    "--only",
+    is_flag=True,
+    help="embargo_until: move this vulnerability alone, not the others of its case with the "
+    "same end",
+)
+def vulns_set(vuln_id: str, field: str, value: str, reason: str | None, only: bool) -> None:
     from app.disclosure import embargo_change
     from app.vulns import lifecycle as domain
     from app.workers import queue
@@ -164,16 +228,19 @@ def vulns_set(vuln_id: str, field: str, value: str, reason: str | None) -> None:
     reason = reason or domain.OPERATOR_REASON
     lifting = field in ("embargo_until", "status")
     connection = queue.connect(runtime.redis_url(settings)) if lifting else None
-    change = None
+    if only and field != "embargo_until":
+        raise OperatorError("--only goes with embargo_until alone; drop it")
     if field == "embargo_until":
         until = domain.parse_date(v, field, value)
-        change = embargo_change.change_embargo(
-            v, until, reason, _cli_actor(), clock.now(), settings
+        move = embargo_change.change_embargo(
+            v, until, reason, _cli_actor(), clock.now(), settings, only=only
         )
-        changed = change.vulnerability
-    else:
-        changed = domain.set_field(v, field, value, _cli_actor(), clock.now(), reason)
-    said = _lift_or_schedule(connection, changed, settings, change) if lifting else ""
+        for change in move.changes:
+            said = _lift_or_schedule(connection, change.vulnerability, settings, change)
+            click.echo(f"{change.vulnerability.tracking_id}: {field} set{said}")
+        return
+    changed = domain.set_field(v, field, value, _cli_actor(), clock.now(), reason)
+    said = _lift_or_schedule(connection, changed, settings) if lifting else ""
     click.echo(f"{changed.tracking_id}: {field} set{said}")
 
 
@@ -247,8 +314,10 @@ def lift_due() -> None:
     runtime.open_current_db(settings)
     connection = queue.connect(runtime.redis_url(settings))
     outcomes = {}
-    for v in list(lift.due(clock.now())):
-        outcome = scheduling.after_change(connection, v, clock.now(), settings)
+    # Together: members of a case due at the same instant are published in one lift.
+    for change in lift.after_changes(list(lift.due(clock.now())), clock.now(), settings):
+        v = change.vulnerability
+        outcome = scheduling.follow(connection, change, clock.now())
         outcomes[v.tracking_id] = outcome
         click.echo(f"{v.tracking_id}: {_LIFT_SAID.get(outcome, outcome)}")
     if not outcomes:

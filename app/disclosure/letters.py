@@ -1,16 +1,17 @@
 """What the lift's mails say (app.disclosure.announcements queues them): the signed public
 announcement, the short "embargo lifted" notice to everyone who was alerted, and the
-publication notice to the reporter with their credit. All of it comes from the public view
-(app.disclosure.redaction) only."""
+publication notice to the reporter with their credit; for a publication of several members of
+a case, one of each naming them all (a section each), and for the reporter of a duplicate, the
+public id it is tracked under. All of it comes from the public view (app.disclosure.redaction)
+only."""
 
 from app.disclosure import redaction
-from app.models import Delivery
+from app.models import Delivery, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, usable_key
 
 
-def _published(delivery: Delivery, at) -> redaction.Published:
-    v = delivery.vulnerability
+def _view(v: Vulnerability, at) -> redaction.Published:
     view = redaction.public_view(v, at)
     if not isinstance(view, redaction.Published):
         # Composed only after the lift; a mail about an unpublished one must not go out.
@@ -18,12 +19,54 @@ def _published(delivery: Delivery, at) -> redaction.Published:
     return view
 
 
+def _published(delivery: Delivery, at) -> redaction.Published:
+    return _view(delivery.vulnerability, at)
+
+
+def _link(settings, v) -> str:
+    return f"{settings.base_url}/vulnerabilities/{v.tracking_id}"
+
+
 def _context(delivery: Delivery, view: redaction.Published, settings) -> dict:
-    link = f"{settings.base_url}/vulnerabilities/{delivery.vulnerability.tracking_id}"
+    link = _link(settings, delivery.vulnerability)
     return {"view": view, "rating": redaction.rating(view.cvss_score), "link": link}
 
 
+def _items(delivery: Delivery, payload: dict, settings, at) -> list[dict] | None:
+    """For a publication of several: each one's public view, rating and link, in the order the
+    payload gives; None for a mail about one vulnerability."""
+    ids = payload.get("vulnerabilities") or []
+    if len(ids) < 2:
+        return None
+    rows = {v.id: v for v in Vulnerability.select().where(Vulnerability.id.in_(ids))}
+    items = []
+    for vid in ids:
+        v = rows[vid]
+        view = _view(v, at)
+        items.append(
+            {
+                "v": v,
+                "view": view,
+                "rating": redaction.rating(view.cvss_score),
+                "link": _link(settings, v),
+                "opted_out": not v.credit_reporter and not v.credits.strip(),
+            }
+        )
+    return items
+
+
+def _ids(items: list[dict]) -> str:
+    return ", ".join(item["view"].id for item in items)
+
+
 def announcement(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    items = _items(delivery, payload, settings, at)
+    if items:
+        body = mailtext.render(
+            "announcement-case", items=items, published=items[0]["view"].published_at, **common
+        )
+        subject = f"[{_ids(items)}] {len(items)} vulnerabilities published"
+        return Text(subject, subject, body, None)
     view = _published(delivery, at)
     body = mailtext.render("announcement", **_context(delivery, view, settings), **common)
     subject = f"[{view.id}] {view.title}"
@@ -31,6 +74,16 @@ def announcement(delivery: Delivery, payload: dict, common: dict, settings, at) 
 
 
 def embargo_lifted(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    items = _items(delivery, payload, settings, at)
+    if items:
+        body = mailtext.render(
+            "embargo-lifted-case",
+            items=items,
+            published=items[0]["view"].published_at,
+            **common,
+        )
+        lifted = f"{_ids(items)} are public: embargo lifted"
+        return Text(lifted, lifted, body, None)
     view = _published(delivery, at)
     body = mailtext.render("embargo-lifted", **_context(delivery, view, settings), **common)
     lifted = f"{view.id} is public: embargo lifted"
@@ -38,9 +91,19 @@ def embargo_lifted(delivery: Delivery, payload: dict, common: dict, settings, at
 
 
 def publication(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    if payload.get("duplicate"):
+        return _duplicate_published(delivery, payload, common, settings, at)
     v = delivery.vulnerability
-    view = _published(delivery, at)
     key = usable_key(v.reporter_key)
+    items = _items(delivery, payload, settings, at)
+    if items:
+        body = mailtext.render(
+            "publication-case", items=items, published=items[0]["view"].published_at, **common
+        )
+        ids = ", ".join(item["v"].tracking_id for item in items)
+        subject = f"Published: {_ids(items)}"
+        return Text(subject, f"Security reports {ids} published", body, key)
+    view = _published(delivery, at)
     body = mailtext.render(
         "publication",
         credited=view.credits,
@@ -50,6 +113,22 @@ def publication(delivery: Delivery, payload: dict, common: dict, settings, at) -
     )
     subject = f"Published: [{view.id}] {view.title}"
     return Text(subject, f"Security report {v.tracking_id} published", body, key)
+
+
+def _duplicate_published(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """To the reporter of a duplicate: the public id and page of the vulnerability their report
+    was folded into, nothing about who else reported it (no credits)."""
+    duplicate = Vulnerability.get_by_id(payload["duplicate"])
+    view = _published(delivery, at)
+    body = mailtext.render(
+        "publication-duplicate",
+        duplicate=duplicate,
+        **_context(delivery, view, settings),
+        **common,
+    )
+    subject = f"Published: [{view.id}] {view.title}"
+    outer = f"Security report {duplicate.tracking_id} published"
+    return Text(subject, outer, body, usable_key(duplicate.reporter_key))
 
 
 LETTERS: dict[str, Composer] = {

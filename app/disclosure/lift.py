@@ -21,12 +21,12 @@ import markupsafe
 
 from app.core import audit, retry
 from app.core.config import Settings
-from app.core.db import write_transaction
+from app.core.db import serialise, write_transaction
 from app.core.errors import ForewarnError
 from app.disclosure import announcements
 from app.models import Publication, Vulnerability
 from app.outbox import deliveries
-from app.vulns import cve_services, cves
+from app.vulns import cases, cve_services, cves
 
 log = logging.getLogger("forewarn.lift")
 
@@ -58,10 +58,13 @@ def upcoming(at: datetime, until: datetime):
 
 
 def lift(vulnerability_id: int, at: datetime, settings: Settings) -> str:
-    """Publish one vulnerability if its time has come. Returns what happened: "lifted",
-    "held" (still unvalidated: the team is told once per embargo end), "not-due",
-    "already" (published before) or "not-public" (rejected)."""
+    """Publish one vulnerability if its time has come, together with every other liftable
+    member of its case whose embargo ends at the same instant (one publication: one set of
+    mails naming them all; see published_with). Returns what happened: "lifted", "held"
+    (still unvalidated: the team is told once per embargo end), "not-due", "already"
+    (published before, maybe with another member of its case) or "not-public" (rejected)."""
     with write_transaction():
+        serialise(f"lift-case-{_case_root_id(vulnerability_id)}")
         v = Vulnerability.get_by_id(vulnerability_id)  # read again inside the lock
         if v.status == "published":
             return "already"
@@ -72,21 +75,62 @@ def lift(vulnerability_id: int, at: datetime, settings: Settings) -> str:
         if v.status in UNVALIDATED:
             _hold(v, at)
             return "held"
-        Vulnerability.update(status="published", published_at=at, updated_at=at).where(
-            Vulnerability.id == v.id
-        ).execute()
-        audit.record(
-            None,
-            "vuln.published",
-            at,
-            target=v.tracking_id,
-            actor_label="lift",
-            details={"embargo_until": v.embargo_until.isoformat(), "was": v.status},
-        )
-        v = Vulnerability.get_by_id(v.id)
-        announcements.queue(v, at, settings)
-        Publication.create(vulnerability=v, lifted_at=at, next_attempt_at=at)
+        group = sorted([v, *_same_instant(v)], key=lambda m: m.id)  # in the case's order
+        for member in group:
+            _publish(member, at)
+        group = [Vulnerability.get_by_id(member.id) for member in group]
+        announcements.queue(group[0], at, settings, others=group[1:])
+        for member in group:
+            Publication.create(vulnerability=member, lifted_at=at, next_attempt_at=at)
     return "lifted"
+
+
+def _case_root_id(vulnerability_id: int) -> int:
+    row = Vulnerability.select(Vulnerability.id, Vulnerability.case_root).where(
+        Vulnerability.id == vulnerability_id
+    )
+    v = row.get()
+    return v.case_root_id if v.case_root_id is not None else v.id
+
+
+def _same_instant(v: Vulnerability) -> list[Vulnerability]:
+    """The other members of v's case that are published with it: liftable, with the same
+    embargo end. A member with a later end stays embargoed (and is named nowhere)."""
+    return list(
+        cases.members(v).where(
+            Vulnerability.id != v.id,
+            Vulnerability.status.in_(LIFTABLE),
+            Vulnerability.embargo_until == v.embargo_until,
+        )
+    )
+
+
+def _publish(v: Vulnerability, at: datetime) -> None:
+    Vulnerability.update(status="published", published_at=at, updated_at=at).where(
+        Vulnerability.id == v.id
+    ).execute()
+    audit.record(
+        None,
+        "vuln.published",
+        at,
+        target=v.tracking_id,
+        actor_label="lift",
+        details={"embargo_until": v.embargo_until.isoformat(), "was": v.status},
+    )
+
+
+def published_with(v: Vulnerability) -> list[Vulnerability]:
+    """The vulnerabilities of v's publication: v and the members of its case published at the
+    same instant by the same lift (v alone in a case of one)."""
+    v = Vulnerability.get_by_id(v.id)
+    if v.status != "published" or v.published_at is None:
+        return [v]
+    return list(
+        cases.members(v).where(
+            Vulnerability.status == "published",
+            Vulnerability.published_at == v.published_at,
+        )
+    )
 
 
 SCHEDULE = "schedule"
@@ -117,6 +161,21 @@ def after_change(v: Vulnerability, at: datetime, settings: Settings) -> AfterCha
     if v.embargo_until <= at:
         return AfterChange(v, lift(v.id, at, settings))
     return AfterChange(v, SCHEDULE)
+
+
+def after_changes(vs: list[Vulnerability], at: datetime, settings: Settings) -> list[AfterChange]:
+    """after_change for each of several vulnerabilities whose end moved together: one lifted
+    with another (one publication) says "lifted" too, so that its publication steps follow."""
+    changes: list[AfterChange] = []
+    lifted: set[int] = set()
+    for v in vs:
+        change = after_change(v, at, settings)
+        if v.id in lifted:
+            change = AfterChange(change.vulnerability, "lifted")
+        elif change.outcome == "lifted":
+            lifted.update(m.id for m in published_with(v))
+        changes.append(change)
+    return changes
 
 
 def to_schedule(at: datetime, until: datetime) -> list[Vulnerability]:
@@ -202,6 +261,13 @@ def complete(vulnerability_id: int, at: datetime, settings: Settings, services=N
             details=steps,
         )
     return steps
+
+
+def complete_publication(vulnerability_id: int, at: datetime, settings: Settings) -> dict:
+    """complete() for every vulnerability of the publication v is in (v and the members of its
+    case lifted with it); returns each one's steps by tracking id."""
+    v = Vulnerability.get_by_id(vulnerability_id)
+    return {m.tracking_id: complete(m.id, at, settings) for m in published_with(v)}
 
 
 def _reason(exc: Exception) -> str:

@@ -21,11 +21,12 @@ DELIVERY_KINDS = (
     "rejected",
     "team-forward",
     # vulns: reminders and the embargo's changes, to the team and the reporter; a case's
-    # finding map to its reporter
+    # finding map to its reporter; a duplicate's reporter told where it is tracked
     "reminder",
     "embargo-changed",
     "lift-held",
     "case-map",
+    "duplicate",
     # registry: alerts, vetting, key expiry and re-confirmation, subscriptions
     "alert",
     "alert-missed",

@@ -251,6 +251,7 @@ _AUTO_SUBMITTED = {
     "unreadable": "auto-replied",
     "reply": None,
     "rejected": None,
+    "duplicate": None,
 }
 
 
@@ -258,7 +259,7 @@ def _replied_message_id(delivery: Delivery) -> str | None:
     payload = json.loads(delivery.payload or "{}")
     if delivery.kind not in _AUTO_SUBMITTED:
         return None
-    if delivery.kind in ("reply", "rejected"):  # answers the reporter's latest message
+    if delivery.kind in ("reply", "rejected", "duplicate"):  # the reporter's latest message
         # The reporter's, not a stranger's post into the thread (older entries recorded no
         # sender: they were taken as the reporter's then).
         reporter = (delivery.vulnerability.reporter_email or "").strip().lower()

@@ -27,6 +27,7 @@ from app.models import (
     Vulnerability,
 )
 from app.privacy import retention
+from app.vulns import duplicates
 
 ERASED = "[erased]"
 # Never the result of hash_password(): no password matches it.
@@ -190,9 +191,13 @@ def erase_reporter(address: str, actor_label: str, at: datetime) -> Erased:
             raise Refused("no vulnerability or message from that address")
         keys = [v.reporter_key_id for v in vulns if v.reporter_key_id is not None]
         keys += [c.offered_key_id for c in incoming if c.offered_key_id is not None]
-        # The team wrote the credits by hand: a person must judge them, so they are named.
+        # The team wrote the credits by hand: a person must judge them, so they are named;
+        # also those of the vulnerabilities their reports duplicate (credited there by name,
+        # or by their address's local part: app/vulns/duplicates.py).
+        named = [(v, v.reporter_name) for v in vulns]
+        named += [(v.duplicate_of, duplicates.credit_name(v)) for v in vulns if v.duplicate_of_id]
         credits_to_edit = tuple(
-            v.tracking_id for v in vulns if _names(v.credits, v.reporter_name, address)
+            dict.fromkeys(v.tracking_id for v, name in named if _names(v.credits, name, address))
         )
         texts = retention.purge_correspondence([c.id for c in incoming], at)
         Correspondence.update(sender="").where(

@@ -12,7 +12,7 @@ import peewee
 
 from app.core import timefmt
 from app.core.instance import secret_key
-from app.models import Delivery, PublicKey, Registrant
+from app.models import Delivery, PublicKey, Registrant, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, account_key, member_key, usable_key
 from app.registry import alerts, proof, renewal, subscriptions
@@ -43,18 +43,20 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     unsubscribe = f"{settings.base_url}/registry/unsubscribe/{token}"
     status_link = f"{settings.base_url}/registry/status"
     if delivery.kind == "alert-embargo":
+        label = _embargo_label(v, payload)
         context = {
-            "label": v.tracking_id,
+            "label": label,
+            "several": len(payload.get("vulnerabilities") or ()) > 1,
             "kind": payload["kind"],
             "before": datetime.fromisoformat(payload["before"]),
             "after": datetime.fromisoformat(payload["after"]),
         }
-        outer = f"Security advisory {v.tracking_id} (embargoed)"
+        outer = f"Security advisory {label} (embargoed)"
         if key is None:
             body = mailtext.render(
                 "alert-embargo-missed", status_link=status_link, **context, **common
             )
-            return Text(f"{v.tracking_id}: embargo date changed", outer, body, None)
+            return Text(f"{label}: embargo date changed", outer, body, None)
         body = mailtext.render(
             "alert-embargo",
             organisation=registrant.organisation,
@@ -62,7 +64,7 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
             unsubscribe=unsubscribe,
             **context,
         )
-        return Text(f"{v.tracking_id}: embargo date changed", outer, body, key)
+        return Text(f"{label}: embargo date changed", outer, body, key)
     advisory = delivery.advisory
     label = f"{v.tracking_id} v{advisory.version}"
     subject, text, versions = advisory.subject, advisory.text, [advisory]
@@ -94,6 +96,16 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     return Text(
         f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
     )
+
+
+def _embargo_label(v: Vulnerability, payload: dict) -> str:
+    """The tracking ids an embargo notice is about: v's, or those of the case's members that
+    moved together and that this registrant was alerted about."""
+    ids = payload.get("vulnerabilities")
+    if not ids:
+        return v.tracking_id
+    rows = Vulnerability.select(Vulnerability.tracking_id).where(Vulnerability.id.in_(ids))
+    return ", ".join(sorted(r.tracking_id for r in rows))
 
 
 def unsubscribed(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:

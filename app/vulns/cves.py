@@ -4,6 +4,7 @@ when FOREWARN_CVE_SERVICES_URL is set. Domain functions take the actor and the t
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import peewee
 import requests
@@ -307,10 +308,15 @@ class Skipped:
     reason: str  # "not accepted yet (triage)", "rejected", "already has CVE-2026-1000", ...
 
 
+class Given(NamedTuple):
+    vulnerability: Vulnerability
+    cve: CveId
+
+
 @dataclass(frozen=True)
 class CaseAllocation(_LowWater):
     case: str  # the case's tracking id
-    given: tuple[tuple[Vulnerability, CveId], ...]  # in the case's member order
+    allocations: tuple[Given, ...]  # in the case's member order
     skipped: tuple[Skipped, ...]
     remaining: int | None
     source: str
@@ -425,7 +431,7 @@ def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> Ca
             },
             actor_label=by_label,
         )
-        given.append((Vulnerability.get_by_id(member.id), CveId.get_by_id(row.id)))
+        given.append(Given(Vulnerability.get_by_id(member.id), CveId.get_by_id(row.id)))
     left = quota_left if source == SERVICES else remaining()
     audit.record(
         by,

@@ -1,12 +1,13 @@
 """What the desk writes about a vulnerability's dates: reminders to the team, an embargo's
-change to the team and the reporter, and an embargo's end that did not publish; and about a
-case: the reporter's findings mapped to the vulnerabilities that cover them."""
+change to the team and the reporter, and an embargo's end that did not publish; about a
+case: the reporter's findings mapped to the vulnerabilities that cover them; and to a
+reporter whose report is marked a duplicate of another (or tracked on its own again)."""
 
 import textwrap
 from datetime import datetime
 
 from app.core import timefmt
-from app.models import Delivery
+from app.models import Delivery, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, member_key, usable_key
 from app.vulns import casemap
@@ -24,6 +25,7 @@ def embargo_changed(delivery: Delivery, payload: dict, common: dict, settings, a
     body = mailtext.render(
         "embargo-changed",
         v=v,
+        moved=payload.get("moved") or [v.tracking_id],  # a case's members moved together
         for_reporter=for_reporter,
         kind=payload["kind"],
         before=datetime.fromisoformat(payload["before"]),
@@ -150,9 +152,40 @@ def case_map(delivery: Delivery, payload: dict, common: dict, settings, at) -> T
     return Text(subject[:250], neutral, body, key)
 
 
+def duplicate(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """To the reporter of a duplicate: the id it is tracked under now (and the CVE id once
+    that one is published), whether they are credited, what to do; or, undone, that it is
+    tracked on its own again. Never who else reported it, nor the original's title or
+    description. Without their key, the original's id only once it is public."""
+    v = delivery.vulnerability
+    key = usable_key(v.reporter_key)
+    original = Vulnerability.get(Vulnerability.tracking_id == payload["original"])
+    published = original.status == "published"
+    neutral = f"Security report {v.tracking_id}"
+    if payload.get("undone"):
+        body = mailtext.render("duplicate-undone", v=v, **common)
+        return Text(f"[{v.tracking_id}] tracked on its own again", neutral, body, key)
+    shown = key is not None or published  # what is public anyway may go unencrypted
+    body = mailtext.render(
+        "duplicate",
+        v=v,
+        encrypted=key is not None,
+        original=original.tracking_id if shown else None,
+        cve=original.cve.cve_id if published and original.cve_id else None,
+        embargo_until=original.embargo_until if key is not None and not published else None,
+        published=published,
+        link=f"{settings.base_url}/vulnerabilities/{original.tracking_id}" if published else None,
+        credited=payload.get("credited", ""),
+        **common,
+    )
+    subject = f"[{v.tracking_id}] now tracked as {original.tracking_id}"
+    return Text(subject if shown else neutral, neutral, body, key)
+
+
 LETTERS: dict[str, Composer] = {
     "reminder": reminder,
     "embargo-changed": embargo_changed,
     "lift-held": lift_held,
     "case-map": case_map,
+    "duplicate": duplicate,
 }

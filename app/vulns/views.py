@@ -9,7 +9,7 @@ import peewee
 from app.core.errors import Refused
 from app.models import Correspondence, CveId, User, Vulnerability
 from app.reports import attachments
-from app.vulns import cases
+from app.vulns import cases, duplicates
 from app.vulns.lifecycle import OPEN_STATES, credits, jsonable
 
 
@@ -99,6 +99,7 @@ def details(v: Vulnerability) -> dict:
         "case_vulnerabilities": [tracking[i] for i in ids],
         "findings": cases.labels(v),
         "duplicate_of": v.duplicate_of.tracking_id if v.duplicate_of_id else None,
+        "duplicates": [d.tracking_id for d in duplicates.of(v)],
         "correspondence": [
             {
                 "vulnerability": tracking[entry.vulnerability_id],

@@ -5,18 +5,28 @@ actions that work on the whole case, and the case's one thread.
 Each action's section is a template of its own in templates/team/case/, and its route here.
 """
 
+from datetime import time
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
 from app.core import clock, timefmt
-from app.core.errors import ForewarnError, Refused
+from app.core.errors import ForewarnError, NotFound, Refused
+from app.disclosure import embargo_change
 from app.models import Vulnerability
 from app.registry import alerts
-from app.vulns import casemap, cases, cve_services, cves, lifecycle
+from app.vulns import casemap, cases, cve_services, cves, duplicates, embargo, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -47,10 +57,77 @@ def case(tracking_id: str):
         **team.case_context(root),
         visited=visited,
         edit=workspace.forms_for(root),
+        release=release_form(root),
         user=current_user.user,
         now=clock.now(),
         **_finding_map_context(root),
     )
+
+
+# -- the coordinated release: the case's embargo end ------------------------------------------
+
+
+class CaseEmbargoForm(FlaskForm):
+    embargo_until = StringField(
+        "The case's embargo end (UTC, e.g. 2027-02-23T14:00)",
+        validators=[DataRequired(message="Give the new end.")],
+    )
+    reason = TextAreaField("Reason (needed to extend an embargo or end it early)")
+
+
+def release_form(root: Vulnerability) -> CaseEmbargoForm:
+    form = CaseEmbargoForm(formdata=None, prefix="release")
+    form.embargo_until.data = workspace.forms_for(root)["dates"].embargo_until.data
+    return form
+
+
+@bp.route("/<tracking_id>/embargo", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def release(tracking_id: str):
+    """Move the case's embargo end: the report's, with every vulnerability of the case that had
+    the same end (app.disclosure.embargo_change)."""
+    root = cases.root(_member_or_404(tracking_id))
+    back = redirect(url_for("cases.case", tracking_id=tracking_id))
+    form = CaseEmbargoForm(prefix="release")
+    if not form.validate_on_submit():
+        errors = "; ".join(" ".join(e) for e in form.errors.values())
+        flash(f"The case's embargo end was not saved: {errors}", "error")
+        return back
+    settings = current_app.extensions["forewarn.settings"]
+    if root.status in embargo_change.SETTLED:
+        flash(
+            f"The case's embargo end was not saved: its report {root.tracking_id} is "
+            f"{root.status}; move each other vulnerability's date on its own page.",
+            "error",
+        )
+        return back
+    try:
+        value = embargo.parse_instant(form.embargo_until.data, time(settings.publication_hour))
+        if value == root.embargo_until:
+            flash("The case's embargo end is unchanged.", "info")
+            return back
+        move = embargo_change.change_embargo(
+            root,
+            value,
+            form.reason.data or "",
+            lifecycle.Actor.of(current_user.user),
+            clock.now(),
+            settings,
+        )
+    except Refused as exc:
+        flash(f"The case's embargo end was not saved: {exc}", "error")
+        return back
+    moved = ", ".join(c.vulnerability.tracking_id for c in move.changes)
+    lifting = workspace.follow_move(move)
+    flash(
+        f"Saved: the embargo of {moved} ends {embargo.shown(value)}; a vulnerability with "
+        f"its own date kept it. The change is in the audit log. {lifting}".strip(),
+        "success",
+    )
+    return back
+
+
+# -- one advisory for several ------------------------------------------------------------------
 
 
 class AdvisoryForm(FlaskForm):
@@ -187,6 +264,136 @@ def set_findings(tracking_id: str):
     return back
 
 
+# -- duplicates (templates/team/case/_duplicate.html) ------------------------------------------
+
+
+class DuplicateForm(FlaskForm):
+    vulnerability = SelectField("Mark this vulnerability", choices=[])
+    original = StringField(
+        "as a duplicate of (its tracking id or CVE id)",
+        validators=[DataRequired(message="Name the vulnerability it duplicates."), Length(max=40)],
+    )
+    reason = TextAreaField(
+        "Reason (kept with the team; the reporter is not sent it)",
+        validators=[Length(max=duplicates.MAX_REASON)],
+    )
+    credit = BooleanField("Credit its reporter on the original too")
+
+
+class UndoDuplicateForm(FlaskForm):
+    """A button beside a duplicate: track it on its own again."""
+
+
+def _markable(case: list[Vulnerability]) -> list[tuple[str, str]]:
+    return [
+        (m.tracking_id, f"{m.tracking_id}: {m.title or '(no title)'}")
+        for m in case
+        if m.duplicate_of_id is None and m.status not in ("published", "rejected")
+    ]
+
+
+def duplicate_forms(case: list[Vulnerability], visited: Vulnerability) -> dict:
+    """The case page's duplicate section: the form to mark one of the case's vulnerabilities
+    (the one the team came from chosen), and the form behind each Undo button."""
+    mark = DuplicateForm(formdata=None, prefix="duplicate")
+    mark.vulnerability.choices = _markable(case)
+    mark.vulnerability.data = visited.tracking_id
+    return {"mark": mark, "undo": UndoDuplicateForm(formdata=None, prefix="undo")}
+
+
+@bp.context_processor
+def _duplicate_helpers():
+    return {"duplicate_forms": duplicate_forms}
+
+
+def _back_to_case(visited: Vulnerability):
+    return redirect(url_for("cases.case", tracking_id=visited.tracking_id))
+
+
+@bp.route("/<tracking_id>/duplicate", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def duplicate(tracking_id: str):
+    """Mark one of the case's vulnerabilities a duplicate of another (any case's)."""
+    visited = _member_or_404(tracking_id)
+    form = DuplicateForm(prefix="duplicate")
+    form.vulnerability.choices = _markable(list(cases.members(visited)))
+    if not form.validate_on_submit():
+        flash(f"Not marked as a duplicate: {workspace._form_errors(form)}", "error")
+        return _back_to_case(visited)
+    settings = current_app.extensions["forewarn.settings"]
+    v = Vulnerability.get(Vulnerability.tracking_id == form.vulnerability.data)
+    try:
+        original = lifecycle.get(form.original.data)
+        done = duplicates.mark(
+            v,
+            original,
+            form.reason.data or "",
+            form.credit.data,
+            lifecycle.Actor.of(current_user.user),
+            clock.now(),
+            settings,
+        )
+    except (NotFound, Refused) as exc:
+        flash(f"{v.tracking_id} was not marked as a duplicate: {exc}", "error")
+        return _back_to_case(visited)
+    send_soon()
+    workspace._lift_or_schedule(done.vulnerability)  # rejected: a lift waiting finds nothing
+    first = done.original.tracking_id
+    said = [f"{v.tracking_id} is now a duplicate of {first} and rejected."]
+    if done.reporter_told:
+        key = done.vulnerability.reporter_key
+        how = (
+            "encrypted to their key"
+            if key is not None and key.usable
+            else "in a signed notice that names the id only once it is public (they have no "
+            "usable key on file)"
+        )
+        said.append(f"Its reporter is told it is tracked under {first}, {how}.")
+    if form.credit.data:
+        said.append(
+            f"Its reporter is now credited on {first}."
+            if done.credit
+            else f"Its reporter was already credited on {first}."
+        )
+    if done.vulnerability.cve_id:
+        said.append(
+            f"{done.vulnerability.cve.cve_id} stays with {v.tracking_id}: retire it if it is "
+            "not to be used."
+        )
+    said.append("Undo it on this page if it was a mistake.")
+    flash(" ".join(said), "success")
+    return _back_to_case(visited)
+
+
+@bp.route("/<tracking_id>/duplicate/undo", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def undo_duplicate(tracking_id: str):
+    """The duplicate `tracking_id` is tracked on its own again."""
+    v = _member_or_404(tracking_id)
+    if not UndoDuplicateForm(prefix="undo").validate_on_submit():
+        flash(f"{v.tracking_id} is still a duplicate: the form expired; try again", "error")
+        return _back_to_case(v)
+    settings = current_app.extensions["forewarn.settings"]
+    try:
+        done = duplicates.undo(v, lifecycle.Actor.of(current_user.user), clock.now(), settings)
+    except Refused as exc:
+        flash(f"Nothing undone: {exc}", "error")
+        return _back_to_case(v)
+    send_soon()
+    lifting = workspace._lift_or_schedule(done.vulnerability)
+    said = [
+        f"{v.tracking_id} is tracked on its own again, as {done.vulnerability.status}, no "
+        f"longer a duplicate of {done.original.tracking_id}."
+    ]
+    if done.credit:
+        said.append(f"Its reporter is no longer credited on {done.original.tracking_id}.")
+    if done.reporter_told:
+        said.append("Its reporter is told.")
+    said.append(lifting or "Work on it from its own page.")
+    flash(" ".join(said), "success")
+    return _back_to_case(v)
+
+
 # -- CVE ids for the whole case -----------------------------------------------------------------
 
 
@@ -216,14 +423,14 @@ def assign_cves(tracking_id: str):
         flash(f"No CVE id was assigned: {exc}", "error")
         return back
     skipped = "; ".join(f"{s.vulnerability.tracking_id} {s.reason}" for s in done.skipped)
-    if not done.given:
+    if not done.allocations:
         flash(
             f"No vulnerability of case {done.case} needs a CVE id ({skipped}). A vulnerability "
             "gets one once it is accepted.",
             "info",
         )
         return back
-    given = ", ".join(f"{member.tracking_id} {cve.cve_id}" for member, cve in done.given)
+    given = ", ".join(f"{member.tracking_id} {cve.cve_id}" for member, cve in done.allocations)
     publish = (
         "at its lift, each record is published at CVE Services"
         if done.source == cves.SERVICES

@@ -76,6 +76,9 @@ class StatusForm(FlaskForm):
 
 class DatesForm(FlaskForm):
     embargo_until = StringField("Embargo until (UTC, e.g. 2027-02-23T14:00)")
+    only = BooleanField(
+        "Move only this vulnerability (not the others of the case with the same end)"
+    )
     fix_due = StringField("Fix due (UTC)")
     reason = TextAreaField("Reason (needed to extend an embargo or end it early)")
 
@@ -165,6 +168,15 @@ def _lift_or_schedule(v: Vulnerability, change: lift.AfterChange | None = None) 
     if outcome == "scheduled" and v.status in lift.LIFTABLE:
         return f"It will be published at {embargo.shown(v.embargo_until)}."
     return ""
+
+
+def follow_move(move: embargo_change.EmbargoMove) -> str:
+    """Have the workers follow the lift of every vulnerability an embargo move moved; says
+    what it means for the first one (the others' follow it: the same end)."""
+    said = _lift_or_schedule(move.vulnerability, move.changes[0])
+    for change in move.changes[1:]:
+        _lift_or_schedule(change.vulnerability, change)
+    return said
 
 
 def _map_mail(v: Vulnerability) -> str:
@@ -257,7 +269,7 @@ def dates(tracking_id: str):
         return _refused(v, "The dates were", _form_errors(form))
     settings = current_app.extensions["forewarn.settings"]
     said = []
-    change = None
+    move = None
     try:
         for name, default_time in (
             ("fix_due", time(23, 59, 59)),
@@ -271,17 +283,20 @@ def dates(tracking_id: str):
                 continue
             reason = form.reason.data or ""
             if name == "embargo_until":
-                change = embargo_change.change_embargo(
-                    v, value, reason, _actor(), clock.now(), settings
+                move = embargo_change.change_embargo(
+                    v, value, reason, _actor(), clock.now(), settings, only=form.only.data
                 )
-                v = change.vulnerability
+                v = move.vulnerability
             else:
                 v = lifecycle.set_date(v, name, value, _actor(), clock.now(), reason)
             said.append(f"{name.replace('_', ' ')} is {embargo.shown(value)}")
+            if name == "embargo_until" and move.moved_with:
+                ids = ", ".join(m.tracking_id for m in move.moved_with)
+                said.append(f"{ids} of the case moved with it (they had the same end)")
     except Refused as exc:
         return _refused(v, "The dates were", exc)
     if said:
-        lifting = _lift_or_schedule(v, change)
+        lifting = follow_move(move) if move else _lift_or_schedule(v)
         flash(
             f"Saved: {'; '.join(said)}. The change is in the audit log. {lifting}".strip(),
             "success",

@@ -69,7 +69,7 @@ def lift(vulnerability_id: int) -> str:
         outcome = lift_module.lift(vulnerability_id, clock.now(), settings)
         if outcome == "lifted":
             reconcile.queue_due_deliveries(_redis(), clock.now())  # the announcement, now
-            lift_module.complete(vulnerability_id, clock.now(), settings)
+            lift_module.complete_publication(vulnerability_id, clock.now(), settings)
         elif outcome == "held":
             reconcile.queue_due_deliveries(_redis(), clock.now())
     return outcome
