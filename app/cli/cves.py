@@ -23,19 +23,40 @@ def cve_import_block(id_range: str) -> None:
     click.echo(f"added {done.added} ids ({done.known} already known)")
 
 
-@cve.command("assign", help="Give a vulnerability the next free id; prints the id alone.")
+@cve.command(
+    "assign",
+    help="Give a vulnerability the next free id; prints the id alone. With --case: every "
+    "accepted or fixed vulnerability of its case lacking one, all or none; prints "
+    "TRACKING<TAB>CVE-ID per id given.",
+)
 @click.argument("vuln_id")
-def cve_assign(vuln_id: str) -> None:
+@click.option(
+    "--case",
+    "whole_case",
+    is_flag=True,
+    help="ids for every accepted or fixed vulnerability of VULN_ID's case lacking one",
+)
+def cve_assign(vuln_id: str, whole_case: bool) -> None:
     from app.vulns import cve_services, cves, lifecycle
 
     settings = context.settings()
     services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
     vuln = lifecycle.get(vuln_id)
-    given = cves.allocate(vuln, None, f"cli:{context.operator()}", clock.now(), services)
-    click.echo(given.cve.cve_id)
-    if given.low:
-        click.echo(f"forewarn: warning: {given.warning}", err=True)
+    by_label = f"cli:{context.operator()}"
+    if whole_case:
+        done = cves.allocate_case(vuln, None, by_label, clock.now(), services)
+        for member, given in done.allocations:
+            click.echo(f"{member.tracking_id}\t{given.cve_id}")
+        for skipped in done.skipped:
+            click.echo(
+                f"forewarn: {skipped.vulnerability.tracking_id} skipped: {skipped.reason}", err=True
+            )
+    else:
+        done = cves.allocate(vuln, None, by_label, clock.now(), services)
+        click.echo(done.cve.cve_id)
+    if done.low:
+        click.echo(f"forewarn: warning: {done.warning}", err=True)
 
 
 @cve.command("retire", help="Reject an unused or unpublished id (at CVE Services too).")

@@ -22,11 +22,11 @@ from wtforms.validators import DataRequired, Length
 
 from app.accounts.team import TEAM_ROLES
 from app.core import clock, timefmt
-from app.core.errors import NotFound, Refused
+from app.core.errors import ForewarnError, NotFound, Refused
 from app.disclosure import embargo_change
 from app.models import Vulnerability
 from app.registry import alerts
-from app.vulns import casemap, cases, duplicates, embargo, lifecycle
+from app.vulns import casemap, cases, cve_services, cves, duplicates, embargo, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -392,3 +392,57 @@ def undo_duplicate(tracking_id: str):
     said.append(lifting or "Work on it from its own page.")
     flash(" ".join(said), "success")
     return _back_to_case(v)
+
+
+# -- CVE ids for the whole case -----------------------------------------------------------------
+
+
+class CaseCvesForm(FlaskForm):
+    """A button: CVE ids for every accepted vulnerability of the case that has none."""
+
+
+@bp.context_processor
+def _case_cves():
+    return {"case_cves_form": CaseCvesForm(formdata=None, prefix="case-cves"), "cves": cves}
+
+
+@bp.route("/<tracking_id>/cves", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def assign_cves(tracking_id: str):
+    visited = _member_or_404(tracking_id)
+    back = redirect(url_for("cases.case", tracking_id=visited.tracking_id))
+    if not CaseCvesForm(prefix="case-cves").validate_on_submit():
+        flash("No CVE id was assigned: the form expired; try again.", "error")
+        return back
+    try:
+        services = cve_services.ServicesConfig.from_environ()
+        done = cves.allocate_case(
+            visited, current_user.user, current_user.email, clock.now(), services
+        )
+    except ForewarnError as exc:
+        flash(f"No CVE id was assigned: {exc}", "error")
+        return back
+    skipped = "; ".join(f"{s.vulnerability.tracking_id} {s.reason}" for s in done.skipped)
+    if not done.allocations:
+        flash(
+            f"No vulnerability of case {done.case} needs a CVE id ({skipped}). A vulnerability "
+            "gets one once it is accepted.",
+            "info",
+        )
+        return back
+    given = ", ".join(f"{member.tracking_id} {cve.cve_id}" for member, cve in done.allocations)
+    publish = (
+        "at its lift, each record is published at CVE Services"
+        if done.source == cves.SERVICES
+        else "at its lift, publish each record at CVE Services (its page then offers cve.json)"
+    )
+    flash(
+        f"Case {done.case}: {given}. While an embargo lasts, release notes name them by id "
+        f"alone; {publish}."
+        + (f" Not given one: {skipped}." if skipped else "")
+        + f" {_mail_said(cases.root(visited))}",
+        "success",
+    )
+    if done.low:
+        flash(f"Admins: {done.warning}.", "error")
+    return back
