@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from app.core.db import write_transaction
+from app.core.db import serialise, write_transaction
 from app.models import Correspondence, CveId, Delivery, Finding, Vulnerability
 from app.outbox import deliveries
 from app.reports import attachments
@@ -303,6 +303,7 @@ def tell_reporter(v: Vulnerability, at: datetime) -> Delivery | None:
     if not root.reporter_email or not worth_telling(root):
         return None
     with write_transaction():
+        serialise(f"casemap:{root.id}")  # two changes at once still give one mail
         if pending(root, at) is not None:
             return None
         return deliveries.queue(KIND, root.reporter_email, at + BATCH, vulnerability=root)
