@@ -183,7 +183,9 @@ def decoy_token() -> str:
 def _text(report: WebReport, name: str, email: str, certificate, files) -> str:
     """The report as the team reads it: the form's fields, then the description as written
     (Markdown, shown as text)."""
-    credit = f"yes, as {name or email or 'the reporter'}" if report.credit else "no"
+    credit = "no"
+    if report.credit:
+        credit = f"yes, as {name}" if name else "yes, but no name was given"
     listed = ", ".join(f"{f.filename} ({size(len(f.content))})" for f in files) or "none"
     lines = [
         "Sent through the report form.",
