@@ -22,10 +22,11 @@ from app.reports import followup, processing
 from app.vulns import lifecycle
 from app.web import create_app, ratelimit
 from app.web.report import GLOBAL, PER_ADDRESS
-from app.workers import health
+from app.workers import health, jobs
+from app.workers.queue import inbound_queue
 from tests import keyfactory
 from tests import mailcorpus as mc
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, run_jobs
 from tests.openpgp import decrypted, encrypted_payload, parse, run
 
 pytestmark = pytest.mark.db
@@ -320,3 +321,65 @@ def test_the_web_encrypts_to_the_public_part_alone(keyring):
 
     armored = encrypt_to_certificate(keyring.export_public(), keyring.fingerprint(), b"hello")
     assert decrypted(keyring, armored.encode()) == b"hello"
+
+
+def test_the_form_queues_the_processing_job_as_the_intake_does(
+    client, env, settings, redis_conn, keyring, clock, monkeypatch
+):
+    """The job the answer queued runs in a real (burst) worker: the report is filed."""
+    send(client, email="rita@example.org")
+    message = stored()
+    assert inbound_queue(redis_conn).get_job_ids() == [f"inbound-{message.id}"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    jobs._settings.cache_clear()
+    try:
+        run_jobs(redis_conn)
+    finally:
+        jobs._settings.cache_clear()
+    assert InboundMessage.get_by_id(message.id).state == "processed"
+    assert Vulnerability.get(Vulnerability.tracking_id == message.tracking_id).reporter_email == (
+        "rita@example.org"
+    )
+
+
+def test_the_form_needs_only_the_public_part_of_the_service_key(app, client, settings, keyring):
+    """With the certificate known and the service's GnuPG home out of reach, a report is still
+    encrypted and stored; the worker, which has the home, then reads it."""
+    app.extensions["forewarn.key_cache"] = {"armored": keyring.export_public()}
+    keyring.stop_agent()
+    away = settings.gnupg_home.with_name("gpg-away")
+    settings.gnupg_home.rename(away)
+    try:
+        answer = send(client)
+    finally:
+        away.rename(settings.gnupg_home)
+    assert answer.status_code == 200 and 'id="follow-up-link"' in answer.get_data(as_text=True)
+    entity = decrypted(keyring, encrypted_payload(bytes(stored().raw)))
+    assert b"canary-description-77" in entity
+
+
+def test_a_mail_cannot_set_the_form_s_fields(settings, db, keyring, clock):
+    """Forewarn-* protected headers mean something only in what the portal stored: a mail
+    carrying them is a mail report like any other."""
+    from app.reports import inbound
+    from keys.keyring import encrypt_to_certificate
+    from mail.submission import Submission, sealed
+
+    mail = Submission(
+        subject="By mail",
+        text="Details.",
+        recipient=settings.security_address,
+        message_id="<by-mail@example.org>",
+        date=clock.at,
+        sender="rita@example.org",
+        sender_name="Rita Reporter",
+        fields={"Name": "Someone Else", "Credit": "no"},
+    )
+    certificate, fingerprint = keyring.export_public(), keyring.fingerprint()
+    raw = sealed(mail, lambda data: encrypt_to_certificate(certificate, fingerprint, data))
+    message_id = inbound.store(raw, "rita@example.org", [settings.security_address], clock.at)
+    assert processing.process_inbound(message_id, keyring, settings, clock.at) == "new report"
+    v = Vulnerability.get()
+    assert v.credit_reporter is True
+    assert v.reporter_name == ""  # the outer From carries the address alone
