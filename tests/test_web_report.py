@@ -383,3 +383,10 @@ def test_a_mail_cannot_set_the_form_s_fields(settings, db, keyring, clock):
     v = Vulnerability.get()
     assert v.credit_reporter is True
     assert v.reporter_name == ""  # the outer From carries the address alone
+
+
+def test_a_title_of_several_lines_is_refused(client, keyring):
+    answer = send(client, title="Overflow\x1b[2J in l2cap")
+    assert answer.status_code == 400
+    assert "The title must be one line without control characters." in answer.get_data(as_text=True)
+    assert InboundMessage.select().count() == 0

@@ -97,7 +97,9 @@ def checked(report: WebReport, settings: Settings, at: datetime) -> Certificate 
         title = oneline.checked(report.title, "title")
         oneline.checked(report.name, "name")
     except Refused as exc:
-        raise Mistake("title" if "title" in str(exc) else "name", f"The {exc}.") from None
+        said = str(exc)
+        field = "title" if "title" in said else "name"
+        raise Mistake(field, f"{said[:1].upper()}{said[1:]}.") from None
     if not title:
         raise Mistake("title", "Give your report a short title.")
     if len(title) > MAX_TITLE:
