@@ -93,6 +93,12 @@ def encrypted(
     headers of `outgoing` (RFC 3156 6.1, nested)."""
     outgoing = _dated(outgoing)
     armored = keyring.encrypt_to(certificate, fingerprint, entity)
+    return encrypted_message(_outer_headers(outgoing), armored)
+
+
+def encrypted_message(headers: bytes, armored: str) -> bytes:
+    """The multipart/encrypted message (RFC 3156 4) of ASCII-armored OpenPGP data, under the
+    given outer header lines (each ending in CRLF, MIME-Version among them)."""
     version = b"Content-Type: application/pgp-encrypted\r\n"
     version += b"Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n"
     encrypted = b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
@@ -103,10 +109,7 @@ def encrypted(
     content_type = b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n'
     content_type += b' boundary="' + boundary + b'"\r\n'
     preamble = b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
-    return _message(
-        _outer_headers(outgoing) + content_type,
-        _multipart(boundary, preamble, [version, encrypted]),
-    )
+    return _message(headers + content_type, _multipart(boundary, preamble, [version, encrypted]))
 
 
 # -- the signed entity -------------------------------------------------------------------------

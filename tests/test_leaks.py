@@ -374,6 +374,19 @@ def failures(app, settings) -> Crawl:
     return seen
 
 
+def report_answer(app) -> Crawl:
+    """The report form sent by an anonymous visitor, and its answer page (a POST's answer, which
+    the crawl cannot reach): it shows the visitor's own report alone."""
+    seen = Crawl()
+    client = app.test_client()
+    page = client.get("/report").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    data = {"csrf_token": token, "title": "A crash", "description": "It crashes."}
+    answer = client.post("/report", data=data, follow_redirects=True)
+    assert 'id="follow-up-link"' in seen.add("/report (answer)", answer)
+    return seen
+
+
 def release_notes_text(settings, at) -> str:
     return "\n".join(exports.release_notes(at, base_url=settings.base_url))
 
@@ -491,11 +504,13 @@ def observe(app, settings, cases, clock, caplog, capsys):
     with every_log(caplog):
         seen = crawl(app, settings, cases)
         errors = failures(app, settings)
+        answer = report_answer(app)
         notes = release_notes_text(settings, clock.at)
         logged = caplog.text
         records = list(caplog.records)
     output = capsys.readouterr()
-    served = seen.everything() + errors.everything() + [("release notes", notes)]
+    served = seen.everything() + errors.everything() + answer.everything()
+    served += [("release notes", notes)]
     logs = [("logs", logged), ("stdout", output.out), ("stderr", output.err)]
     assert any(r.exc_info for r in records), "the 500 was not logged: is the crawl's log seen?"
     assert any(r.name.startswith("peewee") for r in records), "DEBUG logs were not captured"
@@ -522,6 +537,8 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
 
     # The crawl reached what it should.
     for url in ("/", "/vulnerabilities", "/vulnerabilities.atom", "/key.asc", "/registry/policy"):
+        assert seen.pages[url][0] == 200, url
+    for url in ("/report", "/report/sent"):  # the form, and its answer once shown
         assert seen.pages[url][0] == 200, url
     assert seen.pages["/.well-known/security.txt"][0] == 200
     wkd = [u for u, page in seen.pages.items() if "/openpgpkey/" in u and page[0] == 200]

@@ -21,6 +21,7 @@ AUDIENCES = {
     "rotation": "team",
     "admin": "admin",
     "registry": "anyone",
+    "report": "anyone",  # the report form and its answer (tests/test_web_report.py)
     "subscriptions": "anyone",
     "advisories": "signed-in",
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py

@@ -90,7 +90,9 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
     sender = _header_sender(raw)
     parsed = parse(raw, keyring, _certificates_of(sender), at=at)
     body_sha256 = hashlib.sha256(raw.partition(b"\r\n\r\n")[2] or raw).hexdigest()
-    automatic = _automatic(parsed, message.envelope_from)
+    web_report = message.channel == "web-report"
+    # The portal's form: a person in a browser (checked there), with no envelope sender.
+    automatic = None if web_report else _automatic(parsed, message.envelope_from)
     with write_transaction():
         InboundMessage.update(message_id_header=parsed.message_id, body_sha256=body_sha256).where(
             InboundMessage.id == message.id
@@ -98,13 +100,15 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         if _is_retry(message, parsed.message_id, body_sha256):
             inbound.finish(message, "processed", at, "a retried delivery of an earlier message")
             return "duplicate"
-        vulnerability = _thread(parsed, message.envelope_to.split("\n"), settings)
+        # A web report is a new report under the id its answer page gave, whatever it says.
+        recipients = message.envelope_to.split("\n")
+        vulnerability = None if web_report else _thread(parsed, recipients, settings)
         is_new = vulnerability is None
         if is_new and automatic:
             inbound.finish(message, "junk", at, automatic)
             return "junk"
         if is_new:
-            vulnerability = _new_vulnerability(parsed, settings, at)
+            vulnerability = _new_vulnerability(parsed, settings, at, message)
             triage.assign_new(vulnerability, at)  # whoever is on triage duty
             reporter_keys.remember(vulnerability, parsed, at)
         # A key in a later message is only offered (the team confirms it): never pinned by itself.
@@ -230,13 +234,23 @@ def _thread(parsed: ParsedMessage, recipients: list[str], settings: Settings):
     return None
 
 
-def _new_vulnerability(parsed: ParsedMessage, settings: Settings, at: datetime) -> Vulnerability:
+def _new_vulnerability(
+    parsed: ParsedMessage, settings: Settings, at: datetime, message: InboundMessage
+) -> Vulnerability:
     dates = embargo.default_dates(at, settings)
+    if message.channel == "web-report":  # the form's fields, as the portal stored them
+        tracking_id = message.tracking_id
+        name = parsed.form_fields.get("name") or parsed.from_name or ""
+        credit = parsed.form_fields.get("credit", "no") == "yes"
+    else:
+        tracking_id = lifecycle.next_tracking_id(settings.tracking_prefix, at.year)
+        name, credit = parsed.from_name or "", True
     return Vulnerability.create(
-        tracking_id=lifecycle.next_tracking_id(settings.tracking_prefix, at.year),
+        tracking_id=tracking_id,
         title=(parsed.subject or "(no subject)")[:250],
         reporter_email=parsed.from_address or "",
-        reporter_name=(parsed.from_name or "")[:250],
+        reporter_name=name[:250],
+        credit_reporter=credit,
         reported_at=at,
         fix_due=dates.fix_due,
         embargo_until=dates.embargo_until,
@@ -252,7 +266,10 @@ def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, s
     named exists: no id, no title, not the reporter's key, not even a Reply-To naming the id."""
     sender = parsed.from_address
     payload = {"correspondence": entry.id, "encrypted": parsed.encrypted}
-    if is_new and not _names_a_case(parsed, message.envelope_to.split("\n"), settings):
+    recipients = message.envelope_to.split("\n")
+    # A web report is a new report, whatever its text names.
+    new_report = is_new and not _names_a_case(parsed, recipients, settings)
+    if new_report or message.channel == "web-report":
         deliveries.queue("ack", sender, at, vulnerability=vulnerability, payload=payload)
     elif not is_new and same_address(sender, vulnerability.reporter_email):
         deliveries.queue("reply-ack", sender, at, vulnerability=vulnerability, payload=payload)

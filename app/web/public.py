@@ -38,6 +38,7 @@ from app.models import PUBLIC_STATES, CveId, Vulnerability
 from app.vulns import affected
 from app.workers import runtime
 from keys import packets
+from keys.errors import KeysError
 
 bp = Blueprint("public", __name__)
 
@@ -49,8 +50,15 @@ _RENDERED_PAGES = 256  # anonymous pages kept rendered
 
 @bp.route("/")
 def index():
+    """The page for reporters: how to report, by encrypted mail or through the form."""
     settings = current_app.extensions["forewarn.settings"]
-    return render_template("index.html", security_address=settings.security_address)
+    try:
+        (fingerprint,) = packets.primary_fingerprints(service_certificate())
+    except (KeysError, ValueError):  # no service key yet (before `forewarn init`)
+        fingerprint = None
+    return render_template(
+        "index.html", security_address=settings.security_address, fingerprint=fingerprint
+    )
 
 
 @bp.route("/key.asc")
@@ -61,6 +69,12 @@ def service_key():
         mimetype="application/pgp-keys",
         headers={"Content-Disposition": 'inline; filename="security-key.asc"'},
     )
+
+
+def service_certificate() -> str:
+    """The service key's public part (ASCII armor): what reporters encrypt to, and what the
+    report form encrypts to."""
+    return _service_key()["armored"]
 
 
 def _service_key() -> dict:

@@ -25,6 +25,8 @@ MAX_QUEUE_LAG = timedelta(minutes=15)
 KEY_EXPIRY_WARNING = timedelta(days=30)
 LIFT_LAG_SAMPLE = 50  # lift lag is measured over the last this many publications
 LIFT_LAG_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 21600, 86400)
+# Submissions of the report form that filled its hidden field (bots): counted, never stored.
+REPORT_TRAPPED = "forewarn:counter:report-trapped"
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ def metrics(connection: redis.Redis, at: datetime) -> str:
             )
             for work in queue.worker_queues(connection)
         ]
+        trapped = int(connection.get(REPORT_TRAPPED) or 0)
         redis_up = 1
     except (redis.RedisError, OSError) as exc:
         log.warning("metrics: Redis unavailable (%s)", type(exc).__name__)
@@ -233,6 +236,12 @@ def metrics(connection: redis.Redis, at: datetime) -> str:
             "gauge",
             "Jobs in RQ's failed registry.",
             [(q, failed) for q, _, _, failed in counts],
+        )
+        out.family(
+            "forewarn_report_form_trapped_total",
+            "counter",
+            "Report form submissions that filled the hidden field (bots); nothing was stored.",
+            [({}, trapped)],
         )
 
     deliveries = _counts(Delivery, Delivery.state, Delivery.kind)
