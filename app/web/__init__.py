@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         auth,
         cases,
         downloads,
+        followup,
         health,
         public,
         registry,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     for blueprint in (
         public.bp,
         downloads.bp,
+        followup.bp,
         auth.bp,
         team.bp,
         workspace.bp,

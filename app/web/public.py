@@ -63,6 +63,11 @@ def service_key():
     )
 
 
+def service_certificate() -> str:
+    """The service key's public part (what the portal encrypts reporters' submissions to)."""
+    return _service_key()["armored"]
+
+
 def _service_key() -> dict:
     cache = current_app.extensions.setdefault("forewarn.key_cache", {})
     if "armored" not in cache:
