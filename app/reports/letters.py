@@ -80,7 +80,8 @@ def reply(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     if key is not None:
         body = mailtext.render("reply", v=v, text=entry.text, **common)
         return Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, key)
-    body = mailtext.render("reply-notice", v=v, **common)
+    follow_up = followup.current_url(cases.case_id(v), settings)  # the text is there
+    body = mailtext.render("reply-notice", v=v, follow_up=follow_up, **common)
     return Text(neutral, neutral, body, None)
 
 
