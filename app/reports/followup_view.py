@@ -82,7 +82,9 @@ class Page:
 
 
 def case_of(link: FollowUpLink) -> Vulnerability | None:
-    return Vulnerability.get_or_none(Vulnerability.tracking_id == link.tracking_id)
+    """The root of the case the link opens (None: gone)."""
+    found = Vulnerability.get_or_none(Vulnerability.tracking_id == link.tracking_id)
+    return cases.root(found) if found is not None else None
 
 
 def state_of(v: Vulnerability) -> str:
