@@ -211,7 +211,7 @@ def test_guessing_tokens_is_stopped_per_address(client, world, redis_conn):
 def test_the_reporter_changes_their_credit_and_it_is_audited(client, world):
     token = csrf_token(client.get(world.url).get_data(as_text=True))
     response = client.post(
-        f"{world.url}/credit", data={"csrf_token": token, "name": "R. Researcher"}
+        f"{world.url}/credit", data={"credit-csrf_token": token, "credit-name": "R. Researcher"}
     )
     assert response.status_code == 302
     root = Vulnerability.get_by_id(world.root.id)
@@ -226,7 +226,7 @@ def test_the_reporter_changes_their_credit_and_it_is_audited(client, world):
     assert "you will be credited as R. Researcher" in page
     assert "Dan Finder" not in page
 
-    client.post(f"{world.url}/credit", data={"csrf_token": token, "anonymous": "y"})
+    client.post(f"{world.url}/credit", data={"credit-csrf_token": token, "credit-anonymous": "y"})
     root = Vulnerability.get_by_id(world.root.id)
     assert root.credit_reporter is False
     assert lifecycle.credits(root).splitlines() == ["Dan Finder"]
@@ -234,7 +234,7 @@ def test_the_reporter_changes_their_credit_and_it_is_audited(client, world):
 
 
 def test_posts_need_the_csrf_token_and_the_right_token(client, world):
-    response = client.post(f"{world.url}/credit", data={"name": "X"})
+    response = client.post(f"{world.url}/credit", data={"credit-name": "X"})
     assert response.status_code == 400
     assert Vulnerability.get_by_id(world.root.id).reporter_name == "Rita Reporter"
     token = csrf_token(client.get(world.url).get_data(as_text=True))

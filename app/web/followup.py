@@ -90,7 +90,7 @@ def _page(token: str, root: Vulnerability, reply: ReplyForm, credit: CreditForm,
 @bp.route("/<token>")
 def page(token: str):
     root = _case(token)
-    return _page(token, root, ReplyForm(formdata=None), CreditForm(formdata=None))
+    return _page(token, root, ReplyForm(formdata=None), CreditForm(formdata=None, prefix="credit"))
 
 
 @bp.route("/<token>/reply", methods=["POST"])
@@ -99,7 +99,7 @@ def reply(token: str):
     form = ReplyForm()
     if not form.validate_on_submit():
         flash("Your reply was not sent: " + _errors(form), "error")
-        return _page(token, root, form, CreditForm(formdata=None), 400)
+        return _page(token, root, form, CreditForm(formdata=None, prefix="credit"), 400)
     uploads = [
         followup_view.Upload(f.filename or "", f.mimetype or "", f.read())
         for f in request.files.getlist(form.attachments.name)
@@ -113,7 +113,7 @@ def reply(token: str):
         )
     except Refused as exc:
         flash(f"Your reply was not sent: {exc}", "error")
-        return _page(token, root, form, CreditForm(formdata=None), 400)
+        return _page(token, root, form, CreditForm(formdata=None, prefix="credit"), 400)
     try:  # committed already: the reconciler picks it up within a minute if this fails
         reconcile.queue_new_inbound(_redis(), [message_id])
     except Exception:  # noqa: BLE001 (Redis down: the row is safe, the reconciler queues it)
@@ -129,7 +129,7 @@ def reply(token: str):
 @bp.route("/<token>/credit", methods=["POST"])
 def credit(token: str):
     root = _case(token)
-    form = CreditForm()
+    form = CreditForm(prefix="credit")
     if not form.validate_on_submit():
         flash("Your credit was not changed: " + _errors(form), "error")
         return _page(token, root, ReplyForm(formdata=None), form, 400)
