@@ -305,6 +305,43 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
         )
 
 
+@vulns.command(
+    "follow-up", help="Reissue (mailing the reporter) or revoke a case's follow-up link."
+)
+@click.argument("vuln_id")
+@click.option(
+    "--reissue", "action", flag_value="reissue", help="a new link, mailed to the reporter"
+)
+@click.option("--revoke", "action", flag_value="revoke", help="the link stops working")
+def vulns_follow_up(vuln_id: str, action: str | None) -> None:
+    import contextlib
+
+    import redis
+
+    from app.reports import followup_view
+    from app.vulns import cases
+    from app.vulns import lifecycle as domain
+    from app.workers import queue, reconcile
+
+    if action is None:
+        raise OperatorError("say what to do: --reissue or --revoke")
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    v = domain.get(vuln_id)
+    case = cases.case_id(v)
+    if action == "revoke":
+        followup_view.revoke(v, _cli_actor(), clock.now())
+        click.echo(f"{case}: follow-up link revoked; `--reissue` gives the reporter a new one")
+        return
+    _link, told = followup_view.reissue(v, _cli_actor(), clock.now(), settings)
+    with contextlib.suppress(redis.RedisError, OSError):
+        reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
+    if told:
+        click.echo(f"{case}: new follow-up link mailed to the reporter; the old one is dead")
+    else:
+        click.echo(f"{case}: new follow-up link made; the reporter has no address to mail it to")
+
+
 @cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")
 def lift_due() -> None:
     from app.disclosure import lift

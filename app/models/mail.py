@@ -20,6 +20,7 @@ DELIVERY_KINDS = (
     "reply",
     "rejected",
     "team-forward",
+    "follow-up-link",  # the reporter's follow-up link, reissued by the team
     # vulns: reminders and the embargo's changes, to the team and the reporter; a case's
     # finding map to its reporter; a duplicate's reporter told where it is tracked
     "reminder",

@@ -14,6 +14,7 @@ import secrets
 from datetime import datetime
 
 from app.core.db import write_transaction
+from app.core.instance import secret_key
 from app.models import FollowUpLink
 
 PATH = "/follow-up/"
@@ -75,3 +76,11 @@ def revoke(tracking_id: str, at: datetime) -> int:
             .where(FollowUpLink.tracking_id == tracking_id, FollowUpLink.revoked_at.is_null())
             .execute()
         )
+
+
+def current_url(tracking_id: str, settings) -> str | None:
+    """The address of the case's live link, recomputed (to mail it); None when it has none."""
+    link = live(tracking_id)
+    if link is None:
+        return None
+    return url_of(token_of(link, secret_key(settings)), settings.base_url)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import OutOfTime
+from app.core.instance import secret_key
 from app.models import (
     Correspondence,
     Delivery,
@@ -24,7 +25,7 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import deliveries
-from app.reports import attachments, bounces, inbound, reporter_keys, triage
+from app.reports import attachments, bounces, followup, inbound, reporter_keys, triage
 from app.vulns import embargo, lifecycle
 from keys.keyring import ServiceKeyring
 from mail import addresses, mime
@@ -87,6 +88,8 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         state, note = bounces.record(bounced, raw, at)  # unmatched ones are kept for a human
         inbound.finish(message, state, at, note)
         return "bounce"
+    if message.channel == "web-reply":
+        return _web_reply(message, raw, keyring, settings, at)
     sender = _header_sender(raw)
     parsed = parse(raw, keyring, _certificates_of(sender), at=at)
     body_sha256 = hashlib.sha256(raw.partition(b"\r\n\r\n")[2] or raw).hexdigest()
@@ -111,6 +114,8 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
             vulnerability = _new_vulnerability(parsed, settings, at, message)
             triage.assign_new(vulnerability, at)  # whoever is on triage duty
             reporter_keys.remember(vulnerability, parsed, at)
+            if message.channel == "mail":  # the reporter's way back, sent with the ack
+                followup.issue(vulnerability.tracking_id, secret_key(settings), at)
         # A key in a later message is only offered (the team confirms it): never pinned by itself.
         offered = None if is_new else reporter_keys.offered(vulnerability, parsed, at)
         entry = Correspondence.create(
@@ -141,6 +146,46 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
             )
         inbound.finish(message, "processed", at)
     return "new report" if is_new else "reply"
+
+
+def _web_reply(message: InboundMessage, raw: bytes, keyring, settings: Settings, at) -> str:
+    """A reply sent from a follow-up page: the web process stored it encrypted to the service
+    key, naming the case whose link sent it. The link proved who wrote it: it joins the case's
+    thread as the reporter's, exactly as their mailed reply would (the same reply-ack)."""
+    root = Vulnerability.get_or_none(Vulnerability.tracking_id == (message.tracking_id or ""))
+    if root is None:
+        raise Unreadable("the case this follow-up reply names no longer exists")
+    parsed = parse(raw, keyring, [], at=at)
+    with write_transaction():
+        entry = Correspondence.create(
+            vulnerability=root,
+            direction="in",
+            message=message,
+            at=at,
+            subject=(parsed.subject or "")[:250],
+            text=parsed.text,
+            signature_status=parsed.signature.status,
+            signer_fingerprint=parsed.signature.fingerprint,
+            encrypted=parsed.encrypted,
+            unencrypted_parts=json.dumps(parsed.unencrypted_parts),
+            sender=(root.reporter_email or "")[:250],
+        )
+        attachments.keep(entry, parsed.attachments, at)
+        reporter = root.reporter_email
+        if reporter and _may_acknowledge(reporter, at):
+            payload = {"correspondence": entry.id, "encrypted": True}
+            deliveries.queue("reply-ack", reporter, at, vulnerability=root, payload=payload)
+        for member in _told_about(root):
+            deliveries.queue(
+                "team-forward",
+                member.email,
+                at,
+                vulnerability=root,
+                user=member,
+                payload={"correspondence": entry.id},
+            )
+        inbound.finish(message, "processed", at)
+    return "reply"
 
 
 def _headers(raw: bytes):
