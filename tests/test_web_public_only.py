@@ -150,6 +150,14 @@ def test_after_a_rotation_the_running_web_serves_the_new_key_and_its_signature(
     assert not settings.gnupg_home.exists()
 
 
+def test_no_module_of_the_web_reaches_for_the_service_keyring():
+    """What the web may know of the service key comes from app.servicekey.public alone."""
+    for path in sorted((ROOT / "app" / "web").rglob("*.py")):
+        source = path.read_text()
+        for word in ("service_keyring", "keys.keyring", "ServiceKeyring", "clearsign"):
+            assert word not in source, f"{path.relative_to(ROOT)} uses {word}"
+
+
 # -- publishing: who writes what the web reads -------------------------------------------------
 
 
