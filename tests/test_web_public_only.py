@@ -16,6 +16,7 @@ import pytest
 from app.disclosure import wellknown
 from app.servicekey import public
 from app.workers import health, reconcile
+from keys.errors import KeysError
 from keys.keyring import ServiceKeyring
 from tests.conftest import ROOT, short_tempdir, wait_for
 from tests.openpgp import decrypted, run
@@ -262,3 +263,22 @@ def test_healthz_fails_once_the_published_security_txt_has_expired(
     body = client.get("/healthz").get_json()
     assert body["failing"] == ["keyring"]
     assert "security.txt" in body["checks"]["keyring"]
+
+
+def test_a_key_that_cannot_sign_is_still_published_but_never_an_unsigned_security_txt(
+    client, settings, clock
+):
+    from tests import keyfactory
+    from tests.mailcorpus import gpg_in
+
+    ring = ServiceKeyring(settings.gnupg_home)
+    ring.ensure_home()
+    gpg_in(ring.home, "--import", input=keyfactory.expired(settings.security_address).secret)
+    try:
+        with pytest.raises(KeysError):
+            public.publish(ring, settings, clock.at)  # gpg refuses to sign with an expired key
+    finally:
+        ring.stop_agent()
+    assert client.get("/key.asc").status_code == 200
+    assert client.get("/.well-known/security.txt").status_code == 503
+    assert "expired" in client.get("/healthz").get_json()["checks"]["keyring"]

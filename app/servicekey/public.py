@@ -5,12 +5,13 @@ The secret key lives in the GnuPG home (instance/gpg) and is opened only by the 
 the operator's key commands (`forewarn init`, `key import`, `key renew`). They publish, into
 instance/public/ (Settings.public_dir):
 
-- service-key.asc  the certificate (public key), ASCII-armored: /key.asc, the WKD, and what the
-                   web encrypts a web report to (certificate());
-- security.txt     RFC 9116's fields, clear-signed by the service key (Expires moves forward
-                   with every day, so a worker signs it again each day);
-- service-key.json what was published and when: fingerprint, the key's expiry, when
-                   security.txt was signed and until when it holds, the sha256 of its fields.
+- service-key.json what the web reads, in one file replaced whole: the certificate (public key,
+                   ASCII-armored: /key.asc, the WKD, and what the web encrypts a web report to,
+                   certificate()), security.txt (RFC 9116's fields clear-signed by the service
+                   key; Expires moves forward with every day, so a worker signs it again each
+                   day), the fingerprint, the key's expiry, when security.txt was signed and
+                   until when it holds, the sha256 of its fields;
+- service-key.asc, security.txt   copies of the two, for an operator or a proxy serving files.
 
 publish() writes them (each file replaced whole, atomically); tick() is the reconciler's call,
 which publishes again when the key changed (a rotation, a renewal) or security.txt's fields
@@ -30,6 +31,7 @@ from pathlib import Path
 from app.core.config import Settings
 from app.core.errors import OperatorError
 from app.disclosure import wellknown
+from keys.errors import KeysError
 
 log = logging.getLogger("forewarn.service_key")
 
@@ -96,92 +98,86 @@ def _instant(value: str | None) -> datetime | None:
 
 
 def publish(keyring, settings: Settings, at: datetime) -> Published:
-    """Export the service key's certificate and sign security.txt for `at`, and write both for
-    the web. The certificate is written even when signing fails (an expired key cannot sign):
-    then the error is raised after it, and the security.txt published before stays."""
+    """Export the service key's certificate and sign security.txt for `at`, and publish both
+    for the web. The certificate is published even when signing fails (an expired key cannot
+    sign): then the error is raised after it, and the security.txt published before stays if
+    it is this key's."""
     fingerprint = keyring.fingerprint()
     if fingerprint is None:
         raise OperatorError("there is no service key yet: run `forewarn init`")
     certificate = keyring.export_public()
     expires = keyring.expiry()
-    folder = settings.public_dir
-    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    text = fields(settings, at)
+    try:
+        signed, failure = keyring.clearsign(text), None
+    except KeysError as exc:
+        signed, failure = None, exc
     before = read(settings)
     state = {
         "fingerprint": fingerprint,
         "key_expires": _iso(expires),
         "published_at": at.isoformat(),
-        "signed_at": None,
-        "security_txt_expires": None,
-        "fields_sha256": None,
+        "certificate": certificate,
+        "security_txt": signed,
+        "signed_at": at.isoformat() if signed else None,
+        "security_txt_expires": _iso(wellknown.security_txt_expires(at)) if signed else None,
+        "fields_sha256": _sha(text) if signed else None,
     }
-    if before is not None and before.fingerprint == fingerprint and before.security_txt:
-        state.update(
+    if signed is None and before is not None and before.fingerprint == fingerprint:
+        state.update(  # keep this key's last signature while it still holds
+            security_txt=before.security_txt,
             signed_at=_iso(before.signed_at),
             security_txt_expires=_iso(before.security_txt_expires),
             fields_sha256=before.fields_sha256,
         )
+    folder = settings.public_dir
+    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    # The copies, for an operator or a proxy that serves files; the web reads the state alone,
+    # one file replaced whole, so it never sees one key's certificate with another's signature.
     _write(folder, CERTIFICATE, certificate)
-    if before is None or before.fingerprint != fingerprint:
-        # Another key's signature must not stay beside this key's certificate.
+    if state["security_txt"]:
+        _write(folder, SECURITY_TXT, state["security_txt"])
+    else:
         (folder / SECURITY_TXT).unlink(missing_ok=True)
     _write(folder, STATE, json.dumps(state, indent=2) + "\n")
-    text = fields(settings, at)
-    signed = keyring.clearsign(text)  # raises KeyringError when the key cannot sign
-    _write(folder, SECURITY_TXT, signed)
-    state.update(
-        signed_at=at.isoformat(),
-        security_txt_expires=wellknown.security_txt_expires(at).isoformat(),
-        fields_sha256=_sha(text),
-    )
-    _write(folder, STATE, json.dumps(state, indent=2) + "\n")
+    if failure is not None:
+        raise failure
     log.info("published the service key %s and security.txt", fingerprint)
     return read(settings)
 
 
 def read(settings: Settings) -> Published | None:
     """What is published, or None when nothing is (yet)."""
-    folder = settings.public_dir
+    path = settings.public_dir / STATE
     try:
-        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
-        certificate = (folder / CERTIFICATE).read_text(encoding="ascii")
+        state = json.loads(path.read_text(encoding="utf-8"))
+        return Published(
+            fingerprint=state["fingerprint"],
+            certificate=state["certificate"],
+            key_expires=_instant(state.get("key_expires")),
+            published_at=_instant(state["published_at"]),
+            security_txt=state.get("security_txt"),
+            signed_at=_instant(state.get("signed_at")),
+            security_txt_expires=_instant(state.get("security_txt_expires")),
+            fields_sha256=state.get("fields_sha256"),
+        )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NotPublished(
-            f"cannot read the published service key in {folder} ({type(exc).__name__}); "
+            f"cannot read the published service key {path} ({type(exc).__name__}); "
             "fix its permissions or run `forewarn init`"
         ) from None
-    try:
-        signed = (folder / SECURITY_TXT).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        signed = None
-    if state.get("signed_at") is None:
-        signed = None
-    return Published(
-        fingerprint=state["fingerprint"],
-        certificate=certificate,
-        key_expires=_instant(state.get("key_expires")),
-        published_at=_instant(state["published_at"]),
-        security_txt=signed,
-        signed_at=_instant(state.get("signed_at")),
-        security_txt_expires=_instant(state.get("security_txt_expires")),
-        fields_sha256=state.get("fields_sha256"),
-    )
 
 
-def version(settings: Settings) -> tuple:
-    """Changes with every publication (each file is replaced: a new inode), so that a reader
+def version(settings: Settings) -> tuple | None:
+    """Changes with every publication (the file is replaced: a new inode), so that a reader
     may keep what it read until then."""
-    found = []
-    for name in (STATE, CERTIFICATE, SECURITY_TXT):
-        try:
-            stat = os.stat(settings.public_dir / name)
-        except OSError:
-            found.append(None)
-            continue
-        found.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-    return tuple(found)
+    try:
+        stat = os.stat(settings.public_dir / STATE)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def required(settings: Settings) -> Published:

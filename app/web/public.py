@@ -76,7 +76,7 @@ def _published() -> tuple[public.Published, bytes]:
     seen = public.version(settings)
     with _lock:
         known = cache.get("published")
-    if known is None or known[0] != seen:
+    if known is None or seen is None or known[0] != seen:
         try:
             found = public.required(settings)
         except public.NotPublished as exc:
