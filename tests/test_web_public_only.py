@@ -282,3 +282,22 @@ def test_a_key_that_cannot_sign_is_still_published_but_never_an_unsigned_securit
     assert client.get("/key.asc").status_code == 200
     assert client.get("/.well-known/security.txt").status_code == 503
     assert "expired" in client.get("/healthz").get_json()["checks"]["keyring"]
+
+
+def test_key_import_publishes_the_imported_key(forewarn, settings, away, tmp_path):
+    """docs/keys.md, a rotation's step 5: the imported key is what the web serves next."""
+    made = ServiceKeyring(away / "made")
+    fingerprint = made.generate(settings.security_address)
+    secret = tmp_path / "secret.asc"
+    exported = subprocess.run(
+        ["gpg", "--homedir", str(made.home), "--batch", "--export-secret-keys", "--armor"],
+        capture_output=True,
+        check=True,
+    )
+    secret.write_bytes(exported.stdout)
+    done = forewarn("key", "import", str(secret))
+    assert done.returncode == 0, done.stderr
+    published = public.read(settings)
+    assert published.fingerprint == fingerprint
+    assert published.security_txt.startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+    ServiceKeyring(settings.gnupg_home).stop_agent()
