@@ -77,6 +77,12 @@ class Settings:
         return self.instance / "gpg"
 
     @property
+    def public_dir(self) -> Path:
+        """The service key's public side, published by whoever holds the secret key for the
+        web, which never does (app/servicekey/public.py)."""
+        return self.instance / "public"
+
+    @property
     def mail_out(self) -> Path:
         return self.instance / "mail-out"
 
