@@ -13,8 +13,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 
 from peewee import JOIN
 
@@ -32,9 +30,12 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import deliveries
-from app.reports import attachments, followup
+from app.reports import attachments, followup, webform
 from app.vulns import cases, duplicates, lifecycle
-from keys.sealing import encrypt_to_certificate
+from keys.keyring import encrypt_to_certificate
+from keys.packets import primary_fingerprints
+from mail.compose import Attachment
+from mail.submission import Submission, sealed
 
 # Who acts when a reporter uses their link (the audit log's actor label).
 REPORTER = "reporter (follow-up link)"
@@ -254,17 +255,20 @@ def store_reply(
             raise Refused(f"{f.name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     if sum(len(f.content) for f in files) > MAX_FILES_BYTES:
         raise Refused(f"the files together pass {MAX_FILES_BYTES // (1024 * 1024)} MB")
-    inner = EmailMessage()
-    inner["Subject"] = f"Reply from the follow-up page [{root.tracking_id}]"
-    inner.set_content(text or "(files only)", subtype="plain", charset="utf-8")
-    for f in files:
-        maintype, _, subtype = (f.content_type or "application/octet-stream").partition("/")
-        if not subtype or "/" in subtype:
-            maintype, subtype = "application", "octet-stream"
-        name = oneline.flattened(f.name).replace("/", "_").replace("\\", "_")[:200] or "file"
-        inner.add_attachment(f.content, maintype=maintype, subtype=subtype, filename=name)
-    armored = encrypt_to_certificate(service_certificate, inner.as_bytes())
-    raw = _pgp_mime(armored, settings, at)
+    domain = settings.security_address.rpartition("@")[2] or "localhost"
+    reply = Submission(  # no sender: the outer headers name nothing of the case
+        subject=f"Reply from the follow-up page [{root.tracking_id}]",
+        text=text or "(files only)",
+        recipient=settings.security_address,
+        message_id=f"<forewarn.follow-up.{secrets.token_hex(16)}@{domain}>",
+        date=at,
+        files=tuple(
+            Attachment(webform.filename(f.name, n), f.content, webform.content_type(f.content_type))
+            for n, f in enumerate(files, start=1)
+        ),
+    )
+    (fingerprint,) = primary_fingerprints(service_certificate)
+    raw = sealed(reply, lambda data: encrypt_to_certificate(service_certificate, fingerprint, data))
     with write_transaction():
         message = InboundMessage.create(
             raw=raw,
@@ -276,30 +280,6 @@ def store_reply(
             tracking_id=root.tracking_id,
         )
     return message.id
-
-
-def _pgp_mime(armored: bytes, settings: Settings, at: datetime) -> bytes:
-    """The encrypted message as a PGP/MIME mail (RFC 3156), as mail reports are stored; its
-    outer headers name nothing of the case."""
-    boundary = f"=-{secrets.token_urlsafe(24)}"
-    domain = settings.security_address.rpartition("@")[2] or "localhost"
-    head = (
-        f"Date: {format_datetime(at)}\r\n"
-        f"From: {settings.security_address}\r\n"
-        f"To: {settings.security_address}\r\n"
-        "Subject: A reply from a follow-up page\r\n"
-        f"Message-ID: <follow-up.{secrets.token_hex(16)}@{domain}>\r\n"
-        "MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n'
-        f' boundary="{boundary}"\r\n'
-    ).encode("ascii")
-    body = (
-        f"\r\n--{boundary}\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
-        f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
-    ).encode("ascii")
-    body += armored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    body += f"\r\n--{boundary}--\r\n".encode("ascii")
-    return head + body
 
 
 # -- the team's hold on the link ----------------------------------------------------------------

@@ -138,7 +138,7 @@ def file(
     email = report.email.strip().lower()
     name = oneline.flattened(report.name.strip())[:200]
     files = tuple(
-        Attachment(_filename(f.filename, n), f.content, _content_type(f.content_type))
+        Attachment(filename(f.filename, n), f.content, content_type(f.content_type))
         for n, f in enumerate(report.files, start=1)
     )
     submission = Submission(
@@ -205,14 +205,14 @@ def _text(report: WebReport, name: str, email: str, certificate, files) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _filename(given: str, n: int) -> str:
+def filename(given: str, n: int) -> str:
     """The file's own name, without folders or control characters."""
     base = re.split(r"[/\\]", given or "")[-1]
     base = "".join(c for c in base if c.isprintable()).strip()[:200]
     return base or f"attachment-{n}"
 
 
-def _content_type(given: str) -> str:
+def content_type(given: str) -> str:
     given = (given or "").split(";")[0].strip().lower()
     return given if _MIME_TYPE.fullmatch(given) else "application/octet-stream"
 
