@@ -13,12 +13,12 @@ from email.utils import format_datetime
 
 from mail.compose import (
     Attachment,
-    _attachment_part,
-    _boundary,
-    _header,
-    _multipart,
-    _text_part,
+    attachment_part,
     encrypted_message,
+    header_line,
+    make_boundary,
+    multipart_body,
+    text_part,
 )
 
 # RFC 9788 (header protection) and the clients that write protected headers put this outside.
@@ -44,31 +44,31 @@ def entity(submission: Submission) -> bytes:
     """The plaintext: a multipart/mixed with protected headers, the text first, then the key
     (application/pgp-keys, as a mail client attaches one), then the files."""
     headers = [
-        _header("Date", format_datetime(submission.date)),
-        *([_header("From", _from(submission))] if submission.sender else []),
-        _header("To", submission.recipient),
-        _header("Subject", submission.subject),
-        _header("Message-ID", submission.message_id),
-        *(_header(f"{FIELD_PREFIX}{name}", value) for name, value in submission.fields.items()),
+        header_line("Date", format_datetime(submission.date)),
+        *([header_line("From", _from(submission))] if submission.sender else []),
+        header_line("To", submission.recipient),
+        header_line("Subject", submission.subject),
+        header_line("Message-ID", submission.message_id),
+        *(header_line(f"{FIELD_PREFIX}{name}", value) for name, value in submission.fields.items()),
     ]
-    parts = [_text_part(submission.text, protected=False)]
+    parts = [text_part(submission.text, protected=False)]
     if submission.key:
         parts.append(_key_part(submission.key))
-    parts += [_attachment_part(file) for file in submission.files]
-    boundary = _boundary(b"".join(parts))
+    parts += [attachment_part(file) for file in submission.files]
+    boundary = make_boundary(b"".join(parts))
     content_type = b'Content-Type: multipart/mixed; protected-headers="v1";\r\n'
     content_type += b' boundary="' + boundary + b'"\r\n'
-    return b"".join(headers) + content_type + b"\r\n" + _multipart(boundary, b"", parts)
+    return b"".join(headers) + content_type + b"\r\n" + multipart_body(boundary, b"", parts)
 
 
 def sealed(submission: Submission, encrypt: Callable[[bytes], str]) -> bytes:
     """The whole message, its content encrypted by `encrypt` (plaintext -> ASCII armor)."""
     outer = [
-        _header("Date", format_datetime(submission.date)),
-        *([_header("From", submission.sender)] if submission.sender else []),
-        _header("To", submission.recipient),
-        _header("Subject", OUTER_SUBJECT),
-        _header("Message-ID", submission.message_id),
+        header_line("Date", format_datetime(submission.date)),
+        *([header_line("From", submission.sender)] if submission.sender else []),
+        header_line("To", submission.recipient),
+        header_line("Subject", OUTER_SUBJECT),
+        header_line("Message-ID", submission.message_id),
         b"MIME-Version: 1.0\r\n",
     ]
     return encrypted_message(b"".join(outer), encrypt(entity(submission)))
