@@ -394,3 +394,32 @@ def test_a_mail_reports_ack_carries_a_working_link(flow, relay, rita, app, tmp_p
     assert page.status_code == 200
     assert Vulnerability.get().tracking_id in page.get_data(as_text=True)
     assert "Overflow in l2cap." in page.get_data(as_text=True)
+
+
+def test_a_web_reports_link_works_at_once_before_a_worker_filed_it(
+    client, keyring, settings, clock
+):
+    """The answer page's link, followed at once: the report is received (nothing of it is
+    readable yet: the web cannot decrypt it); once filed, the full page."""
+    from tests.test_web_report import FOLLOW_UP, send, stored
+
+    before = _snapshot()
+    (url,) = FOLLOW_UP.findall(send(client, email=RITA).get_data(as_text=True))
+    path = urlsplit(url).path
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
+    page = " ".join(response.get_data(as_text=True).split())
+    message = stored()
+    assert f"Your report {message.tracking_id}" in page
+    assert f'<th scope="row">{message.tracking_id}</th> <td>received</td>' in page
+    for hidden in ("canary-title-76", "canary-description-77", RITA, "<form"):
+        assert hidden not in page, hidden
+    # Nothing to post to yet, and opening it changed nothing but the stored report.
+    token = csrf_token(client.get("/report").get_data(as_text=True))
+    assert client.post(f"{path}/reply", data={"csrf_token": token, "text": "x"}).status_code == 404
+    assert _snapshot()[2] == before[2] + 1
+
+    assert processing.process_inbound(message.id, keyring, settings, clock.at) == "new report"
+    page = client.get(path).get_data(as_text=True)
+    assert "canary-description-77" in page and 'name="text"' in page
