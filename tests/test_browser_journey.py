@@ -235,7 +235,7 @@ def test_a_reporter_without_openpgp_reports_follows_and_answers_the_team(
 
 
 def test_without_javascript_the_form_and_the_follow_up_page_work_and_every_control_is_labelled(
-    portal, worker, forewarn, env
+    portal, worker, forewarn, env, tmp_path
 ):
     """A reporter with JavaScript off and no email address: the answer page still gives the
     link, no mail goes to them, and their page takes a reply."""
@@ -276,12 +276,24 @@ def test_without_javascript_the_form_and_the_follow_up_page_work_and_every_contr
             reply = messages(page).filter(has_text="NOJS-REPLY")
             expect(reply).to_contain_text("You wrote")
             expect(reply.get_by_role("link", name="more.txt")).to_be_visible()
+
+            # The team answers on the page: there is no address to mail.
+            text_file = tmp_path / "reply.txt"
+            text_file.write_text("NOJS-TEAM-ANSWER: which board?\n")
+            replied = forewarn("vulns", "reply", tracking_id, "--text-file", str(text_file))
+            assert replied.returncode == 0, replied.stderr
+            assert "follow-up page" in replied.stdout and "nothing is mailed" in replied.stdout
+            worker()
+            page.reload()
+            answer = messages(page).filter(has_text="NOJS-TEAM-ANSWER")
+            expect(answer).to_contain_text("The security team wrote")
         finally:
             browser.close()
 
     # No mail to the reporter (they gave no address): only the team is told.
     shown = json.loads(forewarn("vulns", "show", tracking_id, "--json").stdout)
-    assert [e["text"].startswith("NOJS-REPLY") for e in shown["correspondence"]] == [False, True]
+    texts = [e["text"].split(":")[0] for e in shown["correspondence"]]
+    assert texts[1:] == ["NOJS-REPLY", "NOJS-TEAM-ANSWER"]
     assert [a["name"] for a in shown["correspondence"][1]["attachments"]] == ["more.txt"]
     recipients = [
         parse(m.read_bytes())["To"] for m in (load_settings(env).mail_out / "new").iterdir()

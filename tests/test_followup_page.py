@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.core import instance
+from app.core.errors import Refused
 from app.models import (
     AuditEvent,
     Correspondence,
@@ -423,3 +424,39 @@ def test_a_web_reports_link_works_at_once_before_a_worker_filed_it(
     assert processing.process_inbound(message.id, keyring, settings, clock.at) == "new report"
     page = client.get(path).get_data(as_text=True)
     assert "canary-description-77" in page and 'name="text"' in page
+
+
+def test_a_reporter_without_an_address_reads_the_teams_reply_on_their_page(
+    client, keyring, settings, clock, admin_user
+):
+    """Nothing is mailed (there is no address), the reply is kept for their page; without a
+    live link there is nowhere to reply to, and the team is told so."""
+    from app.reports import replies
+    from tests.test_web_report import FOLLOW_UP, send, stored
+
+    (url,) = FOLLOW_UP.findall(send(client, name="Anon Finder").get_data(as_text=True))
+    message = stored()
+    assert processing.process_inbound(message.id, keyring, settings, clock.at) == "new report"
+    v = Vulnerability.get(Vulnerability.tracking_id == message.tracking_id)
+    entry = replies.reply_to_reporter(v, admin_user, "TEAM-ANSWER: which board?", clock.at)
+    assert entry.delivery_id is None
+    assert not Delivery.select().where(Delivery.kind == "reply").exists()
+    assert AuditEvent.select().where(AuditEvent.action == "report.reply").count() == 1
+    page = client.get(urlsplit(url).path).get_data(as_text=True)
+    assert "The security team wrote" in page and "TEAM-ANSWER: which board?" in page
+
+    # From the portal, the team is told where the reply goes.
+    team = client.application.test_client()
+    assert Auth(team).login(admin_user.email, PASSWORD).status_code == 302
+    team_page = f"/team/vulnerabilities/{v.tracking_id}"
+    token = csrf_token(team.get(team_page).get_data(as_text=True))
+    answered = team.post(f"{team_page}/reply", data={"csrf_token": token, "text": "PORTAL-ANSWER"})
+    assert answered.status_code == 302
+    shown = " ".join(team.get(team_page).get_data(as_text=True).split())
+    assert "Reply kept: the reporter gave no email address, so nothing is mailed" in shown
+    assert "not mailed: the reporter gave no address, and reads it on their follow-up page" in shown
+    assert "PORTAL-ANSWER" in client.get(urlsplit(url).path).get_data(as_text=True)
+
+    followup.revoke(v.tracking_id, clock.at)
+    with pytest.raises(Refused, match="has no reporter address to reply to"):
+        replies.reply_to_reporter(v, admin_user, "Again", clock.at)
