@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.core import instance
+from app.core.errors import Refused
 from app.models import (
     AuditEvent,
     Correspondence,
@@ -394,3 +395,68 @@ def test_a_mail_reports_ack_carries_a_working_link(flow, relay, rita, app, tmp_p
     assert page.status_code == 200
     assert Vulnerability.get().tracking_id in page.get_data(as_text=True)
     assert "Overflow in l2cap." in page.get_data(as_text=True)
+
+
+def test_a_web_reports_link_works_at_once_before_a_worker_filed_it(
+    client, keyring, settings, clock
+):
+    """The answer page's link, followed at once: the report is received (nothing of it is
+    readable yet: the web cannot decrypt it); once filed, the full page."""
+    from tests.test_web_report import FOLLOW_UP, send, stored
+
+    before = _snapshot()
+    (url,) = FOLLOW_UP.findall(send(client, email=RITA).get_data(as_text=True))
+    path = urlsplit(url).path
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
+    page = " ".join(response.get_data(as_text=True).split())
+    message = stored()
+    assert f"Your report {message.tracking_id}" in page
+    assert f'<th scope="row">{message.tracking_id}</th> <td>received</td>' in page
+    for hidden in ("canary-title-76", "canary-description-77", RITA, "<form"):
+        assert hidden not in page, hidden
+    # Nothing to post to yet, and opening it changed nothing but the stored report.
+    token = csrf_token(client.get("/report").get_data(as_text=True))
+    assert client.post(f"{path}/reply", data={"csrf_token": token, "text": "x"}).status_code == 404
+    assert _snapshot()[2] == before[2] + 1
+
+    assert processing.process_inbound(message.id, keyring, settings, clock.at) == "new report"
+    page = client.get(path).get_data(as_text=True)
+    assert "canary-description-77" in page and 'name="text"' in page
+
+
+def test_a_reporter_without_an_address_reads_the_teams_reply_on_their_page(
+    client, keyring, settings, clock, admin_user
+):
+    """Nothing is mailed (there is no address), the reply is kept for their page; without a
+    live link there is nowhere to reply to, and the team is told so."""
+    from app.reports import replies
+    from tests.test_web_report import FOLLOW_UP, send, stored
+
+    (url,) = FOLLOW_UP.findall(send(client, name="Anon Finder").get_data(as_text=True))
+    message = stored()
+    assert processing.process_inbound(message.id, keyring, settings, clock.at) == "new report"
+    v = Vulnerability.get(Vulnerability.tracking_id == message.tracking_id)
+    entry = replies.reply_to_reporter(v, admin_user, "TEAM-ANSWER: which board?", clock.at)
+    assert entry.delivery_id is None
+    assert not Delivery.select().where(Delivery.kind == "reply").exists()
+    assert AuditEvent.select().where(AuditEvent.action == "report.reply").count() == 1
+    page = client.get(urlsplit(url).path).get_data(as_text=True)
+    assert "The security team wrote" in page and "TEAM-ANSWER: which board?" in page
+
+    # From the portal, the team is told where the reply goes.
+    team = client.application.test_client()
+    assert Auth(team).login(admin_user.email, PASSWORD).status_code == 302
+    team_page = f"/team/vulnerabilities/{v.tracking_id}"
+    token = csrf_token(team.get(team_page).get_data(as_text=True))
+    answered = team.post(f"{team_page}/reply", data={"csrf_token": token, "text": "PORTAL-ANSWER"})
+    assert answered.status_code == 302
+    shown = " ".join(team.get(team_page).get_data(as_text=True).split())
+    assert "Reply kept: the reporter gave no email address, so nothing is mailed" in shown
+    assert "not mailed: the reporter gave no address, and reads it on their follow-up page" in shown
+    assert "PORTAL-ANSWER" in client.get(urlsplit(url).path).get_data(as_text=True)
+
+    followup.revoke(v.tracking_id, clock.at)
+    with pytest.raises(Refused, match="has no reporter address to reply to"):
+        replies.reply_to_reporter(v, admin_user, "Again", clock.at)

@@ -385,7 +385,12 @@ def report_answer(app) -> Crawl:
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
     data = {"csrf_token": token, "title": "A crash", "description": "It crashes."}
     answer = client.post("/report", data=data, follow_redirects=True)
-    assert 'id="follow-up-link"' in seen.add("/report (answer)", answer)
+    shown = seen.add("/report (answer)", answer)
+    assert 'id="follow-up-link"' in shown
+    # Its link, followed at once (no worker has filed the report yet): received, nothing more.
+    link = re.search(r'id="follow-up-link"[^>]*><a href="[^"]*(/follow-up/[^"]+)"', shown).group(1)
+    pending = client.get(link)
+    assert "<td>received</td>" in seen.add("/follow-up (report not filed yet)", pending)
     return seen
 
 

@@ -292,7 +292,12 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
     # Now rather than at the reconciler's next pass (which sends it within a minute anyway).
     with contextlib.suppress(redis.RedisError, OSError):
         reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
-    if entry.encrypted:
+    if entry.delivery_id is None:
+        click.echo(
+            f"{v.tracking_id}: reply kept for the reporter's follow-up page (they gave no email "
+            "address; nothing is mailed)"
+        )
+    elif entry.encrypted:
         click.echo(
             f"{v.tracking_id}: reply queued to {v.reporter_email}, encrypted to their key "
             f"{v.reporter_key.fingerprint}"

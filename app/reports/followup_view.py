@@ -82,6 +82,29 @@ class Page:
     thread: list[Message]
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A web report whose answer page gave the link: stored (encrypted), not yet filed by a
+    worker. Its page says it was received; nothing else of it is readable before then."""
+
+    tracking_id: str
+    received_at: datetime
+
+
+def pending(link: FollowUpLink) -> Pending | None:
+    """The web report that reserved the link's tracking id, while no vulnerability has it."""
+    message = (
+        InboundMessage.select(InboundMessage.received_at)
+        .where(
+            InboundMessage.channel == "web-report",
+            InboundMessage.tracking_id == link.tracking_id,
+        )
+        .order_by(InboundMessage.id)
+        .first()
+    )
+    return Pending(link.tracking_id, message.received_at) if message is not None else None
+
+
 def case_of(link: FollowUpLink) -> Vulnerability | None:
     """The root of the case the link opens (None: gone)."""
     found = Vulnerability.get_or_none(Vulnerability.tracking_id == link.tracking_id)

@@ -52,8 +52,9 @@ def _redis():
     return current_app.extensions["forewarn.redis"]
 
 
-def _case(token: str) -> Vulnerability:
-    """The case the token opens, or the generic 404 (counted against the address)."""
+def _case(token: str, pending_too: bool = False) -> Vulnerability | followup_view.Pending:
+    """The case the token opens, or the generic 404 (counted against the address). With
+    `pending_too`, a web report not yet filed by a worker (its link works at once)."""
     address = request.remote_addr or "unknown"
     if ratelimit.exhausted(_redis(), GUESSES, address):
         page = render_template(
@@ -65,6 +66,10 @@ def _case(token: str) -> Vulnerability:
         abort(make_response(page, 429, {"Retry-After": str(GUESSES.window_seconds)}))
     link = followup.find(token)
     root = followup_view.case_of(link) if link is not None else None
+    if root is None and link is not None and pending_too:
+        waiting = followup_view.pending(link)
+        if waiting is not None:
+            return waiting
     if root is None:
         ratelimit.hit(_redis(), GUESSES, address)
         abort(404)
@@ -89,7 +94,10 @@ def _page(token: str, root: Vulnerability, reply: ReplyForm, credit: CreditForm,
 
 @bp.route("/<token>")
 def page(token: str):
-    root = _case(token)
+    root = _case(token, pending_too=True)
+    if isinstance(root, followup_view.Pending):  # the forms come once the report is filed
+        page = render_template("followup_pending.html", report=root, minute=timefmt.minute)
+        return page, 200, {"X-Robots-Tag": "noindex, nofollow"}
     return _page(token, root, ReplyForm(formdata=None), CreditForm(formdata=None, prefix="credit"))
 
 

@@ -132,7 +132,13 @@ def reply(tracking_id: str):
         flash(f"Your reply was not sent: {exc}.", "error")
         return _vulnerability_page(v, form, status=400)
     send_soon()
-    if entry.encrypted:
+    if entry.delivery_id is None:
+        flash(
+            "Reply kept: the reporter gave no email address, so nothing is mailed; they read "
+            "it on their follow-up page.",
+            "success",
+        )
+    elif entry.encrypted:
         flash(
             f"Reply queued to {v.reporter_email}, encrypted to their key "
             f"{v.reporter_key.fingerprint}. Its delivery state shows beside it in the thread.",
