@@ -118,21 +118,8 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
                 followup.issue(vulnerability.tracking_id, secret_key(settings), at)
         # A key in a later message is only offered (the team confirms it): never pinned by itself.
         offered = None if is_new else reporter_keys.offered(vulnerability, parsed, at)
-        entry = Correspondence.create(
-            vulnerability=vulnerability,
-            direction="in",
-            message=message,
-            at=at,
-            subject=(parsed.subject or "")[:250],
-            text=parsed.text,
-            signature_status=parsed.signature.status,
-            signer_fingerprint=parsed.signature.fingerprint,
-            encrypted=parsed.encrypted,
-            unencrypted_parts=json.dumps(parsed.unencrypted_parts),
-            sender=(parsed.from_address or "")[:250],  # as the From line says: unauthenticated
-            offered_key=offered,
-        )
-        attachments.keep(entry, parsed.attachments, at)
+        # The sender as the From line says: unauthenticated.
+        entry = _record(vulnerability, message, parsed, parsed.from_address, at, offered)
         if not automatic and parsed.from_address and _may_acknowledge(parsed.from_address, at):
             _acknowledge(message, vulnerability, entry, parsed, is_new, settings, at)
         for member in _told_about(vulnerability):
@@ -148,6 +135,26 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
     return "new report" if is_new else "reply"
 
 
+def _record(vulnerability, message, parsed: ParsedMessage, sender, at, offered=None):
+    """The message in the case's thread, with the files it carried."""
+    entry = Correspondence.create(
+        vulnerability=vulnerability,
+        direction="in",
+        message=message,
+        at=at,
+        subject=(parsed.subject or "")[:250],
+        text=parsed.text,
+        signature_status=parsed.signature.status,
+        signer_fingerprint=parsed.signature.fingerprint,
+        encrypted=parsed.encrypted,
+        unencrypted_parts=json.dumps(parsed.unencrypted_parts),
+        sender=(sender or "")[:250],
+        offered_key=offered,
+    )
+    attachments.keep(entry, parsed.attachments, at)
+    return entry
+
+
 def _web_reply(message: InboundMessage, raw: bytes, keyring, settings: Settings, at) -> str:
     """A reply sent from a follow-up page: the web process stored it encrypted to the service
     key, naming the case whose link sent it. The link proved who wrote it: it joins the case's
@@ -157,20 +164,7 @@ def _web_reply(message: InboundMessage, raw: bytes, keyring, settings: Settings,
         raise Unreadable("the case this follow-up reply names no longer exists")
     parsed = parse(raw, keyring, [], at=at)
     with write_transaction():
-        entry = Correspondence.create(
-            vulnerability=root,
-            direction="in",
-            message=message,
-            at=at,
-            subject=(parsed.subject or "")[:250],
-            text=parsed.text,
-            signature_status=parsed.signature.status,
-            signer_fingerprint=parsed.signature.fingerprint,
-            encrypted=parsed.encrypted,
-            unencrypted_parts=json.dumps(parsed.unencrypted_parts),
-            sender=(root.reporter_email or "")[:250],
-        )
-        attachments.keep(entry, parsed.attachments, at)
+        entry = _record(root, message, parsed, root.reporter_email, at)
         reporter = root.reporter_email
         if reporter and _may_acknowledge(reporter, at):
             payload = {"correspondence": entry.id, "encrypted": True}

@@ -5,8 +5,6 @@ CSRF. An unknown, altered or revoked token gets the same 404 as any unknown addr
 address that keeps trying tokens that open nothing is slowed down (app/web/ratelimit.py).
 """
 
-from io import BytesIO
-
 from flask import (
     Blueprint,
     abort,
@@ -16,7 +14,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_wtf import FlaskForm
@@ -27,8 +24,8 @@ from wtforms.validators import Length
 from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.models import Vulnerability
-from app.reports import attachments, followup, followup_view
-from app.web import public, ratelimit
+from app.reports import followup, followup_view
+from app.web import files, public, ratelimit
 from app.workers import reconcile
 
 bp = Blueprint("followup", __name__, url_prefix="/follow-up")
@@ -162,19 +159,7 @@ def file(token: str, file_id: int):
     found = followup_view.attachment(root, file_id)
     if found is None:
         abort(404)
-    response = send_file(
-        BytesIO(bytes(found.content)),
-        mimetype=attachments.download_type(found),
-        as_attachment=True,
-        download_name=found.name,
-        conditional=False,
-        etag=False,
-        max_age=0,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "no-store, private"
-    return response
+    return files.download(found)
 
 
 def _errors(form: FlaskForm) -> str:
