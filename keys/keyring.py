@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from keys import gpgrun, verify
 from keys.errors import KeyringError
 from keys.home import MAX_PLAINTEXT_BYTES
+from keys.inspect import scratch_gpg
 from keys.packets import primary_fingerprints
 from keys.servicekey import ServiceKey
 
@@ -66,40 +67,7 @@ class ServiceKeyring(ServiceKey):
     def encrypt_to(self, certificate: str, fingerprint: str, data: bytes) -> str:
         """Encrypt data (ASCII armor) to one certificate, which must have the pinned primary
         fingerprint. The certificate is given to gpg as a file and never imported here."""
-        primaries = primary_fingerprints(certificate)
-        if primaries != [fingerprint.replace(" ", "").upper()]:
-            raise KeyringError(
-                f"the certificate is not the pinned key {fingerprint} "
-                f"(it holds {', '.join(filter(None, primaries)) or 'no key'})"
-            )
-        with tempfile.NamedTemporaryFile("w", prefix="fwr", suffix=".asc") as cert_file:
-            cert_file.write(certificate)
-            cert_file.flush()
-            # What GPG.encrypt() would run with always_trust=True and armor=True, but without
-            # a --recipient: python-gnupg 0.5.7 refuses encrypt() with no recipients, and the
-            # certificate must not enter the keyring (vsajip/python-gnupg#135). No random seed
-            # file: gpg locks it in the home, which lets only one encrypting process run at a
-            # time (the kernel's getrandom() seeds it anyway). No keyring: the file is the key.
-            args = ["--no-random-seed-file", "--no-keyring"]
-            args += ["--encrypt", "--armor", "--trust-model", "always"]
-            args += ["--recipient-file", cert_file.name]
-            # One process, its input and output through one selector loop: this runs once per
-            # alert, and python-gnupg's I/O starts three threads a call. ASCII armor of the
-            # data is about 4/3 of it, plus headers.
-            try:
-                result = gpgrun.run(
-                    self.gpg.make_args(args, False),
-                    input=data,
-                    error=KeyringError,
-                    timeout=ENCRYPT_TIMEOUT_SECONDS,
-                    max_output=2 * len(data) + 64 * 1024,
-                )
-            except KeyringError as error:
-                raise KeyringError(f"gpg could not encrypt to {fingerprint}: {error}") from None
-        if result.returncode != 0 or not result.stdout.startswith(b"-----BEGIN PGP MESSAGE"):
-            said = result.stderr.decode("utf-8", "replace")
-            raise KeyringError(f"gpg could not encrypt to {fingerprint}: {gpgrun.said(said)}")
-        return result.stdout.decode("ascii")
+        return _encrypt(self.gpg, certificate, fingerprint, data)
 
     def unwrap(self, data: bytes, limit: int = MAX_PLAINTEXT_BYTES) -> Unwrapped:
         """Take the service key's encryption off a message, keeping any signature inside for
@@ -123,6 +91,53 @@ class ServiceKeyring(ServiceKey):
         if len(result.data) > limit:
             raise KeyringError(f"the decrypted content is larger than {limit} bytes")
         return Unwrapped(result.data, verify.is_signed(result.data))
+
+
+def encrypt_to_certificate(certificate: str, fingerprint: str, data: bytes) -> str:
+    """encrypt_to without the service's GnuPG home: in a throwaway home, for a process that
+    holds only certificates (the portal encrypts a web report to the service key's public
+    part, and never needs its secret key)."""
+    with scratch_gpg(KeyringError, ENCRYPT_TIMEOUT_SECONDS, 64 * 1024) as gpg:
+        return _encrypt(gpg, certificate, fingerprint, data)
+
+
+def _encrypt(gpg, certificate: str, fingerprint: str, data: bytes) -> str:
+    """Encrypt data (ASCII armor) to one certificate, which must have the pinned primary
+    fingerprint; gpg reads it from a file and never imports it."""
+    primaries = primary_fingerprints(certificate)
+    if primaries != [fingerprint.replace(" ", "").upper()]:
+        raise KeyringError(
+            f"the certificate is not the pinned key {fingerprint} "
+            f"(it holds {', '.join(filter(None, primaries)) or 'no key'})"
+        )
+    with tempfile.NamedTemporaryFile("w", prefix="fwr", suffix=".asc") as cert_file:
+        cert_file.write(certificate)
+        cert_file.flush()
+        # What GPG.encrypt() would run with always_trust=True and armor=True, but without
+        # a --recipient: python-gnupg 0.5.7 refuses encrypt() with no recipients, and the
+        # certificate must not enter the keyring (vsajip/python-gnupg#135). No random seed
+        # file: gpg locks it in the home, which lets only one encrypting process run at a
+        # time (the kernel's getrandom() seeds it anyway). No keyring: the file is the key.
+        args = ["--no-random-seed-file", "--no-keyring"]
+        args += ["--encrypt", "--armor", "--trust-model", "always"]
+        args += ["--recipient-file", cert_file.name]
+        # One process, its input and output through one selector loop: this runs once per
+        # alert, and python-gnupg's I/O starts three threads a call. ASCII armor of the
+        # data is about 4/3 of it, plus headers.
+        try:
+            result = gpgrun.run(
+                gpg.make_args(args, False),
+                input=data,
+                error=KeyringError,
+                timeout=ENCRYPT_TIMEOUT_SECONDS,
+                max_output=2 * len(data) + 64 * 1024,
+            )
+        except KeyringError as error:
+            raise KeyringError(f"gpg could not encrypt to {fingerprint}: {error}") from None
+    if result.returncode != 0 or not result.stdout.startswith(b"-----BEGIN PGP MESSAGE"):
+        said = result.stderr.decode("utf-8", "replace")
+        raise KeyringError(f"gpg could not encrypt to {fingerprint}: {gpgrun.said(said)}")
+    return result.stdout.decode("ascii")
 
 
 def _why_undecryptable(status: dict[str, list[list[str]]], stderr: str) -> str:

@@ -66,7 +66,7 @@ def unsigned(outgoing: Outgoing) -> bytes:
     outgoing = _dated(outgoing)
     if outgoing.attachments:
         raise ValueError("an unsigned message carries no attachments")
-    head, _, body = _text_part(outgoing.body, protected=False).partition(b"\r\n\r\n")
+    head, _, body = text_part(outgoing.body, protected=False).partition(b"\r\n\r\n")
     return _message(_outer_headers(outgoing) + head + b"\r\n", body)
 
 
@@ -93,19 +93,24 @@ def encrypted(
     headers of `outgoing` (RFC 3156 6.1, nested)."""
     outgoing = _dated(outgoing)
     armored = keyring.encrypt_to(certificate, fingerprint, entity)
+    return encrypted_message(_outer_headers(outgoing), armored)
+
+
+def encrypted_message(headers: bytes, armored: str) -> bytes:
+    """The multipart/encrypted message (RFC 3156 4) of ASCII-armored OpenPGP data, under the
+    given outer header lines (each ending in CRLF, MIME-Version among them)."""
     version = b"Content-Type: application/pgp-encrypted\r\n"
     version += b"Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n"
     encrypted = b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
     encrypted += b"Content-Description: OpenPGP encrypted message\r\n"
     encrypted += b'Content-Disposition: inline; filename="encrypted.asc"\r\n\r\n'
     encrypted += _crlf(armored)
-    boundary = _boundary(version + encrypted)
+    boundary = make_boundary(version + encrypted)
     content_type = b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n'
     content_type += b' boundary="' + boundary + b'"\r\n'
     preamble = b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
     return _message(
-        _outer_headers(outgoing) + content_type,
-        _multipart(boundary, preamble, [version, encrypted]),
+        headers + content_type, multipart_body(boundary, preamble, [version, encrypted])
     )
 
 
@@ -120,36 +125,36 @@ def _signed_entity(keyring: ServiceKeyring, outgoing: Outgoing) -> tuple[bytes, 
     signature_part += b"Content-Description: OpenPGP digital signature\r\n"
     signature_part += b'Content-Disposition: attachment; filename="signature.asc"\r\n\r\n'
     signature_part += _crlf(signature.armored)
-    boundary = _boundary(text + signature_part)
+    boundary = make_boundary(text + signature_part)
     micalg = f"pgp-{signature.hash_algo}".encode("ascii")
     content_type = b'Content-Type: multipart/signed; micalg="' + micalg + b'";\r\n'
     content_type += b' protocol="application/pgp-signature"; boundary="' + boundary + b'"\r\n'
     preamble = b"This is an OpenPGP/MIME signed message (RFC 4880 and 3156)"
-    return content_type, _multipart(boundary, preamble, [text, signature_part])
+    return content_type, multipart_body(boundary, preamble, [text, signature_part])
 
 
 def _protected_text_part(outgoing: Outgoing) -> bytes:
     """The signed content with the real headers inside it ("protected headers", v1), as bytes:
     text/plain, or multipart/mixed of the text and its attachments."""
     headers = [
-        _header("Date", format_datetime(outgoing.date)),
-        _header("From", outgoing.sender),
-        *([_header("To", outgoing.recipient)] if outgoing.recipient else []),
-        _header("Subject", outgoing.subject),
-        _header("Message-ID", outgoing.message_id),
+        header_line("Date", format_datetime(outgoing.date)),
+        header_line("From", outgoing.sender),
+        *([header_line("To", outgoing.recipient)] if outgoing.recipient else []),
+        header_line("Subject", outgoing.subject),
+        header_line("Message-ID", outgoing.message_id),
         *_threading_headers(outgoing),
     ]
-    text = _text_part(outgoing.body, protected=not outgoing.attachments)
+    text = text_part(outgoing.body, protected=not outgoing.attachments)
     if not outgoing.attachments:
         return b"".join(headers) + text
-    parts = [text, *(_attachment_part(a) for a in outgoing.attachments)]
-    boundary = _boundary(b"".join(parts))
+    parts = [text, *(attachment_part(a) for a in outgoing.attachments)]
+    boundary = make_boundary(b"".join(parts))
     content_type = b'Content-Type: multipart/mixed; protected-headers="v1";\r\n'
     content_type += b' boundary="' + boundary + b'"\r\n'
-    return b"".join(headers) + content_type + b"\r\n" + _multipart(boundary, b"", parts)
+    return b"".join(headers) + content_type + b"\r\n" + multipart_body(boundary, b"", parts)
 
 
-def _text_part(body: str, protected: bool) -> bytes:
+def text_part(body: str, protected: bool) -> bytes:
     body = body.replace("\r\n", "\n")
     lines = body.split("\n")
     plain = body.isascii() and not any(
@@ -170,7 +175,7 @@ def _text_part(body: str, protected: bool) -> bytes:
     return serialised
 
 
-def _attachment_part(attachment: Attachment) -> bytes:
+def attachment_part(attachment: Attachment) -> bytes:
     """One attachment: its type, its name (RFC 2231, so any length and script survive every
     client's parser the same way), and its bytes in base64 lines of 76 characters."""
     if not re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", attachment.content_type):
@@ -214,19 +219,19 @@ def _filename_parameter(name: str, value: str) -> bytes:
 
 def _outer_headers(outgoing: Outgoing) -> bytes:
     headers = [
-        _header("Date", format_datetime(outgoing.date)),
-        _header("From", outgoing.sender),
-        _header("To", outgoing.recipient),
-        _header("Subject", outgoing.outer_subject),
-        _header("Message-ID", outgoing.message_id),
+        header_line("Date", format_datetime(outgoing.date)),
+        header_line("From", outgoing.sender),
+        header_line("To", outgoing.recipient),
+        header_line("Subject", outgoing.outer_subject),
+        header_line("Message-ID", outgoing.message_id),
         *_threading_headers(outgoing),
     ]
     if outgoing.auto_submitted:
-        headers.append(_header("Auto-Submitted", outgoing.auto_submitted))
+        headers.append(header_line("Auto-Submitted", outgoing.auto_submitted))
     for name, value in outgoing.extra_headers.items():
         if not _HEADER_NAME.fullmatch(name) or name.lower() in _OURS:
             raise ValueError(f"extra header {name!r} is not allowed")
-        headers.append(_header(name, value))
+        headers.append(header_line(name, value))
     headers.append(b"MIME-Version: 1.0\r\n")
     return b"".join(headers)
 
@@ -237,15 +242,15 @@ def _threading_headers(outgoing: Outgoing) -> list[bytes]:
         references = " ".join(references)
     headers = []
     if outgoing.reply_to:
-        headers.append(_header("Reply-To", outgoing.reply_to))
+        headers.append(header_line("Reply-To", outgoing.reply_to))
     if outgoing.in_reply_to:
-        headers.append(_header("In-Reply-To", outgoing.in_reply_to))
+        headers.append(header_line("In-Reply-To", outgoing.in_reply_to))
     if references:
-        headers.append(_header("References", references))
+        headers.append(header_line("References", references))
     return headers
 
 
-def _header(name: str, value: str) -> bytes:
+def header_line(name: str, value: str) -> bytes:
     """One header, folded. Only the human-readable ones may become RFC 2047 encoded words:
     the policy would encode a long Message-ID or URL, which breaks it. A subject carries
     people's text (a title, a reporter's subject): made one line whatever a row holds, so old
@@ -281,14 +286,14 @@ def _crlf(text: str) -> bytes:
     return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
 
 
-def _boundary(content: bytes) -> bytes:
+def make_boundary(content: bytes) -> bytes:
     while True:
         boundary = f"=-{secrets.token_urlsafe(24)}".encode("ascii")
         if boundary not in content:
             return boundary
 
 
-def _multipart(boundary: bytes, preamble: bytes, parts: list[bytes]) -> bytes:
+def multipart_body(boundary: bytes, preamble: bytes, parts: list[bytes]) -> bytes:
     """The body of a multipart entity. The CRLF before each delimiter belongs to the
     delimiter (RFC 2046 5.1.1), so each part's own bytes are kept exactly."""
     body = preamble

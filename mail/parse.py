@@ -72,6 +72,10 @@ class ParsedMessage:
     signature: verify.SignatureCheck = verify.UNSIGNED
     reporter_certificate: str | None = None
     problems: list[str] = field(default_factory=list)
+    # The Forewarn-* protected headers of the encrypted message (mail/submission.py: the
+    # report form's fields), names lower case without the prefix. Only processing of what
+    # the portal stored reads them: anyone can write them into a mail.
+    form_fields: dict[str, str] = field(default_factory=dict)
 
 
 def parse(
@@ -185,6 +189,7 @@ class _Walk:
         ctype = mime.content_type(part)
         if root == "message" and self.protected_subject is None:
             self.protected_subject = mime.header(part, "Subject")
+            self._form_fields(part)
         if not ctype.startswith("multipart/"):
             self._leaf(part, ctype, mime.decode_body(part, body), in_crypto, root)
             return
@@ -201,6 +206,14 @@ class _Walk:
         else:
             for child in children:
                 self.walk(child, depth + 1, in_crypto, None)
+
+    def _form_fields(self, part) -> None:
+        prefix = "forewarn-"
+        for name in mime.safe(part.keys, []) or []:
+            if name.lower().startswith(prefix) and len(self.result.form_fields) < 20:
+                value = mime.header(part, name)
+                if value is not None:
+                    self.result.form_fields[name.lower().removeprefix(prefix)] = value
 
     def _headers(self, head: bytes):
         """An entity's headers (mime cuts over-long ones, noted as problems); the message's

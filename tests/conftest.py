@@ -194,8 +194,12 @@ def db(settings):
 
 @pytest.fixture
 def keyring(settings):
+    """The service key, generated and published for the web, as `forewarn init` leaves it."""
+    from app.servicekey import public
+
     ring = ServiceKeyring(settings.gnupg_home)
     ring.generate(settings.security_address)
+    public.publish(ring, settings, app_clock.now())
     yield ring
     ring.stop_agent()
 

@@ -39,6 +39,7 @@ from app.models import (
     CveId,
     Delivery,
     Finding,
+    FollowUpLink,
     Patch,
     PublicKey,
     ReceivedFile,
@@ -48,6 +49,7 @@ from app.models import (
 )
 from app.outbox import deliveries, letters
 from app.registry import alerts
+from app.reports import followup
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "mail"
@@ -273,6 +275,17 @@ class World:
         values.update(fields)
         return Vulnerability.create(**values)
 
+    def follow_up(self, v: Vulnerability) -> FollowUpLink:
+        """The case's live follow-up link with a fixed nonce: with the fixed secret key, its
+        token (and so the link in the mail) is the same on every run."""
+        link = FollowUpLink(tracking_id=v.tracking_id, nonce=f"golden-{v.tracking_id}")
+        link.token_hash = hashlib.sha256(
+            followup.token_of(link, self.settings.secret_key_env).encode()
+        ).hexdigest()
+        link.created_at = self.at - days(1)
+        link.save(force_insert=True)
+        return link
+
     def deliver(self, kind: str, recipient: str, payload: dict | None = None, **rows) -> Delivery:
         return Delivery.create(
             kind=kind,
@@ -359,6 +372,7 @@ for _kind in ("ack", "reply-ack"):
 
     @case(f"{_kind}-with-key-encrypted", _kind)
     def _(w, kind=_kind):
+        w.follow_up(w.keyed)  # the ack carries the link; later mail ends with it
         entry = w.entry(w.keyed)
         return w.deliver(
             kind,
@@ -369,6 +383,7 @@ for _kind in ("ack", "reply-ack"):
 
     @case(f"{_kind}-without-key-unencrypted", _kind)
     def _(w, kind=_kind):
+        w.follow_up(w.keyless)  # in the signed notice: the way in without OpenPGP
         entry = w.entry(w.keyless, encrypted=False, signature_status="unsigned")
         return w.deliver(
             kind,
@@ -376,6 +391,29 @@ for _kind in ("ack", "reply-ack"):
             {"correspondence": entry.id, "encrypted": False},
             vulnerability=w.keyless,
         )
+
+
+for _key in (True, False):
+
+    @case(f"follow-up-link-{'with' if _key else 'without'}-key", "follow-up-link")
+    def _(w, key=_key):
+        v = w.keyed if key else w.keyless
+        w.follow_up(v)
+        return w.deliver("follow-up-link", v.reporter_email, vulnerability=v)
+
+
+@case("follow-up-link-revoked-since", "follow-up-link")
+def _(w):
+    return w.deliver("follow-up-link", "bob@example.net", vulnerability=w.keyless)
+
+
+@case("reply-without-key-with-follow-up", "reply")
+def _(w):
+    w.follow_up(w.keyless)
+    entry = w.entry(w.keyless, direction="out", text="Which version did you test?")
+    return w.deliver(
+        "reply", "bob@example.net", {"correspondence": entry.id}, vulnerability=w.keyless
+    )
 
 
 @case("rejected-with-key", "rejected")

@@ -9,7 +9,7 @@ import redis as redis_lib
 from app.accounts import team
 from app.core import passwords
 from app.models import Delivery, InboundMessage, Publication, User, Vulnerability
-from app.workers import health
+from app.workers import health, runtime
 from keys.keyring import ServiceKeyring
 from tests import keyfactory
 from tests.conftest import PASSWORD
@@ -142,6 +142,7 @@ def _install(settings, secret: bytes) -> ServiceKeyring:
 def test_healthz_fails_on_an_expired_service_key_and_says_what_to_run(client, settings, clock):
     ring = _install(settings, keyfactory.expired(settings.security_address).secret)
     try:
+        runtime.publish(ring, settings)  # as `forewarn init` does: an expired key cannot sign
         response = client.get("/healthz")
     finally:
         ring.stop_agent()

@@ -25,11 +25,12 @@ from urllib.parse import urljoin, urlsplit
 import peewee
 import pytest
 
+from app.core import instance
 from app.disclosure import announcements, embargo_change, exports, lift, wellknown
 from app.models import Correspondence, Delivery, Vulnerability
 from app.outbox import letters
 from app.registry import alerts, vetting
-from app.reports import attachments
+from app.reports import attachments, followup
 from app.vulns import cves, duplicates, lifecycle, patches, split
 from mail.parse import Attachment
 from tests import mailcorpus
@@ -303,11 +304,12 @@ def seeds(app, settings, cases) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def crawl(app, settings, cases) -> Crawl:
-    """A breadth-first walk from the seeds over every same-site link, as an anonymous visitor."""
+def crawl(app, settings, cases, start: list[str] | None = None) -> Crawl:
+    """A breadth-first walk from the seeds (or `start`) over every same-site link, as an
+    anonymous visitor."""
     client = app.test_client()
     seen = Crawl()
-    queue = deque(seeds(app, settings, cases))
+    queue = deque(start if start is not None else seeds(app, settings, cases))
     queued = set(queue)
     while queue:
         url = queue.popleft()
@@ -371,6 +373,24 @@ def failures(app, settings) -> Crawl:
     assert response.status_code == 503
     seen.add("/vulnerabilities (503)", response)
     app.config["PROPAGATE_EXCEPTIONS"] = None
+    return seen
+
+
+def report_answer(app) -> Crawl:
+    """The report form sent by an anonymous visitor, and its answer page (a POST's answer, which
+    the crawl cannot reach): it shows the visitor's own report alone."""
+    seen = Crawl()
+    client = app.test_client()
+    page = client.get("/report").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    data = {"csrf_token": token, "title": "A crash", "description": "It crashes."}
+    answer = client.post("/report", data=data, follow_redirects=True)
+    shown = seen.add("/report (answer)", answer)
+    assert 'id="follow-up-link"' in shown
+    # Its link, followed at once (no worker has filed the report yet): received, nothing more.
+    link = re.search(r'id="follow-up-link"[^>]*><a href="[^"]*(/follow-up/[^"]+)"', shown).group(1)
+    pending = client.get(link)
+    assert "<td>received</td>" in seen.add("/follow-up (report not filed yet)", pending)
     return seen
 
 
@@ -491,11 +511,13 @@ def observe(app, settings, cases, clock, caplog, capsys):
     with every_log(caplog):
         seen = crawl(app, settings, cases)
         errors = failures(app, settings)
+        answer = report_answer(app)
         notes = release_notes_text(settings, clock.at)
         logged = caplog.text
         records = list(caplog.records)
     output = capsys.readouterr()
-    served = seen.everything() + errors.everything() + [("release notes", notes)]
+    served = seen.everything() + errors.everything() + answer.everything()
+    served += [("release notes", notes)]
     logs = [("logs", logged), ("stdout", output.out), ("stderr", output.err)]
     assert any(r.exc_info for r in records), "the 500 was not logged: is the crawl's log seen?"
     assert any(r.name.startswith("peewee") for r in records), "DEBUG logs were not captured"
@@ -522,6 +544,8 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
 
     # The crawl reached what it should.
     for url in ("/", "/vulnerabilities", "/vulnerabilities.atom", "/key.asc", "/registry/policy"):
+        assert seen.pages[url][0] == 200, url
+    for url in ("/report", "/report/sent"):  # the form, and its answer once shown
         assert seen.pages[url][0] == 200, url
     assert seen.pages["/.well-known/security.txt"][0] == 200
     wkd = [u for u, page in seen.pages.items() if "/openpgpkey/" in u and page[0] == 200]
@@ -676,3 +700,45 @@ def test_a_case_member_with_a_later_end_is_named_nowhere_when_the_others_lift(
     assert seen.pages[f"/vulnerabilities/{later.cve_id}"][0] == 200  # its placeholder
     day = later.v.embargo_until.date().isoformat()
     assert f"{later.cve_id}: Under embargo until {day}" in notes.splitlines()
+
+
+# What a reporter's own follow-up page may show them of their case: their messages and the
+# team's to them, their files, their name and the credit line. Nothing else of it (the team's
+# fields, the duplicate another reporter filed), nor anything of any other case.
+FOLLOW_UP_SHOWS = {"corrsubjectin", "corrsubjectout", "corrtextin", "corrtextout"}
+FOLLOW_UP_SHOWS |= {"attachname", "attachdump", "attachtext", "attachbinary"}
+FOLLOW_UP_SHOWS |= {"reportername", "credits"}
+
+
+def test_a_reporters_follow_up_page_shows_their_case_alone(app, settings, clock, desk, caplog):
+    """The crawl starts at one reporter's follow-up page (their case has a split member and a
+    duplicate from another reporter, credited on it) and follows every link from there."""
+    cases, _until = desk
+    mine = cases[0]
+    Correspondence.update(sender=mine.v.reporter_email).where(
+        Correspondence.vulnerability == mine.v, Correspondence.direction == "in"
+    ).execute()  # the reporter's own message (the team's thread shows it as theirs)
+    _link, token = followup.issue(mine.v.tracking_id, instance.secret_key(settings), clock.at)
+    start = f"/follow-up/{token}"
+    with every_log(caplog):
+        seen = crawl(app, settings, cases, start=[start])
+    status, _headers, page = seen.pages[start]
+    assert status == 200
+    for shown in (mine.v.tracking_id, *mine.split_ids, mine.cve_id, mine.canary("corrtextout")):
+        assert shown in page, shown
+    files = [u for u in seen.pages if u.startswith(f"{start}/files/")]
+    assert len(files) == 2 and all(seen.pages[u][0] == 200 for u in files)
+    forbidden = {
+        f"{name} of #{mine.n}": canary
+        for name, canary in mine.canaries.items()
+        if name not in FOLLOW_UP_SHOWS
+    }
+    for other in cases[1:]:
+        forbidden.update({f"{k} of #{other.n}": c for k, c in other.canaries.items()})
+    ids = hidden_ids(cases)
+    ids = {k: i for k, i in ids.items() if i not in (mine.v.tracking_id, *mine.split_ids)}
+    ids.update({f"duplicate of #{mine.n}": i for i in mine.duplicate_ids})
+    served = seen.everything()
+    assert_absent(served, forbidden)
+    assert_absent(served, ids)
+    assert_absent([("logs", caplog.text)], {"the token": token})

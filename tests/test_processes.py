@@ -102,6 +102,11 @@ def test_up_serves_the_portal_and_the_intake_and_prints_how_to_start(service, in
         lambda: maildir.is_dir() and list(maildir.iterdir()), timeout=30, what="the acknowledgement"
     )
     assert b"Subject: Security report SEC-" in ack[0].read_bytes()
+    # The portal serves the key and security.txt that `forewarn up` published before it started.
+    base = urls["login"].removesuffix("/login")
+    assert http_status(f"{base}/key.asc") == 200
+    assert http_status(f"{base}/.well-known/security.txt") == 200
+    assert (instance_dir / "public" / "security.txt").exists()
     managed = redis.Redis(unix_socket_path=str(instance_dir / "redis.sock"))
     assert managed.ping()
     banner = wait_for(

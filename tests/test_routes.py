@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD, csrf_token
 AUDIENCES = {
     "public": "anyone",
     "downloads": "anyone",
+    "followup": "anyone",  # with a reporter's token alone: tests/test_followup_page.py
     "auth": "anyone",
     "static": "anyone",
     "account": "signed-in",
@@ -21,6 +22,7 @@ AUDIENCES = {
     "rotation": "team",
     "admin": "admin",
     "registry": "anyone",
+    "report": "anyone",  # the report form and its answer (tests/test_web_report.py)
     "subscriptions": "anyone",
     "advisories": "signed-in",
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py
@@ -52,10 +54,13 @@ def test_every_route_has_an_audience(app):
 
 
 def test_reporters_files_are_served_by_a_team_route_alone(app):
-    """Reporters' attachments are embargoed content: downloadable by the team, nobody else."""
+    """Reporters' attachments are embargoed content: downloadable by the team, and by the
+    reporter through their follow-up link (its token in the address), nobody else."""
     found = {(b, m) for b, e, m, _ in routes(app) if e == "workspace.attachment"}
     assert found == {("workspace", "GET")}
     assert AUDIENCES["workspace"] == "team"
+    tokened = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint == "followup.file"}
+    assert tokened == {"/follow-up/<token>/files/<int:file_id>"}
 
 
 def test_team_and_admin_routes_send_anonymous_visitors_to_sign_in(app, client, known):

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask import url_for
 
 from app.core.config import load_settings
 from app.disclosure import feeds, wellknown
 from app.models import CveId, Vulnerability
+from app.servicekey import public
 from app.vulns import lifecycle
 from tests.conftest import PASSWORD
 from tests.openpgp import run
@@ -468,7 +470,15 @@ def service_cert(client, keyring, tmp_path) -> Path:
     return cert
 
 
+def url_for_policy(client) -> str:
+    """The policy page's path as the portal routes it (security.txt, signed by a worker outside
+    any request, names wellknown.POLICY_PATH)."""
+    with client.application.test_request_context():
+        return url_for("registry.policy")
+
+
 def test_security_txt_has_every_field_and_expires_ahead(client, settings, clock, keyring):
+    public.publish(keyring, settings, clock.at)  # as the worker signs it on the day
     response = client.get("/.well-known/security.txt")
 
     assert response.status_code == 200
@@ -486,9 +496,11 @@ def test_security_txt_has_every_field_and_expires_ahead(client, settings, clock,
     assert fields["Preferred-Languages"] == "en"
     expires = datetime.fromisoformat(fields["Expires"].replace("Z", "+00:00"))
     assert clock.at + timedelta(days=150) < expires < clock.at + timedelta(days=365)
+    assert fields["Policy"] == base + url_for_policy(client)
     assert client.get(fields["Policy"].removeprefix(base)).status_code == 200
 
-    clock.move(days=200)  # renewed: still ahead of the clock
+    clock.move(days=200)  # renewed by a worker's reconciler: still ahead of the clock
+    assert public.tick(clock.at, settings, open_keyring=lambda: keyring)
     later = text(client.get("/.well-known/security.txt"))
     renewed = re.search(r"^Expires: (.+)$", later, re.M).group(1)
     assert datetime.fromisoformat(renewed.replace("Z", "+00:00")) > clock.at

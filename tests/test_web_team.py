@@ -10,7 +10,7 @@ import pytest
 from app.accounts import team
 from app.core import passwords
 from app.models import Correspondence, Delivery, InboundMessage, PublicKey, User, Vulnerability
-from app.reports import inbound
+from app.reports import followup, inbound
 from app.workers import queue, reconcile
 from tests.conftest import PASSWORD, csrf_token
 
@@ -311,6 +311,21 @@ def test_reply_is_kept_in_the_thread_queued_and_the_flash_says_how_it_goes(
     assert thread.startswith("alice@example.org")
     assert "Delivery queued" in thread
     assert "We reproduced it. &lt;b&gt;Thanks&lt;/b&gt;" in thread
+
+
+def test_a_reporter_without_a_key_but_with_a_follow_up_link_reads_the_reply_there(
+    signed_in, member, clock, redis_conn, settings
+):
+    v = report(clock)
+    followup.issue(v.tracking_id, "test secret", clock.at)
+
+    response = send_reply(signed_in, "We reproduced it.")
+
+    assert messages(signed_in.get(response.headers["Location"])) == [
+        "Reply queued to ada@example.net: they have no usable key on file, so they get a "
+        "signed notice (your text is not sent unencrypted) pointing to their follow-up page, "
+        "where they read your reply and can answer it."
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "  \n\t "], ids=["empty", "blank"])

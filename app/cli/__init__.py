@@ -113,6 +113,7 @@ def key_import(file: Path) -> None:
     keyring = runtime.service_keyring(settings)
     try:
         fingerprint = keyring.import_secret(data)
+        runtime.publish(keyring, settings)  # the web serves the new key from now on
     finally:
         keyring.stop_agent()
     click.echo(f"service key: {fingerprint}")

@@ -35,6 +35,7 @@ def key_renew(years: int) -> None:
 
             raise OperatorError("there is no service key yet: run `forewarn init`")
         expires = keyring.renew(years)
+        runtime.publish(keyring, settings)  # the certificate with its new expiry, for the web
     finally:
         keyring.stop_agent()
     shown = timefmt.minute(expires, "never")

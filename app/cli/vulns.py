@@ -292,7 +292,12 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
     # Now rather than at the reconciler's next pass (which sends it within a minute anyway).
     with contextlib.suppress(redis.RedisError, OSError):
         reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
-    if entry.encrypted:
+    if entry.delivery_id is None:
+        click.echo(
+            f"{v.tracking_id}: reply kept for the reporter's follow-up page (they gave no email "
+            "address; nothing is mailed)"
+        )
+    elif entry.encrypted:
         click.echo(
             f"{v.tracking_id}: reply queued to {v.reporter_email}, encrypted to their key "
             f"{v.reporter_key.fingerprint}"
@@ -303,6 +308,43 @@ def vulns_reply(vuln_id: str, text_file: Path) -> None:
             "file, so they get a signed notice asking for one (your text is not sent "
             "unencrypted); send the reply again when their key arrives"
         )
+
+
+@vulns.command(
+    "follow-up", help="Reissue (mailing the reporter) or revoke a case's follow-up link."
+)
+@click.argument("vuln_id")
+@click.option(
+    "--reissue", "action", flag_value="reissue", help="a new link, mailed to the reporter"
+)
+@click.option("--revoke", "action", flag_value="revoke", help="the link stops working")
+def vulns_follow_up(vuln_id: str, action: str | None) -> None:
+    import contextlib
+
+    import redis
+
+    from app.reports import followup_view
+    from app.vulns import cases
+    from app.vulns import lifecycle as domain
+    from app.workers import queue, reconcile
+
+    if action is None:
+        raise OperatorError("say what to do: --reissue or --revoke")
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    v = domain.get(vuln_id)
+    case = cases.case_id(v)
+    if action == "revoke":
+        followup_view.revoke(v, _cli_actor(), clock.now())
+        click.echo(f"{case}: follow-up link revoked; `--reissue` gives the reporter a new one")
+        return
+    _link, told = followup_view.reissue(v, _cli_actor(), clock.now(), settings)
+    with contextlib.suppress(redis.RedisError, OSError):
+        reconcile.queue_due_deliveries(queue.connect(runtime.redis_url(settings)), clock.now())
+    if told:
+        click.echo(f"{case}: new follow-up link mailed to the reporter; the old one is dead")
+    else:
+        click.echo(f"{case}: new follow-up link made; the reporter has no address to mail it to")
 
 
 @cli.command("lift-due", help="Lift every embargo whose time has come (the scheduler does this).")

@@ -68,10 +68,19 @@ class Settings:
     # Reverse proxies in front of the portal whose X-Forwarded-For the portal believes (so that
     # rate limits and sessions see the visitor's address): 0 trusts none.
     trusted_proxies: int = 0
+    # The report form (/report): each file, and all files of one report together.
+    report_max_file_bytes: int = 10 * 1024 * 1024
+    report_max_bytes: int = 15 * 1024 * 1024
 
     @property
     def gnupg_home(self) -> Path:
         return self.instance / "gpg"
+
+    @property
+    def public_dir(self) -> Path:
+        """The service key's public side, published by whoever holds the secret key for the
+        web, which never does (app/servicekey/public.py)."""
+        return self.instance / "public"
 
     @property
     def mail_out(self) -> Path:
@@ -265,6 +274,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         retention_days=_retention_days(get("FOREWARN_RETENTION_DAYS") or "365"),
         trusted_proxies=_trusted_proxies(get("FOREWARN_TRUSTED_PROXIES") or "0"),
+        report_max_file_bytes=_positive_int(
+            "FOREWARN_REPORT_MAX_FILE_BYTES",
+            get("FOREWARN_REPORT_MAX_FILE_BYTES") or str(10 * 1024 * 1024),
+        ),
+        report_max_bytes=_positive_int(
+            "FOREWARN_REPORT_MAX_BYTES", get("FOREWARN_REPORT_MAX_BYTES") or str(15 * 1024 * 1024)
+        ),
     )
 
 

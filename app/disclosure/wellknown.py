@@ -7,6 +7,9 @@ from datetime import UTC, datetime, time, timedelta
 from app.core import timefmt
 from app.core.config import Settings
 
+# The embargo policy page (app/web/registry.py's registry.policy), named in security.txt, which
+# is signed by the workers, outside any request.
+POLICY_PATH = "/registry/policy"
 SECURITY_TXT_DAYS = 180  # RFC 9116 advises an Expires less than a year ahead
 _ZBASE32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 
@@ -41,7 +44,7 @@ def security_txt_expires(at: datetime) -> datetime:
 
 
 def security_txt(settings: Settings, at: datetime, policy_path: str) -> str:
-    """The unsigned fields; the web layer clear-signs them with the service key.
+    """The unsigned fields; whoever holds the service key clear-signs them (app.servicekey.public).
 
     policy_path is the embargo policy page's path on the site (e.g. /registry/policy)."""
     base = settings.base_url.rstrip("/")

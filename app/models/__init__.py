@@ -3,7 +3,7 @@
 from app.models.accounts import ROLES, UsedToken, User
 from app.models.audit import AuditEvent
 from app.models.base import BaseModel, UTCDateTimeField, database
-from app.models.mail import Correspondence, Delivery, InboundMessage, ReceivedFile
+from app.models.mail import Correspondence, Delivery, FollowUpLink, InboundMessage, ReceivedFile
 from app.models.registry import PublicKey, Registrant
 from app.models.vulns import (
     PUBLIC_STATES,
@@ -29,6 +29,7 @@ ALL_MODELS = (
     Patch,
     Publication,
     InboundMessage,
+    FollowUpLink,
     Delivery,
     Correspondence,
     ReceivedFile,
@@ -47,6 +48,7 @@ __all__ = [
     "CveId",
     "Delivery",
     "Finding",
+    "FollowUpLink",
     "InboundMessage",
     "Patch",
     "Publication",

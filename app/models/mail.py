@@ -20,6 +20,7 @@ DELIVERY_KINDS = (
     "reply",
     "rejected",
     "team-forward",
+    "follow-up-link",  # the reporter's follow-up link, reissued by the team
     # vulns: reminders and the embargo's changes, to the team and the reporter; a case's
     # finding map to its reporter; a duplicate's reporter told where it is tracked
     "reminder",
@@ -52,6 +53,9 @@ DELIVERY_KINDS = (
 )
 
 
+INBOUND_CHANNELS = ("mail", "web-report", "web-reply")
+
+
 class InboundMessage(BaseModel):
     raw = peewee.BlobField()
     sha256 = peewee.CharField(index=True)
@@ -67,6 +71,24 @@ class InboundMessage(BaseModel):
     # Set by processing: a sender's retry of the same message has both the same.
     message_id_header = peewee.CharField(null=True, index=True)
     body_sha256 = peewee.CharField(null=True)
+    # How it came (INBOUND_CHANNELS): by mail, or through the portal (the report form, or a
+    # reply from a follow-up page), already encrypted to the service key by the web process.
+    channel = peewee.CharField(default="mail", choices=[(c, c) for c in INBOUND_CHANNELS])
+    # A web report: the tracking id its answer page gave (processing files it under that id).
+    # A web reply: the tracking id of the case whose follow-up link sent it.
+    tracking_id = peewee.CharField(null=True, index=True)
+
+
+class FollowUpLink(BaseModel):
+    """A reporter's private way back to their case without an account (app/reports/followup.py).
+    The token is HMAC(secret key, nonce): recomputed to mail it, never stored; only its sha256
+    is, to find the link. Reissuing revokes the old row and makes a new one."""
+
+    tracking_id = peewee.CharField(index=True)  # the case's (its root's) tracking id
+    nonce = peewee.CharField()
+    token_hash = peewee.CharField(unique=True)
+    created_at = UTCDateTimeField()
+    revoked_at = UTCDateTimeField(null=True)
 
 
 class Delivery(BaseModel):

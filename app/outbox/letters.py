@@ -8,6 +8,7 @@ sending: the features' letters import only app/outbox/text.py and app/outbox/mai
 Never plaintext for anything embargoed: whoever has no usable key gets a notice with a link.
 """
 
+import dataclasses
 import json
 
 from app.accounts import letters as accounts
@@ -17,8 +18,10 @@ from app.models import Delivery
 from app.outbox import text
 from app.outbox.text import Composer, Text
 from app.registry import letters as registry
+from app.reports import followup
 from app.reports import letters as reports
 from app.servicekey import letters as servicekey
+from app.vulns import cases
 from app.vulns import letters as vulns
 from keys.keyring import ServiceKeyring
 
@@ -42,4 +45,27 @@ def text_for(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, at
     compose = TABLE.get(delivery.kind)
     if compose is None:
         raise ValueError(f"no text for delivery kind {delivery.kind!r}")
-    return compose(delivery, payload, common, settings, at)
+    return _with_follow_up(delivery, compose(delivery, payload, common, settings, at), settings)
+
+
+# Mail to a case's reporter about it that ends with their follow-up link, when the case has a
+# live one (the ack and the reissue say it in their text). The link travels as the rest of the
+# mail does: encrypted to the reporter's key, or in the signed notice, which is how a reporter
+# without OpenPGP gets back in.
+TO_REPORTER_WITH_LINK = ("reply-ack", "reply", "rejected", "case-map", "duplicate")
+TO_REPORTER_WITH_LINK += ("embargo-changed", "publication", "key-compromise-reporter")
+
+
+def _with_follow_up(delivery: Delivery, composed: Text, settings: Settings) -> Text:
+    v = delivery.vulnerability
+    if delivery.kind not in TO_REPORTER_WITH_LINK or v is None or delivery.user_id is not None:
+        return composed
+    reporter = (v.reporter_email or "").strip().lower()
+    if not reporter or delivery.recipient.strip().lower() != reporter:
+        return composed
+    url = followup.current_url(cases.case_id(v), settings)
+    if url is None:
+        return composed
+    footer = f"\nYour report's private follow-up page (keep it to yourself):\n  {url}\n"
+    body = composed.body if composed.body.endswith("\n") else composed.body + "\n"
+    return dataclasses.replace(composed, body=body + footer)

@@ -27,7 +27,8 @@ from app.models import (
     Vulnerability,
 )
 from app.privacy import retention
-from app.vulns import duplicates
+from app.reports import followup
+from app.vulns import cases, duplicates
 
 ERASED = "[erased]"
 # Never the result of hash_password(): no password matches it.
@@ -206,6 +207,8 @@ def erase_reporter(address: str, actor_label: str, at: datetime) -> Erased:
         messages = sorted(
             set(messages) | {c.message_id for c in incoming if c.message_id is not None}
         )
+        for case in dict.fromkeys(cases.case_id(v) for v in vulns):
+            followup.revoke(case, at)  # their way back in stops working with their data
         if vulns:
             Vulnerability.update(
                 reporter_email="",

@@ -9,7 +9,8 @@ import peewee
 from app.models import Correspondence, Delivery
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, member_key, usable_key
-from app.reports import attachments
+from app.reports import attachments, followup
+from app.vulns import cases
 from mail.compose import Attachment
 
 _NEUTRAL = "Your message to the security team"
@@ -39,9 +40,27 @@ def acknowledgement(delivery: Delivery, payload: dict, common: dict, settings, a
     if not _to_reporter(delivery):
         return receipt(delivery, payload, common, settings, at)
     v = delivery.vulnerability
-    body = mailtext.render(delivery.kind, v=v, encrypted=payload.get("encrypted", False), **common)
+    follow_up = followup.current_url(cases.case_id(v), settings) if delivery.kind == "ack" else None
+    body = mailtext.render(
+        delivery.kind,
+        v=v,
+        encrypted=payload.get("encrypted", False),
+        follow_up=follow_up,
+        **common,
+    )
     neutral = f"Security report {v.tracking_id}"
     return Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, usable_key(v.reporter_key))
+
+
+def follow_up_link(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """The team reissued the reporter's follow-up link: the new one (the old one no longer
+    opens anything). Composed when sent, from the case's live link: none left (revoked since),
+    and the mail says only that the link was withdrawn."""
+    v = delivery.vulnerability
+    url = followup.current_url(cases.case_id(v), settings)
+    body = mailtext.render("follow-up-link", v=v, url=url, **common)
+    neutral = f"Security report {v.tracking_id}: your follow-up link"
+    return Text(neutral, neutral, body, usable_key(v.reporter_key))
 
 
 def rejected(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
@@ -61,7 +80,8 @@ def reply(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     if key is not None:
         body = mailtext.render("reply", v=v, text=entry.text, **common)
         return Text(f"Re: {v.title} [{v.tracking_id}]", neutral, body, key)
-    body = mailtext.render("reply-notice", v=v, **common)
+    follow_up = followup.current_url(cases.case_id(v), settings)  # the text is there
+    body = mailtext.render("reply-notice", v=v, follow_up=follow_up, **common)
     return Text(neutral, neutral, body, None)
 
 
@@ -113,4 +133,5 @@ LETTERS: dict[str, Composer] = {
     "rejected": rejected,
     "reply": reply,
     "team-forward": team_forward,
+    "follow-up-link": follow_up_link,
 }

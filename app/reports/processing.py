@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.errors import OutOfTime
+from app.core.instance import secret_key
 from app.models import (
     Correspondence,
     Delivery,
@@ -24,7 +25,7 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import deliveries
-from app.reports import attachments, bounces, inbound, reporter_keys, triage
+from app.reports import attachments, bounces, followup, inbound, reporter_keys, triage
 from app.vulns import embargo, lifecycle
 from keys.keyring import ServiceKeyring
 from mail import addresses, mime
@@ -87,10 +88,14 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         state, note = bounces.record(bounced, raw, at)  # unmatched ones are kept for a human
         inbound.finish(message, state, at, note)
         return "bounce"
+    if message.channel == "web-reply":
+        return _web_reply(message, raw, keyring, settings, at)
     sender = _header_sender(raw)
     parsed = parse(raw, keyring, _certificates_of(sender), at=at)
     body_sha256 = hashlib.sha256(raw.partition(b"\r\n\r\n")[2] or raw).hexdigest()
-    automatic = _automatic(parsed, message.envelope_from)
+    web_report = message.channel == "web-report"
+    # The portal's form: a person in a browser (checked there), with no envelope sender.
+    automatic = None if web_report else _automatic(parsed, message.envelope_from)
     with write_transaction():
         InboundMessage.update(message_id_header=parsed.message_id, body_sha256=body_sha256).where(
             InboundMessage.id == message.id
@@ -98,32 +103,23 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         if _is_retry(message, parsed.message_id, body_sha256):
             inbound.finish(message, "processed", at, "a retried delivery of an earlier message")
             return "duplicate"
-        vulnerability = _thread(parsed, message.envelope_to.split("\n"), settings)
+        # A web report is a new report under the id its answer page gave, whatever it says.
+        recipients = message.envelope_to.split("\n")
+        vulnerability = None if web_report else _thread(parsed, recipients, settings)
         is_new = vulnerability is None
         if is_new and automatic:
             inbound.finish(message, "junk", at, automatic)
             return "junk"
         if is_new:
-            vulnerability = _new_vulnerability(parsed, settings, at)
+            vulnerability = _new_vulnerability(parsed, settings, at, message)
             triage.assign_new(vulnerability, at)  # whoever is on triage duty
             reporter_keys.remember(vulnerability, parsed, at)
+            if message.channel == "mail":  # the reporter's way back, sent with the ack
+                followup.issue(vulnerability.tracking_id, secret_key(settings), at)
         # A key in a later message is only offered (the team confirms it): never pinned by itself.
         offered = None if is_new else reporter_keys.offered(vulnerability, parsed, at)
-        entry = Correspondence.create(
-            vulnerability=vulnerability,
-            direction="in",
-            message=message,
-            at=at,
-            subject=(parsed.subject or "")[:250],
-            text=parsed.text,
-            signature_status=parsed.signature.status,
-            signer_fingerprint=parsed.signature.fingerprint,
-            encrypted=parsed.encrypted,
-            unencrypted_parts=json.dumps(parsed.unencrypted_parts),
-            sender=(parsed.from_address or "")[:250],  # as the From line says: unauthenticated
-            offered_key=offered,
-        )
-        attachments.keep(entry, parsed.attachments, at)
+        # The sender as the From line says: unauthenticated.
+        entry = _record(vulnerability, message, parsed, parsed.from_address, at, offered)
         if not automatic and parsed.from_address and _may_acknowledge(parsed.from_address, at):
             _acknowledge(message, vulnerability, entry, parsed, is_new, settings, at)
         for member in _told_about(vulnerability):
@@ -137,6 +133,53 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
             )
         inbound.finish(message, "processed", at)
     return "new report" if is_new else "reply"
+
+
+def _record(vulnerability, message, parsed: ParsedMessage, sender, at, offered=None):
+    """The message in the case's thread, with the files it carried."""
+    entry = Correspondence.create(
+        vulnerability=vulnerability,
+        direction="in",
+        message=message,
+        at=at,
+        subject=(parsed.subject or "")[:250],
+        text=parsed.text,
+        signature_status=parsed.signature.status,
+        signer_fingerprint=parsed.signature.fingerprint,
+        encrypted=parsed.encrypted,
+        unencrypted_parts=json.dumps(parsed.unencrypted_parts),
+        sender=(sender or "")[:250],
+        offered_key=offered,
+    )
+    attachments.keep(entry, parsed.attachments, at)
+    return entry
+
+
+def _web_reply(message: InboundMessage, raw: bytes, keyring, settings: Settings, at) -> str:
+    """A reply sent from a follow-up page: the web process stored it encrypted to the service
+    key, naming the case whose link sent it. The link proved who wrote it: it joins the case's
+    thread as the reporter's, exactly as their mailed reply would (the same reply-ack)."""
+    root = Vulnerability.get_or_none(Vulnerability.tracking_id == (message.tracking_id or ""))
+    if root is None:
+        raise Unreadable("the case this follow-up reply names no longer exists")
+    parsed = parse(raw, keyring, [], at=at)
+    with write_transaction():
+        entry = _record(root, message, parsed, root.reporter_email, at)
+        reporter = root.reporter_email
+        if reporter and _may_acknowledge(reporter, at):
+            payload = {"correspondence": entry.id, "encrypted": True}
+            deliveries.queue("reply-ack", reporter, at, vulnerability=root, payload=payload)
+        for member in _told_about(root):
+            deliveries.queue(
+                "team-forward",
+                member.email,
+                at,
+                vulnerability=root,
+                user=member,
+                payload={"correspondence": entry.id},
+            )
+        inbound.finish(message, "processed", at)
+    return "reply"
 
 
 def _headers(raw: bytes):
@@ -230,13 +273,23 @@ def _thread(parsed: ParsedMessage, recipients: list[str], settings: Settings):
     return None
 
 
-def _new_vulnerability(parsed: ParsedMessage, settings: Settings, at: datetime) -> Vulnerability:
+def _new_vulnerability(
+    parsed: ParsedMessage, settings: Settings, at: datetime, message: InboundMessage
+) -> Vulnerability:
     dates = embargo.default_dates(at, settings)
+    if message.channel == "web-report":  # the form's fields, as the portal stored them
+        tracking_id = message.tracking_id
+        name = parsed.form_fields.get("name") or parsed.from_name or ""
+        credit = parsed.form_fields.get("credit", "no") == "yes"
+    else:
+        tracking_id = lifecycle.next_tracking_id(settings.tracking_prefix, at.year)
+        name, credit = parsed.from_name or "", True
     return Vulnerability.create(
-        tracking_id=lifecycle.next_tracking_id(settings.tracking_prefix, at.year),
+        tracking_id=tracking_id,
         title=(parsed.subject or "(no subject)")[:250],
         reporter_email=parsed.from_address or "",
-        reporter_name=(parsed.from_name or "")[:250],
+        reporter_name=name[:250],
+        credit_reporter=credit,
         reported_at=at,
         fix_due=dates.fix_due,
         embargo_until=dates.embargo_until,
@@ -252,7 +305,10 @@ def _acknowledge(message, vulnerability, entry, parsed: ParsedMessage, is_new, s
     named exists: no id, no title, not the reporter's key, not even a Reply-To naming the id."""
     sender = parsed.from_address
     payload = {"correspondence": entry.id, "encrypted": parsed.encrypted}
-    if is_new and not _names_a_case(parsed, message.envelope_to.split("\n"), settings):
+    recipients = message.envelope_to.split("\n")
+    # A web report is a new report, whatever its text names.
+    new_report = is_new and not _names_a_case(parsed, recipients, settings)
+    if new_report or message.channel == "web-report":
         deliveries.queue("ack", sender, at, vulnerability=vulnerability, payload=payload)
     elif not is_new and same_address(sender, vulnerability.reporter_email):
         deliveries.queue("reply-ack", sender, at, vulnerability=vulnerability, payload=payload)

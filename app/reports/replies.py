@@ -6,6 +6,8 @@ from app.core.errors import Refused
 from app.models import Correspondence, User, Vulnerability
 from app.outbox import deliveries
 from app.outbox.text import usable_key
+from app.reports import followup
+from app.vulns import cases
 
 
 def reply_to_reporter(
@@ -17,11 +19,14 @@ def reply_to_reporter(
 ) -> Correspondence:
     """A team member's reply (or an operator's: author None, `actor_label` "cli:NAME"): kept
     in the thread and queued to the reporter (encrypted when their key is known; otherwise the
-    reporter gets a signed notice without the text)."""
+    reporter gets a signed notice without the text). A reporter without an address is mailed
+    nothing: the reply is kept for their follow-up page, if the case has a live link."""
     text = text.strip()
     if not text:
         raise Refused("write a reply before sending it")
-    if not vulnerability.reporter_email:
+    # A reporter who gave no address (the web form) reads replies on their follow-up page.
+    mailed = bool(vulnerability.reporter_email)
+    if not mailed and followup.live(cases.case_id(vulnerability)) is None:
         raise Refused(f"{vulnerability.tracking_id} has no reporter address to reply to")
     with write_transaction():
         entry = Correspondence.create(
@@ -34,14 +39,16 @@ def reply_to_reporter(
             signature_status="signed",
             encrypted=usable_key(vulnerability.reporter_key) is not None,
         )
-        delivery = deliveries.queue(
-            "reply",
-            vulnerability.reporter_email,
-            at,
-            vulnerability=vulnerability,
-            payload={"correspondence": entry.id},
-        )
-        Correspondence.update(delivery=delivery).where(Correspondence.id == entry.id).execute()
+        if mailed:
+            delivery = deliveries.queue(
+                "reply",
+                vulnerability.reporter_email,
+                at,
+                vulnerability=vulnerability,
+                payload={"correspondence": entry.id},
+            )
+            Correspondence.update(delivery=delivery).where(Correspondence.id == entry.id).execute()
+            entry.delivery = delivery
         audit.record(
             author,
             "report.reply",

@@ -15,7 +15,7 @@ from app.core import audit, oneline
 from app.core.config import Settings
 from app.core.db import serialise, write_transaction
 from app.core.errors import NotFound, Refused
-from app.models import CveId, User, Vulnerability
+from app.models import CveId, InboundMessage, User, Vulnerability
 from app.outbox import deliveries
 from app.vulns import affected, casemap, cases, embargo
 
@@ -84,6 +84,13 @@ def next_tracking_id(prefix: str, year: int) -> str:
         int(row.tracking_id.removeprefix(stem))
         for row in Vulnerability.select(Vulnerability.tracking_id).where(
             Vulnerability.tracking_id.startswith(stem)
+        )
+        if row.tracking_id.removeprefix(stem).isdigit()
+    ]
+    numbers += [  # given on a web report's answer page, filed by processing later
+        int(row.tracking_id.removeprefix(stem))
+        for row in InboundMessage.select(InboundMessage.tracking_id).where(
+            InboundMessage.channel == "web-report", InboundMessage.tracking_id.startswith(stem)
         )
         if row.tracking_id.removeprefix(stem).isdigit()
     ]

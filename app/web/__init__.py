@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.https,
         PERMANENT_SESSION_LIFETIME=12 * 3600,
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        # A report with its files (app/web/report.py) is the largest request.
+        MAX_CONTENT_LENGTH=max(16 * 1024 * 1024, settings.report_max_bytes + 1024 * 1024),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     if test_config:
@@ -68,10 +69,12 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         auth,
         cases,
         downloads,
+        followup,
         health,
         public,
         registry,
         releases,
+        report,
         rotation,
         subscriptions,
         team,
@@ -82,7 +85,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     auth.init_app(app)
     for blueprint in (
         public.bp,
+        report.bp,
         downloads.bp,
+        followup.bp,
         auth.bp,
         team.bp,
         workspace.bp,

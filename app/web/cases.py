@@ -7,7 +7,16 @@ Each action's section is a template of its own in templates/team/case/, and its 
 
 from datetime import time
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -26,6 +35,7 @@ from app.core.errors import ForewarnError, NotFound, Refused
 from app.disclosure import embargo_change
 from app.models import Vulnerability
 from app.registry import alerts
+from app.reports import followup, followup_view
 from app.vulns import casemap, cases, cve_services, cves, duplicates, embargo, lifecycle
 from app.web import team, workspace
 from app.web.auth import roles_required
@@ -445,4 +455,63 @@ def assign_cves(tracking_id: str):
     )
     if done.low:
         flash(f"Admins: {done.warning}.", "error")
+    return back
+
+
+# -- the reporter's follow-up link: revoke, reissue -------------------------------------------
+
+
+class FollowUpForm(FlaskForm):
+    pass
+
+
+def _follow_up_helpers():
+    return {
+        "follow_up_form": FollowUpForm(formdata=None, prefix="followup"),
+        "follow_up_live": followup.live,
+    }
+
+
+bp.context_processor(_follow_up_helpers)
+
+
+@bp.route("/<tracking_id>/follow-up", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def follow_up(tracking_id: str):
+    """Revoke the case's follow-up link, or reissue it (the reporter is mailed the new one)."""
+    visited = _member_or_404(tracking_id)
+    back = redirect(url_for("cases.case", tracking_id=tracking_id))
+    form = FollowUpForm(prefix="followup")
+    if not form.validate_on_submit():
+        flash("The follow-up link was not changed: the form expired; try again.", "error")
+        return back
+    actor = lifecycle.Actor.of(current_user.user)
+    settings = current_app.extensions["forewarn.settings"]
+    root = cases.root(visited)
+    try:
+        if request.form.get("action") == "revoke":
+            followup_view.revoke(visited, actor, clock.now())
+            flash(
+                f"The follow-up link of {root.tracking_id} no longer works. Reissue one to give "
+                "the reporter a way back in.",
+                "success",
+            )
+            return back
+        _link, told = followup_view.reissue(visited, actor, clock.now(), settings)
+    except Refused as exc:
+        flash(f"The follow-up link was not changed: {exc}", "error")
+        return back
+    send_soon()
+    if told:
+        flash(
+            f"A new follow-up link for {root.tracking_id} is being mailed to the reporter; "
+            "the old one no longer works.",
+            "success",
+        )
+    else:
+        flash(
+            f"A new follow-up link for {root.tracking_id} was made, but the reporter gave no "
+            "address: they cannot be told it. The old one no longer works.",
+            "success",
+        )
     return back

@@ -2,11 +2,14 @@
 Atom feed) and /.well-known/ (security.txt, the Web Key Directory).
 
 Vulnerabilities reach these pages only as app.disclosure.redaction's public views, never as rows.
+The service key's certificate and the signed security.txt are what the workers published
+(app.servicekey.public): the web never holds the secret key, nor opens a GnuPG home for it.
 """
 
 import functools
 import gzip
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -35,11 +38,12 @@ from app.core.errors import Refused
 from app.disclosure import feeds, redaction, wellknown
 from app.disclosure.redaction import Placeholder, Published
 from app.models import PUBLIC_STATES, CveId, Vulnerability
+from app.servicekey import public
 from app.vulns import affected
-from app.workers import runtime
 from keys import packets
 
 bp = Blueprint("public", __name__)
+log = logging.getLogger("forewarn.web")
 
 LIST_DESCRIPTION_CHARS = 400
 _ID = re.compile(r"^[A-Z][A-Z0-9]*-(\d{4})-(\d+)$")  # CVE-2026-1234 or SEC-2026-0001
@@ -49,8 +53,12 @@ _RENDERED_PAGES = 256  # anonymous pages kept rendered
 
 @bp.route("/")
 def index():
+    """The page for reporters: how to report, by encrypted mail or through the form."""
     settings = current_app.extensions["forewarn.settings"]
-    return render_template("index.html", security_address=settings.security_address)
+    fingerprint = public.fingerprint(settings)  # None before `forewarn init`
+    return render_template(
+        "index.html", security_address=settings.security_address, fingerprint=fingerprint
+    )
 
 
 @bp.route("/key.asc")
@@ -63,12 +71,36 @@ def service_key():
     )
 
 
+def service_certificate() -> str:
+    """The service key's public part (ASCII armor), as the workers published it: what the
+    report form and the follow-up page encrypt reporters' submissions to (503 until it is)."""
+    return _published()[0].certificate
+
+
+def _published() -> tuple[public.Published, bytes]:
+    """What the workers published (and the certificate unarmored, for the WKD); 503 while
+    nothing is. Read again only when the files change: a rotation, a renewal, a new day's
+    security.txt reach the next request."""
+    settings = current_app.extensions["forewarn.settings"]
+    cache = current_app.extensions.setdefault("forewarn.published_key", {})
+    seen = public.version(settings)
+    with _lock:
+        known = cache.get("published")
+    if known is None or seen is None or known[0] != seen:
+        try:
+            found = public.required(settings)
+        except public.NotPublished as exc:
+            log.error("%s", exc)
+            abort(503)
+        known = (seen, found, packets.dearmor(found.certificate.encode("ascii")))
+        with _lock:
+            cache["published"] = known
+    return known[1], known[2]
+
+
 def _service_key() -> dict:
-    cache = current_app.extensions.setdefault("forewarn.key_cache", {})
-    if "armored" not in cache:
-        keyring = runtime.service_keyring(current_app.extensions["forewarn.settings"])
-        cache["armored"] = keyring.export_public()
-    return cache
+    published, binary = _published()
+    return {"armored": published.certificate, "binary": binary}
 
 
 # -- vulnerabilities -------------------------------------------------------------------------
@@ -320,17 +352,12 @@ def _first_served(etag: str) -> datetime:
 
 @bp.route("/.well-known/security.txt")
 def security_txt():
-    """RFC 9116, clear-signed by the service key; Expires moves forward every day."""
-    settings = current_app.extensions["forewarn.settings"]
-    at = clock.now()
-    keyring = runtime.service_keyring(settings)
-    text = wellknown.security_txt(settings, at, url_for("registry.policy"))
-    cache = current_app.extensions.setdefault("forewarn.security_txt", {})
-    key = (text, keyring.fingerprint())
-    if key not in cache:
-        cache.clear()  # only today's is needed
-        cache[key] = keyring.clearsign(text)
-    return _conditional(cache[key], "text/plain; charset=utf-8", "public, max-age=3600")
+    """RFC 9116, clear-signed by the service key: as a worker signed it (again every day, so
+    that Expires moves forward), never signed here."""
+    published, _ = _published()
+    if published.security_txt is None:
+        abort(503)  # the key could not sign (health says why); never an unsigned one
+    return _conditional(published.security_txt, "text/plain; charset=utf-8", "public, max-age=3600")
 
 
 @bp.route("/.well-known/openpgpkey/hu/<name>")
@@ -341,11 +368,8 @@ def wkd_key(name: str, domain: str | None = None):
     hashed, own_domain = wellknown.wkd_names(current_app.extensions["forewarn.settings"])
     if name != hashed or (domain is not None and domain.lower() != own_domain):
         abort(404)
-    cache = _service_key()
-    if "binary" not in cache:
-        cache["binary"] = packets.dearmor(cache["armored"].encode("ascii"))
     return Response(
-        cache["binary"],
+        _service_key()["binary"],
         mimetype="application/octet-stream",
         headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=3600"},
     )

@@ -90,6 +90,17 @@ def exhausted(connection: redis.Redis | None, limit: Limit, key: str) -> bool:
     return count is not None and int(count) >= limit.attempts
 
 
+def retry_after(connection: redis.Redis | None, limit: Limit, key: str) -> int:
+    """Seconds until the current window of key ends (and with it, the refusals)."""
+    if connection is None:
+        return 0
+    try:
+        left = connection.ttl(_key(limit.name, key))
+    except redis.RedisError:
+        return limit.window_seconds
+    return int(left) if left and left > 0 else limit.window_seconds
+
+
 # Takes back one counted attempt, only while its window lasts (a DECR after the key expired
 # would leave a negative count without an expiry).
 _REFUND = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end"

@@ -24,7 +24,7 @@ from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import lift
 from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
-from app.reports import attachments, replies
+from app.reports import attachments, followup, replies
 from app.vulns import cases, lifecycle, views
 from app.web import timeline, workspace
 from app.web.auth import roles_required
@@ -132,10 +132,23 @@ def reply(tracking_id: str):
         flash(f"Your reply was not sent: {exc}.", "error")
         return _vulnerability_page(v, form, status=400)
     send_soon()
-    if entry.encrypted:
+    if entry.delivery_id is None:
+        flash(
+            "Reply kept: the reporter gave no email address, so nothing is mailed; they read "
+            "it on their follow-up page.",
+            "success",
+        )
+    elif entry.encrypted:
         flash(
             f"Reply queued to {v.reporter_email}, encrypted to their key "
             f"{v.reporter_key.fingerprint}. Its delivery state shows beside it in the thread.",
+            "success",
+        )
+    elif followup.live(cases.case_id(v)) is not None:
+        flash(
+            f"Reply queued to {v.reporter_email}: they have no usable key on file, so they get "
+            "a signed notice (your text is not sent unencrypted) pointing to their follow-up "
+            "page, where they read your reply and can answer it.",
             "success",
         )
     else:

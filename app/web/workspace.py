@@ -1,9 +1,7 @@
 """Working a vulnerability: its fields, state, dates and assignee, each a form of its own that
 ends with a message saying what happened and what comes next."""
 
-from io import BytesIO
-
-from flask import Blueprint, abort, current_app, flash, redirect, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
@@ -17,6 +15,7 @@ from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
 from app.reports import attachments, reporter_keys
 from app.vulns import casemap, cases, cve_services, cves, embargo, lifecycle, split
+from app.web import files
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 from app.workers import scheduling
@@ -378,19 +377,7 @@ def attachment(tracking_id: str, file_id: int):
     found = attachments.by_id(v, file_id)
     if found is None or found.content is None:
         abort(404)
-    response = send_file(
-        BytesIO(bytes(found.content)),
-        mimetype=attachments.download_type(found),
-        as_attachment=True,
-        download_name=found.name,
-        conditional=False,
-        etag=False,
-        max_age=0,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "no-store, private"
-    return response
+    return files.download(found)
 
 
 @bp.route("/<tracking_id>/reporter-key", methods=["POST"])

@@ -1,10 +1,17 @@
 """Is the service well, and how much work is waiting: the numbers behind /healthz and /metrics.
 
-No Flask here: the web blueprint (app/web/health.py) passes the database, Redis, the keyring and
-the instant in, and turns the results into responses.
+No Flask here: the web blueprint (app/web/health.py) passes the database, Redis, what is
+published of the service key and the instant in, and turns the results into responses.
+
+The web never holds the service's secret key. It judges the key from what the workers publish
+(app/servicekey/public.py) and from what they report: every REPORT_EVERY_SECONDS a worker
+checks the secret key itself (check_keyring) and leaves the result in Redis for
+REPORT_TTL_SECONDS (report_service_key).
 """
 
+import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +22,7 @@ import redis
 from app.core import timefmt
 from app.disclosure import lift
 from app.models import Delivery, InboundMessage, Publication, Vulnerability
+from app.servicekey import public
 from app.workers import queue
 from keys.servicekey import expiry_of
 
@@ -23,8 +31,15 @@ log = logging.getLogger("forewarn.health")
 # The reconciler passes every minute: work due longer than this is stuck, not just waiting.
 MAX_QUEUE_LAG = timedelta(minutes=15)
 KEY_EXPIRY_WARNING = timedelta(days=30)
+# A worker's check of the secret key, left in Redis for the web (which cannot make it).
+SERVICE_KEY_REPORT = "forewarn:health:service-key"
+REPORT_EVERY_SECONDS = 900
+REPORT_TTL_SECONDS = 3600
+_last_report: dict[str, float] = {}
 LIFT_LAG_SAMPLE = 50  # lift lag is measured over the last this many publications
 LIFT_LAG_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 21600, 86400)
+# Submissions of the report form that filled its hidden field (bots): counted, never stored.
+REPORT_TRAPPED = "forewarn:counter:report-trapped"
 
 
 @dataclass(frozen=True)
@@ -54,14 +69,17 @@ def check_redis(connection: redis.Redis) -> Check:
 
 
 def check_keyring(keyring, at: datetime) -> Check:
-    """The service key is there, readable, and neither it nor a subkey has expired (judged
-    here, not by gpg's clock): an expired key cannot sign, nor can anyone encrypt to it."""
+    """A worker's check of the secret key (the web cannot make it): the service key is there,
+    readable, and neither it nor a subkey has expired (judged here, not by gpg's clock): an
+    expired key cannot sign, nor can anyone encrypt to it."""
     try:
         listing = keyring.describe()
     except Exception as exc:  # no key, an unreadable home, gpg missing: all mean "not usable"
         return Check("keyring", False, f"service key not readable ({type(exc).__name__})")
-    fingerprint = listing.get("fingerprint", "?")
-    ends = expiry_of(listing)
+    return _expiry_check(listing.get("fingerprint", "?"), expiry_of(listing), at)
+
+
+def _expiry_check(fingerprint: str, ends: datetime | None, at: datetime) -> Check:
     if ends is None:
         return Check("keyring", True, f"{fingerprint}, no expiry")
     if ends <= at:
@@ -73,6 +91,76 @@ def check_keyring(keyring, at: datetime) -> Check:
     if ends - at < KEY_EXPIRY_WARNING:
         return Check("keyring", True, f"{fingerprint} expires soon: {timefmt.day(ends)}")
     return Check("keyring", True, f"{fingerprint} until {timefmt.day(ends)}")
+
+
+def report_service_key(connection: redis.Redis, keyring, at: datetime) -> Check:
+    """A worker's check of the secret key (check_keyring), left in Redis for the web."""
+    check = check_keyring(keyring, at)
+    try:
+        fingerprint = keyring.fingerprint()
+    except Exception:  # noqa: BLE001  (check_keyring has said what is wrong)
+        fingerprint = None
+    report = {"ok": check.ok, "detail": check.detail, "fingerprint": fingerprint}
+    connection.set(
+        SERVICE_KEY_REPORT, json.dumps({**report, "at": at.isoformat()}), ex=REPORT_TTL_SECONDS
+    )
+    return check
+
+
+def report_tick(at: datetime, settings, connection: redis.Redis, open_keyring) -> bool:
+    """The reconciler's call: report_service_key() every REPORT_EVERY_SECONDS in this process
+    (per instance: the tests run several in one process)."""
+    instance = str(settings.instance)
+    last = _last_report.get(instance)
+    if last is not None and time.monotonic() - last < REPORT_EVERY_SECONDS:
+        return False
+    _last_report[instance] = time.monotonic()
+    report_service_key(connection, open_keyring(), at)
+    return True
+
+
+def reported_service_key(connection: redis.Redis) -> dict | None:
+    """The last worker's report on the secret key, while it holds (None: none, or Redis is
+    down, which check_redis reports)."""
+    try:
+        raw = connection.get(SERVICE_KEY_REPORT)
+    except (redis.RedisError, OSError):
+        return None
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def check_service_key(
+    published: public.Published | None, reported: dict | None, at: datetime
+) -> Check:
+    """The web's check of the service key, from what the workers published and reported: it
+    is published, the workers hold the key published, they found it usable, neither the key
+    nor the published security.txt has expired."""
+    if published is None:
+        return Check("keyring", False, "no service key published: run `forewarn init`")
+    fingerprint = published.fingerprint
+    if reported is not None and not reported.get("ok"):
+        return Check("keyring", False, f"a worker says: {reported.get('detail', '?')}")
+    if reported is not None and reported.get("fingerprint") not in (None, fingerprint):
+        return Check(
+            "keyring",
+            False,
+            f"the web publishes {fingerprint} but the workers hold {reported['fingerprint']}: "
+            "run `forewarn init` where the key is (or copy its public/ folder here)",
+        )
+    check = _expiry_check(fingerprint, published.key_expires, at)
+    if not check.ok:
+        return check
+    if published.security_txt_expires is None or published.security_txt_expires <= at:
+        return Check(
+            "keyring",
+            False,
+            f"{fingerprint}: security.txt is not signed (or has expired); the workers sign it "
+            "every day: check that they run and that the key can sign",
+        )
+    return check
 
 
 def oldest_due_delivery(at: datetime) -> timedelta | None:
@@ -115,8 +203,13 @@ def check_queue_lag(at: datetime, limit: timedelta = MAX_QUEUE_LAG) -> Check:
     return Check("queue", True, "ok")
 
 
-def checks(database, connection: redis.Redis, keyring, at: datetime) -> list[Check]:
-    found = [check_database(database), check_redis(connection), check_keyring(keyring, at)]
+def checks(
+    database, connection: redis.Redis, published: public.Published | None, at: datetime
+) -> list[Check]:
+    """What /healthz checks; `published`: app.servicekey.public.read() (the web holds no
+    keyring)."""
+    service_key = check_service_key(published, reported_service_key(connection), at)
+    found = [check_database(database), check_redis(connection), service_key]
     if found[0].ok:
         found.append(check_queue_lag(at))
     else:
@@ -210,6 +303,7 @@ def metrics(connection: redis.Redis, at: datetime) -> str:
             )
             for work in queue.worker_queues(connection)
         ]
+        trapped = int(connection.get(REPORT_TRAPPED) or 0)
         redis_up = 1
     except (redis.RedisError, OSError) as exc:
         log.warning("metrics: Redis unavailable (%s)", type(exc).__name__)
@@ -233,6 +327,12 @@ def metrics(connection: redis.Redis, at: datetime) -> str:
             "gauge",
             "Jobs in RQ's failed registry.",
             [(q, failed) for q, _, _, failed in counts],
+        )
+        out.family(
+            "forewarn_report_form_trapped_total",
+            "counter",
+            "Report form submissions that filled the hidden field (bots); nothing was stored.",
+            [({}, trapped)],
         )
 
     deliveries = _counts(Delivery, Delivery.state, Delivery.kind)

@@ -12,9 +12,9 @@ from app.outbox import sending
 from app.privacy import retention
 from app.registry import renewal
 from app.reports import inbound
-from app.servicekey import expiry
+from app.servicekey import expiry, public
 from app.vulns import reminders
-from app.workers import queue, runtime, scheduling
+from app.workers import health, queue, runtime, scheduling
 
 log = logging.getLogger("forewarn.reconcile")
 
@@ -73,13 +73,18 @@ def _pause(at: datetime) -> float:
     return min(PERIOD_SECONDS, max(1.0, (ends - at).total_seconds() + 0.5))
 
 
-def _keys_and_data(at: datetime, settings: Settings) -> None:
-    """The service key's expiry warnings (hourly) and retention (daily): each throttles itself,
-    and a failure of one never stops the pass."""
-    ticks = (
-        partial(expiry.tick, open_keyring=partial(runtime.service_keyring, settings)),
+def _keys_and_data(at: datetime, settings: Settings, connection: redis.Redis | None = None) -> None:
+    """The service key's expiry warnings (hourly), its public side published for the web
+    (when stale), its health reported for the web (every 15 minutes), and retention (daily):
+    each throttles itself, and a failure of one never stops the pass."""
+    open_keyring = partial(runtime.service_keyring, settings)
+    ticks = [
+        partial(expiry.tick, open_keyring=open_keyring),
+        partial(public.tick, open_keyring=open_keyring),
         retention.tick,
-    )
+    ]
+    if connection is not None:
+        ticks.append(partial(health.report_tick, connection=connection, open_keyring=open_keyring))
     for tick in ticks:
         try:
             tick(at, settings)
@@ -98,7 +103,7 @@ def run_forever(
             with database.connection_context():
                 reminders.queue_due(now())
                 renewal.queue_due(now())
-                _keys_and_data(now(), settings)
+                _keys_and_data(now(), settings, connection)
                 count = run(connection, now())
                 pause = _pause(now())
             if count:

@@ -1,18 +1,24 @@
 """What every process opens from its Settings: the database, the service keyring, Redis.
 
-`initialise` is `forewarn init`: instance folder, schema, GnuPG home and service key.
+`initialise` is `forewarn init`: instance folder, schema, GnuPG home and service key, and the
+key's public side published for the web (app/servicekey/public.py). The web opens no keyring.
 """
 
 import functools
+import logging
 from dataclasses import dataclass
 
 import peewee
 
-from app.core import db
+from app.core import clock, db
 from app.core.config import Settings
 from app.core.errors import OperatorError
 from app.core.instance import ensure_instance, secret_key
+from app.servicekey import public
+from keys.errors import KeysError
 from keys.keyring import ServiceKeyring
+
+log = logging.getLogger("forewarn.service_key")
 
 
 def open_db(settings: Settings) -> peewee.Database:
@@ -78,4 +84,16 @@ def initialise(settings: Settings, generate_key: bool = True) -> Initialised:
     if fingerprint is None and generate_key:
         fingerprint = keyring.generate(settings.security_address)
         generated = True
+    if fingerprint is not None:
+        publish(keyring, settings)
     return Initialised(applied, fingerprint or "", generated)
+
+
+def publish(keyring: ServiceKeyring, settings: Settings) -> None:
+    """Publish the service key's public side for the web now (after init, an import, a
+    renewal). A key that cannot sign (expired) still has its certificate published; the
+    reason is logged, and /healthz says it too."""
+    try:
+        public.publish(keyring, settings, clock.now())
+    except KeysError as exc:
+        log.warning("security.txt is not signed again: %s", exc)

@@ -17,6 +17,7 @@ from app.core.config import Settings, child_environment
 from app.core.errors import OperatorError
 from app.models import User
 from app.reports import inbound
+from app.servicekey import public
 from app.workers import queue, reconcile, runtime
 from app.workers.listening import ensure_free
 from app.workers.redis_server import ManagedRedis
@@ -27,15 +28,15 @@ log = logging.getLogger("forewarn.up")
 
 
 def intake(settings: Settings) -> None:
-    """The SMTP intake: commit each message, then queue its processing."""
+    """The SMTP intake: commit each message, then queue its processing. Like the web, it
+    opens no keyring: only the workers decrypt and sign."""
     database = runtime.open_current_db(settings)
     listen = settings.intake_listen
     ensure_free(listen, "FOREWARN_INTAKE_LISTEN")
     url = runtime.redis_url(settings)
     connection = queue.connect(url)
-    keyring = runtime.service_keyring(settings)
-    fingerprint = keyring.fingerprint() or "(none yet)"
-    keyring.stop_agent()
+    # The published fingerprint: the intake stores bytes and never holds the secret key.
+    fingerprint = public.fingerprint(settings) or "(none yet)"
 
     committer = GroupCommitter(
         inbound.committer(database, clock.now),

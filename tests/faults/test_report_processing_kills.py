@@ -316,7 +316,8 @@ def test_two_workers_filing_new_reports_at_once_get_distinct_tracking_ids(
         )
         try:
             with db.connection_context(), write_transaction():
-                reports._new_vulnerability(parsed, settings, at)
+                mailed = SimpleNamespace(channel="mail", tracking_id=None)
+                reports._new_vulnerability(parsed, settings, at, mailed)
         except Exception as exc:  # the worker's job would fail here
             errors.append(exc)
 
