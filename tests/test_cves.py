@@ -10,7 +10,7 @@ import pytest
 
 from app.core.errors import NotFound, OperatorError, Refused
 from app.models import AuditEvent, CveId, Vulnerability
-from app.vulns import cve_services, cves
+from app.vulns import cve_records, cve_services, cves
 from tests.conftest import ROOT
 from tests.cve_services_standin import CveServicesStandIn
 
@@ -254,7 +254,7 @@ def test_retiring_an_assigned_id_unlinks_it_and_it_is_never_given_again(db, cloc
     vuln = make_vuln("SEC-2026-0001", clock.at)
     cves.allocate(vuln, None, "test", clock.at)
 
-    retired = cves.retire("CVE-2026-1000", "  reported twice  ", None, "admin@x", clock.at)
+    retired = cve_records.retire("CVE-2026-1000", "  reported twice  ", None, "admin@x", clock.at)
 
     assert (retired.state, retired.reason) == ("rejected", "reported twice")
     assert Vulnerability.get_by_id(vuln.id).cve is None
@@ -268,7 +268,7 @@ def test_retiring_an_assigned_id_unlinks_it_and_it_is_never_given_again(db, cloc
 
 def test_retiring_an_unused_id_takes_it_out_of_the_pool(db, clock):
     cves.import_block("CVE-2026-1000..CVE-2026-1001", None, "test", clock.at)
-    cves.retire("CVE-2026-1000", "typo in the block", None, "admin@x", clock.at)
+    cve_records.retire("CVE-2026-1000", "typo in the block", None, "admin@x", clock.at)
     assert cves.remaining() == 1
     given = cves.allocate(make_vuln("SEC-2026-0001", clock.at), None, "test", clock.at)
     assert given.cve.cve_id == "CVE-2026-1001"
@@ -288,14 +288,14 @@ def test_retiring_is_refused_for_published_and_rejected_ids_and_without_reason(
     cves.import_block("CVE-2026-1000", None, "test", clock.at)
     CveId.update(state=state).execute()
     with pytest.raises(raises, match=says):
-        cves.retire("CVE-2026-1000", reason, None, "admin@x", clock.at)
+        cve_records.retire("CVE-2026-1000", reason, None, "admin@x", clock.at)
     assert state_of("CVE-2026-1000") == state
     assert events("cve.retire") == []
 
 
 def test_retiring_an_unknown_id_is_not_found(db, clock):
     with pytest.raises(NotFound, match="CVE-2026-4242 is not one of our CVE ids"):
-        cves.retire("CVE-2026-4242", "why", None, "admin@x", clock.at)
+        cve_records.retire("CVE-2026-4242", "why", None, "admin@x", clock.at)
 
 
 # -- concurrency: several processes allocating from one database --------------------------------
@@ -303,7 +303,7 @@ def test_retiring_an_unknown_id_is_not_found(db, clock):
 ALLOCATOR = """
 import json, sys
 from app.core import clock, db
-from app.vulns import cves
+from app.vulns import cve_records, cves
 from app.models import Vulnerability
 
 db.open_database(sys.argv[1]).connect()
@@ -486,7 +486,7 @@ def test_retire_in_services_mode_rejects_the_id_at_the_service(db, clock, standi
     vuln = make_vuln("SEC-2026-0001", clock.at)
     cve_id = cves.allocate(vuln, None, "t", clock.at, services).cve.cve_id
 
-    retired = cves.retire(
+    retired = cve_records.retire(
         cve_id, "not a vulnerability after all", None, "admin@x", clock.at, services
     )
 
@@ -502,7 +502,7 @@ def test_publish_record_at_the_service_marks_the_id_published(db, clock, standin
     cve_id = cves.allocate(vuln, None, "t", clock.at, services).cve.cve_id
     record = cna_container(standin.org_uuid)
 
-    answer = cves.publish_record(cve_id, record, services, clock.at)
+    answer = cve_records.publish_record(cve_id, record, services, clock.at)
 
     assert answer["created"]["cveMetadata"]["state"] == "PUBLISHED"
     assert standin.ids[cve_id]["state"] == "PUBLISHED"
@@ -513,11 +513,11 @@ def test_publish_record_at_the_service_marks_the_id_published(db, clock, standin
     assert [e["target"] for e in events("cve.publish")] == [cve_id]
     # Published ids cannot be retired.
     with pytest.raises(Refused, match="is published"):
-        cves.retire(cve_id, "oops", None, "admin@x", clock.at, services)
+        cve_records.retire(cve_id, "oops", None, "admin@x", clock.at, services)
 
     # A repeated lift (after a crash) updates the record instead of failing.
     record["descriptions"][0]["value"] = "A buffer overflow in the BLE stack (updated)."
-    again = cves.publish_record(cve_id, record, services, clock.at)
+    again = cve_records.publish_record(cve_id, record, services, clock.at)
     assert again["updated"]["containers"]["cna"]["descriptions"] == record["descriptions"]
 
 
@@ -527,7 +527,7 @@ def test_publish_without_provider_metadata_asks_the_service_for_the_org_id(
     cve_id = cves.allocate(make_vuln("SEC-2026-0001", clock.at), None, "t", clock.at, services)
     record = cna_container(standin.org_uuid)
     del record["providerMetadata"]
-    cves.publish_record(cve_id.cve.cve_id, record, services, clock.at)
+    cve_records.publish_record(cve_id.cve.cve_id, record, services, clock.at)
     assert standin.records[cve_id.cve.cve_id]["containers"]["cna"]["providerMetadata"] == {
         "orgId": standin.org_uuid
     }
@@ -538,7 +538,7 @@ def test_an_invalid_record_is_refused_before_reaching_the_service(db, clock, sta
     record = cna_container(standin.org_uuid)
     del record["references"]
     with pytest.raises(Refused, match="'references' is a required property"):
-        cves.publish_record(cve_id.cve.cve_id, record, services, clock.at)
+        cve_records.publish_record(cve_id.cve.cve_id, record, services, clock.at)
     assert not any(path.startswith("/api/cve/") for _, path in standin.requests)
     assert state_of(cve_id.cve.cve_id) == "assigned"
 

@@ -10,7 +10,7 @@ import pytest
 from app.accounts import team
 from app.core.errors import OperatorError
 from app.models import AuditEvent, CveId, Vulnerability
-from app.vulns import cve_services, cves
+from app.vulns import cve_records, cve_services, cves
 from tests.conftest import PASSWORD, csrf_token
 
 LOW = "CVE ids left: import a block before they run out."
@@ -317,7 +317,9 @@ def test_the_table_links_assigned_ids_to_their_vulnerability_with_a_utc_time(adm
 
 def test_html_in_a_reason_is_escaped(admin, clock):
     cves.import_block("CVE-2026-1000", None, "test", clock.at)
-    cves.retire("CVE-2026-1000", "<script>alert(1)</script> & <b>bold</b>", None, "t", clock.at)
+    cve_records.retire(
+        "CVE-2026-1000", "<script>alert(1)</script> & <b>bold</b>", None, "t", clock.at
+    )
 
     html = page(admin)
 

@@ -63,12 +63,14 @@ def cve_assign(vuln_id: str, whole_case: bool) -> None:
 @click.argument("cve_id")
 @click.option("--reason", required=True, help="why it is retired (kept with the id)")
 def cve_retire(cve_id: str, reason: str) -> None:
-    from app.vulns import cve_services, cves
+    from app.vulns import cve_records, cve_services
 
     settings = context.settings()
     services = cve_services.ServicesConfig.from_environ()
     runtime.open_current_db(settings)
-    row = cves.retire(cve_id, reason, None, f"cli:{context.operator()}", clock.now(), services)
+    row = cve_records.retire(
+        cve_id, reason, None, f"cli:{context.operator()}", clock.now(), services
+    )
     click.echo(f"{row.cve_id} rejected: {row.reason}")
 
 
@@ -77,10 +79,10 @@ def cve_retire(cve_id: str, reason: str) -> None:
 def cve_list(as_json: bool) -> None:
     import json
 
-    from app.vulns import cves
+    from app.vulns import cve_records
 
     runtime.open_current_db(context.settings())
-    rows = cves.inventory()
+    rows = cve_records.inventory()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -26,7 +26,7 @@ from app.core.errors import ForewarnError
 from app.disclosure import announcements
 from app.models import Publication, Vulnerability
 from app.outbox import deliveries
-from app.vulns import cases, cve_services, cves
+from app.vulns import cases, cve_records, cve_services
 
 log = logging.getLogger("forewarn.lift")
 
@@ -311,7 +311,7 @@ def _publish_cve_record(v: Vulnerability, at: datetime, settings: Settings, serv
     if v.cve_id is None:
         return "skipped: no CVE id"
     record = exports.document("cve", v, at, settings)
-    cves.publish_record(v.cve.cve_id, record, services, at, by_label="lift")
+    cve_records.publish_record(v.cve.cve_id, record, services, at, by_label="lift")
     return "done"
 
 

@@ -6,20 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-import peewee
-import requests
-from cvelib.cve_api import CveRecordValidationError
-
 from app.core import audit
 from app.core.db import write_transaction
-from app.core.errors import NotFound, OperatorError, Refused
+from app.core.errors import OperatorError, Refused
 from app.models import CveId, User, Vulnerability, database
 from app.vulns import casemap, cases, cve_services
 
 MAX_BLOCK = 10_000
 LOW_WATER = 10  # fewer ids than this left after an allocation: warn the admins
 SERVICES = "cve-services"  # CveId.source of ids reserved from CVE Services
-RETIRABLE = ("available", "assigned")
 _ID = re.compile(r"CVE-(\d{4})-(\d{4}|[1-9]\d{4,18})")
 _IMPORT_HINT = "`forewarn cve import-block CVE-YYYY-FIRST..CVE-YYYY-LAST`"
 
@@ -457,132 +452,3 @@ def _assign_case_once(vulnerability, by, by_label, at, source, quota_left) -> Ca
             actor_label="system",
         )
     return result
-
-
-# -- retiring and publishing ---------------------------------------------------------------
-
-
-def retire(
-    cve_id: str,
-    reason: str,
-    by: User | None,
-    by_label: str,
-    at: datetime,
-    services: cve_services.ServicesConfig | None = None,
-) -> CveId:
-    """An unused or assigned-but-unpublished id becomes rejected (unlinked from its
-    vulnerability); one reserved at CVE Services is moved to REJECTED there first."""
-    reason = " ".join(reason.split())
-    if not reason:
-        raise Refused("say why the id is retired (--reason)")
-    year, number = parse_id(cve_id)
-    row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
-    if row is None:
-        raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
-    _refuse_retire(row)
-    if services is not None and row.source == SERVICES:
-        with cve_services.session(services, f"reject {row.cve_id}") as api:
-            api.move_to_rejected(row.cve_id)
-    with write_transaction():
-        row = CveId.get_by_id(row.id)
-        _refuse_retire(row)
-        holder = Vulnerability.get_or_none(Vulnerability.cve == row.id)
-        if holder is not None:
-            Vulnerability.update(cve=None, updated_at=at).where(
-                Vulnerability.id == holder.id
-            ).execute()
-        CveId.update(state="rejected", reason=reason).where(CveId.id == row.id).execute()
-        audit.record(
-            by,
-            "cve.retire",
-            at,
-            target=row.cve_id,
-            details={
-                "reason": reason,
-                "source": row.source,
-                "before": {
-                    "state": row.state,
-                    "vulnerability": holder.tracking_id if holder else None,
-                },
-                "after": {"state": "rejected", "vulnerability": None},
-            },
-            actor_label=by_label,
-        )
-    return CveId.get_by_id(row.id)
-
-
-def _refuse_retire(row: CveId) -> None:
-    if row.state == "published":
-        raise Refused(
-            f"{row.cve_id} is published; a published record is rejected by updating it at "
-            "CVE Services, not by retiring the id"
-        )
-    if row.state not in RETIRABLE:
-        raise Refused(f"{row.cve_id} is already {row.state}")
-
-
-def publish_record(
-    cve_id: str,
-    record: dict,
-    services: cve_services.ServicesConfig,
-    at: datetime,
-    by: User | None = None,
-    by_label: str = "system",
-) -> dict:
-    """Publish (or, when it exists, update) the CVE record at CVE Services; the id becomes
-    published here too. Returns the service's answer. Safe to repeat after a crash."""
-    year, number = parse_id(cve_id)
-    row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
-    if row is None:
-        raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
-    if row.state not in ("assigned", "published"):
-        raise Refused(f"{row.cve_id} is {row.state}; only an assigned id can be published")
-    try:
-        with cve_services.session(services, f"publish {row.cve_id}") as api:
-            try:
-                answer = api.publish(row.cve_id, record)
-            except requests.HTTPError as exc:
-                if (
-                    exc.response.status_code != 403
-                    or cve_services.error_of(exc) != "CVE_RECORD_EXISTS"
-                ):
-                    raise
-                answer = api.update_published(row.cve_id, record)
-    except CveRecordValidationError as exc:
-        first = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
-        raise Refused(f"the record for {row.cve_id} is not valid CVE JSON 5: {first}") from None
-    with write_transaction():
-        CveId.update(state="published").where(CveId.id == row.id).execute()
-        audit.record(
-            by,
-            "cve.publish",
-            at,
-            target=row.cve_id,
-            details={"before": {"state": row.state}, "after": {"state": "published"}},
-            actor_label=by_label,
-        )
-    return answer
-
-
-# -- listing -------------------------------------------------------------------------------
-
-
-def inventory() -> list[dict]:
-    """Every id we hold, lowest first, with its state and its vulnerability's tracking id."""
-    query = (
-        CveId.select(CveId, Vulnerability.tracking_id)
-        .join(Vulnerability, on=(Vulnerability.cve == CveId.id), join_type=peewee.JOIN.LEFT_OUTER)
-        .order_by(CveId.year, CveId.number)
-        .objects()
-    )
-    return [
-        {
-            "cve_id": row.cve_id,
-            "state": row.state,
-            "source": row.source,
-            "vulnerability": row.tracking_id,
-            "assigned_at": row.assigned_at.isoformat() if row.assigned_at else None,
-            "reason": row.reason,
-        }
-        for row in query
-    ]

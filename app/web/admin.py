@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from app.core import audit, clock, timefmt
 from app.core.errors import ForewarnError
 from app.models import CveId, Vulnerability
-from app.vulns import cve_services, cves
+from app.vulns import cve_records, cve_services, cves
 from app.web.auth import roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -172,7 +172,7 @@ def cve_ids():
         quota = cve_services.quota(services)
     except ForewarnError as exc:  # a bad setting or an unreachable service: say so, go on
         services_error = str(exc)
-    rows = cves.inventory()
+    rows = cve_records.inventory()
     counts = {state: 0 for state in ("available", "assigned", "published", "rejected")}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -230,7 +230,7 @@ def cve_retire():
     try:
         services = cve_services.ServicesConfig.from_environ()
         holder = _holder(form.cve_id.data)
-        row = cves.retire(
+        row = cve_records.retire(
             form.cve_id.data,
             form.reason.data,
             current_user.user,

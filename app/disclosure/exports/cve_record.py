@@ -1,8 +1,8 @@
 """The CVE JSON 5.1 record of a published vulnerability, built from its public view alone.
 
 The whole record (`dataType`, `cveMetadata`, `containers.cna`) is what `forewarn export cve`
-prints and /vulnerabilities/<id>/cve.json serves; app.vulns.cves.publish_record takes it as it is
-(cvelib sends its `containers.cna` to CVE Services).
+prints and /vulnerabilities/<id>/cve.json serves; app.vulns.cve_records.publish_record takes it
+as it is (cvelib sends its `containers.cna` to CVE Services).
 """
 
 import re
