@@ -16,7 +16,7 @@ import peewee
 from app.core import audit, timefmt
 from app.core.db import write_transaction
 from app.core.errors import Refused
-from app.models import Advisory, Answer, Registrant, User, Vulnerability
+from app.models import Advisory, Answer, Delivery, Registrant, User, Vulnerability
 from app.registry import alerts
 
 STATUSES = ("affected", "not_affected", "fixed", "under_investigation")
@@ -29,6 +29,7 @@ JUSTIFICATIONS = (
     "inline_mitigations_already_exist",
 )
 CHANNELS = ("web", "mail")
+NUDGE_KIND = "answer-nudge"  # the one reminder to answer before the lift (a Delivery kind)
 MAX_STATEMENT = 4000
 
 # In the team's and the registrant's words.
@@ -207,6 +208,7 @@ class Row:
     via: str | None
     alerted: bool
     answers: int  # how many times they answered (1: never changed)
+    nudged_at: datetime | None  # when the reminder to answer went (kind "answer-nudge")
 
 
 def matrix(vulnerabilities: list[Vulnerability], status: str | None = None) -> list[Row]:
@@ -226,6 +228,17 @@ def matrix(vulnerabilities: list[Vulnerability], status: str | None = None) -> l
         .group_by(Answer.vulnerability, Answer.registrant)
         .tuples()
     )
+    nudged = {
+        (v, u): at
+        for v, u, at in Delivery.select(
+            Delivery.vulnerability,
+            Delivery.user,
+            peewee.fn.MIN(Delivery.created_at).python_value(Delivery.created_at.python_value),
+        )
+        .where(Delivery.kind == NUDGE_KIND, Delivery.vulnerability.in_(ids))
+        .group_by(Delivery.vulnerability, Delivery.user)
+        .tuples()
+    }
     registrants = list(
         Registrant.select(Registrant, User)
         .join(User, on=(Registrant.user == User.id))
@@ -249,6 +262,7 @@ def matrix(vulnerabilities: list[Vulnerability], status: str | None = None) -> l
                 via=answer.via if answer else None,
                 alerted=registrant.id in alerted,
                 answers=counts.get((v.id, registrant.id), 0),
+                nudged_at=nudged.get((v.id, registrant.user_id)),
             )
             if status is None or row.status == status:
                 rows.append(row)
