@@ -301,8 +301,13 @@ def test_the_dashboard_says_how_many_stayed_silent_and_when_they_were_reminded(
     answers.record(registrants[1], v, given("fixed"), via="web", at=at)
     page = client.get("/team/dashboard").get_data(as_text=True)
     assert "3 product makers have not answered (reminded on 2026-12-11 12:00 UTC)" in page
-    link = f'href="/team/vulnerabilities/{v.tracking_id}/answers?status=no_answer"'
-    assert link in page
+    link = f"/team/vulnerabilities/{v.tracking_id}/answers?status=no_answer"
+    assert f'href="{link}"' in page
+    silent = client.get(link)
+    assert silent.status_code == 200
+    listed = silent.get_data(as_text=True)
+    assert "psirt@m2.example" in listed and "psirt@m4.example" in listed
+    assert "psirt@m0.example" not in listed and "psirt@m1.example" not in listed
 
 
 def test_the_workers_reconciler_sends_the_reminders_when_due(
