@@ -830,6 +830,37 @@ def _(w):
     )
 
 
+# The one reminder to answer an alert (#17, app.registry.nudges), 14 days before the lift: to a
+# registrant who read the alert (encrypted, the ids and a link to the alert's page), and to one
+# who missed it (signed, the tracking id alone).
+for _who, _name in (("maker", "with-key"), ("keyless_maker", "without-key")):
+
+    @case(f"answer-nudge-{_name}", "answer-nudge")
+    def _(w, who=_who):
+        registrant = getattr(w, who)
+        advisory = _advisory(w)
+        Vulnerability.update(embargo_until=w.at + days(14)).where(
+            Vulnerability.id == w.keyed.id
+        ).execute()
+        w.deliver(
+            "alert" if registrant.key.usable else "alert-missed",
+            registrant.user.email,
+            {"registrant": registrant.id},
+            advisory=advisory,
+            vulnerability=w.keyed,
+            user=registrant.user,
+            fingerprint=registrant.pinned_fingerprint,
+        )
+        return w.deliver(
+            "answer-nudge",
+            registrant.user.email,
+            {"registrant": registrant.id},
+            vulnerability=Vulnerability.get_by_id(w.keyed.id),
+            user=registrant.user,
+            fingerprint=registrant.pinned_fingerprint,
+        )
+
+
 def _bundle(w) -> Advisory:
     """One advisory for two vulnerabilities (alerts.send_many): SEC-2026-0001 v2 and the bare
     SEC-2026-0002 v1; the deliveries carry the first."""

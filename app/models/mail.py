@@ -39,6 +39,7 @@ DELIVERY_KINDS = (
     "registry-admin",
     "unsubscribed",
     "sign-up-attempt",
+    "answer-nudge",  # the one reminder to answer an alert before the lift (#17)
     # disclosure: the lift's mails
     "announcement",
     "embargo-lifted",

@@ -139,7 +139,7 @@ def _deliver(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, tr
 
 # Mail to registrants about advisories: VERP envelope sender and one-click unsubscribe.
 REGISTRANT_KINDS = ("alert", "alert-missed", "alert-embargo", "embargo-lifted", "key-rotation")
-REGISTRANT_KINDS += ("key-compromise",)
+REGISTRANT_KINDS += ("key-compromise", "answer-nudge")
 # Files travel only inside encrypted mail (patches are embargoed), except where they are public:
 # the revoked service key that a compromise notice carries.
 PUBLIC_ATTACHMENTS = ("key-compromise", "key-compromise-reporter")

@@ -1,6 +1,7 @@
 """What the desk writes to product makers and about them: pre-disclosure alerts and their
 embargo notices, the sign-up's key proof and rejection, key-expiry warnings and the yearly
-re-confirmation, the notices to admins, and the confirmation that alerts stopped.
+re-confirmation, the notices to admins, the confirmation that alerts stopped, and the
+one reminder to answer an alert.
 
 Alerts are encrypted to the registrant's pinned key alone; whoever has no usable key gets a
 signed notice without details, never the advisory in plaintext.
@@ -12,7 +13,7 @@ import peewee
 
 from app.core import timefmt
 from app.core.instance import secret_key
-from app.models import Delivery, PublicKey, Registrant, Vulnerability
+from app.models import Advisory, Delivery, PublicKey, Registrant, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, account_key, member_key, usable_key
 from app.registry import alerts, proof, renewal, subscriptions
@@ -237,6 +238,51 @@ def reconfirm(delivery: Delivery, payload: dict, common: dict, settings, at) -> 
     return Text(subject, subject, body, key)
 
 
+# -- answers ------------------------------------------------------------------------------------
+
+
+def answer_nudge(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """The one reminder to answer an alert before the lift (app.registry.nudges): what to do
+    and by when, the vulnerability by its ids alone (never its title or details), and how to
+    answer. Encrypted to the registrant's key when it can be used; otherwise signed, and then
+    it names the tracking id alone, which in the clear must not be tied to the CVE id."""
+    registrant = (
+        Registrant.select(Registrant, PublicKey)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == payload["registrant"])
+        .get()
+    )
+    v = delivery.vulnerability
+    key = renewal.current_key(registrant, at)
+    cve = v.cve.cve_id if v.cve_id else None
+    label = f"{v.tracking_id} ({cve})" if key is not None and cve else v.tracking_id
+    body = mailtext.render(
+        "answer-nudge",
+        label=label,
+        deadline=v.embargo_until,
+        link=_advisory_page(registrant, v, settings),
+        organisation=registrant.organisation,
+        key_fingerprint=key.fingerprint if key is not None else None,
+        status_link=f"{settings.base_url}/registry/status",
+        unsubscribe=f"{settings.base_url}/registry/unsubscribe/"
+        + subscriptions.token_of(delivery, secret_key(settings)),
+        **common,
+    )
+    subject = f"Reminder: are your products affected by {label}?"
+    outer = f"Reminder: your answer about {v.tracking_id} (embargoed)"
+    return Text(subject, outer, body, key)
+
+
+def _advisory_page(registrant: Registrant, v: Vulnerability, settings) -> str:
+    """The portal page of the newest alert about v the registrant may read (where they answer
+    it), or the list of their alerts when they could read none (they got the missed notice)."""
+    versions = Advisory.select(Advisory.id).where(Advisory.vulnerability == v)
+    for (advisory_id,) in versions.order_by(Advisory.version.desc()).tuples():
+        if alerts.may_read(registrant, advisory_id) is not None:
+            return f"{settings.base_url}/registry/advisories/{advisory_id}"
+    return f"{settings.base_url}/registry/advisories/"
+
+
 LETTERS: dict[str, Composer] = {
     "alert": alert,
     "alert-missed": alert,
@@ -248,4 +294,5 @@ LETTERS: dict[str, Composer] = {
     "registry-admin": registry_admin,
     "key-expiry": key_expiry,
     "reconfirm": reconfirm,
+    "answer-nudge": answer_nudge,
 }
