@@ -34,8 +34,8 @@ import pytest
 from app.core.config import load_settings
 from app.models import (
     Advisory,
-    Answer,
     AdvisoryBundle,
+    Answer,
     Correspondence,
     CveId,
     Delivery,
