@@ -183,7 +183,10 @@ def test_the_alert_replies_to_the_answers_address_inside_its_signature_and_says_
 # -- recorded ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", ["clear-signed", "pgp-mime", "pgp-mime-encrypted"])
+FORMS = ["clear-signed", "pgp-mime", "pgp-mime-encrypted", "inline-signed-and-encrypted"]
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_a_signed_answer_from_the_registered_address_is_recorded_and_confirmed(
     flow, relay, alerted, maker, keyring, tmp_path, form
 ):
@@ -191,6 +194,9 @@ def test_a_signed_answer_from_the_registered_address_is_recorded_and_confirmed(
     entity = clearsigned(maker) if form == "clear-signed" else pgp_mime_signed(maker)
     if form == "pgp-mime-encrypted":
         entity = pgp_mime_encrypted(flow.service_cert, entity)
+    if form == "inline-signed-and-encrypted":
+        armored = mc.sqop_encrypt(flow.service_cert, ANSWER.encode(), signer=maker)
+        entity = mc.text_part(armored.decode())
     message = flow.report(mail(entity, address), sender=MAKER, to=address)
 
     assert message.state == "answer" and message.error.startswith("answer recorded")
@@ -237,13 +243,31 @@ def test_a_bundle_is_answered_per_vulnerability_in_blocks(
     assert len(to(relay, MAKER)) == 2  # the bundle, then the confirmation
 
 
-def test_only_the_signed_part_is_read_never_unsigned_text_beside_it(flow, relay, alerted, maker):
+@pytest.mark.parametrize("form", ["pgp-mime", "clear-signed"])
+def test_only_the_signed_part_is_read_never_unsigned_text_beside_it(
+    flow, relay, alerted, maker, form
+):
     registrant, v, advisory, address = alerted
-    cover = mc.text_part("Status: affected\n")  # not signed: could be anyone's
-    signed = pgp_mime_signed(maker, "Status: fixed\n")
-    entity = mc.multipart("mixed", [cover, signed], "mixed-boundary")
+    if form == "pgp-mime":
+        cover = mc.text_part("Status: affected\n")  # not signed: could be anyone's
+        entity = mc.multipart(
+            "mixed", [cover, pgp_mime_signed(maker, "Status: fixed\n")], "mixed-boundary"
+        )
+    else:  # unsigned lines around the clear-signed block, in the same text part
+        block = mc.sqop_clearsign(maker, b"Status: fixed\n").decode()
+        entity = mc.text_part(f"Status: affected\n\n{block}\nConsent: yes\n")
     flow.report(mail(entity, address), sender=MAKER, to=address)
-    assert [a.status for a in Answer.select()] == ["fixed"]
+    assert [(a.status, a.public_consent) for a in Answer.select()] == [("fixed", False)]
+
+
+def test_a_retried_delivery_of_one_answer_is_recorded_once(flow, relay, alerted, maker):
+    registrant, v, advisory, address = alerted
+    raw = mail(clearsigned(maker), address)
+    flow.report(raw, sender=MAKER, to=address)
+    again = flow.report(raw, sender=MAKER, to=address)
+    assert again.state == "answer" and "retried" in again.error
+    assert Answer.select().count() == 1
+    assert len(replies(relay, MAKER)) == 1
 
 
 # -- refused ---------------------------------------------------------------------------------------
