@@ -13,10 +13,10 @@ import peewee
 
 from app.core import timefmt
 from app.core.instance import secret_key
-from app.models import Advisory, Delivery, PublicKey, Registrant, Vulnerability
+from app.models import Advisory, Answer, Delivery, PublicKey, Registrant, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, account_key, member_key, usable_key
-from app.registry import alerts, proof, renewal, subscriptions
+from app.registry import alerts, answer_address, answers, proof, renewal, subscriptions
 from app.vulns import patches
 from mail.compose import Attachment
 
@@ -81,6 +81,7 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
             text=text,
             project=_project(settings),
             status_link=status_link,
+            **_how_to_answer(advisory, versions, settings),
         )
         files = tuple(
             Attachment(p.filename, bytes(p.content), p.content_type)
@@ -97,6 +98,22 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     return Text(
         f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
     )
+
+
+def _how_to_answer(advisory: Advisory, versions: list[Advisory], settings) -> dict:
+    """What the alert's "How to answer" needs: the same for every registrant (the alert is
+    signed once), so it names the version's answers address and page, nobody's own."""
+    return {
+        "answers_address": answer_address.address(advisory.id, settings),
+        "page": _advisory_page(advisory, settings),
+        "statuses": ", ".join(answers.STATUSES),
+        "justifications": answers.JUSTIFICATIONS,
+        "covered": [a.vulnerability.tracking_id for a in versions],
+    }
+
+
+def _advisory_page(advisory: Advisory, settings) -> str:
+    return f"{settings.base_url}/registry/advisories/{advisory.id}"
 
 
 def _embargo_label(v: Vulnerability, payload: dict) -> str:
@@ -139,6 +156,70 @@ def unsubscribed(delivery: Delivery, payload: dict, common: dict, settings, at) 
     # Signed, not encrypted: nothing in it is private, and it must reach a registrant
     # whose key is lost too.
     return Text(subject, subject, body, None)
+
+
+# -- answers by mail (app/registry/mail_answers.py) -----------------------------------------
+
+
+def answer_recorded(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """What was recorded, encrypted to the registrant's pinned key (their answer is about an
+    embargoed vulnerability); a signed notice without it when that key cannot be used."""
+    registrant = (
+        Registrant.select(Registrant, PublicKey)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == payload["registrant"])
+        .get()
+    )
+    advisory = Advisory.get_by_id(payload["advisory"])
+    page = _advisory_page(advisory, settings)
+    key = usable_key(registrant.key)
+    rows = list(
+        Answer.select(Answer, Advisory)
+        .join(Advisory, peewee.JOIN.LEFT_OUTER)
+        .where(Answer.id.in_(payload["answers"]))
+        .order_by(Answer.id)
+    )
+    if key is None:
+        label = f"{advisory.vulnerability.tracking_id} v{advisory.version}"
+        body = mailtext.render(
+            "answer-recorded-notice",
+            advisory=label,
+            page=page,
+            status_link=f"{settings.base_url}/registry/status",
+            **common,
+        )
+        return Text("Your answer was recorded", "Your answer was recorded", body, None)
+    shown = [
+        {
+            "label": f"{row.vulnerability.tracking_id} v{row.advisory.version}"
+            if row.advisory_id
+            else row.vulnerability.tracking_id,
+            "status": row.status,
+            "justification": row.justification,
+            "statement": row.statement,
+            "consent": row.public_consent,
+        }
+        for row in rows
+    ]
+    body = mailtext.render("answer-recorded", rows=shown, page=page, **common)
+    ids = ", ".join(dict.fromkeys(row.vulnerability.tracking_id for row in rows))
+    return Text(f"Answer recorded: {ids}", "Your answer was recorded", body, key)
+
+
+def answer_refused(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """Why a mail to an answers address was not recorded and how to fix it: signed, never
+    encrypted, and naming no advisory (a stranger's says only who may answer)."""
+    advisory_id = payload.get("advisory")
+    body = mailtext.render(
+        "answer-refused",
+        reason=payload.get("reason", "") if advisory_id is not None else "",
+        page=f"{settings.base_url}/registry/advisories/{advisory_id}",
+        statuses=", ".join(answers.STATUSES),
+        justifications=answers.JUSTIFICATIONS,
+        security_address=settings.security_address,
+        **common,
+    )
+    return Text("Your answer was not recorded", "Your answer was not recorded", body, None)
 
 
 # -- signing up -------------------------------------------------------------------------------
@@ -291,6 +372,8 @@ LETTERS: dict[str, Composer] = {
     "verify-key": verify_key,
     "registrant-rejected": registrant_rejected,
     "sign-up-attempt": sign_up_attempt,
+    "answer-recorded": answer_recorded,
+    "answer-refused": answer_refused,
     "registry-admin": registry_admin,
     "key-expiry": key_expiry,
     "reconfirm": reconfirm,
