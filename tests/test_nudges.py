@@ -12,7 +12,7 @@ from app.core.config import ConfigError, load_settings
 from app.disclosure import embargo_change
 from app.models import AuditEvent, Delivery, PublicKey, Vulnerability
 from app.outbox import letters, sending
-from app.registry import alerts, answers, nudges, subscriptions, vetting
+from app.registry import alerts, answer_address, answers, nudges, subscriptions, vetting
 from app.vulns import cves, lifecycle
 from mail.transport import SmtpTransport
 from tests import mailcorpus as mc
@@ -224,7 +224,8 @@ def test_the_mail_leads_with_what_to_do_by_when_and_names_the_ids_alone(
     assert cve_id not in text.outer_subject and TITLE not in text.outer_subject
     advisory = v.advisories.get()
     assert f"    http://127.0.0.1:8000/registry/advisories/{advisory.id}" in lines
-    assert "  - reply to the alert itself (not to this reminder), or" in lines
+    assert "  - reply to this reminder or to the alert, from your registered" in lines
+    assert "        Status: not_affected" in lines  # indented: never read back as an answer
     assert "only if your answer says you agree" in " ".join(lines)
     assert max(len(line) for line in lines if "://" not in line) <= 72
 
@@ -243,6 +244,8 @@ def test_the_mail_leads_with_what_to_do_by_when_and_names_the_ids_alone(
     assert message["Subject"] == f"Reminder: your answer about {v.tracking_id} (embargoed)"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert received.envelope_from.startswith("security-bounces+")
+    # A reply is an answer (the newest version's answers address), never the reporter's case.
+    assert message["Reply-To"] == answer_address.address(advisory.id, settings)
     assert TITLE.encode() not in raw and cve_id.encode() not in raw
     secret = tmp_path / "m0.key"
     secret.write_bytes(makers[0].secret)

@@ -245,8 +245,15 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
 
 
 def _reply_to(delivery: Delivery, settings: Settings) -> str:
-    """Where a reply goes: an alert's answers address (as inside its signed part), never the
-    case; a case's address for other mail about a vulnerability; else the security address."""
+    """Where a reply goes: an alert's answers address (as inside its signed part; a reminder
+    to answer, the newest version's), never the case; a case's address for other mail about a
+    vulnerability; else the security address."""
+    if delivery.kind == "answer-nudge":
+        # The reminder is answered as the alert is: by the newest version's answers address,
+        # which takes an answer about the vulnerability from whoever was alerted about it.
+        newest = alerts.newest_version(delivery.vulnerability)
+        if newest is not None:
+            return answer_address.address(newest.id, settings)
     if delivery.kind in ANSWERED_BY_REPLY:
         # An answer's reply names the version in its payload: as a delivery of the advisory it
         # would count among the alert's own (alerts.progress).

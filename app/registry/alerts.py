@@ -300,6 +300,16 @@ def alerted(v: Vulnerability):
     return recipients().where(Registrant.user.in_(sent_to))
 
 
+def newest_version(v: Vulnerability) -> Advisory | None:
+    """The latest advisory version about v (None before its first alert)."""
+    return (
+        Advisory.select()
+        .where(Advisory.vulnerability == v)
+        .order_by(Advisory.version.desc())
+        .first()
+    )
+
+
 def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> bytes:
     """The version's signed entity (RFC 3156 multipart/signed with protected headers), made
     once from the alert's text (app.registry.letters: the same for every registrant) and kept,

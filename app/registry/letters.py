@@ -341,7 +341,7 @@ def answer_nudge(delivery: Delivery, payload: dict, common: dict, settings, at) 
         "answer-nudge",
         label=label,
         deadline=v.embargo_until,
-        link=_advisory_page(registrant, v, settings),
+        link=_readable_page(registrant, v, settings),
         organisation=registrant.organisation,
         key_fingerprint=key.fingerprint if key is not None else None,
         status_link=f"{settings.base_url}/registry/status",
@@ -354,7 +354,7 @@ def answer_nudge(delivery: Delivery, payload: dict, common: dict, settings, at) 
     return Text(subject, outer, body, key)
 
 
-def _advisory_page(registrant: Registrant, v: Vulnerability, settings) -> str:
+def _readable_page(registrant: Registrant, v: Vulnerability, settings) -> str:
     """The portal page of the newest alert about v the registrant may read (where they answer
     it), or the list of their alerts when they could read none (they got the missed notice)."""
     versions = Advisory.select(Advisory.id).where(Advisory.vulnerability == v)
