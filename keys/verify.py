@@ -13,6 +13,7 @@ import bz2
 import os
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from keys import gpgrun, packets
 from keys.errors import CertificateError, KeyringError
@@ -44,6 +45,7 @@ class SignatureCheck:
     status: str  # one of STATUSES
     fingerprint: str | None = None  # the signer's primary key, when its certificate was given
     key_id: str | None = None  # the issuer the signature names
+    signed_at: datetime | None = None  # when the signer says they signed (a good signature's)
 
 
 UNSIGNED = SignatureCheck("unsigned")
@@ -134,6 +136,16 @@ def _why_unreadable(stderr: str) -> str:
     return f"gpg could not read it ({gpgrun.said(gpgrun.without_status(stderr))})"
 
 
+def _signature_time(stamp: str) -> datetime | None:
+    """VALIDSIG's signature time: seconds since the epoch, or ISO 8601 (20261204T101500)."""
+    try:
+        if stamp.isdigit():
+            return datetime.fromtimestamp(int(stamp), UTC)
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
     """The verdict over every signature gpg reported: any bad one makes the whole bad,
     otherwise the first valid one counts, otherwise the first other verdict."""
@@ -143,6 +155,11 @@ def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
         for args in status.get("VALIDSIG", [])
         if args
     }
+    times = {
+        args[0][-16:].upper(): _signature_time(args[2])
+        for args in status.get("VALIDSIG", [])
+        if len(args) > 2
+    }
     verdicts = []
     for keyword, verdict in _VERDICTS.items():
         for args in status.get(keyword, []):
@@ -150,7 +167,9 @@ def _checks(status: dict[str, list[list[str]]]) -> SignatureCheck | None:
             # ERRSIG's sixth field "9" is a missing key; anything else cannot be checked at all.
             cannot_check = keyword == "ERRSIG" and len(args) > 5 and args[5] != "9"
             status_here = "bad" if cannot_check else verdict
-            verdicts.append(SignatureCheck(status_here, signers.get(key_id), key_id))
+            verdicts.append(
+                SignatureCheck(status_here, signers.get(key_id), key_id, times.get(key_id))
+            )
     for wanted in ("bad", "valid"):
         for check in verdicts:
             if check.status == wanted:

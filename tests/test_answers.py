@@ -160,3 +160,41 @@ def test_an_answer_keeps_its_time(alerted, registrants):
     at = datetime(2026, 7, 1, 12, 0, tzinfo=alerted.reported_at.tzinfo)
     answers.record(registrants[0], alerted, given("fixed"), via="web", at=at)
     assert answers.current_of(registrants[0], alerted).at == at
+
+
+def test_a_signed_answer_older_than_the_one_held_is_refused(alerted, registrants, clock):
+    maker = registrants[0]
+    signed = clock.at - timedelta(minutes=1)
+    answers.record(maker, alerted, given("fixed"), via="mail", at=clock.at, signed_at=signed)
+    with pytest.raises(Refused, match="signed at .* before the answer we hold"):
+        answers.record(
+            maker,
+            alerted,
+            given("affected"),
+            via="mail",
+            at=clock.at,
+            signed_at=signed - timedelta(seconds=1),
+        )
+    # Signed in the same second: not older, so it counts (two answers written quickly).
+    answers.record(maker, alerted, given("affected"), via="mail", at=clock.at, signed_at=signed)
+    web = clock.at + timedelta(hours=1)
+    answers.record(maker, alerted, given("fixed"), via="web", at=web, actor=maker.user)
+    with pytest.raises(Refused, match="before the answer we hold"):
+        answers.record(
+            maker,
+            alerted,
+            given("affected"),
+            via="mail",
+            at=web,
+            signed_at=web - timedelta(minutes=6),
+        )
+    # A signer's clock a little behind ours is the same time.
+    answers.record(
+        maker, alerted, given("affected"), via="mail", at=web, signed_at=web - timedelta(minutes=4)
+    )
+    assert [a.status for a in answers.history(maker, alerted)] == [
+        "fixed",
+        "affected",
+        "fixed",
+        "affected",
+    ]

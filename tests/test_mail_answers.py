@@ -2,13 +2,14 @@
 real Redis, keys made and answers signed by Sequoia (sqop), replies checked with sqop."""
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.core import clock as app_clock
 from app.core.errors import Refused
 from app.models import Answer, Correspondence, Delivery, InboundMessage, Vulnerability
-from app.registry import alerts, answer_address, mail_answers, vetting
+from app.registry import alerts, answer_address, answers, mail_answers, vetting
 from app.reports import inbound
 from app.vulns import lifecycle
 from app.workers import jobs, reconcile
@@ -268,6 +269,24 @@ def test_a_retried_delivery_of_one_answer_is_recorded_once(flow, relay, alerted,
     assert again.state == "answer" and "retried" in again.error
     assert Answer.select().count() == 1
     assert len(replies(relay, MAKER)) == 1
+
+
+def test_an_older_signed_answer_sent_again_never_replaces_a_newer_one(flow, relay, alerted, maker):
+    """Whoever saw a signed answer on the way (it need not be encrypted) could resend it under
+    a new Message-ID to bring back what it said: its signature time gives it away."""
+    registrant, v, advisory, address = alerted
+    old = clearsigned(maker)  # not_affected, signed now
+    flow.report(mail(old, address), sender=MAKER, to=address)
+    [first] = Answer.select()
+    assert first.signed_at is not None
+    assert abs((first.signed_at - datetime.now(UTC)).total_seconds()) < 300
+    later = datetime.now(UTC) + timedelta(hours=1)  # the registrant changed it on the web since
+    answers.record(registrant, v, answers.check("affected", None), via="web", at=later)
+
+    again = flow.report(mail(old, address), sender=MAKER, to=address)  # a new Message-ID
+    assert again.state == "answer" and again.error.startswith("answer refused")
+    assert answers.current_of(registrant, v).status == "affected"
+    assert "an old message sent again changes nothing" in again.error
 
 
 # -- refused ---------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ class Answer(BaseModel):
     statement = peewee.TextField(default="")  # shown to the team; public only with consent
     public_consent = peewee.BooleanField(default=False)
     via = peewee.CharField()  # "web" or "mail"
+    # A mail answer's signature time: an older signed answer sent again never replaces it.
+    signed_at = UTCDateTimeField(null=True)
     at = UTCDateTimeField()
 
     class Meta:

@@ -12,7 +12,7 @@ statements (`public_statements`); without consent nothing of an answer is ever p
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import peewee
 
@@ -106,9 +106,11 @@ def record(
     actor: User | None = None,
     actor_label: str | None = None,
     advisory: Advisory | None = None,
+    signed_at: datetime | None = None,
 ) -> Answer:
     """Keep an answer as the registrant's current one about the vulnerability; audited with
-    what it replaced. Refused when they may not answer it (see `may_answer`)."""
+    what it replaced. Refused when they may not answer it (see `may_answer`), and when a signed
+    answer was signed before the one it would replace (an old message sent again)."""
     if via not in CHANNELS:
         raise ValueError(f"unknown channel {via!r}")
     if not may_answer(registrant, vulnerability):
@@ -118,6 +120,7 @@ def record(
         )
     with write_transaction():
         previous = current_of(registrant, vulnerability)
+        refuse_replay(previous, signed_at)
         answer = Answer.create(
             registrant=registrant,
             vulnerability=vulnerability,
@@ -128,6 +131,7 @@ def record(
             public_consent=given.consent,
             via=via,
             at=at,
+            signed_at=signed_at,
         )
         audit.record(
             actor,
@@ -146,6 +150,24 @@ def record(
             actor_label=actor_label,
         )
     return answer
+
+
+# A web answer's time is ours, a signature's the signer's clock: this much apart is the same time.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def refuse_replay(previous: Answer | None, signed_at: datetime | None) -> None:
+    """Anyone who saw a signed answer (mail need not be encrypted) could send it again later
+    to bring back what it said: a signature older than the answer held changes nothing."""
+    if signed_at is None or previous is None:
+        return
+    held = previous.signed_at if previous.signed_at is not None else previous.at - CLOCK_SKEW
+    if signed_at < held:
+        raise Refused(
+            f"This answer was signed at {timefmt.minute(signed_at)}, before the answer we hold "
+            f"(given {timefmt.minute(previous.at)}): an old message sent again changes nothing. "
+            "Sign and send a new answer."
+        )
 
 
 def current_of(registrant: Registrant, vulnerability: Vulnerability) -> Answer | None:

@@ -136,6 +136,9 @@ def _record(advisory, registrant, parsed: ParsedMessage, settings: Settings, at)
         raise Stranger("from a registrant who may not answer this advisory")
     _check_signature(parsed, registrant, settings)
     given = resolve(read(parsed.signed_text), open_)
+    signed_at = parsed.signature.signed_at
+    for version, _ in given:  # all or nothing: checked before the first is recorded
+        answers.refuse_replay(answers.current_of(registrant, version.vulnerability), signed_at)
     return [
         answers.record(
             registrant,
@@ -145,6 +148,7 @@ def _record(advisory, registrant, parsed: ParsedMessage, settings: Settings, at)
             at=at,
             actor_label=f"{registrant.user.email} (signed mail)",
             advisory=version,
+            signed_at=signed_at,
         )
         for version, answer in given
     ]

@@ -29,6 +29,7 @@ def up(migrator, db):
         statement = TextField(default="")
         public_consent = BooleanField(default=False)
         via = CharField()
+        signed_at = DateTimeField(null=True)
         at = DateTimeField()
 
         class Meta:
