@@ -131,6 +131,7 @@ def test_apply_form_labels_every_input_and_carries_a_csrf_token(client, db):
         "password",
         "organisation",
         "products",
+        "package_urls",
         "website",
         "justification",
         "key_text",

@@ -133,11 +133,15 @@ def _next_version(
     )
 
 
-def _queue(advisory: Advisory, at: datetime) -> dict[str, int]:
+def _queue(advisory: Advisory, at: datetime, only: frozenset[int] | None = None) -> dict[str, int]:
     """One delivery per registrant who gets alerts (the advisory, or a notice when their key
-    cannot be used), streamed: never all in memory."""
+    cannot be used), streamed: never all in memory. `only`: the registrant ids of a narrowed
+    alert (app.registry.targeting)."""
     counts = {"alert": 0, "alert-missed": 0}
-    for registrant in recipients().iterator():
+    query = recipients()
+    if only is not None:
+        query = query.where(Registrant.id.in_(sorted(only)))
+    for registrant in query.iterator():
         kind = "alert-missed" if renewal.needs_key(registrant, at) else "alert"
         deliveries.queue(
             kind,
@@ -160,25 +164,35 @@ def send(
     at: datetime,
     settings: Settings,
     text: str | None = None,
+    only: tuple[frozenset[int], dict] | None = None,
 ) -> Advisory:
-    """The next advisory version, queued to every approved registrant in one transaction."""
+    """The next advisory version, queued to every approved registrant in one transaction.
+    `only` narrows it (app.registry.targeting.send_matching, the one caller): the registrant
+    ids, and the record of who was left out, kept on the version and in the audit log."""
     refusal = _refusal([v])
     if refusal:
         raise Refused(refusal)
     with write_transaction():
         advisory = _next_version(v, by, at, settings, text)
-        counts = _queue(advisory, at)
+        if only is not None:
+            advisory.audience = json.dumps(only[1], sort_keys=True)
+            advisory.save()
+        counts = _queue(advisory, at, only[0] if only is not None else None)
+        details = {
+            "version": advisory.version,
+            "to": counts["alert"],
+            "missed": counts["alert-missed"],
+        }
+        if only is not None:
+            record = only[1]
+            details["narrowed"] = {
+                "products": record["products"],
+                "approved": record["approved"],
+                "left_out": [r["label"] for r in record["left_out"]],
+                "added": [r["label"] for r in record["added"]],
+            }
         audit.record(
-            by,
-            "alert.send",
-            at,
-            target=v.tracking_id,
-            actor_label=by_label,
-            details={
-                "version": advisory.version,
-                "to": counts["alert"],
-                "missed": counts["alert-missed"],
-            },
+            by, "alert.send", at, target=v.tracking_id, actor_label=by_label, details=details
         )
     return advisory
 
