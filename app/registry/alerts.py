@@ -6,6 +6,7 @@ the Advisory and one Delivery per registrant in one transaction; jobs send them 
 """
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import peewee
@@ -29,6 +30,17 @@ from app.vulns import embargo, lifecycle, patches
 from mail import addresses
 
 SENDABLE = ("accepted", "fixed")
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """An alert the team narrowed (app.registry.targeting): the registrant ids it goes to, what
+    the version keeps (ids and counts, so an erasure leaves no address there) and what the
+    audit log records (who was left out and who added back, by name)."""
+
+    to: frozenset[int]
+    kept: dict
+    logged: dict
 
 
 def draft(v: Vulnerability, settings: Settings, version: int, bundled: bool = False) -> str:
@@ -164,7 +176,7 @@ def send(
     at: datetime,
     settings: Settings,
     text: str | None = None,
-    only: tuple[frozenset[int], dict] | None = None,
+    only: Narrowing | None = None,
 ) -> Advisory:
     """The next advisory version, queued to every approved registrant in one transaction.
     `only` narrows it (app.registry.targeting.send_matching, the one caller): the registrant
@@ -175,22 +187,16 @@ def send(
     with write_transaction():
         advisory = _next_version(v, by, at, settings, text)
         if only is not None:
-            advisory.audience = json.dumps(only[1], sort_keys=True)
+            advisory.audience = json.dumps(only.kept, sort_keys=True)
             advisory.save()
-        counts = _queue(advisory, at, only[0] if only is not None else None)
+        counts = _queue(advisory, at, only.to if only is not None else None)
         details = {
             "version": advisory.version,
             "to": counts["alert"],
             "missed": counts["alert-missed"],
         }
         if only is not None:
-            record = only[1]
-            details["narrowed"] = {
-                "products": record["products"],
-                "approved": record["approved"],
-                "left_out": [r["label"] for r in record["left_out"]],
-                "added": [r["label"] for r in record["added"]],
-            }
+            details["narrowed"] = only.logged
         audit.record(
             by, "alert.send", at, target=v.tracking_id, actor_label=by_label, details=details
         )

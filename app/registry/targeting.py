@@ -141,19 +141,41 @@ def send_matching(
         back = [by_id[i] for i in dict.fromkeys(added)]
         out = [r for r in now.left_out if r.id not in set(added)]
         to = frozenset([r.registrant.id for r in now.recipients] + [r.id for r in back])
-        record = {
+        kept = {
             "products": list(now.products),
             "approved": now.approved,
             "to": len(to),
-            "left_out": [{"id": r.id, "label": label(r)} for r in out],
-            "added": [{"id": r.id, "label": label(r)} for r in back],
+            "left_out": [r.id for r in out],
+            "added": [r.id for r in back],
         }
-        return alerts.send(v, by, by_label, at, settings, text=text, only=(to, record))
+        logged = {
+            "products": list(now.products),
+            "approved": now.approved,
+            "left_out": [label(r) for r in out],
+            "added": [label(r) for r in back],
+        }
+        return alerts.send(
+            v, by, by_label, at, settings, text=text, only=alerts.Narrowing(to, kept, logged)
+        )
 
 
 def audience(advisory: Advisory) -> dict | None:
-    """How a version was narrowed (see send_matching's record), or None: sent to everyone."""
-    return json.loads(advisory.audience) if advisory.audience else None
+    """How a version was narrowed, or None (sent to everyone): products, approved (how many
+    got alerts then), to (how many it went to), and left_out / added as the registrants'
+    labels as they are now (an erased one reads as erased)."""
+    if not advisory.audience:
+        return None
+    kept = json.loads(advisory.audience)
+    ids = kept["left_out"] + kept["added"]
+    found = {
+        r.id: label(r)
+        for r in Registrant.select(Registrant, User).join(User).where(Registrant.id.in_(ids))
+    }
+    return {
+        **kept,
+        "left_out": [found.get(i, f"registrant {i}") for i in kept["left_out"]],
+        "added": [found.get(i, f"registrant {i}") for i in kept["added"]],
+    }
 
 
 def last_narrowed(v: Vulnerability) -> bool:
