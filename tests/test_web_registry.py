@@ -173,6 +173,15 @@ def test_sign_up_creates_an_unverified_registrant_and_sends_the_proof(
     assert reconcile.delivery_job_id(proof.id) in queue.work_queue(redis_conn).job_ids  # sent now
 
 
+def test_a_sign_up_keeps_its_package_urls(client, db, clock, maker):
+    urls = "pkg:github/maker/gateway-os\r\npkg:github/zephyrproject-rtos/zephyr"
+    response = apply(client, maker.cert, package_urls=urls)
+    assert response.status_code == 200, text(response)
+    assert Registrant.get().package_urls == (
+        "pkg:github/maker/gateway-os\npkg:github/zephyrproject-rtos/zephyr"
+    )
+
+
 def test_a_binary_key_file_is_accepted(client, db, clock, maker):
     binary = mc.run("sqop", "dearmor", input=maker.cert)
     assert not binary.startswith(b"-----")
@@ -206,6 +215,7 @@ def _nothing_created():
             "website",
             "the website must be one line without control characters",
         ),
+        ({"package_urls": "zephyr"}, "package_urls", "is not a package URL: write it as pkg:"),
     ],
 )
 def test_a_bad_sign_up_says_what_is_wrong_at_the_field_and_creates_nothing(
