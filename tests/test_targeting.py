@@ -141,6 +141,13 @@ def test_the_preview_lists_recipients_and_every_approved_registrant_left_out(v, 
     assert Delivery.select().count() == 0 and Advisory.select().count() == 0  # nothing sent
 
 
+def test_a_vulnerability_that_cannot_be_alerted_has_no_preview(db, clock, settings, registrants):
+    v = lifecycle.create("New", "", CLI, clock.at, settings)
+    v = lifecycle.set_field(v, "affected", "zephyr <4.2", CLI, clock.at)
+    with pytest.raises(Refused, match="accepted or fixed"):
+        targeting.preview(v, clock.at)
+
+
 def test_zero_matches_is_refused(db, clock, settings, registrants):
     v = lifecycle.create("Elsewhere", "", CLI, clock.at, settings)
     v = lifecycle.set_field(v, "affected", "trusted-firmware-m <2.0", CLI, clock.at)

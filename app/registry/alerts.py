@@ -107,7 +107,7 @@ def recipients():
     )
 
 
-def _refusal(vulns: list[Vulnerability]) -> str | None:
+def refusal(vulns: list[Vulnerability]) -> str | None:
     """Why these cannot be alerted (naming each one and its state), or None."""
     unsendable = [v for v in vulns if v.status not in SENDABLE]
     if not unsendable:
@@ -179,11 +179,10 @@ def send(
     only: Narrowing | None = None,
 ) -> Advisory:
     """The next advisory version, queued to every approved registrant in one transaction.
-    `only` narrows it (app.registry.targeting.send_matching, the one caller): the registrant
-    ids, and the record of who was left out, kept on the version and in the audit log."""
-    refusal = _refusal([v])
-    if refusal:
-        raise Refused(refusal)
+    `only` narrows it (app.registry.targeting.send_matching, the one caller)."""
+    refused = refusal([v])
+    if refused:
+        raise Refused(refused)
     with write_transaction():
         advisory = _next_version(v, by, at, settings, text)
         if only is not None:
@@ -220,9 +219,9 @@ def send_many(
         raise Refused("name the vulnerabilities the advisory covers")
     if len(unique) == 1:
         return [send(unique[0], by, by_label, at, settings, text=text)]
-    refusal = _refusal(unique)
-    if refusal:
-        raise Refused(refusal)  # naming every one that cannot be alerted, and why
+    refused = refusal(unique)
+    if refused:
+        raise Refused(refused)  # naming every one that cannot be alerted, and why
     with write_transaction():
         bundle = AdvisoryBundle.create(subject="", text="", created_by=by, created_at=at)
         versions = [_next_version(v, by, at, settings, None, bundle) for v in unique]

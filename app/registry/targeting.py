@@ -93,7 +93,10 @@ class AudienceChanged(Refused):
 
 def preview(v: Vulnerability, at: datetime) -> Preview:
     """Who gets `v`'s next version when narrowed to matching products. Refused when `v` names
-    no affected products or nobody would get it."""
+    no affected products, nobody would get it, or it cannot be alerted (yet)."""
+    refused = alerts.refusal([v])
+    if refused:
+        raise Refused(refused)
     products = affected_products(v)
     earlier = {r.id for r in alerts.alerted(v)}
     recipients, left_out = [], []
