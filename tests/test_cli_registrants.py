@@ -100,3 +100,59 @@ def test_an_organisation_with_a_line_break_is_refused_by_add_and_import(
         "the organisation must be one line without control characters"
     ) in imported.stderr
     assert json.loads(forewarn("registrants", "list", "--json").stdout) == []
+
+
+def test_answers_lists_every_approved_registrant_as_the_contract_says(
+    forewarn, ready, db, settings, makers
+):
+    from app.core import clock
+    from app.registry import alerts, answers, vetting
+    from app.vulns import lifecycle
+
+    at = clock.now()
+    cli = lifecycle.Actor(None, "test")
+    found = [
+        vetting.add_by_admin(m.address, f"Maker {n}", m.cert, None, "t", at, approve=True)
+        for n, m in enumerate(makers)
+    ]
+    v = lifecycle.set_status(lifecycle.create("T", "", cli, at, settings), "accepted", cli, at)
+    alerts.send(v, None, "t", at, settings)
+    answers.record(
+        found[0],
+        v,
+        answers.check("not_affected", "component_not_present", "No radio.", True),
+        via="web",
+        at=at,
+    )
+    answers.record(found[1], v, answers.check("affected", None), via="mail", at=at)
+    assert forewarn("cve", "import-block", "CVE-2026-1000..CVE-2026-1001").returncode == 0
+    cve = forewarn("cve", "assign", v.tracking_id).stdout.strip()
+
+    shown = forewarn("registrants", "answers", cve.lower(), "--json")  # a CVE id works too
+    assert shown.returncode == 0, shown.stderr
+    entries = json.loads(shown.stdout)
+    assert [set(e) for e in entries] == [
+        {"email", "org", "status", "justification", "statement", "at", "via"}
+    ] * 3
+    assert [(e["org"], e["status"], e["justification"], e["via"]) for e in entries] == [
+        ("Maker 0", "not_affected", "component_not_present", "web"),
+        ("Maker 1", "affected", None, "mail"),
+        ("Maker 2", "no_answer", None, None),
+    ]
+    assert entries[0]["statement"] == "No radio." and entries[0]["at"].endswith("Z")
+    assert entries[2]["at"] is None
+
+    silent = json.loads(
+        forewarn("registrants", "answers", v.tracking_id, "--json", "--status", "no_answer").stdout
+    )
+    assert [e["email"] for e in silent] == ["psirt@maker2.example"]
+    table = forewarn("registrants", "answers", v.tracking_id).stdout.splitlines()
+    assert len(table) == 4 and "not_affected (component_not_present)" in table[0]
+    assert table[-1] == f"{v.tracking_id}: 1 affected, 1 not_affected, 1 no_answer"
+
+    unknown = forewarn("registrants", "answers", "SEC-1999-0001")
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
+    assert "no vulnerability SEC-1999-0001" in unknown.stderr
+    bad = forewarn("registrants", "answers", v.tracking_id, "--status", "maybe")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert "Unknown status 'maybe'" in bad.stderr

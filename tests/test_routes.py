@@ -26,6 +26,7 @@ AUDIENCES = {
     "subscriptions": "anyone",
     "advisories": "signed-in",
     "alerting": "team",  # its registrant pages: tests/test_web_registry.py
+    "answers": "team",  # the matrix; registrants answer on "advisories" (test_web_answers.py)
     "vetting": "admin",
     "health": "anyone",  # not so: localhost or admins, else 403 (tests/test_health.py)
 }

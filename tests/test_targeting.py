@@ -287,7 +287,7 @@ def test_a_sign_up_with_a_bad_package_url_is_refused(db, clock, makers):
 def test_the_schema_before_migrates_to_package_urls_and_audiences(settings):
     settings.instance.mkdir(parents=True)
     database = app_db.open_database(settings.database_url)
-    app_db.migrate(database, target="0017_follow_up")
+    app_db.migrate(database, target="0018_answers")
     at = datetime(2026, 5, 1, 9, 0)
     p = database.param
     with database.connection_context():

@@ -9,7 +9,7 @@ import click
 
 import app.cli.context as context
 from app.cli.context import cli
-from app.core import clock
+from app.core import clock, timefmt
 from app.core.errors import REPORTED, OperatorError
 from app.workers import runtime
 
@@ -153,3 +153,37 @@ def registrants_approve(registrant_id: str) -> None:
 @click.argument("registrant_id")
 def registrants_suspend(registrant_id: str) -> None:
     _decide(registrant_id, "suspended")
+
+
+@registrants.command(
+    "answers",
+    help="What each approved registrant answered about a vulnerability (its alert): status, "
+    "justification, statement, when and how; no_answer for those who stayed silent.",
+)
+@click.argument("vuln_id")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@click.option(
+    "--status",
+    default=None,
+    help="only those at this status: affected, not_affected, fixed, under_investigation "
+    "or no_answer",
+)
+def registrants_answers(vuln_id: str, as_json: bool, status: str | None) -> None:
+    from app.registry import answers
+    from app.vulns import lifecycle
+
+    runtime.open_current_db(context.settings())
+    v = lifecycle.get(vuln_id)
+    rows = answers.matrix([v], status=status.strip().lower() if status else None)
+    if as_json:
+        click.echo(json.dumps(answers.as_json(rows), indent=2))
+        return
+    for row in rows:
+        said = row.status + (f" ({row.justification})" if row.justification else "")
+        when = f"{row.via} {timefmt.zulu(row.at)}" if row.at else "-"
+        click.echo(f"{row.registrant.organisation:<24} {row.email:<32} {said:<40} {when}")
+    counted = answers.counts(rows)
+    click.echo(
+        f"{v.tracking_id}: "
+        + ", ".join(f"{n} {s}" for s, n in counted.items() if n or s == answers.NO_ANSWER)
+    )

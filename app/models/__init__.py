@@ -1,6 +1,7 @@
 """Tables only; one small module per table group."""
 
 from app.models.accounts import ROLES, UsedToken, User
+from app.models.answers import Answer
 from app.models.audit import AuditEvent
 from app.models.base import BaseModel, UTCDateTimeField, database
 from app.models.mail import Correspondence, Delivery, FollowUpLink, InboundMessage, ReceivedFile
@@ -28,6 +29,7 @@ ALL_MODELS = (
     Advisory,
     Patch,
     Publication,
+    Answer,
     InboundMessage,
     FollowUpLink,
     Delivery,
@@ -41,6 +43,7 @@ __all__ = [
     "PUBLIC_STATES",
     "ROLES",
     "Advisory",
+    "Answer",
     "AdvisoryBundle",
     "AuditEvent",
     "BaseModel",

@@ -37,7 +37,7 @@ from app.models import Vulnerability
 from app.registry import alerts
 from app.reports import followup, followup_view
 from app.vulns import casemap, cases, cve_services, cves, duplicates, embargo, lifecycle
-from app.web import team, workspace
+from app.web import answers, team, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 
@@ -70,6 +70,7 @@ def case(tracking_id: str):
         release=release_form(root),
         user=current_user.user,
         now=clock.now(),
+        answer_summary=answers.summary(list(cases.members(root))),
         **_finding_map_context(root),
     )
 

@@ -26,7 +26,7 @@ from app.disclosure import lift
 from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
 from app.reports import attachments, followup, replies
 from app.vulns import cases, lifecycle, views
-from app.web import timeline, workspace
+from app.web import answers, timeline, workspace
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
 
@@ -240,5 +240,6 @@ def _vulnerability_page(v: Vulnerability, form: ReplyForm, status: int = 200):
         score=v.cvss_score,
         credits=lifecycle.credits(v),
         publication=lift.status_of(v),
+        answer_summary=answers.summary([v]),
     )
     return page, status
