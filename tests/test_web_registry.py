@@ -619,9 +619,20 @@ def test_an_admin_adds_a_registrant_with_a_key_for_another_uid(client, db, clock
     assert refused.status_code == 400 and 'id="key_text-error"' in text(refused)
     assert Registrant.select().count() == 0
 
-    added = client.post("/admin/registrants/add", data={**data, "allow_other_uid": "y"})
+    bad_purl = client.post(
+        "/admin/registrants/add",
+        data={**data, "allow_other_uid": "y", "package_urls": "partner-router"},
+    )
+    assert bad_purl.status_code == 400 and 'id="package_urls-error"' in text(bad_purl)
+    assert Registrant.select().count() == 0
+
+    added = client.post(
+        "/admin/registrants/add",
+        data={**data, "allow_other_uid": "y", "package_urls": "pkg:github/partner/router"},
+    )
     assert added.status_code == 302
     registrant = Registrant.get()
+    assert registrant.package_urls == "pkg:github/partner/router"
     assert (registrant.status, registrant.pinned_fingerprint) == ("approved", partner.fingerprint)
     assert AuditEvent.get(AuditEvent.action == "registry.admin_add").actor_label == admin.email
     page = one_line(text(client.get("/admin/registrants/")))
