@@ -89,6 +89,7 @@ def test_narrowing_shows_who_gets_it_and_who_does_not_before_anything_is_sent(te
     response = narrowed_preview(team, v)
     html = html_of(response)
     assert response.status_code == 200
+    assert "Nothing is sent yet: check who gets it and who is left out" in html
     recipients = html[html.index('id="recipients"') : html.index('id="left-out"')]
     assert "Maker 0 &lt;psirt@w0.example&gt;" in recipients
     assert "Maker 1 &lt;psirt@w1.example&gt;" in recipients and "declares zephyr" in recipients

@@ -83,6 +83,11 @@ def compose(tracking_id: str):
         except Refused as exc:
             flash(f"No alert was sent: {exc}", "error")
         else:  # nothing is sent from here: the team confirms the preview first
+            flash(
+                "Nothing is sent yet: check who gets it and who is left out, tick anyone to "
+                "add back, then confirm.",
+                "info",
+            )
             return _preview_page(v, preview, form.text.data, versions)
     elif not form.errors:
         try:
