@@ -162,7 +162,11 @@ class IntakeHandler:
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content
-        if self.policy.refuse_plaintext and not looks_encrypted(raw):
+        if (
+            self.policy.refuse_plaintext
+            and not looks_encrypted(raw)
+            and not self._answers(envelope)
+        ):
             return f"550 5.7.1 {self.policy.plaintext_refusal}"
         try:
             message_id = await self.store(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
@@ -171,6 +175,11 @@ class IntakeHandler:
             return TEMPORARY
         log.info("stored message %d (%d bytes)", message_id, len(raw))
         return ACCEPTED
+
+    def _answers(self, envelope) -> bool:
+        """Answers to alerts only (a clear-signed answer need not be encrypted)."""
+        security = self.policy.security_address
+        return all(addresses.answers_detail(a, security) is not None for a in envelope.rcpt_tos)
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default answers 500 with internal text; the sender only learns to retry.

@@ -70,6 +70,10 @@ class ParsedMessage:
     text: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     signature: verify.SignatureCheck = verify.UNSIGNED
+    # The text that signature covers (a clear-signed block, a signed MIME part, or all of an
+    # encrypted and signed message): what a signed instruction may be read from. Text beside
+    # the signed part (an unsigned cover in multipart/mixed) is not in it. "" when unsigned.
+    signed_text: str = ""
     reporter_certificate: str | None = None
     problems: list[str] = field(default_factory=list)
     # The Forewarn-* protected headers of the encrypted message (mail/submission.py: the
@@ -127,6 +131,7 @@ class _Walk:
         self.htmls: list[str] = []
         self.keys: list[tuple[str, bytes]] = []  # (where it came from, data)
         self.signatures: list[tuple[verify.SignatureCheck, object]] = []  # (check, re-check)
+        self.signed_texts: dict[int, list[str]] = {}  # signature index -> the texts it covers
         self.parts = self.openpgp_parts = self.header_bytes = 0
         self.plain_content = self.malformed = False
         self.protected_subject: str | None = None
@@ -233,10 +238,12 @@ class _Walk:
             head, body = mime.split_entity(child)
             data = mime.decode_body(self._headers(head), body)
             if verify.looks_encrypted(data):
+                signatures = len(self.signatures)
                 plaintext = self._open(data, "the encrypted message")
                 self.result.encrypted = True
                 root = "message" if depth == 0 else "nested"
-                self.walk(plaintext, depth + 1, in_crypto=True, root=root)
+                with self._covered(signatures if len(self.signatures) > signatures else None):
+                    self.walk(plaintext, depth + 1, in_crypto=True, root=root)
                 return
         raise Unreadable("the PGP/MIME encrypted message holds no OpenPGP data")
 
@@ -247,9 +254,19 @@ class _Walk:
             check = partial(_check_detached, signed, mime.decode_body(self._headers(head), body))
             self.openpgp_parts += 1
             self.signatures.append((check(self.certificates), check))
-        else:
-            self.result.problems.append("a PGP/MIME signed part has no signature")
+            with self._covered(len(self.signatures) - 1):
+                self.walk(signed, depth + 1, in_crypto, root)
+            return
+        self.result.problems.append("a PGP/MIME signed part has no signature")
         self.walk(signed, depth + 1, in_crypto, root)
+
+    @contextlib.contextmanager
+    def _covered(self, index: int | None):
+        """The texts read inside the block are those signature `index` covers."""
+        start = len(self.texts)
+        yield
+        if index is not None:
+            self.signed_texts[index] = self.texts[start:]
 
     def _leaf(self, part, ctype: str, data: bytes, in_crypto: bool, root: str | None) -> None:
         disposition = mime.safe(part.get_content_disposition)
@@ -289,7 +306,11 @@ class _Walk:
             pieces.append(data[start:begin].decode(charset, "replace"))
             block, start = data[begin:end], end
             encrypted = verify.looks_encrypted(block)
+            signatures = len(self.signatures)
             plaintext = self._open(block, "the inline PGP message")
+            if len(self.signatures) > signatures:  # this block's signature covers its text alone
+                covered = plaintext.decode("utf-8", "replace")
+                self.signed_texts[signatures] = [mime.clean(covered, keep_lines=True)]
             self.result.encrypted |= encrypted
             decrypted |= encrypted
             try:
@@ -386,6 +407,10 @@ class _Walk:
             with contextlib.suppress(KeyringError):
                 found = again(self.certificates)
         self.result.signature = found
+        covered = self.signed_texts.get(0, [])
+        self.result.signed_text = "\n".join(
+            t.replace("\r\n", "\n").strip("\n") for t in covered if t.strip()
+        )
 
 
 def _check_inline(data: bytes, limit: int, certificates: list[str]) -> verify.SignatureCheck:

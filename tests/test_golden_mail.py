@@ -35,6 +35,7 @@ from app.core.config import load_settings
 from app.models import (
     Advisory,
     AdvisoryBundle,
+    Answer,
     Correspondence,
     CveId,
     Delivery,
@@ -830,6 +831,37 @@ def _(w):
     )
 
 
+# The one reminder to answer an alert (#17, app.registry.nudges), 14 days before the lift: to a
+# registrant who read the alert (encrypted, the ids and a link to the alert's page), and to one
+# who missed it (signed, the tracking id alone).
+for _who, _name in (("maker", "with-key"), ("keyless_maker", "without-key")):
+
+    @case(f"answer-nudge-{_name}", "answer-nudge")
+    def _(w, who=_who):
+        registrant = getattr(w, who)
+        advisory = _advisory(w)
+        Vulnerability.update(embargo_until=w.at + days(14)).where(
+            Vulnerability.id == w.keyed.id
+        ).execute()
+        w.deliver(
+            "alert" if registrant.key.usable else "alert-missed",
+            registrant.user.email,
+            {"registrant": registrant.id},
+            advisory=advisory,
+            vulnerability=w.keyed,
+            user=registrant.user,
+            fingerprint=registrant.pinned_fingerprint,
+        )
+        return w.deliver(
+            "answer-nudge",
+            registrant.user.email,
+            {"registrant": registrant.id},
+            vulnerability=Vulnerability.get_by_id(w.keyed.id),
+            user=registrant.user,
+            fingerprint=registrant.pinned_fingerprint,
+        )
+
+
 def _bundle(w) -> Advisory:
     """One advisory for two vulnerabilities (alerts.send_many): SEC-2026-0001 v2 and the bare
     SEC-2026-0002 v1; the deliveries carry the first."""
@@ -892,6 +924,81 @@ for _change in ("extend", "early-lift"):
                 user=registrant.user,
                 fingerprint=registrant.pinned_fingerprint,
             )
+
+
+# Answers to alerts by mail (app/registry/mail_answers.py)
+
+
+def _answers(w, advisories: list[Advisory], **fields) -> list[Answer]:
+    values = {
+        "status": "not_affected",
+        "justification": "vulnerable_code_not_present",
+        "statement": "Our appliances build the frobnicator without the packet parser.",
+        "public_consent": True,
+    }
+    values.update(fields)
+    return [
+        Answer.create(
+            registrant=w.maker,
+            vulnerability=a.vulnerability,
+            advisory=a,
+            via="mail",
+            at=w.at,
+            **values,
+        )
+        for a in advisories
+    ]
+
+
+for _variant, _who in (("with-key", "maker"), ("without-key", "keyless_maker")):
+
+    @case(f"answer-recorded-{_variant}", "answer-recorded")
+    def _(w, who=_who):
+        registrant = getattr(w, who)
+        advisory = _advisory(w)
+        rows = _answers(w, [advisory])
+        return w.deliver(
+            "answer-recorded",
+            registrant.user.email,
+            {"registrant": registrant.id, "advisory": advisory.id, "answers": [r.id for r in rows]},
+            user=registrant.user,
+            fingerprint=registrant.pinned_fingerprint,
+        )
+
+
+@case("answer-recorded-bundle", "answer-recorded")
+def _(w):
+    first = _bundle(w)
+    rows = _answers(w, alerts.carried(first), statement="", public_consent=False)
+    rows[1].status, rows[1].justification = "affected", None
+    rows[1].save()
+    return w.deliver(
+        "answer-recorded",
+        w.maker.user.email,
+        {"registrant": w.maker.id, "advisory": first.id, "answers": [r.id for r in rows]},
+        user=w.maker.user,
+        fingerprint=w.maker.pinned_fingerprint,
+    )
+
+
+@case("answer-refused", "answer-refused")
+def _(w):
+    advisory = _advisory(w)
+    reason = (
+        "Unknown status 'maybe': write one of affected, not_affected, fixed, under_investigation."
+    )
+    return w.deliver(
+        "answer-refused",
+        w.maker.user.email,
+        {"message": 1, "reason": reason, "advisory": advisory.id},
+    )
+
+
+@case("answer-refused-stranger", "answer-refused")
+def _(w):
+    return w.deliver(
+        "answer-refused", "someone@example.net", {"message": 1, "reason": "", "advisory": None}
+    )
 
 
 # At the lift

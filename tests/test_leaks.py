@@ -9,7 +9,10 @@ command line), and every log record written meanwhile. No canary may appear in a
 header or log line. After the real lift, the public fields of the lifted ones appear, the
 private ones still never do, and nothing of the unvalidated or rejected ones ever does. Each
 one still tracked has a second reporter's duplicate marked against it (credited): nothing of
-the duplicate but that reporter's name in the lifted one's credits ever becomes public.
+the duplicate but that reporter's name in the lifted one's credits ever becomes public. Each
+one alerted has two product makers' answers (#17): one given with consent to publish it, whose
+statement appears after the lift on that vulnerability's page alone, and one without, of which
+nothing (not the statement, not the organisation) is ever public.
 """
 
 import hashlib
@@ -29,7 +32,7 @@ from app.core import instance
 from app.disclosure import announcements, embargo_change, exports, lift, wellknown
 from app.models import Correspondence, Delivery, Vulnerability
 from app.outbox import letters
-from app.registry import alerts, vetting
+from app.registry import alerts, answers, vetting
 from app.reports import attachments, followup
 from app.vulns import cves, duplicates, lifecycle, patches, split
 from mail.parse import Attachment
@@ -74,6 +77,7 @@ class Case:
         names = ["title", "description", "affected", "fixrefs", "mitigation"]
         names += ["credits"] if self.credits else []
         names += ["dupreporter"] if self.duplicate_ids else []  # credited on it
+        names += ["statement"] if "statement" in self.canaries else []  # given with consent
         if not self.credits and self.credit_reporter:
             names.append("reportername")  # credited by the name they gave
         return {name: self.canaries[name] for name in names}
@@ -117,7 +121,11 @@ def plan() -> list[Case]:
     return cases
 
 
-def build(case: Case, settings, at, until) -> None:
+# The product maker who answers without consent: its name is a canary too (never public).
+QUIET_ORG = "CANARY-quietorg-0 GmbH"
+
+
+def build(case: Case, settings, at, until, makers=()) -> None:
     n = case.n
     title, description = case.canary("title"), case.canary("description")
     v = lifecycle.create(
@@ -191,6 +199,15 @@ def build(case: Case, settings, at, until) -> None:
         v = lifecycle.set_status(v, step, ACTOR, at, reason=reason)
     if v.status in alerts.SENDABLE:
         alerts.send(v, None, "test", at, settings, text=f"{case.canary('advisory')} advisory")
+    if makers and alerts.alerted(v).exists():
+        # Product makers' answers (#17): one to publish after the lift, one never public.
+        consented, quiet = makers
+        said = answers.check(
+            "not_affected", "component_not_present", f"{case.canary('statement')} not built", True
+        )
+        answers.record(consented, v, said, via="web", at=at)
+        withheld = answers.check("affected", None, f"{case.canary('withheld')} until 4.2")
+        answers.record(quiet, v, withheld, via="mail", at=at)
     # A case (#15): the reporter's finding label on it, and a vulnerability split from it
     # (state new: its title, its label and its id never public, before or after the lift).
     lifecycle.set_field(v, "findings", case.canary("finding"), ACTOR, at)
@@ -435,12 +452,18 @@ def desk(app, settings, clock, keyring, admin_user):
         raise RuntimeError("a bug in a route")
 
     maker = mailcorpus.make_reporter("psirt@maker.example", "Maker PSIRT")
-    vetting.add_by_admin(maker.address, "Maker", maker.cert, None, "test", clock.at, approve=True)
+    consented = vetting.add_by_admin(
+        maker.address, "Maker", maker.cert, None, "test", clock.at, approve=True
+    )
+    other = mailcorpus.make_reporter("psirt@quiet.example", "Quiet PSIRT")
+    quiet = vetting.add_by_admin(
+        other.address, QUIET_ORG, other.cert, None, "test", clock.at, approve=True
+    )
     cves.import_block("CVE-2026-4100..CVE-2026-4119", None, "test", clock.at)
     until = clock.at + timedelta(days=30)
     cases = plan()
     for case in cases:
-        build(case, settings, clock.at, until)
+        build(case, settings, clock.at, until, makers=(consented, quiet))
     return cases, until
 
 
@@ -621,6 +644,8 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
         assert page[0] == osv[0] == 200, tid
         for where, body in (("page", page[2]), ("osv", osv[2])):
             for name, canary in case.public_after_lift().items():
+                if name == "statement" and where != "page":
+                    continue  # a product maker's statement is on the page alone (below)
                 assert canary in body, (tid, where, name)
             assert case.severity in body, (tid, where)
             assert case.cwe in body, (tid, where)
@@ -632,6 +657,14 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
             assert f"{case.cve_id}: {case.canary('title')} heap overflow" in notes
     feed = after.pages["/vulnerabilities.atom"][2]
     assert all(case.canary("title") in feed for case in lifted)
+    # A product maker's statement given with consent: on its vulnerability's page alone, and
+    # nothing of the one given without (its organisation is a canary, never allowed below).
+    for case in lifted:
+        statement = case.canary("statement")
+        where = [w for w, text in served + logs if statement.lower() in text.lower()]
+        assert where == [f"/vulnerabilities/{case.v.tracking_id} (body)"], (case.n, where)
+        assert "<strong>Not affected</strong>" in after.pages[where[0].split(" ")[0]][2]
+    assert_absent(served + logs, {"the organisation that did not consent": QUIET_ORG})
     # Only the fields the lift reveals, of the lifted ones, appear anywhere.
     allowed = {c for case in lifted for c in case.public_after_lift().values()}
     allowed |= {case.canary("patchname") for case in lifted}

@@ -100,16 +100,17 @@ def test_rejection_counts_from_the_rejection_not_the_report(db, clock):
     assert state_of(late)[1] != [b""]
 
 
-def test_quarantined_and_junk_mail_is_purged_after_receipt(db, clock):
+def test_quarantined_and_junk_mail_and_answers_are_purged_after_receipt(db, clock):
     old = clock.at - timedelta(days=DAYS + 1)
     junk = message(old, state="junk")
     quarantined = message(old, state="quarantined")
+    answer = message(old, state="answer")  # a product maker's answer to an alert
     recent = message(clock.at - timedelta(days=5), state="junk")
     processed = message(old, state="processed")  # not junk: left alone
     purged = retention.purge_due(clock.at, DAYS)
-    assert purged.unlinked == 2
+    assert purged.unlinked == 3
     raws = {m.id: bytes(m.raw) for m in InboundMessage.select()}
-    assert raws[junk.id] == raws[quarantined.id] == b""
+    assert raws[junk.id] == raws[quarantined.id] == raws[answer.id] == b""
     assert raws[recent.id] and raws[processed.id]
 
 

@@ -71,6 +71,9 @@ class Settings:
     # The report form (/report): each file, and all files of one report together.
     report_max_file_bytes: int = 10 * 1024 * 1024
     report_max_bytes: int = 15 * 1024 * 1024
+    # Product makers still silent this many days before an embargo ends get one reminder to
+    # answer the alert (app/registry/nudges.py); 0: no reminder.
+    answer_nudge_days: int = 14
 
     @property
     def gnupg_home(self) -> Path:
@@ -130,6 +133,15 @@ def _trusted_proxies(value: str) -> int:
         raise ConfigError(
             f"FOREWARN_TRUSTED_PROXIES={value!r} must be how many reverse proxies stand in front "
             "of the portal, 0 to 5 (1 for nginx on the same machine; default 0)"
+        )
+    return int(value)
+
+
+def _nudge_days(value: str) -> int:
+    if not value.strip().isdigit() or not 0 <= int(value) <= 365:
+        raise ConfigError(
+            f"FOREWARN_ANSWER_NUDGE_DAYS={value!r} must be a whole number of days from 0 to 365 "
+            "(0 sends no reminder; default 14)"
         )
     return int(value)
 
@@ -281,6 +293,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         report_max_bytes=_positive_int(
             "FOREWARN_REPORT_MAX_BYTES", get("FOREWARN_REPORT_MAX_BYTES") or str(15 * 1024 * 1024)
         ),
+        answer_nudge_days=_nudge_days(get("FOREWARN_ANSWER_NUDGE_DAYS") or "14"),
     )
 
 

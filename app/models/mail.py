@@ -7,7 +7,9 @@ from app.models.base import BaseModel, UTCDateTimeField
 from app.models.registry import PublicKey
 from app.models.vulns import Advisory, Vulnerability
 
-INBOUND_STATES = ("received", "processed", "quarantined", "junk")
+# "answer": a product maker's answer to an alert, read (recorded or refused: the note says which;
+# app/registry/mail_answers.py), never a report.
+INBOUND_STATES = ("received", "processed", "quarantined", "junk", "answer")
 DELIVERY_STATES = ("queued", "sent", "failed", "bounced")
 # Every kind of mail the outbox sends: app/outbox/deliveries.py queues only these, and
 # app/outbox/letters.py has one composer for each.
@@ -39,6 +41,10 @@ DELIVERY_KINDS = (
     "registry-admin",
     "unsubscribed",
     "sign-up-attempt",
+    "answer-nudge",  # the one reminder to answer an alert before the lift (#17)
+    # registry: a product maker's answer to an alert by mail, recorded or refused
+    "answer-recorded",
+    "answer-refused",
     # disclosure: the lift's mails
     "announcement",
     "embargo-lifted",

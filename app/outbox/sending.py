@@ -16,7 +16,7 @@ from app.core.config import Settings, dkim_private_key
 from app.core.instance import secret_key
 from app.models import Advisory, Correspondence, Delivery, InboundMessage, Vulnerability
 from app.outbox import letters
-from app.registry import alerts, subscriptions
+from app.registry import alerts, answer_address, subscriptions
 from app.reports import bounces
 from keys.keyring import ServiceKeyring
 from mail import addresses, domainkeys, mime
@@ -139,7 +139,11 @@ def _deliver(delivery: Delivery, keyring: ServiceKeyring, settings: Settings, tr
 
 # Mail to registrants about advisories: VERP envelope sender and one-click unsubscribe.
 REGISTRANT_KINDS = ("alert", "alert-missed", "alert-embargo", "embargo-lifted", "key-rotation")
-REGISTRANT_KINDS += ("key-compromise",)
+REGISTRANT_KINDS += ("key-compromise", "answer-nudge")
+# Mail a product maker answers by replying (app/registry/mail_answers.py): the alert, and the
+# replies to an answer (a refusal to a stranger names no advisory). A notice of a missed alert
+# asks for a resend by reply: that reply still goes to the team.
+ANSWERED_BY_REPLY = ("alert", "answer-recorded", "answer-refused")
 # Files travel only inside encrypted mail (patches are embargoed), except where they are public:
 # the revoked service key that a compromise notice carries.
 PUBLIC_ATTACHMENTS = ("key-compromise", "key-compromise-reporter")
@@ -209,10 +213,7 @@ def _end(delivery: Delivery, state: str, answer: str, message_id: str, at: datet
 
 def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at) -> bytes:
     text = letters.text_for(delivery, keyring, settings, at)
-    vulnerability = delivery.vulnerability
-    reply_to = settings.security_address
-    if vulnerability is not None:
-        reply_to = addresses.case_address(settings.security_address, vulnerability.tracking_id)
+    reply_to = _reply_to(delivery, settings)
     outgoing = Outgoing(
         sender=settings.from_address,
         recipient=delivery.recipient,
@@ -243,12 +244,35 @@ def compose(delivery: Delivery, message_id: str, keyring, settings: Settings, at
     return signed(keyring, outgoing)
 
 
+def _reply_to(delivery: Delivery, settings: Settings) -> str:
+    """Where a reply goes: an alert's answers address (as inside its signed part; a reminder
+    to answer, the newest version's), never the case; a case's address for other mail about a
+    vulnerability; else the security address."""
+    if delivery.kind == "answer-nudge":
+        # The reminder is answered as the alert is: by the newest version's answers address,
+        # which takes an answer about the vulnerability from whoever was alerted about it.
+        newest = alerts.newest_version(delivery.vulnerability)
+        if newest is not None:
+            return answer_address.address(newest.id, settings)
+    if delivery.kind in ANSWERED_BY_REPLY:
+        # An answer's reply names the version in its payload: as a delivery of the advisory it
+        # would count among the alert's own (alerts.progress).
+        advisory_id = delivery.advisory_id or json.loads(delivery.payload or "{}").get("advisory")
+        if advisory_id is not None:
+            return answer_address.address(advisory_id, settings)
+    if delivery.vulnerability is not None:
+        return addresses.case_address(settings.security_address, delivery.vulnerability.tracking_id)
+    return settings.security_address
+
+
 # RFC 3834: automatic answers say so; a team member's reply is written by a person.
 _AUTO_SUBMITTED = {
     "ack": "auto-replied",
     "reply-ack": "auto-replied",
     "receipt": "auto-replied",
     "unreadable": "auto-replied",
+    "answer-recorded": "auto-replied",
+    "answer-refused": "auto-replied",
     "reply": None,
     "rejected": None,
     "duplicate": None,

@@ -3,9 +3,9 @@
 FOREWARN_RETENTION_DAYS (default 365) after a vulnerability's publication or rejection, its
 correspondence's text and subject become "[purged YYYY-MM-DD]", so do the names of the files
 reporters attached (their content is deleted: app/reports/attachments.py), and the raw bytes of the
-inbound messages linked to it become empty. Quarantined and junk messages linked to no vulnerability
-are purged the same time after their receipt. The rows stay, so ids, threading (Message-ID headers)
-and the audit trail survive.
+inbound messages linked to it become empty. Quarantined and junk messages linked to no
+vulnerability, and product makers' answers to alerts, are purged the same time after their
+receipt. The rows stay, so ids, threading (Message-ID headers) and the audit trail survive.
 
 Idempotent: a purged row no longer matches, so a pass can run at any time; the reconciler runs
 one a day (tick()), `forewarn purge-due` one at once. Each pass that purged anything is recorded
@@ -29,6 +29,9 @@ log = logging.getLogger("forewarn.retention")
 
 ACTION = "retention.purge"
 JUNK_STATES = ("quarantined", "junk")
+# Mail linked to no vulnerability, purged the same time after its receipt: held mail, and
+# product makers' answers to alerts (the Answer rows keep what was said).
+UNLINKED_STATES = (*JUNK_STATES, "answer")
 RUN_EVERY_SECONDS = 24 * 3600
 _BATCH = 500
 
@@ -164,7 +167,7 @@ def purge_due(at: datetime, days: int, actor_label: str = "system") -> Purged:
             Correspondence.message.is_null(False)
         )
         unlinked = InboundMessage.select(InboundMessage.id).where(
-            InboundMessage.state.in_(JUNK_STATES),
+            InboundMessage.state.in_(UNLINKED_STATES),
             InboundMessage.received_at <= cutoff,
             _has_raw(),
             InboundMessage.id.not_in(linked),

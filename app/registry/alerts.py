@@ -25,9 +25,8 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import deliveries
-from app.registry import renewal
+from app.registry import answer_address, renewal
 from app.vulns import embargo, lifecycle, patches
-from mail import addresses
 
 SENDABLE = ("accepted", "fixed")
 
@@ -320,6 +319,16 @@ def alerted(v: Vulnerability):
     return recipients().where(Registrant.user.in_(sent_to))
 
 
+def newest_version(v: Vulnerability) -> Advisory | None:
+    """The latest advisory version about v (None before its first alert)."""
+    return (
+        Advisory.select()
+        .where(Advisory.vulnerability == v)
+        .order_by(Advisory.version.desc())
+        .first()
+    )
+
+
 def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> bytes:
     """The version's signed entity (RFC 3156 multipart/signed with protected headers), made
     once from the alert's text (app.registry.letters: the same for every registrant) and kept,
@@ -329,7 +338,6 @@ def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> byte
 
     if advisory.signed_entity is not None:
         return bytes(advisory.signed_entity)
-    v = advisory.vulnerability
     domain = settings.security_address.rpartition("@")[2]
     outgoing = Outgoing(
         sender=settings.from_address,
@@ -338,7 +346,8 @@ def signed_entity(advisory: Advisory, text, keyring, settings: Settings) -> byte
         outer_subject=text.subject,
         body=text.body,
         message_id=f"<forewarn.advisory.{advisory.id}@{domain or 'localhost'}>",
-        reply_to=addresses.case_address(settings.security_address, v.tracking_id),
+        # Answers come back to the version, never to the reporter's case (mail_answers.py)
+        reply_to=answer_address.address(advisory.id, settings),
         date=advisory.created_at,
         attachments=text.attachments,
     )

@@ -4,6 +4,9 @@ Every approved registrant starts at "no_answer" about each vulnerability, which 
 or counted as "not affected". An answer (web or mail) is a new Answer row: the newest of a
 registrant and a vulnerability is current, the older ones are its history, and each is
 audited. Whoever was alerted about a vulnerability may answer it while they are approved.
+
+After the lift, the current answers given with consent are public as product makers'
+statements (`public_statements`); without consent nothing of an answer is ever public.
 """
 
 import csv
@@ -16,6 +19,7 @@ import peewee
 from app.core import audit, timefmt
 from app.core.db import write_transaction
 from app.core.errors import Refused
+from app.disclosure import redaction
 from app.models import Advisory, Answer, Delivery, Registrant, User, Vulnerability
 from app.registry import alerts
 
@@ -337,3 +341,50 @@ def as_json(rows: list[Row]) -> list[dict]:
         }
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A product maker's statement as the public reads it, after the lift."""
+
+    organisation: str
+    status: str  # in public words (LABELS), never "No answer"
+    justification: str | None  # in public words (JUSTIFICATION_LABELS), with "Not affected"
+    statement: str  # as the registrant wrote it: plain text, never Markdown
+    at: datetime
+
+
+def public_statements(vulnerability: Vulnerability, at: datetime) -> tuple[Statement, ...]:
+    """The product makers' statements the public may read about a vulnerability at `at`:
+    nothing before it is published (app.disclosure.redaction decides that); after it, each
+    registrant's current answer when that answer was given with consent (a later answer
+    without consent withdraws an earlier one), from registrants still approved (suspended and
+    removed ones' are withdrawn with them). By organisation."""
+    if not redaction.is_published(vulnerability, at):
+        return ()
+    rows = (
+        Answer.select(Answer, Registrant)
+        .join(Registrant)
+        .join(User, on=(Registrant.user == User.id))
+        .where(
+            Answer.vulnerability == vulnerability,
+            _is_newest(),
+            Answer.public_consent == True,  # noqa: E712
+            Answer.status.in_(STATUSES),
+            Registrant.status == "approved",
+            User.active == True,  # noqa: E712
+        )
+        .order_by(peewee.fn.LOWER(Registrant.organisation), Registrant.id)
+    )
+    return tuple(
+        Statement(
+            organisation=answer.registrant.organisation,
+            status=LABELS[answer.status],
+            justification=JUSTIFICATION_LABELS.get(answer.justification)
+            if answer.justification
+            else None,
+            statement=answer.statement,
+            at=answer.at,
+        )
+        for answer in rows
+    )

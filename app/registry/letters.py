@@ -1,6 +1,7 @@
 """What the desk writes to product makers and about them: pre-disclosure alerts and their
 embargo notices, the sign-up's key proof and rejection, key-expiry warnings and the yearly
-re-confirmation, the notices to admins, and the confirmation that alerts stopped.
+re-confirmation, the notices to admins, the confirmation that alerts stopped, and the
+one reminder to answer an alert.
 
 Alerts are encrypted to the registrant's pinned key alone; whoever has no usable key gets a
 signed notice without details, never the advisory in plaintext.
@@ -12,10 +13,10 @@ import peewee
 
 from app.core import timefmt
 from app.core.instance import secret_key
-from app.models import Delivery, PublicKey, Registrant, Vulnerability
+from app.models import Advisory, Answer, Delivery, PublicKey, Registrant, Vulnerability
 from app.outbox import mailtext
 from app.outbox.text import Composer, Text, account_key, member_key, usable_key
-from app.registry import alerts, proof, renewal, subscriptions
+from app.registry import alerts, answer_address, answers, proof, renewal, subscriptions
 from app.vulns import patches
 from mail.compose import Attachment
 
@@ -80,6 +81,7 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
             text=text,
             project=_project(settings),
             status_link=status_link,
+            **_how_to_answer(advisory, versions, settings),
         )
         files = tuple(
             Attachment(p.filename, bytes(p.content), p.content_type)
@@ -96,6 +98,22 @@ def alert(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text
     return Text(
         f"Missed security advisory {label}", f"Missed security advisory {label}", body, None
     )
+
+
+def _how_to_answer(advisory: Advisory, versions: list[Advisory], settings) -> dict:
+    """What the alert's "How to answer" needs: the same for every registrant (the alert is
+    signed once), so it names the version's answers address and page, nobody's own."""
+    return {
+        "answers_address": answer_address.address(advisory.id, settings),
+        "page": _advisory_page(advisory, settings),
+        "statuses": ", ".join(answers.STATUSES),
+        "justifications": answers.JUSTIFICATIONS,
+        "covered": [a.vulnerability.tracking_id for a in versions],
+    }
+
+
+def _advisory_page(advisory: Advisory, settings) -> str:
+    return f"{settings.base_url}/registry/advisories/{advisory.id}"
 
 
 def _embargo_label(v: Vulnerability, payload: dict) -> str:
@@ -138,6 +156,70 @@ def unsubscribed(delivery: Delivery, payload: dict, common: dict, settings, at) 
     # Signed, not encrypted: nothing in it is private, and it must reach a registrant
     # whose key is lost too.
     return Text(subject, subject, body, None)
+
+
+# -- answers by mail (app/registry/mail_answers.py) -----------------------------------------
+
+
+def answer_recorded(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """What was recorded, encrypted to the registrant's pinned key (their answer is about an
+    embargoed vulnerability); a signed notice without it when that key cannot be used."""
+    registrant = (
+        Registrant.select(Registrant, PublicKey)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == payload["registrant"])
+        .get()
+    )
+    advisory = Advisory.get_by_id(payload["advisory"])
+    page = _advisory_page(advisory, settings)
+    key = usable_key(registrant.key)
+    rows = list(
+        Answer.select(Answer, Advisory)
+        .join(Advisory, peewee.JOIN.LEFT_OUTER)
+        .where(Answer.id.in_(payload["answers"]))
+        .order_by(Answer.id)
+    )
+    if key is None:
+        label = f"{advisory.vulnerability.tracking_id} v{advisory.version}"
+        body = mailtext.render(
+            "answer-recorded-notice",
+            advisory=label,
+            page=page,
+            status_link=f"{settings.base_url}/registry/status",
+            **common,
+        )
+        return Text("Your answer was recorded", "Your answer was recorded", body, None)
+    shown = [
+        {
+            "label": f"{row.vulnerability.tracking_id} v{row.advisory.version}"
+            if row.advisory_id
+            else row.vulnerability.tracking_id,
+            "status": row.status,
+            "justification": row.justification,
+            "statement": row.statement,
+            "consent": row.public_consent,
+        }
+        for row in rows
+    ]
+    body = mailtext.render("answer-recorded", rows=shown, page=page, **common)
+    ids = ", ".join(dict.fromkeys(row.vulnerability.tracking_id for row in rows))
+    return Text(f"Answer recorded: {ids}", "Your answer was recorded", body, key)
+
+
+def answer_refused(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """Why a mail to an answers address was not recorded and how to fix it: signed, never
+    encrypted, and naming no advisory (a stranger's says only who may answer)."""
+    advisory_id = payload.get("advisory")
+    body = mailtext.render(
+        "answer-refused",
+        reason=payload.get("reason", "") if advisory_id is not None else "",
+        page=f"{settings.base_url}/registry/advisories/{advisory_id}",
+        statuses=", ".join(answers.STATUSES),
+        justifications=answers.JUSTIFICATIONS,
+        security_address=settings.security_address,
+        **common,
+    )
+    return Text("Your answer was not recorded", "Your answer was not recorded", body, None)
 
 
 # -- signing up -------------------------------------------------------------------------------
@@ -237,6 +319,51 @@ def reconfirm(delivery: Delivery, payload: dict, common: dict, settings, at) -> 
     return Text(subject, subject, body, key)
 
 
+# -- answers ------------------------------------------------------------------------------------
+
+
+def answer_nudge(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """The one reminder to answer an alert before the lift (app.registry.nudges): what to do
+    and by when, the vulnerability by its ids alone (never its title or details), and how to
+    answer. Encrypted to the registrant's key when it can be used; otherwise signed, and then
+    it names the tracking id alone, which in the clear must not be tied to the CVE id."""
+    registrant = (
+        Registrant.select(Registrant, PublicKey)
+        .join(PublicKey, peewee.JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == payload["registrant"])
+        .get()
+    )
+    v = delivery.vulnerability
+    key = renewal.current_key(registrant, at)
+    cve = v.cve.cve_id if v.cve_id else None
+    label = f"{v.tracking_id} ({cve})" if key is not None and cve else v.tracking_id
+    body = mailtext.render(
+        "answer-nudge",
+        label=label,
+        deadline=v.embargo_until,
+        link=_readable_page(registrant, v, settings),
+        organisation=registrant.organisation,
+        key_fingerprint=key.fingerprint if key is not None else None,
+        status_link=f"{settings.base_url}/registry/status",
+        unsubscribe=f"{settings.base_url}/registry/unsubscribe/"
+        + subscriptions.token_of(delivery, secret_key(settings)),
+        **common,
+    )
+    subject = f"Reminder: are your products affected by {label}?"
+    outer = f"Reminder: your answer about {v.tracking_id} (embargoed)"
+    return Text(subject, outer, body, key)
+
+
+def _readable_page(registrant: Registrant, v: Vulnerability, settings) -> str:
+    """The portal page of the newest alert about v the registrant may read (where they answer
+    it), or the list of their alerts when they could read none (they got the missed notice)."""
+    versions = Advisory.select(Advisory.id).where(Advisory.vulnerability == v)
+    for (advisory_id,) in versions.order_by(Advisory.version.desc()).tuples():
+        if alerts.may_read(registrant, advisory_id) is not None:
+            return f"{settings.base_url}/registry/advisories/{advisory_id}"
+    return f"{settings.base_url}/registry/advisories/"
+
+
 LETTERS: dict[str, Composer] = {
     "alert": alert,
     "alert-missed": alert,
@@ -245,7 +372,10 @@ LETTERS: dict[str, Composer] = {
     "verify-key": verify_key,
     "registrant-rejected": registrant_rejected,
     "sign-up-attempt": sign_up_attempt,
+    "answer-recorded": answer_recorded,
+    "answer-refused": answer_refused,
     "registry-admin": registry_admin,
     "key-expiry": key_expiry,
     "reconfirm": reconfirm,
+    "answer-nudge": answer_nudge,
 }

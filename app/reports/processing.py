@@ -25,10 +25,11 @@ from app.models import (
     Vulnerability,
 )
 from app.outbox import deliveries
+from app.registry import answer_address, mail_answers
 from app.reports import attachments, bounces, followup, inbound, reporter_keys, triage
 from app.vulns import embargo, lifecycle
 from keys.keyring import ServiceKeyring
-from mail import addresses, mime
+from mail import addresses, hygiene, mime
 from mail.parse import ParsedMessage, Unreadable, parse
 
 log = logging.getLogger("forewarn.reports")
@@ -88,6 +89,9 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
         state, note = bounces.record(bounced, raw, at)  # unmatched ones are kept for a human
         inbound.finish(message, state, at, note)
         return "bounce"
+    answering = answer_address.addressed(message.envelope_to.split("\n"), settings)
+    if answering is not None:  # a product maker's answer to an alert: never a case's thread
+        return mail_answers.process(message, answering, keyring, settings, at)
     if message.channel == "web-reply":
         return _web_reply(message, raw, keyring, settings, at)
     sender = _header_sender(raw)
@@ -95,7 +99,7 @@ def _process(message: InboundMessage, keyring: ServiceKeyring, settings: Setting
     body_sha256 = hashlib.sha256(raw.partition(b"\r\n\r\n")[2] or raw).hexdigest()
     web_report = message.channel == "web-report"
     # The portal's form: a person in a browser (checked there), with no envelope sender.
-    automatic = None if web_report else _automatic(parsed, message.envelope_from)
+    automatic = None if web_report else hygiene.automatic(parsed, message.envelope_from)
     with write_transaction():
         InboundMessage.update(message_id_header=parsed.message_id, body_sha256=body_sha256).where(
             InboundMessage.id == message.id
@@ -214,19 +218,6 @@ def _certificates_of(address: str) -> list[str]:
         .distinct()
     )
     return [row.armored for row in query]
-
-
-def _automatic(parsed: ParsedMessage, envelope_from: str) -> str | None:
-    """Why this message must not be answered (RFC 3834), or None."""
-    if not envelope_from or parsed.is_bounce:
-        return "a bounce or delivery report"
-    if parsed.auto_submitted and parsed.auto_submitted.strip().lower() != "no":
-        return f"an automatic message (Auto-Submitted: {parsed.auto_submitted})"
-    if parsed.precedence and parsed.precedence.strip().lower() in ("bulk", "list", "junk"):
-        return f"bulk mail (Precedence: {parsed.precedence})"
-    if parsed.list_id:
-        return "mailing-list mail"
-    return None
 
 
 def _is_retry(message: InboundMessage, message_id_header: str | None, body_sha256: str) -> bool:

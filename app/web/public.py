@@ -38,6 +38,7 @@ from app.core.errors import Refused
 from app.disclosure import feeds, redaction, wellknown
 from app.disclosure.redaction import Placeholder, Published
 from app.models import PUBLIC_STATES, CveId, Vulnerability
+from app.registry import answers
 from app.servicekey import public
 from app.vulns import affected
 from keys import packets
@@ -202,10 +203,12 @@ def vulnerability(ident: str):
     found = redaction.find(ident, clock.now(), show_dates)
     if found is None:
         abort(404)  # not public, or no such id, or a tracking id under embargo: the same answer
-    _, view = found
+    row, view = found
     if isinstance(view, Published) and ident != view.tracking_id:
         return redirect(url_for("public.vulnerability", ident=view.tracking_id))
-    body = _page("vulnerabilities/detail.html", (view,), v=view)
+    # Empty until the lift; after it, only what product makers agreed to make public.
+    statements = answers.public_statements(row, clock.now())
+    body = _page("vulnerabilities/detail.html", (view, statements), v=view, statements=statements)
     return _conditional(body, "text/html; charset=utf-8")
 
 

@@ -6,6 +6,7 @@ import logging
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -24,6 +25,7 @@ from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import lift
 from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
+from app.registry import nudges
 from app.reports import attachments, followup, replies
 from app.vulns import cases, lifecycle, views
 from app.web import answers, timeline, workspace
@@ -109,7 +111,13 @@ def dashboard():
         )
         .order_by(Vulnerability.embargo_until)
     )
-    return render_template("team/dashboard.html", chart=timeline.chart(list(open_ones), at), now=at)
+    settings = current_app.extensions["forewarn.settings"]
+    return render_template(
+        "team/dashboard.html",
+        chart=timeline.chart(list(open_ones), at),
+        now=at,
+        silences=nudges.nearing(at, settings),
+    )
 
 
 @bp.route("/vulnerabilities/<tracking_id>")

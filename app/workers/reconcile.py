@@ -10,7 +10,7 @@ import redis
 from app.core.config import Settings
 from app.outbox import sending
 from app.privacy import retention
-from app.registry import renewal
+from app.registry import nudges, renewal
 from app.reports import inbound
 from app.servicekey import expiry, public
 from app.vulns import reminders
@@ -93,6 +93,14 @@ def _keys_and_data(at: datetime, settings: Settings, connection: redis.Redis | N
             log.warning("%s failed: %s", module, type(exc).__name__)
 
 
+def _nudges(at: datetime, settings: Settings) -> None:
+    """The reminders to answer alerts (app.registry.nudges); a failure never stops the pass."""
+    try:
+        nudges.send_due(at, settings)
+    except Exception as exc:
+        log.warning("answer reminders failed: %s", type(exc).__name__)
+
+
 def run_forever(
     connection: redis.Redis, database, now, stop: threading.Event, settings: Settings
 ) -> None:
@@ -103,6 +111,7 @@ def run_forever(
             with database.connection_context():
                 reminders.queue_due(now())
                 renewal.queue_due(now())
+                _nudges(now(), settings)
                 _keys_and_data(now(), settings, connection)
                 count = run(connection, now())
                 pause = _pause(now())
