@@ -61,7 +61,15 @@ def last_audit_id() -> int:
 
 def add_registrant(maker, clock, admin_user) -> Registrant:
     added = vetting.add_by_admin(
-        MAKER, "Maker Ltd", maker.cert, None, "t", clock.at, approve=True, products="Widget OS"
+        MAKER,
+        "Maker Ltd",
+        maker.cert,
+        None,
+        "t",
+        clock.at,
+        approve=True,
+        products="Widget OS",
+        package_urls="pkg:github/maker-ltd/widget-os",
     )
     Registrant.update(
         notes="met them at a conference", encryption_expires=clock.at + timedelta(days=10)
@@ -78,6 +86,7 @@ def test_registrant_erase_removes_their_personal_data(db, clock, admin_user, mak
     erased = erasure.erase_registrant(registrant.id, "cli:test", clock.at)
     assert places(MAKER, audit_before=before) == []
     assert places("Widget OS", audit_before=before) == []
+    assert places("maker-ltd/widget-os", audit_before=before) == []
     assert places("met them at a conference", audit_before=before) == []
     assert places("BEGIN PGP PUBLIC KEY", audit_before=before) == []
     # The audit trail before the erasure is kept as it was (and documented as such).

@@ -131,6 +131,7 @@ def test_apply_form_labels_every_input_and_carries_a_csrf_token(client, db):
         "password",
         "organisation",
         "products",
+        "package_urls",
         "website",
         "justification",
         "key_text",
@@ -172,6 +173,15 @@ def test_sign_up_creates_an_unverified_registrant_and_sends_the_proof(
     assert reconcile.delivery_job_id(proof.id) in queue.work_queue(redis_conn).job_ids  # sent now
 
 
+def test_a_sign_up_keeps_its_package_urls(client, db, clock, maker):
+    urls = "pkg:github/maker/gateway-os\r\npkg:github/zephyrproject-rtos/zephyr"
+    response = apply(client, maker.cert, package_urls=urls)
+    assert response.status_code == 200, text(response)
+    assert Registrant.get().package_urls == (
+        "pkg:github/maker/gateway-os\npkg:github/zephyrproject-rtos/zephyr"
+    )
+
+
 def test_a_binary_key_file_is_accepted(client, db, clock, maker):
     binary = mc.run("sqop", "dearmor", input=maker.cert)
     assert not binary.startswith(b"-----")
@@ -205,6 +215,7 @@ def _nothing_created():
             "website",
             "the website must be one line without control characters",
         ),
+        ({"package_urls": "zephyr"}, "package_urls", "is not a package URL: write it as pkg:"),
     ],
 )
 def test_a_bad_sign_up_says_what_is_wrong_at_the_field_and_creates_nothing(
@@ -608,9 +619,20 @@ def test_an_admin_adds_a_registrant_with_a_key_for_another_uid(client, db, clock
     assert refused.status_code == 400 and 'id="key_text-error"' in text(refused)
     assert Registrant.select().count() == 0
 
-    added = client.post("/admin/registrants/add", data={**data, "allow_other_uid": "y"})
+    bad_purl = client.post(
+        "/admin/registrants/add",
+        data={**data, "allow_other_uid": "y", "package_urls": "partner-router"},
+    )
+    assert bad_purl.status_code == 400 and 'id="package_urls-error"' in text(bad_purl)
+    assert Registrant.select().count() == 0
+
+    added = client.post(
+        "/admin/registrants/add",
+        data={**data, "allow_other_uid": "y", "package_urls": "pkg:github/partner/router"},
+    )
     assert added.status_code == 302
     registrant = Registrant.get()
+    assert registrant.package_urls == "pkg:github/partner/router"
     assert (registrant.status, registrant.pinned_fingerprint) == ("approved", partner.fingerprint)
     assert AuditEvent.get(AuditEvent.action == "registry.admin_add").actor_label == admin.email
     page = one_line(text(client.get("/admin/registrants/")))

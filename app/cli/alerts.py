@@ -1,5 +1,7 @@
 """`forewarn alert send VULN_ID [VULN_ID …] [--wait]`: the pre-disclosure alert to every approved
-registrant; with several ids, one advisory covering them all (one mail per registrant)."""
+registrant; with several ids, one advisory covering them all (one mail per registrant).
+`--matching` narrows one vulnerability's alert to the registrants whose products match: it
+lists who gets it and who does not, and sends only with `--yes` (app.registry.targeting)."""
 
 import contextlib
 import time
@@ -30,6 +32,20 @@ def alert() -> None:
     default=None,
     help="the advisory text (with several ids: a note at the top of the one mail)",
 )
+@click.option(
+    "--matching",
+    is_flag=True,
+    help="only registrants whose declared products match the affected ones: lists who gets it "
+    "and who is left out; sends only with --yes",
+)
+@click.option(
+    "--add",
+    "added",
+    multiple=True,
+    metavar="EMAIL",
+    help="with --matching: send to this left-out registrant too (repeatable)",
+)
+@click.option("--yes", is_flag=True, help="with --matching: send to the list shown")
 @click.option("--wait", is_flag=True, help="show progress until every delivery has ended")
 @click.option(
     "--timeout",
@@ -38,7 +54,15 @@ def alert() -> None:
     help="with --wait: stop waiting after SECONDS and exit 1 if some are still queued "
     "(they keep being retried, for up to five days)",
 )
-def alert_send(vuln_ids: tuple[str, ...], text_file, wait: bool, timeout: float | None) -> None:
+def alert_send(
+    vuln_ids: tuple[str, ...],
+    text_file,
+    matching: bool,
+    added: tuple[str, ...],
+    yes: bool,
+    wait: bool,
+    timeout: float | None,
+) -> None:
     from app.core.errors import OperatorError
     from app.registry import alerts
     from app.vulns import lifecycle
@@ -46,15 +70,21 @@ def alert_send(vuln_ids: tuple[str, ...], text_file, wait: bool, timeout: float 
 
     settings = context.settings()
     runtime.open_current_db(settings)
+    if (added or yes) and not matching:
+        raise OperatorError("--add and --yes go with --matching (without it, everyone gets it)")
+    if matching and len(vuln_ids) > 1:
+        raise OperatorError(
+            "--matching narrows one vulnerability's alert: send the ids one by one to narrow "
+            "(an advisory covering several goes to every approved registrant)"
+        )
     vulns = [lifecycle.get(vuln_id) for vuln_id in vuln_ids]
-    versions = alerts.send_many(
-        vulns,
-        None,
-        f"cli:{context.operator()}",
-        clock.now(),
-        settings,
-        text=text_file.read() if text_file else None,
-    )
+    text = text_file.read() if text_file else None
+    if matching:
+        versions = [_send_matching(vulns[0], added, yes, text, settings)]
+    else:
+        versions = alerts.send_many(
+            vulns, None, f"cli:{context.operator()}", clock.now(), settings, text=text
+        )
     advisory = versions[0]  # a bundle's deliveries all carry its first version
     # Now rather than at the reconciler's next pass (which queues them within a minute anyway).
     with contextlib.suppress(redis.RedisError, OSError):
@@ -87,3 +117,53 @@ def alert_send(vuln_ids: tuple[str, ...], text_file, wait: bool, timeout: float 
             f"{counts['queued']} of {total} still queued after {timeout:g} s "
             "(a relay refusing them for now, or no worker running?); they keep being retried"
         )
+
+
+def _send_matching(v, added: tuple[str, ...], yes: bool, text: str | None, settings):
+    """Print the narrowed alert's recipients and everyone left out; send only with --yes."""
+    from app.core.errors import OperatorError
+    from app.registry import targeting
+
+    at = clock.now()
+    preview = targeting.preview(v, at)
+    by_email = {r.user.email: r for r in preview.left_out}
+    back = []
+    for email in added:
+        found = by_email.get(email.strip().lower())
+        if found is None:
+            raise OperatorError(
+                f"{email} is not an approved registrant left out of this alert "
+                "(see the list without --add)"
+            )
+        back.append(found)
+    click.echo(
+        f"{v.tracking_id} affects {', '.join(preview.products)}; "
+        f"{len(preview.recipients) + len(back)} of {preview.approved} approved registrants "
+        "would get it:"
+    )
+    for r in preview.recipients:
+        click.echo(f"  to  {targeting.label(r.registrant)} ({r.why})")
+    for r in back:
+        click.echo(f"  to  {targeting.label(r)} (added with --add)")
+    out = [r for r in preview.left_out if r not in back]
+    click.echo(f"left out ({len(out)}):")
+    for r in out:
+        declared = " ".join((r.products or "").split())[:60] or "no products declared"
+        purls = " ".join((r.package_urls or "").split())
+        click.echo(f"  out {targeting.label(r)}: {declared}{'; ' + purls if purls else ''}")
+    if not yes:
+        adds = "".join(f" --add {r.user.email}" for r in back)
+        raise OperatorError(
+            f"nothing sent: run `forewarn alert send {v.tracking_id} --matching{adds} --yes` "
+            "to send to this list (add a left-out one with --add EMAIL)"
+        )
+    return targeting.send_matching(
+        v,
+        None,
+        f"cli:{context.operator()}",
+        at,
+        settings,
+        shown=preview.key,
+        added=[r.id for r in back],
+        text=text,
+    )

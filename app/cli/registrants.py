@@ -35,8 +35,16 @@ def _read_key(path: Path) -> bytes:
 @click.option("--org", required=True)
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--product", default="", help="the products they build on the project")
+@click.option(
+    "--purl",
+    "purls",
+    multiple=True,
+    help="a package URL of what they ship, e.g. pkg:github/zephyrproject-rtos/zephyr (repeatable)",
+)
 @click.option("--approve", is_flag=True, help="approve at once")
-def registrants_add(email: str, org: str, key_file: Path, product: str, approve: bool) -> None:
+def registrants_add(
+    email: str, org: str, key_file: Path, product: str, purls: tuple[str, ...], approve: bool
+) -> None:
     from app.registry import vetting as registry
 
     runtime.open_current_db(context.settings())
@@ -49,12 +57,15 @@ def registrants_add(email: str, org: str, key_file: Path, product: str, approve:
         clock.now(),
         approve=approve,
         products=product,
+        package_urls=" ".join(purls),
     )
     click.echo(f"{added.id} {added.user.email} {added.status} {added.pinned_fingerprint}")
 
 
 @registrants.command(
-    "import", help="Add registrants from a CSV (email, org, product, key_file or key)."
+    "import",
+    help="Add registrants from a CSV (email, org, product, purl (space-separated package "
+    "URLs), key_file or key).",
 )
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--approve", is_flag=True, help="approve each one at once")
@@ -73,7 +84,7 @@ def registrants_import(csv_file: Path, approve: bool) -> None:
         last_line = reader.line_num
     if not rows or {"email", "org"} - set(reader.fieldnames or ()):
         raise OperatorError(
-            f"{csv_file} needs a header row with email, org, product and key_file or key"
+            f"{csv_file} needs a header row with email, org, product, purl and key_file or key"
         )
     added, bad = 0, []
     with click.progressbar(rows, label="Importing", file=click.get_text_stream("stderr")) as bar:
@@ -91,6 +102,7 @@ def registrants_import(csv_file: Path, approve: bool) -> None:
                     clock.now(),
                     approve=approve,
                     products=row.get("product") or "",
+                    package_urls=row.get("purl") or "",
                 )
                 added += 1
             except REPORTED as exc:  # a bad row is skipped whole, never half-imported

@@ -23,6 +23,8 @@ class Registrant(BaseModel):
     user = peewee.ForeignKeyField(User, unique=True, backref="registrant", on_delete="CASCADE")
     organisation = peewee.CharField()
     products = peewee.TextField(default="")
+    # Package URLs (purls) of what they ship, one a line, checked by app.registry.targeting.
+    package_urls = peewee.TextField(default="")
     website = peewee.CharField(default="")
     justification = peewee.TextField(default="")
     status = peewee.CharField(default="unverified", choices=[(s, s) for s in REGISTRANT_STATES])

@@ -103,6 +103,10 @@ class Advisory(BaseModel):
     bundle = peewee.ForeignKeyField(
         AdvisoryBundle, null=True, backref="advisories", on_delete="SET NULL"
     )
+    # JSON when the team narrowed this version to registrants whose products match
+    # (app.registry.targeting): how many were approved, who was left out, who was added back.
+    # NULL: sent to every approved registrant.
+    audience = peewee.TextField(null=True)
 
     class Meta:
         indexes = ((("vulnerability", "version"), True),)

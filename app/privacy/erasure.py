@@ -144,6 +144,7 @@ def erase_registrant(registrant_id: int | str, actor_label: str, at: datetime) -
         Registrant.update(
             organisation=ERASED,
             products="",
+            package_urls="",
             website="",
             justification="",
             notes="",

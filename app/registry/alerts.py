@@ -6,6 +6,7 @@ the Advisory and one Delivery per registrant in one transaction; jobs send them 
 """
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import peewee
@@ -28,6 +29,17 @@ from app.registry import answer_address, renewal
 from app.vulns import embargo, lifecycle, patches
 
 SENDABLE = ("accepted", "fixed")
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """An alert the team narrowed (app.registry.targeting): the registrant ids it goes to, what
+    the version keeps (ids and counts, so an erasure leaves no address there) and what the
+    audit log records (who was left out and who added back, by name)."""
+
+    to: frozenset[int]
+    kept: dict
+    logged: dict
 
 
 def draft(v: Vulnerability, settings: Settings, version: int, bundled: bool = False) -> str:
@@ -94,7 +106,7 @@ def recipients():
     )
 
 
-def _refusal(vulns: list[Vulnerability]) -> str | None:
+def refusal(vulns: list[Vulnerability]) -> str | None:
     """Why these cannot be alerted (naming each one and its state), or None."""
     unsendable = [v for v in vulns if v.status not in SENDABLE]
     if not unsendable:
@@ -132,11 +144,15 @@ def _next_version(
     )
 
 
-def _queue(advisory: Advisory, at: datetime) -> dict[str, int]:
+def _queue(advisory: Advisory, at: datetime, only: frozenset[int] | None = None) -> dict[str, int]:
     """One delivery per registrant who gets alerts (the advisory, or a notice when their key
-    cannot be used), streamed: never all in memory."""
+    cannot be used), streamed: never all in memory. `only`: the registrant ids of a narrowed
+    alert (app.registry.targeting)."""
     counts = {"alert": 0, "alert-missed": 0}
-    for registrant in recipients().iterator():
+    query = recipients()
+    if only is not None:
+        query = query.where(Registrant.id.in_(sorted(only)))
+    for registrant in query.iterator():
         kind = "alert-missed" if renewal.needs_key(registrant, at) else "alert"
         deliveries.queue(
             kind,
@@ -159,25 +175,28 @@ def send(
     at: datetime,
     settings: Settings,
     text: str | None = None,
+    only: Narrowing | None = None,
 ) -> Advisory:
-    """The next advisory version, queued to every approved registrant in one transaction."""
-    refusal = _refusal([v])
-    if refusal:
-        raise Refused(refusal)
+    """The next advisory version, queued to every approved registrant in one transaction.
+    `only` narrows it (app.registry.targeting.send_matching, the one caller)."""
+    refused = refusal([v])
+    if refused:
+        raise Refused(refused)
     with write_transaction():
         advisory = _next_version(v, by, at, settings, text)
-        counts = _queue(advisory, at)
+        if only is not None:
+            advisory.audience = json.dumps(only.kept, sort_keys=True)
+            advisory.save()
+        counts = _queue(advisory, at, only.to if only is not None else None)
+        details = {
+            "version": advisory.version,
+            "to": counts["alert"],
+            "missed": counts["alert-missed"],
+        }
+        if only is not None:
+            details["narrowed"] = only.logged
         audit.record(
-            by,
-            "alert.send",
-            at,
-            target=v.tracking_id,
-            actor_label=by_label,
-            details={
-                "version": advisory.version,
-                "to": counts["alert"],
-                "missed": counts["alert-missed"],
-            },
+            by, "alert.send", at, target=v.tracking_id, actor_label=by_label, details=details
         )
     return advisory
 
@@ -199,9 +218,9 @@ def send_many(
         raise Refused("name the vulnerabilities the advisory covers")
     if len(unique) == 1:
         return [send(unique[0], by, by_label, at, settings, text=text)]
-    refusal = _refusal(unique)
-    if refusal:
-        raise Refused(refusal)  # naming every one that cannot be alerted, and why
+    refused = refusal(unique)
+    if refused:
+        raise Refused(refused)  # naming every one that cannot be alerted, and why
     with write_transaction():
         bundle = AdvisoryBundle.create(subject="", text="", created_by=by, created_at=at)
         versions = [_next_version(v, by, at, settings, None, bundle) for v in unique]

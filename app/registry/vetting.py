@@ -18,7 +18,7 @@ from app.core.db import write_transaction
 from app.core.errors import NotFound, Refused
 from app.models import Delivery, PublicKey, Registrant, User
 from app.outbox import deliveries
-from app.registry import proof
+from app.registry import proof, purls
 from keys.inspect import Certificate, CertificateError, inspect_registration_key
 
 POLICY_VERSION = "2026-11"  # the embargo policy registrants agree to
@@ -45,6 +45,7 @@ class SignUp:
     key: bytes
     agrees_to_policy: bool
     listed_publicly: bool = False
+    package_urls: str = ""  # space- or line-separated purls (app.registry.targeting)
 
 
 def is_role_address(email: str) -> bool:
@@ -92,6 +93,7 @@ def _checked_address(form: SignUp) -> str:
         )
     if not form.agrees_to_policy:
         raise Refused("Registrants must agree to the embargo policy")
+    purls.checked_package_urls(form.package_urls)
     return email
 
 
@@ -176,6 +178,7 @@ def _create_registrant(form: SignUp, email: str, certificate: Certificate, at) -
             user=user,
             organisation=form.organisation.strip()[:250],
             products=form.products.strip(),
+            package_urls=purls.checked_package_urls(form.package_urls),
             website=form.website.strip()[:250],
             justification=form.justification.strip(),
             policy_version=POLICY_VERSION,
@@ -295,6 +298,7 @@ def add_by_admin(
     approve: bool = False,
     products: str = "",
     allow_other_uid: bool = False,
+    package_urls: str = "",
 ) -> Registrant:
     """A registrant added as an admin decides: the key is inspected and pinned without the
     proof mail (the decision is audited). They set a password through a reset link."""
@@ -306,6 +310,7 @@ def add_by_admin(
         raise Refused("Name the organisation")
     if User.select().where(User.email == email).exists():
         raise Refused(f"an account for {email} already exists")
+    declared = purls.checked_package_urls(package_urls)
     certificate = _inspect(key, email, at, allow_other_uid=allow_other_uid)
     with write_transaction():
         user = User.create(
@@ -321,6 +326,7 @@ def add_by_admin(
             user=user,
             organisation=organisation.strip()[:250],
             products=products.strip(),
+            package_urls=declared,
             status="approved" if approve else "pending_review",
             reviewer=by,
             key=stored,

@@ -25,7 +25,7 @@ from app.core import clock, timefmt
 from app.core.errors import Refused
 from app.core.instance import secret_key
 from app.models import AuditEvent, PublicKey, Registrant
-from app.registry import proof, renewal, vetting
+from app.registry import proof, renewal, targeting, vetting
 from app.web import ratelimit
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -50,6 +50,23 @@ def _helpers():
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
+
+
+class ProductFields:
+    """What the registrant ships: free text, and package URLs the team can match alerts to."""
+
+    products = TextAreaField(
+        "Products you build on the project",
+        validators=[Length(max=5000)],
+        filters=[_strip],
+    )
+    package_urls = TextAreaField(
+        "Package URLs of what you ship (optional, one a line, e.g. "
+        "pkg:github/zephyrproject-rtos/zephyr)",
+        validators=[Optional(), Length(max=60_000)],
+        filters=[_strip],
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
 
 
 class KeyFields:
@@ -95,7 +112,7 @@ class AddressFields:
     )
 
 
-class ApplyForm(AddressFields, KeyFields, FlaskForm):
+class ApplyForm(AddressFields, ProductFields, KeyFields, FlaskForm):
     password = PasswordField(
         f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
         validators=[
@@ -110,11 +127,6 @@ class ApplyForm(AddressFields, KeyFields, FlaskForm):
     organisation = StringField(
         "Organisation",
         validators=[DataRequired(message="Name your organisation."), Length(max=250)],
-        filters=[_strip],
-    )
-    products = TextAreaField(
-        "Products you build on the project",
-        validators=[Length(max=5000)],
         filters=[_strip],
     )
     website = StringField(
@@ -150,6 +162,7 @@ _REFUSAL_FIELDS = (
     ("the website", "website"),
     ("why you qualify", "justification"),
     ("embargo policy", "agrees"),
+    ("package URL", "package_urls"),
 )
 
 
@@ -185,6 +198,7 @@ def apply():
         key=key,
         agrees_to_policy=bool(form.agrees.data),
         listed_publicly=bool(form.listed.data),
+        package_urls=form.package_urls.data or "",
     )
     try:
         # The same answer whether or not the address has an account (registry.apply).
@@ -272,6 +286,10 @@ class ResendForm(FlaskForm):
     pass
 
 
+class ProductsForm(ProductFields, FlaskForm):
+    pass
+
+
 def own_registration() -> Registrant:
     found = Registrant.get_or_none(Registrant.user == current_user.user)
     if found is None:
@@ -303,7 +321,12 @@ def _rejection_reason(registrant: Registrant) -> str:
     return json.loads(event.details or "{}").get("reason", "")
 
 
-def _status_page(registrant: Registrant, key_form: KeyForm | None = None, status: int = 200):
+def _status_page(
+    registrant: Registrant,
+    key_form: KeyForm | None = None,
+    status: int = 200,
+    products_form: ProductsForm | None = None,
+):
     return (
         render_template(
             "registry/status.html",
@@ -312,6 +335,12 @@ def _status_page(registrant: Registrant, key_form: KeyForm | None = None, status
             unproven=_latest_unproven_key(registrant),
             reason=_rejection_reason(registrant) if registrant.status == "rejected" else "",
             key_form=key_form or KeyForm(),
+            products_form=products_form
+            or ProductsForm(
+                formdata=None,
+                products=registrant.products,
+                package_urls=registrant.package_urls,
+            ),
             resend_form=ResendForm(),
             resubscribe_form=ResendForm(),
             role_address=vetting.is_role_address(registrant.user.email),
@@ -374,6 +403,30 @@ def replace_key():
     flash(
         f"We sent a link to {registrant.user.email}, encrypted to your new key "
         f"{stored.fingerprint}. Decrypt it and open it within 48 hours; {until}.",
+        "success",
+    )
+    return redirect(url_for("registry.status"))
+
+
+@bp.route("/status/products", methods=["POST"])
+@roles_required("registrant")
+def products():
+    registrant = own_registration()
+    form = ProductsForm()
+    if not form.validate_on_submit():
+        flash("Your products were not changed: see the products form below.", "error")
+        return _status_page(registrant, status=400, products_form=form)
+    try:
+        targeting.declare(
+            registrant, form.products.data or "", form.package_urls.data or "", clock.now()
+        )
+    except Refused as exc:
+        form.package_urls.errors.append(str(exc))
+        flash("Your products were not changed: see the products form below.", "error")
+        return _status_page(registrant, status=400, products_form=form)
+    flash(
+        "Your products are saved. The security team may send an alert only to registrants "
+        "whose products it affects; these are what it matches.",
         "success",
     )
     return redirect(url_for("registry.status"))

@@ -205,6 +205,13 @@ class AddForm(AddressFields, KeyFields, FlaskForm):
     products = TextAreaField(
         "Products they build on the project", validators=[Length(max=5000)], filters=[_strip]
     )
+    package_urls = TextAreaField(
+        "Package URLs of what they ship (optional, one a line, e.g. "
+        "pkg:github/zephyrproject-rtos/zephyr)",
+        validators=[Length(max=60_000)],
+        filters=[_strip],
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
     approve = BooleanField("Approve now (otherwise they wait in the review queue)")
     allow_other_uid = BooleanField(
         "Allow a key whose user id does not match the address (noted in the audit log)"
@@ -232,11 +239,14 @@ def add():
             approve=bool(form.approve.data),
             products=form.products.data or "",
             allow_other_uid=bool(form.allow_other_uid.data),
+            package_urls=form.package_urls.data or "",
         )
     except Refused as exc:
         message = str(exc)
         target = form.key_text if message.startswith("The key") else form.email
-        if "account for" in message or message.startswith("The key"):
+        if "is not a package URL" in message:
+            form.package_urls.errors.append(message)
+        elif "account for" in message or message.startswith("The key"):
             target.errors.append(message)
         flash(f"Nobody was added: {message}", "error")
         return render_template("admin/registrants_add.html", form=form), 400
