@@ -83,16 +83,22 @@ class Page:
     asked_past_end: bool  # the page asked for was past the end
 
 
+def _ends_by(end: peewee.Field, instant: datetime) -> peewee.Node:
+    """An end that is set and comes by `instant` (NULL, never ends, is never true nor NULL)."""
+    return end.is_null(False) & (end <= instant)
+
+
 def _health_cases(at: datetime) -> tuple[peewee.Node, peewee.Node]:
-    """(unusable, expiring) as SQL conditions on Registrant joined with its pinned key."""
+    """(unusable, expiring) as SQL conditions on Registrant joined with its pinned key; neither
+    is ever NULL, so their negations hold for the rest."""
     soon = at + EXPIRING_WITHIN
     unusable = (
         Registrant.key.is_null()
         | (PublicKey.usable == False)  # noqa: E712
-        | (Registrant.encryption_expires <= at)
-        | (PublicKey.expires <= at)
+        | _ends_by(Registrant.encryption_expires, at)
+        | _ends_by(PublicKey.expires, at)
     )
-    expiring = (Registrant.encryption_expires <= soon) | (PublicKey.expires <= soon)
+    expiring = _ends_by(Registrant.encryption_expires, soon) | _ends_by(PublicKey.expires, soon)
     return unusable, expiring
 
 
