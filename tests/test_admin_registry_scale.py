@@ -133,7 +133,9 @@ def html(client, url: str, status: int = 200) -> str:
 
 
 def listed_ids(page: str) -> list[int]:
-    return [int(i) for i in re.findall(r'<tr id="registrant-(\d+)">', page)]
+    return [
+        int(i) for i in re.findall(r'<tr><th scope="row"><a href="/admin/registrants/(\d+)">', page)
+    ]
 
 
 def every_id(filters: listing.Filters, at) -> set[int]:

@@ -102,16 +102,21 @@ def _health_cases(at: datetime) -> tuple[peewee.Node, peewee.Node]:
     return unusable, expiring
 
 
-def health(usable: bool | None, key_expires, encryption_expires, has_key: bool, at) -> str:
-    """One registrant's key health from their pinned key's row (see the module's docstring)."""
-    if not has_key or not usable:
-        return "unusable"
-    ends = [end for end in (key_expires, encryption_expires) if end is not None]
-    if any(end <= at for end in ends):
-        return "unusable"
-    if any(end <= at + EXPIRING_WITHIN for end in ends):
-        return "expiring"
-    return "ok"
+def _health(at: datetime) -> peewee.Node:
+    """The key health of each row as a SQL expression (HEALTHS' names): the one definition the
+    filters, the list and a registrant's page share."""
+    unusable, expiring = _health_cases(at)
+    return Case(None, [(unusable, "unusable"), (expiring, "expiring")], "ok")
+
+
+def health_of(registrant: Registrant, at: datetime) -> str:
+    """One registrant's key health at `at`."""
+    return (
+        Registrant.select(_health(at))
+        .join(PublicKey, JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id == registrant.id)
+        .scalar()
+    )
 
 
 def _fingerprint_needle(search: str) -> str | None:
@@ -123,14 +128,18 @@ def _fingerprint_needle(search: str) -> str | None:
     return None
 
 
-def _matching(filters: Filters, at: datetime, with_status: bool = True) -> peewee.ModelSelect:
-    """Registrants joined with their user and pinned key, narrowed by the filters (unrun)."""
-    query = (
-        Registrant.select()
-        .join(User, on=(Registrant.user == User.id))
-        .switch(Registrant)
-        .join(PublicKey, JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
-    )
+def _matching(
+    filters: Filters, at: datetime, query: peewee.ModelSelect | None = None, with_status=True
+) -> peewee.ModelSelect:
+    """Registrants narrowed by the filters (unrun). A query given must already join User and
+    PublicKey (the page's rows); otherwise only the tables the filters need are joined, so that
+    counting the whole registry reads the status index alone."""
+    if query is None:
+        query = Registrant.select()
+        if filters.search:
+            query = query.join(User, on=(Registrant.user == User.id)).switch(Registrant)
+        if filters.health:
+            query = query.join(PublicKey, JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
     if filters.search:
         needle = filters.search
         found = Registrant.organisation.contains(needle) | User.email.contains(needle)
@@ -151,7 +160,7 @@ def _matching(filters: Filters, at: datetime, with_status: bool = True) -> peewe
 
 
 def page(filters: Filters, number: int, at: datetime, size: int = PAGE_SIZE) -> Page:
-    """One page of the list: pending applications first, then by organisation. Three queries
+    """One page of the list: pending applications first, then by organisation. Two queries
     whatever the size of the registry: the counts per status, and the page's rows."""
     filters = filters.checked()
     if number < 1:
@@ -166,58 +175,42 @@ def page(filters: Filters, number: int, at: datetime, size: int = PAGE_SIZE) -> 
     pages = max(1, math.ceil(total / size))
     asked_past_end = number > pages
     number = min(number, pages)
+    # The page's ids first, sorted from the registrant table alone (joined only where a filter
+    # needs it); then their rows, joined with their user and key: 50 rows joined, not all.
     pending_first = Case(None, [(Registrant.status == "pending_review", 0)], 1)
-    rows = (
+    order = (pending_first, fn.LOWER(Registrant.organisation), Registrant.id)
+    ids = (
         _matching(filters, at)
-        .select(
+        .select(Registrant.id)
+        .order_by(*order)
+        .limit(size)
+        .offset((number - 1) * size)
+    )
+    rows = (
+        Registrant.select(
             Registrant.id,
             Registrant.organisation,
+            User.email,
             Registrant.status,
             Registrant.pinned_fingerprint,
             Registrant.encryption_expires,
-            Registrant.key,
-            User.email,
-            PublicKey.usable,
-            PublicKey.expires,
+            _health(at),
         )
-        .order_by(pending_first, fn.LOWER(Registrant.organisation), Registrant.id)
-        .limit(size)
-        .offset((number - 1) * size)
-        .dicts()
+        .join(User, on=(Registrant.user == User.id))
+        .switch(Registrant)
+        .join(PublicKey, JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
+        .where(Registrant.id.in_(ids))
+        .order_by(*order)
+        .tuples()
     )
     return Page(
-        rows=[
-            Row(
-                id=r["id"],
-                organisation=r["organisation"],
-                email=r["email"],
-                status=r["status"],
-                fingerprint=r["pinned_fingerprint"],
-                encryption_expires=_aware(r["encryption_expires"]),
-                health=health(
-                    r["usable"],
-                    _aware(r["expires"]),
-                    _aware(r["encryption_expires"]),
-                    r["key"] is not None,
-                    at,
-                ),
-            )
-            for r in rows
-        ],
+        rows=[Row(*row) for row in rows],
         number=number,
         pages=pages,
         total=total,
         counts={state: counts.get(state, 0) for state in REGISTRANT_STATES},
         asked_past_end=asked_past_end,
     )
-
-
-def _aware(value):
-    """.dicts() hands back what the fields' python_value makes (aware UTC); strings from a
-    driver that did not convert are parsed by the field the same way."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return Registrant.encryption_expires.python_value(value)
 
 
 def unusable_approved(at: datetime, named: int) -> tuple[int, list[dict]]:
