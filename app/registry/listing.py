@@ -201,10 +201,9 @@ def page(filters: Filters, number: int, at: datetime, size: int = PAGE_SIZE) -> 
         .join(PublicKey, JOIN.LEFT_OUTER, on=(Registrant.key == PublicKey.id))
         .where(Registrant.id.in_(ids))
         .order_by(*order)
-        .tuples()
     )
     return Page(
-        rows=[Row(*row) for row in rows],
+        rows=[Row(*row) for row in rows.tuples()],
         number=number,
         pages=pages,
         total=total,
@@ -216,14 +215,19 @@ def page(filters: Filters, number: int, at: datetime, size: int = PAGE_SIZE) -> 
 def unusable_approved(at: datetime, named: int) -> tuple[int, list[dict]]:
     """How many approved registrants alerts cannot reach at `at` (renewal.flagged), and the
     first `named` of them (id, organisation, email)."""
-    flagged = renewal.flagged(at)
-    first = (
-        flagged.join(User, on=(Registrant.user == User.id))
-        .select(Registrant.id, Registrant.organisation, User.email)
+    first = list(
+        renewal.flagged(at)
+        .join(User, on=(Registrant.user == User.id))
+        .select(
+            Registrant.id,
+            Registrant.organisation,
+            User.email,
+            fn.COUNT(Registrant.id).over().alias("flagged"),  # all of them, in the same query
+        )
         .limit(named)
         .dicts()
     )
-    return flagged.order_by().count(), list(first)
+    return (first[0]["flagged"] if first else 0), first
 
 
 # -- one registrant's page ----------------------------------------------------------------------
