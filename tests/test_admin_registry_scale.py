@@ -234,6 +234,11 @@ def test_filters_by_status_and_key_health_count_and_list_the_right_ones(
     page = html(client, "/admin/registrants/?status=approved&health=expiring")
     assert f"{len(expected)} registrants found" in page
     assert set(listed_ids(page)) <= expected
+    soon = [f"expires {(clock.at + timedelta(days=d)):%Y-%m-%d}" for d in (10, 29)]
+    cells = re.findall(r'<td class="key-expiring">([^<]+)</td>', page)
+    assert len(cells) == len(listed_ids(page)) and set(cells) <= set(soon)
+    unusable = html(client, "/admin/registrants/?health=unusable")
+    assert unusable.count('<td class="key-unusable">no usable key</td>') == listing.PAGE_SIZE
     assert 'aria-current="page">Approved' in page
     # The status links keep the search and the key health, and drop the page.
     assert 'href="/admin/registrants/?status=suspended&amp;health=expiring"' in page

@@ -168,7 +168,7 @@ def _rows(rows: list[listing.Row]) -> list[tuple]:
             r.health,
             _KEY_LABELS[r.health]
             if r.health != "expiring" or r.encryption_expires is None
-            else f"expires {r.encryption_expires:%Y-%m-%d}",
+            else f"expires {timefmt.day(r.encryption_expires)}",
             f"…{r.fingerprint[-16:]}" if r.fingerprint else "none",
         )
         for r in rows
