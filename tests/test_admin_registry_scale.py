@@ -64,7 +64,7 @@ def insert_registrants(count: int, at: datetime, start: int = 1) -> dict[int, di
         if status == "unverified":
             health, key, ends = "unusable", None, None
         elif n % 7 == 0:
-            health, key, ends = "expiring", keys["expiring"], at + timedelta(days=10)
+            health, key = "expiring", keys["expiring"]  # the key ends first, not its subkey
         elif n % 11 == 0:
             health, key = "unusable", keys["unusable"]
         elif n % 13 == 0:

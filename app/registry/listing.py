@@ -69,7 +69,7 @@ class Row:
     email: str
     status: str
     fingerprint: str | None
-    encryption_expires: datetime | None
+    expires: datetime | None  # when alerts stop reaching them: the key's or its subkey's end
     health: str
 
 
@@ -194,6 +194,7 @@ def page(filters: Filters, number: int, at: datetime, size: int = PAGE_SIZE) -> 
             Registrant.status,
             Registrant.pinned_fingerprint,
             Registrant.encryption_expires,
+            PublicKey.expires,
             _health(at),
         )
         .join(User, on=(Registrant.user == User.id))
@@ -203,7 +204,10 @@ def page(filters: Filters, number: int, at: datetime, size: int = PAGE_SIZE) -> 
         .order_by(*order)
     )
     return Page(
-        rows=[Row(*row) for row in rows.tuples()],
+        rows=[
+            Row(id_, org, email, status, fpr, min(filter(None, (ends, key_ends)), default=None), h)
+            for id_, org, email, status, fpr, ends, key_ends, h in rows.tuples()
+        ],
         number=number,
         pages=pages,
         total=total,
@@ -234,7 +238,8 @@ def unusable_approved(at: datetime, named: int) -> tuple[int, list[dict]]:
 
 
 def keys(registrant: Registrant) -> list[PublicKey]:
-    """Every key the registrant's account has had, newest first (the pinned one among them)."""
+    """Every key the registrant's account has had, newest first, and the pinned one (always
+    theirs, unless it was stored without an owner)."""
     return list(
         PublicKey.select(
             PublicKey.id,
@@ -243,7 +248,7 @@ def keys(registrant: Registrant) -> list[PublicKey]:
             PublicKey.usable,
             PublicKey.created_at,
         )
-        .where(PublicKey.owner == registrant.user_id)
+        .where((PublicKey.owner == registrant.user_id) | (PublicKey.id == registrant.key_id))
         .order_by(PublicKey.created_at.desc(), PublicKey.id.desc())
     )
 

@@ -23,7 +23,7 @@ bp = Blueprint("vetting", __name__, url_prefix="/admin/registrants")
 
 # The status links' order: what needs a decision first, then the rest.
 ORDER = ("pending_review", "approved", "suspended", "unverified", "rejected", "removed")
-FLAGGED_NAMED = 10  # approved registrants without a usable key named on the list (then a link)
+FLAGGED_NAMED = 5  # approved registrants without a usable key named on the list (then a link)
 HEADINGS = {
     "pending_review": "Waiting for review",
     "approved": "Approved",
@@ -167,8 +167,8 @@ def _rows(rows: list[listing.Row]) -> list[tuple]:
             r.status.replace("_", " "),
             r.health,
             _KEY_LABELS[r.health]
-            if r.health != "expiring" or r.encryption_expires is None
-            else f"expires {timefmt.day(r.encryption_expires)}",
+            if r.health != "expiring" or r.expires is None
+            else f"expires {timefmt.day(r.expires)}",
             f"…{r.fingerprint[-16:]}" if r.fingerprint else "none",
         )
         for r in rows
