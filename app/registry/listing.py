@@ -4,8 +4,8 @@ registrant's page shows (their keys, the decisions about them, the alerts they r
 
 Key health is judged at `at` as app.registry.renewal judges it: "unusable" when alerts could not
 be encrypted to the registrant (no pinned key, a key marked unusable, or one expired);
-"expiring" when the encryption key ends within the renewal window, the first warning's
-distance (30 days); "ok" otherwise.
+"expiring" when the key or its encryption subkey ends within the renewal window, the first
+warning's distance (30 days); "ok" otherwise.
 """
 
 import math
