@@ -40,13 +40,13 @@ test-postgres: test-setup
 golden: test-setup
 	FOREWARN_GOLDEN_UPDATE=1 $(PYTEST) -q tests/test_golden_mail.py
 
-# The intake, alert fan-out and public pages benchmarks (bench/README.md), about 3 minutes: each
-# prints its numbers and records its headline figures; bench/results.py writes them as one table
-# to bench/results.md and README.md. Asserts nothing: fails only if a benchmark could not run
+# The intake, alert fan-out, public pages and registry page benchmarks (bench/README.md), about 4
+# minutes: each prints its numbers and records its headline figures; bench/results.py writes them
+# as one table to bench/results.md and README.md. Asserts nothing: fails only if a benchmark could not run
 # (after the others have run and the table of what was measured is written).
 bench: test-setup
 	@results=/tmp/forewarn-bench-results.jsonl; rm -f $$results; failed=""; \
-	for script in intake fanout public_pages; do \
+	for script in intake fanout public_pages registry_page; do \
 		FOREWARN_BENCH_RESULTS=$$results $(PY) bench/$$script.py || failed="$$failed $$script"; \
 	done; \
 	$(PY) bench/results.py $$results || failed="$$failed results"; \

@@ -1,9 +1,10 @@
 """The benchmarks' headline figures as one table: bench/results.md, the terminal, and README.md.
 
-`python bench/results.py FILE` reads the JSON lines bench/intake.py, bench/fanout.py and
-bench/public_pages.py appended to FILE (FOREWARN_BENCH_RESULTS; `make bench` sets it) and writes
-bench/results.md: the machine they ran on and one Markdown table. It prints the same, and puts
-it between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md.
+`python bench/results.py FILE` reads the JSON lines bench/intake.py, bench/fanout.py,
+bench/public_pages.py and bench/registry_page.py appended to FILE (FOREWARN_BENCH_RESULTS;
+`make bench` sets it) and writes bench/results.md: the machine they ran on and one Markdown
+table. It prints the same, and puts it between `<!-- bench:start -->` and `<!-- bench:end -->`
+in README.md.
 """
 
 import argparse
@@ -17,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("intake", "fan-out", "public pages")  # in the order `make bench` runs them
+# In the order `make bench` runs them.
+BENCHMARKS = ("intake", "fan-out", "public pages", "registry page")
 COLUMNS = ("benchmark", "figure", "ours", "baseline", "ratio", "goal", "verdict")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 NONE = "—"

@@ -1,5 +1,6 @@
 """A product maker's whole journey in a real browser against a real `forewarn web`: sign up with
-a Sequoia key, decrypt the proof mail from the instance's Maildir, confirm, get approved."""
+a Sequoia key, decrypt the proof mail from the instance's Maildir, confirm, get approved; and an
+admin finding one application among 1,000 registrants by search and approving it."""
 
 import re
 
@@ -128,6 +129,8 @@ def test_a_product_maker_signs_up_confirms_and_is_approved_in_chromium(  # noqa:
 
             sign_in(page, portal_url, "admin@example.org", PASSWORD)
             page.get_by_role("link", name="Registrants", exact=True).click()
+            with page.expect_navigation():
+                page.get_by_role("link", name="Maker Ltd", exact=True).click()
             application = page.locator("article.registrant", has_text="Maker Ltd")
             expect(application).to_contain_text("a role address")
             expect(application).to_contain_text(maker.fingerprint)
@@ -145,6 +148,71 @@ def test_a_product_maker_signs_up_confirms_and_is_approved_in_chromium(  # noqa:
 
             page.goto(f"{portal_url}/registry/members")
             expect(page.get_by_role("listitem").filter(has_text="Maker Ltd")).to_be_visible()
+        finally:
+            browser.close()
+    assert console_errors == []
+
+
+def test_an_admin_finds_one_of_1000_registrants_by_search_and_approves_it_in_chromium(  # noqa: F811
+    portal_url, env
+):
+    from tests.test_admin_registry_scale import N, insert_registrants
+
+    database = runtime.open_db(load_settings(env))
+    try:
+        with database.connection_context():
+            made = insert_registrants(N, clock.now())
+    finally:
+        database_proxy.initialize(None)
+    [(wanted, maker)] = [
+        (i, r) for i, r in made.items() if r["email"] == "psirt420@maker420.example"
+    ]
+    assert maker["status"] == "pending_review"
+    console_errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    console_errors.append(f"{m.text} {m.location['url']}")
+                    if m.type == "error" and "favicon" not in m.location["url"]
+                    else None
+                ),
+            )
+            sign_in(page, portal_url, "admin@example.org", PASSWORD)
+            page.get_by_role("link", name="Registrants", exact=True).click()
+            expect(page.get_by_role("heading", name=f"{N} registrants")).to_be_visible()
+            search = page.get_by_label("Search by organisation, email or fingerprint")
+            search.fill(maker["fingerprint"][-16:].lower())
+            with page.expect_navigation():
+                search.press("Enter")
+            expect(page.get_by_role("heading", name="1 registrant found")).to_be_visible()
+            rows = page.locator("table.registrants tbody tr")
+            expect(rows).to_have_count(1)
+            expect(rows).to_contain_text("psirt420@maker420.example")
+            expect(rows).to_contain_text("pending review")
+            with page.expect_navigation():
+                rows.get_by_role("link", name="Maker 0420 Devices").click()
+            assert page.url == f"{portal_url}/admin/registrants/{wanted}"
+            expect(page.get_by_role("heading", name="Answers")).to_be_visible()
+            with page.expect_navigation():
+                page.get_by_role("button", name="Approve").click()
+            expect(page.get_by_role("status")).to_contain_text(
+                "Maker 0420 Devices (psirt420@maker420.example) is approved"
+            )
+            expect(page.locator("h1")).to_contain_text("(approved)")
+            with page.expect_navigation():
+                page.get_by_role("link", name="Registrants", exact=True).first.click()
+            page.get_by_label("Status", exact=True).select_option("approved")
+            page.get_by_label("Search by organisation, email or fingerprint").fill("maker 0420")
+            with page.expect_navigation():
+                page.get_by_role("button", name="Show").click()
+            expect(page.locator("table.registrants tbody tr")).to_have_count(1)
+            assert "status=approved" in page.url and "q=maker+0420" in page.url
         finally:
             browser.close()
     assert console_errors == []

@@ -500,22 +500,26 @@ def decide(client, registrant, decision, reason=""):
     prefix = f"r{registrant.id}"
     return post_form(
         client,
-        "/admin/registrants/",
+        f"/admin/registrants/{registrant.id}",
         f"/admin/registrants/{registrant.id}/decide",
         {f"{prefix}-decision": decision, f"{prefix}-reason": reason},
         csrf_name=f"{prefix}-csrf_token",
     )
 
 
-def test_the_queue_shows_pending_applications_first_with_their_evidence(
+def test_the_list_shows_pending_applications_first_and_each_page_its_evidence(
     client, db, clock, maker, settings, admin
 ):
     other = mc.make_reporter("jo@gmail.example", "Jo")
     vetting.add_by_admin("jo@gmail.example", "Early Bird", other.cert, admin, "t", clock.at, True)
     pending = proven(maker, settings, clock)
-    page = one_line(text(client.get("/admin/registrants/")))
-    assert page.index("Waiting for review (1)") < page.index("Maker Ltd") < page.index("Approved")
-    assert page.index("Approved (1)") < page.index("Early Bird")
+    listed = one_line(text(client.get("/admin/registrants/")))
+    assert "Waiting for review (1)" in listed and "Approved (1)" in listed
+    assert listed.index("Maker Ltd") < listed.index("Early Bird")  # pending first
+    assert f'name="r{pending.id}-decision"' not in text(client.get("/admin/registrants/"))
+    assert f'href="/admin/registrants/{pending.id}"' in text(client.get("/admin/registrants/"))
+
+    page = one_line(text(client.get(f"/admin/registrants/{pending.id}")))
     for evidence in (
         "Maker gateway 3000",
         "https://maker.example",
@@ -525,13 +529,18 @@ def test_the_queue_shows_pending_applications_first_with_their_evidence(
         f"version {vetting.POLICY_VERSION}, agreed 2026-11-25 12:00 UTC",
     ):
         assert evidence in page, evidence
-    assert "jo@gmail.example — a personal address" in page
+    early = Registrant.get(Registrant.organisation == "Early Bird")
+    assert "jo@gmail.example — a personal address" in one_line(
+        text(client.get(f"/admin/registrants/{early.id}"))
+    )
     if pending.encryption_expires:
         assert f"encryption expires {pending.encryption_expires:%Y-%m-%d %H:%M} UTC" in page
     buttons = re.findall(
-        rf'name="r{pending.id}-decision" value="(\w+)"', text(client.get("/admin/registrants/"))
+        rf'name="r{pending.id}-decision" value="(\w+)"',
+        text(client.get(f"/admin/registrants/{pending.id}")),
     )
     assert buttons == ["approved", "rejected", "removed"]
+    assert client.get(f"/admin/registrants/{pending.id + early.id + 1}").status_code == 404
 
 
 def test_rejecting_needs_a_reason_and_mails_it(client, db, clock, maker, settings, admin):
@@ -586,14 +595,14 @@ def test_notes_are_for_admins_only(client, auth, db, clock, maker, settings, adm
     prefix = f"r{registrant.id}n"
     response = post_form(
         client,
-        "/admin/registrants/",
+        f"/admin/registrants/{registrant.id}",
         f"/admin/registrants/{registrant.id}/notes",
         {f"{prefix}-notes": "Called their CTO; legit."},
         csrf_name=f"{prefix}-csrf_token",
     )
     assert response.status_code == 302
     assert Registrant.get_by_id(registrant.id).notes == "Called their CTO; legit."
-    assert "Called their CTO; legit." in text(client.get("/admin/registrants/"))
+    assert "Called their CTO; legit." in text(client.get(f"/admin/registrants/{registrant.id}"))
     event = AuditEvent.get(AuditEvent.action == "registry.notes")
     assert (event.actor_label, event.target) == (admin.email, MAKER)
 
@@ -602,6 +611,7 @@ def test_notes_are_for_admins_only(client, auth, db, clock, maker, settings, adm
     page = client.get("/registry/status")
     assert page.status_code == 200 and "CTO" not in text(page)
     assert client.get("/admin/registrants/").status_code == 403
+    assert client.get(f"/admin/registrants/{registrant.id}").status_code == 403
 
 
 def test_an_admin_adds_a_registrant_with_a_key_for_another_uid(client, db, clock, admin):

@@ -10,6 +10,6 @@ class AuditEvent(BaseModel):
     actor = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     actor_label = peewee.CharField()  # kept even if the account goes: "admin@x", "cli", "system"
     action = peewee.CharField(index=True)
-    target = peewee.CharField(default="")
+    target = peewee.CharField(default="", index=True)
     at = UTCDateTimeField(index=True)
     details = peewee.TextField(default="{}")  # JSON

@@ -27,7 +27,9 @@ class Registrant(BaseModel):
     package_urls = peewee.TextField(default="")
     website = peewee.CharField(default="")
     justification = peewee.TextField(default="")
-    status = peewee.CharField(default="unverified", choices=[(s, s) for s in REGISTRANT_STATES])
+    status = peewee.CharField(
+        default="unverified", choices=[(s, s) for s in REGISTRANT_STATES], index=True
+    )
     reviewer = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     notes = peewee.TextField(default="")
     key = peewee.ForeignKeyField(PublicKey, null=True, on_delete="SET NULL")

@@ -1,17 +1,19 @@
-"""Admins vet product makers: the queue of applications with their evidence, the decisions the
-registry's state machine allows, private notes, and adding a registrant directly."""
+"""Admins vet product makers: the list of registrants (search, filters, pages; pending
+applications first), one page per registrant with their evidence, the decisions the registry's
+state machine allows, private notes, keys and alerts, and adding a registrant directly."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField, TextAreaField
+from wtforms import BooleanField, Form, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
 from app.core import audit, clock, timefmt
 from app.core.db import write_transaction
 from app.core.errors import ForewarnError, Refused
-from app.models import PublicKey, Registrant, User
-from app.registry import renewal, vetting
+from app.models import Registrant
+from app.models.registry import REGISTRANT_STATES
+from app.registry import answers, listing, vetting
 from app.reports import bounces
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -19,14 +21,16 @@ from app.web.registry import AddressFields, KeyFields
 
 bp = Blueprint("vetting", __name__, url_prefix="/admin/registrants")
 
-# The queue's order: what needs a decision first, then the rest.
-ORDER = ("pending_review", "approved", "suspended", "unverified", "rejected")
+# The status links' order: what needs a decision first, then the rest.
+ORDER = ("pending_review", "approved", "suspended", "unverified", "rejected", "removed")
+FLAGGED_NAMED = 5  # approved registrants without a usable key named on the list (then a link)
 HEADINGS = {
     "pending_review": "Waiting for review",
     "approved": "Approved",
     "suspended": "Suspended",
     "unverified": "Key not confirmed yet",
     "rejected": "Rejected",
+    "removed": "Removed",
 }
 
 
@@ -71,49 +75,161 @@ def _decisions(status: str) -> list[tuple[str, str]]:
     ]
 
 
-def _entry(registrant: Registrant, decision=None, notes=None) -> dict:
-    prefix = f"r{registrant.id}"
-    uploaded = (
-        PublicKey.select()
-        .where(PublicKey.owner == registrant.user_id)
-        .order_by(PublicKey.created_at.desc(), PublicKey.id.desc())
-        .first()
+class ListForm(Form):
+    """A GET form: the search and filters are part of the address, so a view can be shared."""
+
+    q = StringField(
+        "Search by organisation, email or fingerprint",
+        validators=[Length(max=200)],
+        filters=[_strip],
     )
-    return {
-        "r": registrant,
-        "email": registrant.user.email,
-        "role_address": vetting.is_role_address(registrant.user.email),
-        "uploaded": uploaded if uploaded is not None and uploaded.id != registrant.key_id else None,
-        "decisions": _decisions(registrant.status),
-        "decision_form": decision or DecisionForm(prefix=prefix),
-        "notes_form": notes or NotesForm(prefix=f"{prefix}n", data={"notes": registrant.notes}),
+    # Unknown values are refused by listing.Filters.checked(), with a message saying so.
+    status = SelectField("Status", choices=[], default="", validate_choice=False)
+    health = SelectField("Key health", choices=[], default="", validate_choice=False)
+
+
+def _list_form() -> ListForm:
+    form = ListForm(request.args)
+    form.status.choices = [("", "Any status")] + [
+        (s, s.replace("_", " ")) for s in REGISTRANT_STATES
+    ]
+    form.health.choices = [
+        ("", "Any key health"),
+        ("ok", "usable"),
+        ("expiring", "expiring within 30 days"),
+        ("unusable", "missing, unusable or expired"),
+    ]
+    return form
+
+
+def _list_args(**changes) -> dict[str, str]:
+    """The list's address parameters as they came in, with changes (None drops one)."""
+    args = {
+        name: request.args[name] for name in ("q", "status", "health") if request.args.get(name)
     }
-
-
-def _queue_page(override: dict | None = None, status: int = 200):
-    """The whole queue; `override` replaces one registrant's forms (to show their errors)."""
-    override = override or {}
-    rows = Registrant.select(Registrant, User).join(User, on=(Registrant.user == User.id))
-    grouped = {state: [] for state in ORDER}
-    for registrant in rows.order_by(Registrant.created_at, Registrant.id):
-        forms = override.get(registrant.id, {})
-        grouped.setdefault(registrant.status, []).append(_entry(registrant, **forms))
-    return (
-        render_template(
-            "admin/registrants.html",
-            groups=[(s, HEADINGS.get(s, s), grouped[s]) for s in grouped],
-            total=sum(len(v) for v in grouped.values()),
-            flagged=list(renewal.flagged(clock.now())),
-            bouncing=[(row.user.email, row.bounces) for row in bounces.repeatedly_bouncing()],
-        ),
-        status,
-    )
+    args.update(changes)
+    return {name: value for name, value in args.items() if value not in (None, "")}
 
 
 @bp.route("/")
 @roles_required("admin")
 def queue():
-    return _queue_page()
+    form = _list_form()
+    at = clock.now()
+    filters = listing.Filters(form.q.data or "", form.status.data or "", form.health.data or "")
+    raw_page = request.args.get("page", "1")
+    try:
+        number = int(raw_page)
+        found = listing.page(filters, number, at)
+    except ValueError:
+        return _list_error(
+            form, f"The page {raw_page!r} is not a whole number: ask for page=1 or later"
+        )
+    except Refused as exc:
+        return _list_error(form, str(exc))
+    flagged, flagged_names = listing.unusable_approved(at, FLAGGED_NAMED)
+    return render_template(
+        "admin/registrants.html",
+        form=form,
+        found=found,
+        rows=_rows(found.rows),
+        list_url=url_for("vetting.queue"),
+        filtered=bool(_list_args()),
+        status_links=[
+            (
+                s,
+                HEADINGS.get(s, s),
+                found.counts[s],
+                url_for("vetting.queue", **_list_args(status=s)),
+            )
+            for s in ORDER
+        ],
+        page_url=lambda n: url_for("vetting.queue", **_list_args(page=n if n > 1 else None)),
+        any_status_url=url_for("vetting.queue", **_list_args(status=None)),
+        flagged=flagged,
+        flagged_names=flagged_names,
+        flagged_url=url_for("vetting.queue", status="approved", health="unusable"),
+        bouncing=[(row.user.email, row.bounces) for row in bounces.repeatedly_bouncing()],
+    )
+
+
+def _rows(rows: list[listing.Row]) -> list[tuple]:
+    """The table's cells, made here rather than in the template: a page of 50 rows should cost
+    about what a page of 10 does (bench/registry_page.py). A registrant's page is the list's
+    address and their id."""
+    base = url_for("vetting.queue")
+    return [
+        (
+            f"{base}{r.id}",
+            r.organisation,
+            r.email,
+            r.status,
+            r.status.replace("_", " "),
+            r.health,
+            _KEY_LABELS[r.health]
+            if r.health != "expiring" or r.expires is None
+            else f"expires {timefmt.day(r.expires)}",
+            f"…{r.fingerprint[-16:]}" if r.fingerprint else "none",
+        )
+        for r in rows
+    ]
+
+
+_KEY_LABELS = {"ok": "ok", "expiring": "expires soon", "unusable": "no usable key"}
+
+
+def _list_error(form, message: str):
+    flash(f"{message}.", "error")
+    return render_template(
+        "admin/registrants.html",
+        form=form,
+        found=None,
+        list_url=url_for("vetting.queue"),
+        filtered=True,
+        status_links=[],
+        page_url=None,
+        any_status_url=url_for("vetting.queue"),
+        flagged=0,
+        flagged_names=[],
+        flagged_url=None,
+        bouncing=[],
+    ), 400
+
+
+def _registrant_page(registrant: Registrant, decision=None, notes=None, status: int = 200):
+    """One registrant: the evidence, the decision and notes forms (with their errors when
+    given), their keys, the decisions about them, the alerts they received, their answers."""
+    prefix = f"r{registrant.id}"
+    at = clock.now()
+    keys = listing.keys(registrant)
+    uploaded = keys[0] if keys and keys[0].id != registrant.key_id else None
+    return (
+        render_template(
+            "admin/registrant.html",
+            r=registrant,
+            email=registrant.user.email,
+            role_address=vetting.is_role_address(registrant.user.email),
+            health=listing.health_of(registrant, at),
+            uploaded=uploaded,
+            keys=keys,
+            key_events=listing.key_events(registrant),
+            decisions_made=listing.decisions(registrant),
+            alerts=listing.alerts_received(registrant),
+            given_answers=answers.of_registrant(registrant),
+            answer_labels=answers.LABELS,
+            justification_labels=answers.JUSTIFICATION_LABELS,
+            decisions=_decisions(registrant.status),
+            decision_form=decision or DecisionForm(prefix=prefix),
+            notes_form=notes or NotesForm(prefix=f"{prefix}n", data={"notes": registrant.notes}),
+        ),
+        status,
+    )
+
+
+@bp.route("/<int:registrant_id>")
+@roles_required("admin")
+def registrant(registrant_id: int):
+    return _registrant_page(_registrant_or_404(registrant_id))
 
 
 def _registrant_or_404(registrant_id: int) -> Registrant:
@@ -130,7 +246,7 @@ def decide(registrant_id: int):
     form = DecisionForm(prefix=f"r{registrant.id}")
     if not form.validate_on_submit():
         flash(f"Nothing changed for {registrant.user.email}: choose one of the buttons.", "error")
-        return _queue_page({registrant.id: {"decision": form}}, 400)
+        return _registrant_page(registrant, decision=form, status=400)
     before = registrant.status
     try:
         decided = vetting.decide(
@@ -144,10 +260,10 @@ def decide(registrant_id: int):
     except Refused as exc:
         form.reason.errors.append(str(exc))
         flash(f"Nothing changed for {registrant.user.email}: {exc}", "error")
-        return _queue_page({registrant.id: {"decision": form}}, 400)
+        return _registrant_page(registrant, decision=form, status=400)
     send_soon()
     flash(_what_happened(decided, before), "success")
-    return redirect(url_for("vetting.queue") + f"#registrant-{decided.id}")
+    return redirect(url_for("vetting.registrant", registrant_id=decided.id))
 
 
 def _what_happened(r: Registrant, before: str) -> str:
@@ -172,7 +288,7 @@ def notes(registrant_id: int):
     form = NotesForm(prefix=f"r{registrant.id}n")
     if not form.validate_on_submit():
         flash(f"The notes on {registrant.user.email} were not saved: they are too long.", "error")
-        return _queue_page({registrant.id: {"notes": form}}, 400)
+        return _registrant_page(registrant, notes=form, status=400)
     at = clock.now()
     with write_transaction():
         Registrant.update(notes=form.notes.data or "", updated_at=at).where(
@@ -190,7 +306,7 @@ def notes(registrant_id: int):
         "each version).",
         "success",
     )
-    return redirect(url_for("vetting.queue") + f"#registrant-{registrant.id}")
+    return redirect(url_for("vetting.registrant", registrant_id=registrant.id))
 
 
 # -- adding a registrant directly ---------------------------------------------------------------
@@ -253,7 +369,7 @@ def add():
     state = (
         "approved: the next alerts go to them"
         if added.status == "approved"
-        else "waiting for review below"
+        else "waiting for review"
     )
     flash(
         f"Added {added.organisation} ({added.user.email}) with the key "
@@ -261,4 +377,4 @@ def add():
         "password, so they cannot sign in to the portal yet; alerts reach them regardless.",
         "success",
     )
-    return redirect(url_for("vetting.queue") + f"#registrant-{added.id}")
+    return redirect(url_for("vetting.registrant", registrant_id=added.id))
