@@ -64,7 +64,8 @@ def atom(
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "id", f"{base_url}/vulnerabilities.atom")
     _text(feed, "title", title)
-    _text(feed, "updated", timefmt.zulu(entries[0].published_at if entries else NEVER))
+    # The feed changes with its newest entry or with any edit of one it lists (a revision).
+    _text(feed, "updated", timefmt.zulu(max((v.modified for v in entries), default=NEVER)))
     _link(feed, "self", f"{base_url}/vulnerabilities.atom", "application/atom+xml")
     _link(feed, "alternate", f"{base_url}/vulnerabilities", "text/html")
     person = ET.SubElement(feed, f"{{{ATOM}}}author")
@@ -75,7 +76,7 @@ def atom(
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         _text(entry, "id", entry_id(v, base_url))
         _text(entry, "title", f"{v.id}: {v.title}" if v.title else v.id)
-        _text(entry, "updated", timefmt.zulu(v.published_at))
+        _text(entry, "updated", timefmt.zulu(v.modified))
         _text(entry, "published", timefmt.zulu(v.published_at))
         _link(entry, "alternate", page_url(v), "text/html")
         _text(entry, "summary", summary(v)).set("type", "text")

@@ -18,7 +18,8 @@ from datetime import datetime
 import peewee
 
 from app.models import PUBLIC_STATES, CveId, Vulnerability
-from app.vulns import lifecycle
+from app.vulns import lifecycle, revisions
+from app.vulns.revisions import Entry
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,37 @@ class Published:
     published_at: datetime
     reported_at: datetime
     updated_at: datetime
+    # Every public version, oldest first: 1 the publication, then each revision
+    # (app.vulns.revisions)
+    revisions: tuple[Entry, ...] = ()
+
+    @property
+    def modified(self) -> datetime:
+        """The last public change: the publication, or its latest revision."""
+        return self.revisions[-1].at if self.revisions else self.published_at
 
 
 def is_published(v: Vulnerability, at: datetime) -> bool:
     return v.status == "published" and v.published_at is not None and v.published_at <= at
 
 
+def public_views(
+    rows, at: datetime, show_embargo_date: bool = True
+) -> list[Placeholder | Published | None]:
+    """public_view of many, their revisions read in one query (a list page, a feed)."""
+    rows = list(rows)
+    later = revisions.of_many([v.id for v in rows if is_published(v, at)])
+    return [public_view(v, at, show_embargo_date, later.get(v.id)) for v in rows]
+
+
 def public_view(
-    v: Vulnerability, at: datetime, show_embargo_date: bool = True
+    v: Vulnerability,
+    at: datetime,
+    show_embargo_date: bool = True,
+    revision_rows: list | None = None,
 ) -> Placeholder | Published | None:
-    """None for what is not public at all (new, triage, rejected)."""
+    """None for what is not public at all (new, triage, rejected). `revision_rows`: v's
+    revisions when already read (public_views)."""
     if v.status not in PUBLIC_STATES:
         return None
     if not is_published(v, at):
@@ -68,7 +90,7 @@ def public_view(
             cve_id,
             v.embargo_until if show_embargo_date else None,
         )
-    return revealed(v, v.published_at)
+    return revealed(v, v.published_at, revision_rows)
 
 
 def find(
@@ -95,7 +117,7 @@ def find(
     return v, view
 
 
-def revealed(v: Vulnerability, published_at: datetime) -> Published:
+def revealed(v: Vulnerability, published_at: datetime, revision_rows=None) -> Published:
     """The fields the lift reveals. Public only through public_view; the operator's
     `forewarn export --embargoed` (app.disclosure.exports) reads them before the lift."""
     cve_id = v.cve.cve_id if v.cve_id else None
@@ -115,6 +137,7 @@ def revealed(v: Vulnerability, published_at: datetime) -> Published:
         published_at=published_at,
         reported_at=v.reported_at,
         updated_at=v.updated_at,
+        revisions=revisions.history(v, published_at, revision_rows),
     )
 
 

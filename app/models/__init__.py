@@ -14,6 +14,7 @@ from app.models.vulns import (
     Finding,
     Patch,
     Publication,
+    Revision,
     Vulnerability,
 )
 
@@ -29,6 +30,7 @@ ALL_MODELS = (
     Advisory,
     Patch,
     Publication,
+    Revision,
     Answer,
     InboundMessage,
     FollowUpLink,
@@ -57,6 +59,7 @@ __all__ = [
     "Publication",
     "PublicKey",
     "ReceivedFile",
+    "Revision",
     "Registrant",
     "UTCDateTimeField",
     "UsedToken",

@@ -142,3 +142,15 @@ class Publication(BaseModel):
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(null=True, index=True)
     completed_at = UTCDateTimeField(null=True)
+
+
+class Revision(BaseModel):
+    """A change to a published vulnerability's public fields (#18): the exports number their
+    versions from these (1 is the publication itself, each revision the next)."""
+
+    vulnerability = peewee.ForeignKeyField(Vulnerability, backref="revisions", on_delete="CASCADE")
+    at = UTCDateTimeField()
+    summary = peewee.TextField()  # what changed and why, in the team's words
+
+    class Meta:
+        indexes = ((("vulnerability", "at"), False),)

@@ -17,7 +17,7 @@ from app.core.db import serialise, write_transaction
 from app.core.errors import NotFound, Refused
 from app.models import CveId, InboundMessage, User, Vulnerability
 from app.outbox import deliveries
-from app.vulns import affected, casemap, cases, embargo
+from app.vulns import affected, casemap, cases, embargo, revisions
 
 # new -> triage -> accepted -> fixed -> published (by the lift alone); rejected from new, triage
 # or accepted.
@@ -170,6 +170,8 @@ def set_field(
     before = {name: jsonable(getattr(v, name)) for name in changes}
     with write_transaction():
         Vulnerability.update(**changes, updated_at=at).where(Vulnerability.id == v.id).execute()
+        if before != jsonable(changes):  # a published one's exports say what changed, and why
+            revisions.note(v, field, "" if reason == OPERATOR_REASON else reason, at)
         audit.record(
             actor.user,
             f"vuln.set.{field}",

@@ -119,8 +119,7 @@ def _public_rows() -> peewee.ModelSelect:
 def _views(rows) -> list[Placeholder | Published]:
     at = clock.now()
     show_dates = current_app.extensions["forewarn.settings"].show_embargo_dates
-    views = (redaction.public_view(v, at, show_dates) for v in rows)
-    return [view for view in views if view is not None]
+    return [view for view in redaction.public_views(rows, at, show_dates) if view is not None]
 
 
 def _year_and_number(view: Placeholder | Published) -> tuple[int, int]:

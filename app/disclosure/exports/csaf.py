@@ -17,7 +17,7 @@ from app.disclosure.exports.fields import (
     vendor,
 )
 from app.disclosure.redaction import Published
-from app.vulns import affected
+from app.vulns import affected, revisions
 
 ENGINE = "Forewarn"
 
@@ -56,10 +56,14 @@ def _document(p: Published, settings, draft: bool) -> dict:
         "tracking": {
             "id": p.tracking_id,
             "status": "draft" if draft else "final",
-            "version": "1",
+            "version": str(len(p.revisions) or 1),
             "initial_release_date": released,
             "current_release_date": changed,
-            "revision_history": [{"date": released, "number": "1", "summary": "Initial release."}],
+            "revision_history": [
+                {"date": timefmt.zulu(r.at), "number": str(r.number), "summary": r.summary}
+                for r in p.revisions
+            ]
+            or [{"date": released, "number": "1", "summary": revisions.INITIAL}],
             "generator": {"engine": {"name": ENGINE}, "date": changed},
         },
         "references": [

@@ -6,16 +6,17 @@ Every function here takes the public view (app.disclosure.redaction.Published), 
 Vulnerability row, so nothing but the public fields can reach an export.
 """
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.disclosure.redaction import Published, rating
 from app.vulns import affected
 
 
 def modified(p: Published) -> datetime:
-    """The last change: never before the publication."""
-    return max(p.updated_at, p.published_at)
+    """The last public change: the publication, or its latest revision."""
+    return p.modified
 
 
 def advisory_url(p: Published, settings) -> str:
@@ -56,14 +57,70 @@ def products(p: Published) -> list[tuple[str, list[affected.Affected]]]:
     return list(grouped.items())
 
 
-def credit_names(p: Published) -> list[str]:
-    """One credit a line, as the team wrote them."""
-    names = []
+# CVE JSON 5's credit types (OSV's are the same words, upper case with "_" for " ").
+CREDIT_TYPES = (
+    "finder",
+    "reporter",
+    "analyst",
+    "coordinator",
+    "remediation developer",
+    "remediation reviewer",
+    "remediation verifier",
+    "tool",
+    "sponsor",
+    "other",
+)
+_CREDIT = re.compile(r"^(?P<name>.*\S)\s*\((?P<type>[a-z ]+)\)$")
+
+
+@dataclass(frozen=True)
+class Credit:
+    name: str
+    type: str  # one of CREDIT_TYPES
+
+
+def credits(p: Published) -> list[Credit]:
+    """One credit a line, as the team wrote them; a line may end with its type in brackets,
+    "NCC Group (coordinator)", else it credits a finder. Brackets that are no credit type are
+    part of the name ("Jane Roe (ACME)")."""
+    found: list[Credit] = []
     for line in p.credits.splitlines():
-        name = " ".join(line.split())
-        if name and name not in names:
-            names.append(name)
-    return names
+        text = " ".join(line.split())
+        match = _CREDIT.match(text)
+        typed = match and " ".join(match["type"].split()) in CREDIT_TYPES
+        credit = (
+            Credit(match["name"], " ".join(match["type"].split()))
+            if typed
+            else Credit(text, "finder")
+        )
+        if credit.name and credit.name not in [c.name for c in found]:
+            found.append(credit)
+    return found
+
+
+def credit_names(p: Published) -> list[str]:
+    """The names credited, in the team's order."""
+    return [c.name for c in credits(p)]
+
+
+# -- CSAF's provider directory (CSAF 2.0, 7.1.11 and 5.1: one folder per TLP label and year) --
+
+_CSAF_NAME = re.compile(r"[^+\-a-z0-9]+")
+
+
+def csaf_filename(tracking_id: str) -> str:
+    """A CSAF document's file name from its tracking.id (CSAF 2.0, 5.1)."""
+    return _CSAF_NAME.sub("_", tracking_id.lower()) + ".json"
+
+
+def csaf_path(p: Published) -> str:
+    """Where the provider directory keeps it: white/<year of initial_release_date>/<name>."""
+    return f"white/{p.published_at.astimezone(UTC).year}/{csaf_filename(p.tracking_id)}"
+
+
+def csaf_url(p: Published, settings) -> str:
+    """Its address under the provider directory (the document's own `self` reference)."""
+    return f"{settings.base_url.rstrip('/')}/.well-known/csaf/{csaf_path(p)}"
 
 
 def cve_page(cve_id: str) -> str:
