@@ -22,6 +22,11 @@ const table = {
   source: `@secvisogram/csaf-validator-lib ${version}, lib/cwec/${cweVersion}.js`,
   cwe_version: cweVersion,
   cwe_date: catalogue.date,
+  // CWE's Terms of Use: a copy carries MITRE's copyright designation and the terms.
+  notice:
+    `CWE(TM) content: Copyright (c) 2006-${catalogue.date.slice(0, 4)}, The MITRE Corporation. ` +
+    'CWE and the CWE logo are trademarks of The MITRE Corporation. Used under the CWE Terms ' +
+    'of Use: https://cwe.mitre.org/about/termsofuse.html',
   names: Object.fromEntries(weaknesses.map((w) => [w.id, w.name])),
 }
 const text = JSON.stringify(table, null, 0).replace(/,"CWE-/g, ',\n"CWE-') + '\n'
