@@ -5,6 +5,7 @@ those the README names (6.2.3 "Missing Score" where CSAF 2.0 has no field for th
 
 import json
 import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,8 @@ from tests.test_exports import ACTOR, CVSS31, CVSS40, env, make  # noqa: F401 (e
 pytestmark = pytest.mark.db
 
 ROOT = Path(__file__).resolve().parent.parent
-LIB = ROOT / ".venv/csaf-validator/node_modules/@secvisogram/csaf-validator-lib"
+# Where `.ci/setup validators VENV` put it: inside the venv running the tests.
+LIB = Path(sys.prefix) / "csaf-validator/node_modules/@secvisogram/csaf-validator-lib"
 
 
 def bsi(documents: dict[str, dict], tmp_path) -> dict[str, dict]:
@@ -96,6 +98,12 @@ def test_every_kind_of_advisory_passes_bsis_validator(db, clock, settings, tmp_p
         assert problems(found[name], allowed=(MISSING_SCORE,)) == {}, name
         assert found[name][MISSING_SCORE]["warnings"], name
     assert made["after_a_revision"]["document"]["tracking"]["version"] == "2"
+    # With no `affected`, the configured product stands for it (a security advisory needs one);
+    # with no vendor configured, its name is the product's alone.
+    (branch,) = made["minimal"]["product_tree"]["branches"][0]["branches"]
+    assert branch["product"]["name"] == "Zephyr RTOS"
+    (remediation,) = made["minimal"]["vulnerabilities"][0]["remediations"]
+    assert remediation["category"] == "none_available"
 
 
 def test_the_validator_finds_what_it_should(db, clock, settings, tmp_path):

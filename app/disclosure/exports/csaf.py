@@ -144,6 +144,7 @@ class _ProductTree:
     def __init__(self, p: Published, settings):
         self.settings = settings
         self.maker = vendor(settings)
+        self.by = "" if self.maker == "N/A" else f"{self.maker} "  # full product names' prefix
         self.affected: list[str] = []
         self.fixed: list[str] = []
         self.updates: dict[str, str] = {}  # affected range's id -> "Update X to V or later."
@@ -158,7 +159,7 @@ class _ProductTree:
                 {
                     "category": "product_name",
                     "name": name,
-                    "product": self._full(f"{self.maker} {name}", self._helper(name, None, True)),
+                    "product": self._full(f"{self.by}{name}", self._helper(name, None, True)),
                 }
             )
             self.affected.append(self.branches[0]["product"]["product_id"])
@@ -174,16 +175,14 @@ class _ProductTree:
                 category, label, version = "product_version", item.exact, item.exact
             else:
                 category, label, version = "product_version_range", _range_name(item), None
-            full = self._full(
-                f"{self.maker} {item}".replace(" =", " "), self._helper(name, version)
-            )
+            full = self._full(f"{self.by}{item}".replace(" =", " "), self._helper(name, version))
             versions.append({"category": category, "name": label, "product": full})
             self.affected.append(full["product_id"])
             # `<V`: V is the first version without the flaw, unless another item says otherwise.
             if item.fixed and not any(_covers(other, item.fixed) for other in items):
                 if item.fixed not in fixed_versions:
                     fixed = self._full(
-                        f"{self.maker} {name} {item.fixed}", self._helper(name, item.fixed)
+                        f"{self.by}{name} {item.fixed}", self._helper(name, item.fixed)
                     )
                     versions.append(
                         {"category": "product_version", "name": item.fixed, "product": fixed}
