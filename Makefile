@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 FOREWARN_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup test-setup run test lint test-sqlite test-postgres golden bench faults fuzz clean
+.PHONY: setup test-setup run test lint test-sqlite test-postgres golden cwe-names bench faults fuzz clean
 
 setup:
 	@sh .ci/setup system
@@ -12,10 +12,15 @@ setup:
 
 test-setup:
 	@sh .ci/setup system test
-	@$(MAKE) --no-print-directory $(VENV)/.installed
+	@$(MAKE) --no-print-directory $(VENV)/.installed $(VENV)/.validators
 
 $(VENV)/.installed: pyproject.toml constraints.txt .ci/setup
 	sh .ci/setup venv $(VENV)
+	@touch $@
+
+# The outside validators that are no Python package (BSI's CSAF validator: node), inside the venv.
+$(VENV)/.validators: tests/csaf/package.json tests/csaf/package-lock.json .ci/setup $(VENV)/.installed
+	sh .ci/setup validators $(VENV)
 	@touch $@
 
 run: setup
@@ -39,6 +44,12 @@ test-postgres: test-setup
 # of wording; review it with `git diff tests/golden` (tests/golden/README.md).
 golden: test-setup
 	FOREWARN_GOLDEN_UPDATE=1 $(PYTEST) -q tests/test_golden_mail.py
+
+# Rebuild app/disclosure/exports/schemas/cwe_names.json from the pinned csaf-validator-lib's CWE
+# list (after changing its pin in tests/csaf/package.json; review with `git diff`).
+cwe-names: test-setup
+	node tests/csaf/cwe_names.mjs $(VENV)/csaf-validator/node_modules/@secvisogram/csaf-validator-lib \
+		app/disclosure/exports/schemas/cwe_names.json
 
 # The intake, alert fan-out, public pages and registry page benchmarks (bench/README.md), about 4
 # minutes: each prints its numbers and records its headline figures; bench/results.py writes them

@@ -74,6 +74,11 @@ class Settings:
     # Product makers still silent this many days before an embargo ends get one reminder to
     # answer the alert (app/registry/nudges.py); 0: no reminder.
     answer_nudge_days: int = 14
+    # CSAF product identification helpers: package URLs without a version (by default the
+    # GitHub repository of repo_url) and CPE 2.3 prefixes (cpe:2.3:PART:VENDOR:PRODUCT), each
+    # naming the product of `affected` with its name (app/disclosure/exports/csaf.py).
+    product_purls: tuple[str, ...] = ()
+    product_cpes: tuple[str, ...] = ()
 
     @property
     def gnupg_home(self) -> Path:
@@ -178,6 +183,37 @@ def _database_url(value: str) -> str:
 # One or more DNS labels: a DKIM selector, or the domain its key is published under.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+_PURL = re.compile(r"pkg:[a-z][a-z0-9.+-]*/(?:[^/@?#\s]+/)*[^/@?#\s]+")
+_CPE = re.compile(r"cpe:2\.3:[aho]:[^:\s*?]+:[^:\s*?]+")
+_GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9-]+)/([A-Za-z0-9._-]+?)(?:\.git)?/?")
+
+
+def _product_purls(value: str | None, repo_url: str | None) -> tuple[str, ...]:
+    if value is None:
+        github = _GITHUB.fullmatch(repo_url or "")
+        # purl's github type: namespace and name are lower case.
+        return (f"pkg:github/{github[1].lower()}/{github[2].lower()}",) if github else ()
+    purls = tuple(value.split())
+    for purl in purls:
+        if not _PURL.fullmatch(purl):
+            raise ConfigError(
+                f"FOREWARN_PRODUCT_PURL: {purl!r} is not a package URL without a version; "
+                "write e.g. pkg:github/zephyrproject-rtos/zephyr (several: space-separated)"
+            )
+    return purls
+
+
+def _product_cpes(value: str | None) -> tuple[str, ...]:
+    cpes = tuple((value or "").split())
+    for cpe in cpes:
+        if not _CPE.fullmatch(cpe):
+            raise ConfigError(
+                f"FOREWARN_PRODUCT_CPE: {cpe!r} is not a CPE 2.3 prefix; write "
+                "cpe:2.3:PART:VENDOR:PRODUCT, e.g. cpe:2.3:o:zephyrproject:zephyr"
+            )
+    return cpes
 
 
 def _dns_name(name: str, value: str) -> str:
@@ -294,6 +330,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "FOREWARN_REPORT_MAX_BYTES", get("FOREWARN_REPORT_MAX_BYTES") or str(15 * 1024 * 1024)
         ),
         answer_nudge_days=_nudge_days(get("FOREWARN_ANSWER_NUDGE_DAYS") or "14"),
+        product_purls=_product_purls(get("FOREWARN_PRODUCT_PURL"), get("FOREWARN_REPO_URL")),
+        product_cpes=_product_cpes(get("FOREWARN_PRODUCT_CPE")),
     )
 
 

@@ -1,25 +1,40 @@
 """The CSAF 2.0 security advisory of a published vulnerability, built from its public view alone.
 
 The product tree is vendor > product > version (or version range, written in `vers:generic`)
-from the `affected` field; CSAF 2.0 scores only CVSS 2 and 3, so a CVSS 4.0 vector goes in a
-note instead of `scores`.
+from the `affected` field, each product with a package URL (and a CPE when configured) that
+scanners match on; a range `<V` makes version V a `fixed` product. CSAF 2.0 scores only CVSS 2
+and 3, so a CVSS 4.0 vector goes in a note instead of `scores`. Every document passes BSI's
+csaf-validator-lib (tests/test_csaf_validator.py).
 """
 
+import re
+from importlib import metadata
+from urllib.parse import quote, unquote
+
 from app.core import timefmt
+from app.disclosure.exports.cwe import cwe_name
 from app.disclosure.exports.fields import (
     advisory_url,
     credit_names,
+    csaf_url,
     cve_page,
     cvss,
     modified,
     products,
-    record_url,
     vendor,
 )
 from app.disclosure.redaction import Published
 from app.vulns import affected, revisions
 
 ENGINE = "Forewarn"
+
+
+def engine() -> dict:
+    """The generator: Forewarn and the installed package's version."""
+    try:
+        return {"name": ENGINE, "version": metadata.version("forewarn")}
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return {"name": ENGINE}
 
 
 def publisher_name(settings) -> str:
@@ -29,14 +44,23 @@ def publisher_name(settings) -> str:
 
 def advisory(p: Published, settings, *, draft: bool = False) -> dict:
     """`draft` marks an advisory an operator exported before the lift (`--embargoed`)."""
-    tree, product_ids = _product_tree(p, settings)
-    document = {
-        "document": _document(p, settings, draft),
-    }
-    if tree:
-        document["product_tree"] = tree
-    document["vulnerabilities"] = [_vulnerability(p, settings, product_ids)]
-    return document
+    tree = _ProductTree(p, settings)
+    return _sorted(
+        {
+            "document": _document(p, settings, draft),
+            "product_tree": tree.tree(),
+            "vulnerabilities": [_vulnerability(p, settings, tree)],
+        }
+    )
+
+
+def _sorted(value):
+    """Every object's keys in alphabetical order (CSAF 2.0 6.2.13); arrays keep theirs."""
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
 
 def _document(p: Published, settings, draft: bool) -> dict:
@@ -64,13 +88,14 @@ def _document(p: Published, settings, draft: bool) -> dict:
                 for r in p.revisions
             ]
             or [{"date": released, "number": "1", "summary": revisions.INITIAL}],
-            "generator": {"engine": {"name": ENGINE}, "date": changed},
+            "generator": {"engine": engine(), "date": changed},
         },
         "references": [
             {
+                # Its address in the provider directory (/.well-known/csaf/), CSAF 2.0 6.2.11.
                 "category": "self",
                 "summary": f"This advisory ({p.id}) as CSAF",
-                "url": record_url(p, settings, "csaf"),
+                "url": csaf_url(p, settings),
             },
             {
                 "category": "external",
@@ -81,53 +106,126 @@ def _document(p: Published, settings, draft: bool) -> dict:
     }
 
 
+# -- the product tree ------------------------------------------------------------------------
+
+
 def _range_name(item: affected.Affected) -> str:
     bounds = [f">={item.introduced}"] if item.introduced else []
     bounds.append(f"<{item.fixed}" if item.fixed else f"<={item.last_affected}")
     return "vers:generic/" + "|".join(bounds)
 
 
-def _product_tree(p: Published, settings) -> tuple[dict | None, list[str]]:
-    maker = vendor(settings)
-    product_ids: list[str] = []
+def _version_key(version: str) -> tuple:
+    """Versions compared as people read them: digit runs as numbers (3.10 after 3.9)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.findall(r"\d+|[^\d.]+", version))  # fmt: skip
 
-    def product(name: str) -> dict:
-        product_ids.append(f"FW-{len(product_ids) + 1:04d}")
-        return {"name": name, "product_id": product_ids[-1]}
 
-    branches = []
-    for name, items in products(p):
-        versions = []
-        for item in items:
-            if item.exact:
-                category, label = "product_version", item.exact
-            else:
-                category, label = "product_version_range", _range_name(item)
-            versions.append(
+def _covers(item: affected.Affected, version: str) -> bool:
+    """Whether an `affected` item says `version` is affected."""
+    if item.exact:
+        return item.exact == version
+    key = _version_key(version)
+    if item.introduced and key < _version_key(item.introduced):
+        return False
+    if item.fixed:
+        return key < _version_key(item.fixed)
+    return key <= _version_key(item.last_affected or "")
+
+
+def _purl_name(purl: str) -> str:
+    return unquote(purl.rpartition("/")[2]).lower()
+
+
+class _ProductTree:
+    """Vendor > product > version or range, and which product ids are affected, fixed and fixed
+    by updating to what. Product ids are FW-0001, FW-0002, … in the order of `affected`."""
+
+    def __init__(self, p: Published, settings):
+        self.settings = settings
+        self.maker = vendor(settings)
+        self.by = "" if self.maker == "N/A" else f"{self.maker} "  # full product names' prefix
+        self.affected: list[str] = []
+        self.fixed: list[str] = []
+        self.updates: dict[str, str] = {}  # affected range's id -> "Update X to V or later."
+        self._count = 0
+        self.branches: list[dict] = []
+        for name, items in products(p):
+            self.branches.append(self._product(name, items))
+        if not self.branches:
+            # No `affected` yet: the configured product (a security advisory needs one).
+            name = settings.product or publisher_name(settings) or settings.base_url
+            self.branches.append(
                 {
-                    "category": category,
-                    "name": label,
-                    "product": product(f"{maker} {item}".replace(" =", " ")),
+                    "category": "product_name",
+                    "name": name,
+                    "product": self._full(f"{self.by}{name}", self._helper(name, None, True)),
                 }
             )
-        branches.append({"category": "product_name", "name": name, "branches": versions})
-    if not branches and settings.product:
-        branches.append(
-            {
-                "category": "product_name",
-                "name": settings.product,
-                "product": product(f"{maker} {settings.product}"),
-            }
-        )
-    if not branches:
-        return None, []
-    return {"branches": [{"category": "vendor", "name": maker, "branches": branches}]}, product_ids
+            self.affected.append(self.branches[0]["product"]["product_id"])
+
+    def tree(self) -> dict:
+        return {"branches": [{"category": "vendor", "name": self.maker, "branches": self.branches}]}
+
+    def _product(self, name: str, items: list[affected.Affected]) -> dict:
+        versions: list[dict] = []
+        fixed_versions: dict[str, str] = {}
+        for item in items:
+            if item.exact:
+                category, label, version = "product_version", item.exact, item.exact
+            else:
+                category, label, version = "product_version_range", _range_name(item), None
+            full = self._full(f"{self.by}{item}".replace(" =", " "), self._helper(name, version))
+            versions.append({"category": category, "name": label, "product": full})
+            self.affected.append(full["product_id"])
+            # `<V`: V is the first version without the flaw, unless another item says otherwise.
+            if item.fixed and not any(_covers(other, item.fixed) for other in items):
+                if item.fixed not in fixed_versions:
+                    fixed = self._full(
+                        f"{self.by}{name} {item.fixed}", self._helper(name, item.fixed)
+                    )
+                    versions.append(
+                        {"category": "product_version", "name": item.fixed, "product": fixed}
+                    )
+                    fixed_versions[item.fixed] = fixed["product_id"]
+                    self.fixed.append(fixed["product_id"])
+                self.updates[full["product_id"]] = f"Update {name} to {item.fixed} or later."
+        return {"category": "product_name", "name": name, "branches": versions}
+
+    def _full(self, name: str, helper: dict) -> dict:
+        self._count += 1
+        product = {"name": name, "product_id": f"FW-{self._count:04d}"}
+        if helper:
+            product["product_identification_helper"] = helper
+        return product
+
+    def _helper(self, name: str, version: str | None, configured: bool = False) -> dict:
+        """A package URL for every product (FOREWARN_PRODUCT_PURL's, matched by its name, else a
+        generic one) and the CPE FOREWARN_PRODUCT_CPE names it with, if any. `configured`: the
+        configured product stands for `affected`, and takes the first of each."""
+        purls, cpes = self.settings.product_purls, self.settings.product_cpes
+        if configured:
+            purl, cpe = next(iter(purls), None), next(iter(cpes), None)
+        else:
+            purl = next((u for u in purls if _purl_name(u) == name.lower()), None)
+            cpe = next((c for c in cpes if c.split(":")[4].lower() == name.lower()), None)
+        purl = purl or f"pkg:generic/{quote(name, safe='')}"
+        helper = {}
+        if cpe:
+            # CPE 2.3's formatted string: characters but letters, digits, "_", "-", "." quoted.
+            cpe_version = re.sub(r"([^\w.-])", r"\\\1", version) if version else "*"
+            helper["cpe"] = f"{cpe}:{cpe_version}:*:*:*:*:*:*:*"
+        helper["purl"] = f"{purl}@{quote(version, safe='.-_~')}" if version else purl
+        return helper
 
 
-def _vulnerability(p: Published, settings, product_ids: list[str]) -> dict:
+def _vulnerability(p: Published, settings, tree: _ProductTree) -> dict:
     vulnerability: dict = {}
     if p.cve_id:
         vulnerability["cve"] = p.cve_id
+    name = cwe_name(p.cwe) if p.cwe else None
+    if name:
+        vulnerability["cwe"] = {"id": p.cwe, "name": name}
     vulnerability["ids"] = [
         {"system_name": publisher_name(settings) or ENGINE, "text": p.tracking_id}
     ]
@@ -136,8 +234,10 @@ def _vulnerability(p: Published, settings, product_ids: list[str]) -> dict:
     notes = []
     if p.description.strip():
         notes.append({"category": "description", "title": "Description", "text": p.description})
+    else:  # a security advisory's vulnerability has notes (CSAF 2.0 6.1.27.5)
+        notes.append({"category": "summary", "title": "Summary", "text": p.title or p.id})
     score = cvss(p)
-    if score is not None and (score.version == "4.0" or not product_ids):
+    if score is not None and score.version == "4.0":
         notes.append(
             {
                 "category": "other",
@@ -145,19 +245,18 @@ def _vulnerability(p: Published, settings, product_ids: list[str]) -> dict:
                 "text": f"{score.vector} (base score {score.score}, {score.severity.lower()})",
             }
         )
-    if p.cwe:
+    if p.cwe and not name:  # an id MITRE's list does not name as a weakness
         notes.append({"category": "other", "title": "Weakness", "text": p.cwe})
-    if notes:
-        vulnerability["notes"] = notes
-    if product_ids:
-        vulnerability["product_status"] = {"known_affected": product_ids}
-    remediations = _remediations(p, product_ids)
-    if remediations:
-        vulnerability["remediations"] = remediations
-    if score is not None and score.version != "4.0" and product_ids:
+    vulnerability["notes"] = notes
+    status = {"known_affected": tree.affected}
+    if tree.fixed:
+        status["fixed"] = tree.fixed
+    vulnerability["product_status"] = status
+    vulnerability["remediations"] = _remediations(p, tree)
+    if score is not None and score.version != "4.0":
         vulnerability["scores"] = [
             {
-                "products": product_ids,
+                "products": tree.affected,
                 "cvss_v3": {
                     "version": score.version,
                     "vectorString": score.vector,
@@ -183,12 +282,38 @@ def _vulnerability(p: Published, settings, product_ids: list[str]) -> dict:
     return vulnerability
 
 
-def _remediations(p: Published, product_ids: list[str]) -> list[dict]:
-    targets = {"product_ids": product_ids} if product_ids else {}
+def _remediations(p: Published, tree: _ProductTree) -> list[dict]:
+    """The update to the fixed version of each range, the fix references and the mitigation;
+    an affected product none of them covers gets `none_available` (CSAF 2.0 6.2.2)."""
     remediations = [
-        {"category": "vendor_fix", "details": f"Apply the fix: {url}", "url": url, **targets}
+        {"category": "vendor_fix", "details": details, "product_ids": [product_id]}
+        for product_id, details in tree.updates.items()
+    ]
+    remediations += [
+        {
+            "category": "vendor_fix",
+            "details": f"Apply the fix: {url}",
+            "url": url,
+            "product_ids": tree.affected,
+        }
         for url in dict.fromkeys(p.fix_refs)
     ]
     if p.mitigation.strip():
-        remediations.append({"category": "workaround", "details": p.mitigation.strip(), **targets})
+        remediations.append(
+            {
+                "category": "workaround",
+                "details": p.mitigation.strip(),
+                "product_ids": tree.affected,
+            }
+        )
+    if not p.fix_refs and not p.mitigation.strip():
+        uncovered = [i for i in tree.affected if i not in tree.updates]
+        if uncovered:
+            remediations.append(
+                {
+                    "category": "none_available",
+                    "details": "No fix or workaround is listed in this advisory.",
+                    "product_ids": uncovered,
+                }
+            )
     return remediations
