@@ -195,9 +195,7 @@ def test_a_failing_preflight_never_holds_the_lift(v, clock, settings):
     assert steps["cve-record"].startswith("skipped: ")
 
 
-def test_the_dashboard_shows_the_findings_within_24_hours(
-    v, clock, settings, client, admin_user
-):
+def test_the_dashboard_shows_the_findings_within_24_hours(v, clock, settings, client, admin_user):
     Vulnerability.update(cve=None).execute()
     Auth(client).login(admin_user.email, PASSWORD)
     page = client.get("/team/dashboard").get_data(as_text=True)
