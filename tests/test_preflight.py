@@ -3,6 +3,7 @@ and once at 1 hour; each missing or broken field reported with a one-line fix; m
 team, shown on the dashboard, cleared when fixed; a moved end gets its own; the lift on time."""
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -229,3 +230,24 @@ def test_the_command_refuses_what_has_no_lift_in_one_line(v, clock, settings, fo
     assert result.returncode != 0
     assert one_line_error(result)
     assert "no lift to prepare" in result.stderr
+
+
+def test_reconcilers_running_at_once_run_one_preflight_and_mail_once(db, v, clock, settings):
+    """Workers on several machines each run a reconciler: one pre-flight per window still."""
+    Vulnerability.update(cve=None).execute()
+    at = before(v, hours=24)
+    barrier = threading.Barrier(4, timeout=30)
+    ran: list = []
+
+    def reconciler():
+        with db.connection_context():
+            barrier.wait()
+            ran.append(preflight.run_due(at, settings))
+
+    threads = [threading.Thread(target=reconciler) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(ran) == [0, 0, 0, 1]
+    assert len(mails()) == 2  # the admin and ada, once each
