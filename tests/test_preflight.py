@@ -13,7 +13,7 @@ from app.disclosure import lift, preflight
 from app.models import Delivery, Vulnerability
 from app.vulns import cves, lifecycle
 from app.workers import reconcile
-from tests.conftest import PASSWORD, Auth
+from tests.conftest import PASSWORD, Auth, run_jobs
 from tests.test_cli import one_line_error
 
 pytestmark = pytest.mark.db
@@ -251,3 +251,25 @@ def test_reconcilers_running_at_once_run_one_preflight_and_mail_once(db, v, cloc
         thread.join(60)
     assert sorted(ran) == [0, 0, 0, 1]
     assert len(mails()) == 2  # the admin and ada, once each
+
+
+def test_the_worker_lifts_on_time_after_a_failing_preflight(
+    v, clock, settings, env, redis_conn, monkeypatch
+):
+    from app.workers import jobs
+
+    for name, value in env.items():  # the jobs read the worker's environment
+        monkeypatch.setenv(name, value)
+    jobs._settings.cache_clear()
+    Vulnerability.update(cve=None, description="").execute()
+    until = Vulnerability.get_by_id(v.id).embargo_until
+    clock.move(seconds=(until - timedelta(hours=1) - clock.at).total_seconds())
+    reconcile._preflights(clock.at, settings)
+    assert mails()
+    clock.move(hours=1)
+    assert clock.at == until
+    assert reconcile.run(redis_conn, clock.at) >= 1  # the lift, due now
+    run_jobs(redis_conn)
+    jobs._settings.cache_clear()
+    lifted = Vulnerability.get_by_id(v.id)
+    assert (lifted.status, lifted.published_at) == ("published", until)
