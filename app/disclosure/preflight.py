@@ -67,11 +67,11 @@ def check(v: Vulnerability, at: datetime, settings: Settings) -> list[Finding]:
     findings = _required(v)
     if v.embargo_until is None:
         return findings
-    if any(f.document == "affected" and f.detail for f in findings):
-        return findings  # no record can be made of affected text that does not read
     view = redaction.revealed(v, v.embargo_until)
-    missing_affected = any(f.document == "affected" for f in findings)
-    findings += _documents(v, settings, skip_cve=v.cve_id is None or missing_affected)
+    unreadable = any(f.document == "affected" and f.detail for f in findings)
+    if not unreadable:  # no record can be made of affected text that does not read: said once
+        missing_affected = any(f.document == "affected" for f in findings)
+        findings += _documents(v, settings, skip_cve=v.cve_id is None or missing_affected)
     findings += _page(view)
     findings += _announcement(view, settings)
     return findings
