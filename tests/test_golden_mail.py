@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import load_settings
+from app.disclosure import preflight
 from app.models import (
     Advisory,
     AdvisoryBundle,
@@ -669,6 +670,28 @@ def _(w):
         vulnerability=v,
         user=w.mira,
     )
+
+
+@case("preflight", "preflight")
+def _(w):
+    """What the pre-flight itself finds: no CVE id, no description, a vector the OSV schema
+    refuses (stored before the form checked vectors)."""
+    v = w.keyless
+    Vulnerability.update(cve=None, description="", severity="CVSS:3.1/AV:Q", cvss_score=11.0).where(
+        Vulnerability.id == v.id
+    ).execute()
+    v = Vulnerability.get_by_id(v.id)
+    found = preflight.check(v, w.at, w.settings)
+    payload = {"window": "24 hours", "embargo_until": v.embargo_until.isoformat()}
+    payload["findings"] = [finding.for_mail(v) for finding in found]
+    return w.deliver("preflight", w.mira.email, payload, vulnerability=v, user=w.mira)
+
+
+@case("preflight-all-clear", "preflight")
+def _(w):
+    v = w.keyless
+    payload = {"window": "1 hour", "embargo_until": v.embargo_until.isoformat(), "findings": []}
+    return w.deliver("preflight", w.mira.email, payload, vulnerability=v, user=w.mira)
 
 
 def _audit_case(w, later_end=None):

@@ -5,6 +5,10 @@ a case, one of each naming them all (a section each), and for the reporter of a 
 public id it is tracked under. All of it comes from the public view (app.disclosure.redaction)
 only."""
 
+import textwrap
+from datetime import datetime
+
+from app.core import timefmt
 from app.disclosure import redaction
 from app.models import Delivery, Vulnerability
 from app.outbox import mailtext
@@ -67,10 +71,16 @@ def announcement(delivery: Delivery, payload: dict, common: dict, settings, at) 
         )
         subject = f"[{_ids(items)}] {len(items)} vulnerabilities published"
         return Text(subject, subject, body, None)
-    view = _published(delivery, at)
-    body = mailtext.render("announcement", **_context(delivery, view, settings), **common)
-    subject = f"[{view.id}] {view.title}"
+    subject, body = announcement_text(_published(delivery, at), settings, common)
     return Text(subject, subject, body, None)
+
+
+def announcement_text(view: redaction.Published, settings, common: dict) -> tuple[str, str]:
+    """The announcement of one vulnerability, (subject, body): what the lift mails, and what
+    the pre-flight (app.disclosure.preflight) writes beforehand to see that it can."""
+    link = f"{settings.base_url}/vulnerabilities/{view.tracking_id}"
+    context = {"view": view, "rating": redaction.rating(view.cvss_score), "link": link}
+    return f"[{view.id}] {view.title}", mailtext.render("announcement", **context, **common)
 
 
 def embargo_lifted(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
@@ -131,8 +141,54 @@ def _duplicate_published(delivery: Delivery, payload: dict, common: dict, settin
     return Text(subject, outer, body, usable_key(duplicate.reporter_key))
 
 
+def preflight(delivery: Delivery, payload: dict, common: dict, settings, at) -> Text:
+    """To a team member: what the pre-flight (app.disclosure.preflight) found wrong in what the
+    lift will publish, each with its fix; or all clear after an earlier one found something.
+    The findings name fields and commands, never their private content: signed, not secret."""
+    v = delivery.vulnerability
+    until = datetime.fromisoformat(payload["embargo_until"])
+    findings = payload["findings"]
+    body = mailtext.render(
+        "preflight",
+        v=v,
+        until=until,
+        window=payload["window"],
+        count=len(findings),
+        lines=_finding_lines(findings),
+        link=f"{settings.base_url}/team/vulnerabilities/{v.tracking_id}",
+        dashboard=f"{settings.base_url}/team/dashboard",
+    )
+    if findings:
+        subject = f"[{v.tracking_id}] fix before the lift at {timefmt.minute(until)}"
+    else:
+        subject = f"[{v.tracking_id}] pre-flight all clear for the lift"
+    return Text(subject, subject, body, None)
+
+
+def _finding_lines(findings: list[list[str]]) -> list[str]:
+    """ "  1. CVE id: none assigned ...", its fix below, wrapped at 72 under the number (the
+    mail's wrapping leaves indented lines alone)."""
+    lines = []
+    wrap = {"break_long_words": False, "break_on_hyphens": False}
+    for number, (document, what, fix) in enumerate(findings, 1):
+        head = f"{number:>3}. "
+        indent = " " * len(head)
+        lines += textwrap.wrap(
+            f"{document}: {what}.",
+            mailtext.WIDTH,
+            initial_indent=head,
+            subsequent_indent=indent,
+            **wrap,
+        )
+        lines += textwrap.wrap(
+            f"Fix: {fix}", mailtext.WIDTH, initial_indent=indent, subsequent_indent=indent, **wrap
+        )
+    return lines
+
+
 LETTERS: dict[str, Composer] = {
     "announcement": announcement,
     "embargo-lifted": embargo_lifted,
     "publication": publication,
+    "preflight": preflight,
 }

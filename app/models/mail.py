@@ -49,6 +49,8 @@ DELIVERY_KINDS = (
     "announcement",
     "embargo-lifted",
     "publication",
+    # disclosure: what the pre-flight found wrong before a lift (or all clear again)
+    "preflight",
     # servicekey: the service key's expiry, rotation and compromise
     "service-key-expiry",
     "key-rotation",

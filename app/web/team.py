@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, Length
 from app.accounts.team import TEAM_ROLES
 from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
-from app.disclosure import lift
+from app.disclosure import lift, preflight
 from app.models import Correspondence, CveId, Delivery, InboundMessage, User, Vulnerability
 from app.registry import nudges
 from app.reports import attachments, followup, replies
@@ -117,6 +117,7 @@ def dashboard():
         chart=timeline.chart(list(open_ones), at),
         now=at,
         silences=nudges.nearing(at, settings),
+        preflights=preflight.upcoming(at, settings),
     )
 
 

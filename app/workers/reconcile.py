@@ -8,6 +8,7 @@ from functools import partial
 import redis
 
 from app.core.config import Settings
+from app.disclosure import preflight
 from app.outbox import sending
 from app.privacy import retention
 from app.registry import nudges, renewal
@@ -101,6 +102,15 @@ def _nudges(at: datetime, settings: Settings) -> None:
         log.warning("answer reminders failed: %s", type(exc).__name__)
 
 
+def _preflights(at: datetime, settings: Settings) -> None:
+    """The pre-flights 24 hours and 1 hour before each lift (app.disclosure.preflight); a
+    failure never stops the pass, and never the lift."""
+    try:
+        preflight.run_due(at, settings)
+    except Exception as exc:
+        log.warning("pre-flights failed: %s", type(exc).__name__)
+
+
 def run_forever(
     connection: redis.Redis, database, now, stop: threading.Event, settings: Settings
 ) -> None:
@@ -112,6 +122,7 @@ def run_forever(
                 reminders.queue_due(now())
                 renewal.queue_due(now())
                 _nudges(now(), settings)
+                _preflights(now(), settings)
                 _keys_and_data(now(), settings, connection)
                 count = run(connection, now())
                 pause = _pause(now())

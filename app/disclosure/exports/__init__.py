@@ -118,6 +118,16 @@ def document_under_embargo(kind: str, v: Vulnerability, at: datetime, settings) 
     return _build(kind, view, settings, draft=True)
 
 
+def document_at_lift(kind: str, v: Vulnerability, settings) -> dict:
+    """The record the lift will publish, built before it from the PRIVATE fields as the lift
+    reveals them at the embargo's end, for the pre-flight (app.disclosure.preflight), which
+    shows it to the team alone. Nothing public may call this."""
+    _check_kind(kind)
+    if v.embargo_until is None:
+        raise Refused(f"{v.tracking_id} has no embargo end, so no lift to prepare")
+    return _build(kind, redaction.revealed(v, v.embargo_until), settings)
+
+
 def _private_view_for_operator(v: Vulnerability, at: datetime) -> redaction.Published:
     """The fields the lift will reveal, read before it: the embargo's end stands in for the
     publication instant."""
