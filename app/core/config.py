@@ -74,6 +74,9 @@ class Settings:
     # Product makers still silent this many days before an embargo ends get one reminder to
     # answer the alert (app/registry/nudges.py); 0: no reminder.
     answer_nudge_days: int = 14
+    # The OSV records' own id prefix (app/disclosure/exports/osv.py): FOREWARN_OSV_PREFIX, else
+    # the CNA's short name (or the tracking prefix) upper-cased.
+    osv_prefix: str | None = None
 
     @property
     def gnupg_home(self) -> Path:
@@ -294,7 +297,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "FOREWARN_REPORT_MAX_BYTES", get("FOREWARN_REPORT_MAX_BYTES") or str(15 * 1024 * 1024)
         ),
         answer_nudge_days=_nudge_days(get("FOREWARN_ANSWER_NUDGE_DAYS") or "14"),
+        osv_prefix=_osv_prefix(get("FOREWARN_OSV_PREFIX")),
     )
+
+
+def _osv_prefix(value: str | None) -> str | None:
+    """An OSV database prefix of its own: not CVE's (NVD's records), nor the private `x_`."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*", value) or len(value) > 30:
+        raise ConfigError(
+            f"FOREWARN_OSV_PREFIX={value!r} must be letters and digits (a '-' between), like ZEPHYR"
+        )
+    if value.upper() in ("CVE", "OSV", "GHSA"):
+        raise ConfigError(
+            f"FOREWARN_OSV_PREFIX={value!r} is another database's; choose your own, like ZEPHYR"
+        )
+    return value
 
 
 def dkim_private_key(settings: Settings) -> bytes | None:
