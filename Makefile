@@ -14,7 +14,7 @@ test-setup:
 	@sh .ci/setup system test
 	@$(MAKE) --no-print-directory $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt .ci/setup
+$(VENV)/.installed: pyproject.toml constraints.txt .ci/setup tests/osv_consumer/requirements.txt
 	sh .ci/setup venv $(VENV)
 	@touch $@
 
