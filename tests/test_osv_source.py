@@ -7,12 +7,14 @@ against a real git repository."""
 
 import json
 import subprocess
+import threading
 from datetime import timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 from playhouse.schema_diff import diff_models
+from werkzeug.serving import make_server
 
 from app.core import config
 from app.core import db as app_db
@@ -341,3 +343,53 @@ def test_osv_devs_own_library_reads_the_record_and_finds_what_is_affected(
     assert [t == "COORDINATOR" for n, t in seen["credits"] if n == "NCC Group"] == [True]
     assert ["FIX", f"{REPO}/commit/{commits['fix']}"] in seen["references"]
     assert seen["severity"][0][0] == "CVSS_V3"
+
+
+@pytest.fixture
+def portal(app):
+    """The real portal on a loopback port, for the consumer to read the source from."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def read_source(portal: str, last_update: str, mirror: Path) -> dict:
+    ran = subprocess.run(
+        [str(CONSUMER), str(ROOT / "tests" / "osv_consumer" / "scan.py"), "--source",
+         f"{portal}/osv/", last_update, str(mirror)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    return json.loads(ran.stdout)
+
+
+def test_the_source_reads_as_osv_devs_importer_reads_a_rest_source(
+    db, clock, settings, portal, tmp_path
+):
+    assert CONSUMER.exists(), "the OSV consumer is missing: run `make test-setup`"
+    commits = zephyr_history(tmp_path / "zephyr")
+    v = published(settings, clock.at, fix_refs=fix_refs(commits["fix"], commits["backport"]))
+    make(settings, clock.at, published=False, title="Still under embargo")
+
+    first = read_source(portal, "0001-01-01T00:00:00Z", tmp_path / "zephyr")
+    assert first["listed"] == [osv_id(v)]
+    (record,) = first["fetched"]
+    assert record["id"] == osv_id(v) and record["aliases"] == ["CVE-2026-1000"]
+    # From "0", the whole history before either fix is affected.
+    assert {commits["start"], commits["bug"]} <= set(record["affected_commits"])
+    assert not {commits["fix"], commits["backport"]} & set(record["affected_commits"])
+    assert first["last_modified"] == v.published_at.isoformat()
+
+    # Polled again with nothing changed: the HEAD's Last-Modified says so, nothing is fetched.
+    assert read_source(portal, first["last_modified"], tmp_path / "zephyr")["fetched"] == []
+
+    # A revision: the list's Last-Modified moves and the record is fetched again.
+    edit = clock.move(days=1)
+    lifecycle.set_field(v, "introduced_commit", commits["bug"], ACTOR, edit)
+    again = read_source(portal, first["last_modified"], tmp_path / "zephyr")
+    assert again["last_modified"] == edit.isoformat()
+    (record,) = again["fetched"]
+    assert record["affected"][0]["ranges"][0]["events"][0] == {"introduced": commits["bug"]}
+    assert commits["start"] not in record["affected_commits"]
