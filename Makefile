@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt .ci/setup
 	sh .ci/setup venv $(VENV)
 	@touch $@
 
-# The outside validators that are no Python package (BSI's CSAF validator: node), inside the venv.
-$(VENV)/.validators: tests/csaf/package.json tests/csaf/package-lock.json .ci/setup $(VENV)/.installed
+# The outside consumers the tests run our exports through (osv.dev's library, BSI's CSAF
+# validator), each in a place of its own inside the venv's folder.
+$(VENV)/.validators: tests/csaf/package.json tests/csaf/package-lock.json tests/osv_consumer/requirements.txt .ci/setup $(VENV)/.installed
 	sh .ci/setup validators $(VENV)
 	@touch $@
 

@@ -120,7 +120,8 @@ def test_every_command_taking_a_vuln_id_takes_its_cve_id_too(forewarn, ready):
         assert changed.stdout.startswith(f"{tracking}: {field} set")
     exported = forewarn("export", "osv", "CVE-2026-1000", "--embargoed")
     assert exported.returncode == 0, exported.stderr
-    assert json.loads(exported.stdout)["id"] == "CVE-2026-1000"
+    record = json.loads(exported.stdout)  # the team's own OSV id, the CVE id its alias
+    assert (record["id"], record["aliases"]) == (tracking, ["CVE-2026-1000"])
     alerted = forewarn("alert", "send", "CVE-2026-1000")
     assert alerted.returncode == 0, alerted.stderr
     assert alerted.stdout == f"{tracking} v1 queued to 0 registrants\n"

@@ -89,7 +89,7 @@ def test_every_export_validates_with_the_vector_and_the_ranges(db, clock, settin
     v = make(settings, clock.at, severity=vector)
     made = documents(v, clock.at, settings)
     for kind, document in made.items():
-        exports.validate(kind, document)
+        exports.validate(kind, document, settings)
 
     record = made["cve"]
     assert record["dataVersion"] == "5.1" and record["cveMetadata"]["state"] == "PUBLISHED"
@@ -120,7 +120,8 @@ def test_every_export_validates_with_the_vector_and_the_ranges(db, clock, settin
     assert cna["credits"] == [{"lang": "en", "value": "Zoë Ångström", "type": "finder"}]
 
     osv = made["osv"]
-    assert osv["id"] == "CVE-2026-1000"
+    assert osv["id"] == "ZEPHYR-" + v.tracking_id.removeprefix("SEC-")
+    assert osv["aliases"] == ["CVE-2026-1000"]
     assert osv["modified"].endswith("Z") and osv["published"].endswith("Z")
     assert osv["severity"] == [
         {"type": "CVSS_V3" if vector == CVSS31 else "CVSS_V4", "score": vector}
@@ -160,29 +161,30 @@ def test_non_ascii_text_survives_every_format(db, clock, settings):
     description = "Ein präpariertes Paket 📡 überschreibt den Puffer.\n\n* Gerät: nRF52840"
     v = make(settings, clock.at, title=title, description=description, credits="Jürgen Æsir")
     for kind, document in documents(v, clock.at, settings).items():
-        exports.validate(kind, document)
+        exports.validate(kind, document, settings)
         text = json.dumps(document, ensure_ascii=False)
         assert title in text and "📡" in text and "Jürgen Æsir" in text, kind
 
 
-def test_without_a_cve_id_osv_uses_x_and_the_cve_record_is_refused(db, clock, settings):
+def test_without_a_cve_id_osv_has_no_alias_and_the_cve_record_is_refused(db, clock, settings):
     v = make(settings, clock.at, cve=False)
     with pytest.raises(Refused, match="has no CVE id.*forewarn cve assign"):
         exports.document("cve", v, clock.at, settings)
     osv = exports.document("osv", v, clock.at, settings)
-    assert osv["id"] == f"x_{v.tracking_id}"
-    exports.validate("osv", osv)
+    assert osv["id"] == "ZEPHYR-" + v.tracking_id.removeprefix("SEC-")
+    assert "aliases" not in osv
+    exports.validate("osv", osv, settings)
     csaf = exports.document("csaf", v, clock.at, settings)
     assert "cve" not in csaf["vulnerabilities"][0]
     assert csaf["vulnerabilities"][0]["ids"][0]["text"] == v.tracking_id
-    exports.validate("csaf", csaf)
+    exports.validate("csaf", csaf, settings)
 
 
 def test_minimal_published_vulnerability_still_validates(db, clock, settings):
     bare = replace(settings, vendor=None, cna_short_name=None, repo_url=None)
     v = make(bare, clock.at, severity="", affected="", cwe="", fix_refs="", mitigation="")
     for kind, document in documents(v, clock.at, bare).items():
-        exports.validate(kind, document)
+        exports.validate(kind, document, bare)
     cna = exports.document("cve", v, clock.at, bare)["containers"]["cna"]
     assert cna["affected"] == [
         {"vendor": "N/A", "product": "Zephyr RTOS", "defaultStatus": "unknown"}
@@ -213,7 +215,7 @@ def test_invalid_documents_are_rejected_with_the_first_message_and_its_path(db, 
     del record["containers"]["cna"]["affected"][0]["vendor"]
     record["containers"]["cna"]["affected"][0].pop("product")
     with pytest.raises(exports.InvalidDocument) as info:
-        exports.validate("cve", record)
+        exports.validate("cve", record, settings)
     assert info.value.path.startswith("$.containers") and "cve export is not valid" in str(
         info.value
     )
@@ -221,24 +223,27 @@ def test_invalid_documents_are_rejected_with_the_first_message_and_its_path(db, 
     osv = copy.deepcopy(made["osv"])
     osv["modified"] = "2026-11-25T11:00:00+00:00"  # Python's isoformat: the schema wants Z
     with pytest.raises(exports.InvalidDocument) as info:
-        exports.validate("osv", osv)
+        exports.validate("osv", osv, settings)
     assert info.value.path == "$.modified"
 
     osv = copy.deepcopy(made["osv"])
-    osv["id"] = v.tracking_id  # an unregistered prefix
+    osv["id"] = v.tracking_id  # an unregistered prefix, not the team's own either
     with pytest.raises(exports.InvalidDocument, match=r"\$\.id"):
-        exports.validate("osv", osv)
+        exports.validate("osv", osv, settings)
+    # The team's own prefix is one only for the team's validation until OSV registers it.
+    with pytest.raises(exports.InvalidDocument, match=r"\$\.id"):
+        exports.validate("osv", made["osv"])
 
     csaf = copy.deepcopy(made["csaf"])
     csaf["vulnerabilities"][0]["scores"][0]["cvss_v3"]["baseScore"] = 42  # in the CVSS schema
     with pytest.raises(exports.InvalidDocument) as info:
-        exports.validate("csaf", csaf)
+        exports.validate("csaf", csaf, settings)
     assert info.value.path.startswith("$.vulnerabilities[0].scores[0]")
 
     csaf = copy.deepcopy(made["csaf"])
     csaf["document"]["tracking"]["current_release_date"] = "yesterday"  # format: date-time
     with pytest.raises(exports.InvalidDocument, match="current_release_date"):
-        exports.validate("csaf", csaf)
+        exports.validate("csaf", csaf, settings)
 
 
 def test_schemas_are_package_data():
@@ -295,7 +300,7 @@ def test_cli_exports_a_published_vulnerability(db, settings, forewarn):
     for kind in exports.KINDS:
         result = forewarn("export", kind, v.tracking_id)
         assert result.returncode == 0, result.stderr
-        exports.validate(kind, json.loads(result.stdout))
+        exports.validate(kind, json.loads(result.stdout), settings)
     assert "Zoë Ångström" in result.stdout
 
 
@@ -309,7 +314,7 @@ def test_cli_refuses_while_embargoed_and_audits_embargoed_exports(db, settings, 
     anyway = forewarn("export", "csaf", v.tracking_id, "--embargoed")
     assert anyway.returncode == 0, anyway.stderr
     advisory = json.loads(anyway.stdout)
-    exports.validate("csaf", advisory)
+    exports.validate("csaf", advisory, settings)
     assert advisory["document"]["tracking"]["status"] == "draft"
     assert advisory["vulnerabilities"][0]["title"] == v.title
     (event,) = AuditEvent.select().where(AuditEvent.action == "export.embargoed")

@@ -16,6 +16,7 @@ nothing (not the statement, not the organisation) is ever public.
 """
 
 import hashlib
+import json
 import logging
 import re
 from collections import deque
@@ -30,6 +31,7 @@ import pytest
 
 from app.core import instance
 from app.disclosure import announcements, embargo_change, exports, lift, wellknown
+from app.disclosure.exports import osv
 from app.models import Correspondence, Delivery, Vulnerability
 from app.outbox import letters
 from app.registry import alerts, answers, vetting
@@ -78,6 +80,7 @@ class Case:
         names += ["credits"] if self.credits else []
         names += ["dupreporter"] if self.duplicate_ids else []  # credited on it
         names += ["statement"] if "statement" in self.canaries else []  # given with consent
+        names += ["introduced"]  # the introducing commit: in the OSV record's GIT range
         if not self.credits and self.credit_reporter:
             names.append("reportername")  # credited by the name they gave
         return {name: self.canaries[name] for name in names}
@@ -143,6 +146,10 @@ def build(case: Case, settings, at, until, makers=()) -> None:
         "mitigation": f"{case.canary('mitigation')}: disable the parser.",
         "severity": case.severity,
         "cwe": case.cwe,
+        # A full commit hash (no canary fits one): forbidden like the canaries until the lift.
+        "introduced_commit": case.canaries.setdefault(
+            "introduced", hashlib.sha256(f"introduced-{n}".encode()).hexdigest()[:40]
+        ),
     }
     if case.credits:
         fields["credits"] = f"{case.canary('credits')} and friends"
@@ -311,6 +318,12 @@ def seeds(app, settings, cases) -> list[str]:
             combos = [{**c, argument: v} for c in combos for v in values.get(argument, ["1"])]
         for combo in combos:
             urls.append(rule.build(combo)[1])
+    # The OSV source's ids: the team's own (from a tracking id) and the former ones (x_).
+    prefix = osv.home_prefix(settings)
+    for ident in ids:
+        if ident.startswith(f"{settings.tracking_prefix}-"):
+            stem = ident.removeprefix(f"{settings.tracking_prefix}-")
+            urls += [f"/osv/{prefix}-{stem}.json", f"/osv/x_{ident}.json"]
     urls += [
         "/vulnerabilities.atom",
         "/.well-known/security.txt",
@@ -440,6 +453,7 @@ def env(env):
         **env,
         "FOREWARN_CNA_ORG_ID": "3d5b4a6e-0a1b-4c2d-8e9f-0123456789ab",
         "FOREWARN_CNA_SHORT_NAME": "leaktest",
+        "FOREWARN_REPO_URL": "https://git.example.org/zephyr",  # the OSV records' GIT ranges
     }
 
 
@@ -574,6 +588,7 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
     wkd = [u for u, page in seen.pages.items() if "/openpgpkey/" in u and page[0] == 200]
     assert len(wkd) >= 3, wkd
     assert seen.pages["/no/such/page"][0] == 404
+    assert seen.pages["/osv/all.json"][::2] == (200, "[]\n")  # nothing published yet
     for case in lifted:
         assert seen.pages[f"/vulnerabilities/{case.cve_id or case.v.tracking_id}"][0] == 200
         for kind in exports.KINDS:
@@ -593,6 +608,12 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
         for kind in exports.KINDS:
             page = seen.pages[f"/vulnerabilities/{case.v.tracking_id}/{kind}.json"]
             assert page[::2] == seen.pages[f"/vulnerabilities/SEC-2026-9999/{kind}.json"][::2]
+    # The OSV source: every id a record has, had or could have answers as an unknown one.
+    unknown_osv = seen.pages["/osv/LEAKTEST-2026-9999.json"]
+    assert unknown_osv[0] == 404
+    for case in cases:
+        for url in osv_urls(case):
+            assert seen.pages[url][::2] == unknown_osv[::2], url
     # With a CVE id, an embargoed one is public under it alone: its tracking id (which travels
     # in reporters' mail subjects) answers as an unknown id, and shows nowhere.
     for case in lifted:
@@ -642,10 +663,14 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
         page = after.pages[f"/vulnerabilities/{tid}"]
         osv = after.pages[f"/vulnerabilities/{tid}/osv.json"]
         assert page[0] == osv[0] == 200, tid
+        source = after.pages[f"/osv/{osv_id(case)}.json"]
+        assert source[::2] == osv[::2], tid  # the OSV source serves the same record
         for where, body in (("page", page[2]), ("osv", osv[2])):
             for name, canary in case.public_after_lift().items():
                 if name == "statement" and where != "page":
                     continue  # a product maker's statement is on the page alone (below)
+                if name == "introduced" and where != "osv":
+                    continue  # the introducing commit is for scanners: in the GIT range
                 assert canary in body, (tid, where, name)
             assert case.severity in body, (tid, where)
             assert case.cwe in body, (tid, where)
@@ -657,6 +682,17 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
             assert f"{case.cve_id}: {case.canary('title')} heap overflow" in notes
     feed = after.pages["/vulnerabilities.atom"][2]
     assert all(case.canary("title") in feed for case in lifted)
+    # The OSV source lists the lifted ones alone; their former ids send on to them; the others
+    # still answer as unknown ids.
+    listed = json.loads(after.pages["/osv/all.json"][2])
+    assert [entry["id"] for entry in listed] == sorted(osv_id(case) for case in lifted)
+    for case in lifted:
+        former = after.pages[f"/osv/{case.cve_id or 'x_' + case.v.tracking_id}.json"]
+        assert former[0] == 301 and former[1]["Location"].endswith(f"/osv/{osv_id(case)}.json")
+    unknown_osv = after.pages["/osv/LEAKTEST-2026-9999.json"]
+    for case in hidden:
+        for url in osv_urls(case):
+            assert after.pages[url][::2] == unknown_osv[::2], url
     # A product maker's statement given with consent: on its vulnerability's page alone, and
     # nothing of the one given without (its organisation is a canary, never allowed below).
     for case in lifted:
@@ -669,6 +705,16 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
     allowed = {c for case in lifted for c in case.public_after_lift().values()}
     allowed |= {case.canary("patchname") for case in lifted}
     assert canaries_in(served + logs) <= allowed, canaries_in(served + logs) - allowed
+
+
+def osv_id(case: Case) -> str:
+    return "LEAKTEST-" + case.v.tracking_id.removeprefix("SEC-")
+
+
+def osv_urls(case: Case) -> list[str]:
+    """Every id the OSV source could know it by: its own, x_ and the tracking id, its CVE id."""
+    urls = [f"/osv/{osv_id(case)}.json", f"/osv/x_{case.v.tracking_id}.json"]
+    return urls + ([f"/osv/{case.cve_id}.json"] if case.cve_id else [])
 
 
 def _normalised(seen: Crawl, case: Case) -> str:

@@ -294,7 +294,9 @@ def test_an_audit_report_worked_as_one_case_from_intake_to_the_lift(  # noqa: PL
             if kind == "cve" and not settings.cna_org_id:
                 continue
             exports.validate(
-                kind, exports.document(kind, Vulnerability.get_by_id(v.id), new_end, settings)
+                kind,
+                exports.document(kind, Vulnerability.get_by_id(v.id), new_end, settings),
+                settings,
             )
     assert "Syscall handler" not in listing
     feed = feedparser.parse(client.get("/vulnerabilities.atom").get_data())

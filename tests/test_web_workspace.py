@@ -62,6 +62,7 @@ def fields(v, **changes):
         "cwe": v.cwe,
         "credits": v.credits,
         "fix_refs": v.fix_refs,
+        "introduced_commit": v.introduced_commit,
         "mitigation": v.mitigation,
         "credit_reporter": "y",
         "deploy_before_lift": "y",
@@ -105,6 +106,19 @@ def test_mitigation_and_deployment_rule_are_saved_and_audited(signed_in, v):
     assert (v.mitigation, v.deploy_before_lift) == ("Disable mesh provisioning.", False)
     audited = AuditEvent.get(AuditEvent.action == "vuln.set.deploy_before_lift")
     assert json.loads(audited.details)["after"] == {"deploy_before_lift": False}
+
+
+def test_the_introducing_commit_is_a_full_hash_saved_and_shown(signed_in, v):
+    response = post(signed_in, v, "fields", **fields(v, introduced_commit="abc1234"))
+    (message,) = messages(response)
+    assert "is not a full commit hash; give all 40 hex digits" in message
+    assert Vulnerability.get_by_id(v.id).introduced_commit == ""
+    sha = "ab" * 20
+    response = post(signed_in, v, "fields", **fields(v, introduced_commit=sha.upper()))
+    assert messages(response) == ["Saved: introduced commit. The change is in the audit log."]
+    assert Vulnerability.get_by_id(v.id).introduced_commit == sha
+    page = response.get_data(as_text=True)
+    assert f"<code>{sha}</code>" in page and 'id="fields-introduced_commit"' in page
 
 
 def test_a_field_the_rules_refuse_is_not_saved_and_the_reason_shown(signed_in, v):

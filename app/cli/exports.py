@@ -45,7 +45,7 @@ def export(kind: str, vuln_id: str, embargoed: bool) -> None:
             if isinstance(view, redaction.Placeholder):
                 raise Refused(f"{exc} (--embargoed exports it anyway, audited)") from None
             raise
-    exports.validate(kind, document)
+    exports.validate(kind, document, settings)
     if private:
         with write_transaction():
             audit.record(

@@ -79,6 +79,9 @@ class Settings:
     # naming the product of `affected` with its name (app/disclosure/exports/csaf.py).
     product_purls: tuple[str, ...] = ()
     product_cpes: tuple[str, ...] = ()
+    # The OSV records' own id prefix (app/disclosure/exports/osv.py): FOREWARN_OSV_PREFIX, else
+    # the CNA's short name (or the tracking prefix) upper-cased.
+    osv_prefix: str | None = None
 
     @property
     def gnupg_home(self) -> Path:
@@ -332,7 +335,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         answer_nudge_days=_nudge_days(get("FOREWARN_ANSWER_NUDGE_DAYS") or "14"),
         product_purls=_product_purls(get("FOREWARN_PRODUCT_PURL"), get("FOREWARN_REPO_URL")),
         product_cpes=_product_cpes(get("FOREWARN_PRODUCT_CPE")),
+        osv_prefix=_osv_prefix(get("FOREWARN_OSV_PREFIX")),
     )
+
+
+def _osv_prefix(value: str | None) -> str | None:
+    """An OSV database prefix of its own: not CVE's (NVD's records), nor the private `x_`."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*", value) or len(value) > 30:
+        raise ConfigError(
+            f"FOREWARN_OSV_PREFIX={value!r} must be letters and digits (a '-' between), like ZEPHYR"
+        )
+    if value.upper() in ("CVE", "OSV", "GHSA"):
+        raise ConfigError(
+            f"FOREWARN_OSV_PREFIX={value!r} is another database's; choose your own, like ZEPHYR"
+        )
+    return value
 
 
 def dkim_private_key(settings: Settings) -> bytes | None:

@@ -286,7 +286,7 @@ def _check_exports(v: Vulnerability, at: datetime, settings: Settings, services)
             continue
         if kind == "cve" and not settings.cna_org_id:
             continue  # a CVE record needs the CNA's settings; OSV and CSAF do not
-        exports.validate(kind, exports.document(kind, v, at, settings))
+        exports.validate(kind, exports.document(kind, v, at, settings), settings)
         made.append(kind)
     return f"done: {', '.join(made)} valid"
 

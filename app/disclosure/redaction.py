@@ -49,6 +49,7 @@ class Published:
     published_at: datetime
     reported_at: datetime
     updated_at: datetime
+    introduced_commit: str = ""  # a full commit hash, or "" (OSV's GIT range starts at "0")
     # Every public version, oldest first: 1 the publication, then each revision
     # (app.vulns.revisions)
     revisions: tuple[Entry, ...] = ()
@@ -132,6 +133,7 @@ def revealed(v: Vulnerability, published_at: datetime, revision_rows=None) -> Pu
         affected=v.affected,
         cwe=v.cwe,
         fix_refs=tuple(v.fix_refs.split()),
+        introduced_commit=v.introduced_commit,
         mitigation=v.mitigation,
         credits=lifecycle.credits(v),
         published_at=published_at,

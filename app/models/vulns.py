@@ -43,6 +43,9 @@ class Vulnerability(BaseModel):
     assignee = peewee.ForeignKeyField(User, null=True, backref="assigned", on_delete="SET NULL")
     cve = peewee.ForeignKeyField(CveId, null=True, unique=True, backref="vulnerability")
     fix_refs = peewee.TextField(default="")  # private until the lift
+    # The full hash of the commit that introduced it (OSV's GIT range), or "": private until the
+    # lift as fix_refs.
+    introduced_commit = peewee.CharField(default="")
     mitigation = peewee.TextField(default="")  # what to do until a fix is deployed
     # May registrants deploy the fix before the lift (without saying what it fixes)?
     deploy_before_lift = peewee.BooleanField(default=True)

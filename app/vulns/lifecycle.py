@@ -36,6 +36,7 @@ FIELDS = (
     "severity",
     "credits",
     "fix_refs",
+    "introduced_commit",
     "mitigation",
     "deploy_before_lift",
     "credit_reporter",
@@ -49,6 +50,8 @@ FIELDS = (
 OPERATOR_REASON = "set from the command line by an operator"
 _CWE = re.compile(r"^CWE-[1-9][0-9]{0,4}$")
 _URL = re.compile(r"^https?://[^\s]+$")
+# A full commit hash (SHA-1, or SHA-256): OSV's GIT ranges take nothing shorter.
+_COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,16 @@ def _checked(field: str, value: str) -> dict:
         if bad:
             raise Refused(f"{bad[0]!r} is not an http(s) URL; give fix references as URLs")
         return {"fix_refs": " ".join(urls)}
+    if field == "introduced_commit":
+        value = value.lower()
+        if value in ("none", "-"):
+            value = ""
+        if value and not _COMMIT.match(value):
+            raise Refused(
+                f"{value!r} is not a full commit hash; give all 40 hex digits "
+                "(git rev-parse COMMIT), or none"
+            )
+        return {"introduced_commit": value}
     if field == "cwe":
         value = value.upper()
         if value and not _CWE.match(value):

@@ -23,6 +23,7 @@ PUBLIC_FIELDS = {
     "credits": "credits",
     "credit_reporter": "credits",
     "fix_refs": "fix references",
+    "introduced_commit": "introducing commit",
     "mitigation": "mitigation",
     "cwe": "CWE",
 }

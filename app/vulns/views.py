@@ -94,6 +94,7 @@ def details(v: Vulnerability) -> dict:
         "cwe": v.cwe,
         "credits": credits(v),
         "fix_refs": v.fix_refs,
+        "introduced_commit": v.introduced_commit,
         "reporter": {"name": v.reporter_name, "email": v.reporter_email},
         "case": cases.case_id(v),
         "case_vulnerabilities": [tracking[i] for i in ids],

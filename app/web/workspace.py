@@ -30,6 +30,7 @@ EDITABLE = (
     "cwe",
     "credits",
     "fix_refs",
+    "introduced_commit",
     "mitigation",
     "findings",
 )
@@ -47,6 +48,10 @@ class FieldsForm(FlaskForm):
     credit_reporter = BooleanField("Credit the reporter")
     fix_refs = TextAreaField(
         "Fix references: URLs, private until the embargo ends", validators=[Length(max=5000)]
+    )
+    introduced_commit = StringField(
+        "Introducing commit: its full hash in the configured repository (empty: unknown)",
+        validators=[Length(max=64)],
     )
     mitigation = TextAreaField(
         "Mitigation: what users can do until they deploy the fix",

@@ -161,12 +161,21 @@ class InvalidDocument(ForewarnError):
         super().__init__(f"the {kind} export is not valid: {message} (at {path})")
 
 
-def validate(kind: str, document: dict) -> None:
+def validate(kind: str, document: dict, settings=None) -> None:
     """InvalidDocument naming the most relevant error and its JSON path, if `document` does not
     validate against its schema: CVE JSON 5.1.1 (cvelib's), OSV, or CSAF 2.0 (the schemas folder
-    beside this module)."""
+    beside this module).
+
+    OSV's schema lists the id prefixes of the databases registered with it; with `settings`,
+    the team's own (app.disclosure.exports.osv.home_prefix) counts as one of them, as it will
+    once registered (README: "OSV source")."""
     _check_kind(kind)
-    error = best_match(_validator(kind).iter_errors(document))
+    validator = _validator(kind)
+    if kind == "osv" and settings is not None:
+        from app.disclosure.exports import osv
+
+        validator = _osv_validator(osv.home_prefix(settings))
+    error = best_match(validator.iter_errors(document))
     if error is not None:
         message = error.message if len(error.message) <= 300 else error.message[:297] + "..."
         raise InvalidDocument(kind, message, error.json_path)
@@ -178,6 +187,15 @@ def validate(kind: str, document: dict) -> None:
             first = exc.errors[0] if exc.errors else None
             where = "$.containers.cna" + (first.json_path[1:] if first else "")
             raise InvalidDocument(kind, first.message if first else str(exc), where) from None
+
+
+@functools.cache
+def _osv_validator(prefix: str):
+    schemas = resources.files("app.disclosure.exports.schemas")
+    schema = json.loads(schemas.joinpath("osv-schema.json").read_text(encoding="utf-8"))
+    registered = schema["$defs"]["prefix"]["pattern"]
+    schema["$defs"]["prefix"]["pattern"] = f"^({re.escape(prefix)}-|{registered[1:]})"
+    return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
 @functools.cache
