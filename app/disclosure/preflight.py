@@ -130,7 +130,7 @@ def _documents(v: Vulnerability, settings: Settings, skip_cve: bool) -> list[Fin
         if kind == "cve" and skip_cve:
             continue
         try:
-            exports.validate(kind, exports.document_at_lift(kind, v, settings))
+            exports.validate(kind, exports.document_at_lift(kind, v, settings), settings)
         except exports.InvalidDocument as exc:
             found.append(
                 Finding(
