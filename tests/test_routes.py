@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD, csrf_token
 AUDIENCES = {
     "public": "anyone",
     "downloads": "anyone",
+    "csaf": "anyone",  # the CSAF provider's files (tests/test_csaf_provider.py)
     "followup": "anyone",  # with a reporter's token alone: tests/test_followup_page.py
     "auth": "anyone",
     "static": "anyone",
