@@ -23,6 +23,7 @@ that the documents show changed; an unchanged document keeps its signature.
 
 import csv
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import io
@@ -32,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +64,7 @@ RETRY_AFTER_SECONDS = 600  # after a failed build, the reconciler tries again th
 _NOT_SHOWN = ("database", "redis", "secret", "passphrase", "dkim", "tls", "listen", "relay")
 
 _last_failure: dict[Path, float] = {}
+_building = threading.Lock()
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # no "..", no hidden files
 
 
@@ -145,23 +148,31 @@ def state(settings: Settings) -> dict | None:
 def publish(keyring, settings: Settings, at: datetime) -> Summary:
     """Build the provider directory of every vulnerability published by `at`, signed by the
     service key, and make it the one served."""
+    fingerprint = keyring.fingerprint()
+    if fingerprint is None:
+        raise NotBuilt("there is no service key yet: run `forewarn init`")
+    folder = settings.public_dir
+    generations = folder / GENERATIONS
+    generations.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with _building, open(generations / ".lock", "a") as lock:
+        # One build at a time, in this process (the reconciler's thread, a lift's job) and
+        # in every other worker sharing the folder.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(keyring, settings, at, fingerprint, generations)
+
+
+def _build(keyring, settings: Settings, at: datetime, fingerprint: str, generations: Path):
     # Imported here: the export validators take about a second to import, which every command
     # that imports the reconciler would otherwise pay.
     from app.disclosure import exports
     from app.disclosure.exports import csaf, fields
 
-    fingerprint = keyring.fingerprint()
-    if fingerprint is None:
-        raise NotBuilt("there is no service key yet: run `forewarn init`")
     certificate = _certificate(keyring, settings, fingerprint)
-    source = digest(at, settings, fingerprint, certificate)
+    source = digest(at, settings, fingerprint, _published_certificate(settings, fingerprint))
     before = state(settings) or {}
     old_tree = current(settings)
     kept = before.get("documents", {}) if before.get("fingerprint") == fingerprint else {}
-
     folder = settings.public_dir
-    generations = folder / GENERATIONS
-    generations.mkdir(mode=0o755, parents=True, exist_ok=True)
     tree = Path(tempfile.mkdtemp(prefix=f"{timefmt.compact(at)}-", dir=generations))
     os.chmod(tree, 0o755)  # noqa: S103 (public files, read by a web running as another user)
     documents: dict[str, dict] = {}
@@ -222,12 +233,17 @@ def publish(keyring, settings: Settings, at: datetime) -> Summary:
     return Summary(folder / ROOT, len(documents), signed, tuple(skipped))
 
 
-def _certificate(keyring, settings: Settings, fingerprint: str) -> str:
-    """The certificate as published for the web (app.servicekey.public), else exported."""
+def _published_certificate(settings: Settings, fingerprint: str) -> str:
+    """The key's certificate as published for the web (app.servicekey.public), or "" while
+    another key's is (its publication follows in the same reconciler pass)."""
     published = public.read(settings)
     if published is not None and published.fingerprint == fingerprint:
         return published.certificate
-    return keyring.export_public()
+    return ""
+
+
+def _certificate(keyring, settings: Settings, fingerprint: str) -> str:
+    return _published_certificate(settings, fingerprint) or keyring.export_public()
 
 
 def _put(path: Path, data: str | bytes) -> None:
@@ -312,19 +328,19 @@ def _switch(folder: Path, tree: Path) -> None:
 
 def _prune(generations: Path, keep: set) -> None:
     """The trees before the previous one: the previous stays for readers still in it."""
+    kept = {k.resolve() for k in keep if k is not None}
     for tree in generations.iterdir():
-        if tree.resolve() not in {k.resolve() for k in keep if k is not None}:
+        if tree.is_dir() and tree.resolve() not in kept:
             shutil.rmtree(tree, ignore_errors=True)
 
 
 def stale(at: datetime, settings: Settings, fingerprint: str | None) -> bool:
+    """Whether the tree served was built from other vulnerabilities, another key or other
+    settings than those of `at` (False while there is no key to sign with)."""
     if fingerprint is None:
         return False
     built = state(settings)
-    published = public.read(settings)
-    certificate = published.certificate if published else ""
-    if published is None or published.fingerprint != fingerprint:
-        return True  # the key changed; app.servicekey.public publishes it in this same pass
+    certificate = _published_certificate(settings, fingerprint)
     return built is None or built.get("digest") != digest(at, settings, fingerprint, certificate)
 
 
