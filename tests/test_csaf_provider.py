@@ -124,7 +124,7 @@ def test_provider_metadata_is_valid_and_names_the_service_key(client, settings, 
     assert list(provider_validator().iter_errors({**meta, "role": "csaf_trusted"}))
     assert meta["role"] == "csaf_trusted_provider"
     assert meta["canonical_url"] == BASE + METADATA
-    assert meta["distributions"] == [{"directory_url": BASE + WHITE}]
+    assert [d["directory_url"] for d in meta["distributions"]] == [BASE + WHITE]
     assert meta["metadata_version"] == "2.0"
     [key] = meta["public_openpgp_keys"]
     assert key["fingerprint"] == keyring.fingerprint()
@@ -183,6 +183,29 @@ def test_the_directory_after_two_lifts_file_by_file(client, settings, keyring, d
         [expected[first], dates[expected[first]]],
     ]
     assert dates[expected[second]] == "2027-01-12T14:00:00Z"
+
+    # The ROLIE feed of the same documents (CSAF 2.0, 7.1.15), named in the metadata.
+    [distribution] = get(client, METADATA).get_json()["distributions"]
+    [listed] = distribution["rolie"]["feeds"]
+    assert listed["tlp_label"] == "WHITE"
+    feed = get(client, listed["url"].removeprefix(BASE))
+    assert feed.mimetype == "application/json"
+    feed = feed.get_json()["feed"]
+    assert feed["link"] == [{"rel": "self", "href": listed["url"]}]
+    assert feed["updated"] == dates[expected[second]]
+    assert [e["id"] for e in feed["entry"]] == [second.tracking_id, first.tracking_id]
+    for entry, v in zip(feed["entry"], (second, first), strict=True):
+        url = BASE + WHITE + expected[v]
+        assert entry["content"] == {"type": "application/json", "src": url}
+        assert entry["updated"] == dates[expected[v]]
+        links = {(link["rel"], link["href"]) for link in entry["link"]}
+        assert links == {
+            ("self", url),
+            ("hash", url + ".sha256"),
+            ("hash", url + ".sha512"),
+            ("signature", url + ".asc"),
+        }
+        assert entry["format"]["version"] == "2.0"
 
     # Folder listings, without a redirect for the missing slash (7.1.6, 7.1.14).
     for folder, shown in (

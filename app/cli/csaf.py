@@ -20,7 +20,7 @@ def csaf() -> None:
     "service key.",
 )
 def publish() -> None:
-    from app.disclosure import provider
+    from app.disclosure import provider, provider_metadata
 
     settings = context.settings()
     runtime.open_current_db(settings)
@@ -32,7 +32,7 @@ def publish() -> None:
     click.echo(
         f"published {summary.documents} CSAF document{'' if summary.documents == 1 else 's'} "
         f"({summary.signed} signed now) "
-        f"in {summary.directory}; served at {provider.metadata_url(settings)}"
+        f"in {summary.directory}; served at {provider_metadata.metadata_url(settings)}"
     )
     for tracking_id in summary.skipped:
         click.echo(f"left out {tracking_id}: not valid CSAF (see the log)", err=True)

@@ -4,13 +4,15 @@ signature by the service key.
 
 Signing needs the secret key, which the web never holds: whoever holds it (the workers, and the
 operator's `forewarn csaf publish`) writes the whole tree into instance/public/csaf, and the web
-serves those files as they are (app/web/csaf.py). The tree is built in a fresh folder (a
-generation under instance/public/.csaf/) and made current by replacing the symbolic link
-instance/public/csaf in one rename: a reader sees the old tree or the new, never half of one.
+serves those files as they are (app.disclosure.provider_files, app/web/csaf.py). The tree is
+built in a fresh folder (a generation under instance/public/.csaf/) and made current by
+replacing the symbolic link instance/public/csaf in one rename: a reader sees the old tree or
+the new, never half of one.
 
     csaf/provider-metadata.json            7.1.7, 7.1.9 (/.well-known/csaf/), 7.1.20
     csaf/openpgp/<FINGERPRINT>.asc         the service key's certificate (7.1.20)
     csaf/white/index.txt, changes.csv      7.1.12, 7.1.13 (the distribution's directory_url)
+    csaf/white/csaf-feed-tlp-white.json    7.1.15: the ROLIE feed of the same documents
     csaf/white/<year>/<name>.json          7.1.11 (the year of initial_release_date), 5.1 names
               ... .json.sha256, .sha512    7.1.18
               ... .json.asc                7.1.19
@@ -21,23 +23,19 @@ builds again when a vulnerability was published or changed, the key rotated or t
 that the documents show changed; an unchanged document keeps its signature.
 """
 
-import csv
 import dataclasses
 import fcntl
-import functools
 import hashlib
-import io
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
 import peewee
@@ -45,6 +43,7 @@ import peewee
 from app.core import timefmt
 from app.core.config import Settings
 from app.core.errors import NotFound, OperatorError, Refused
+from app.disclosure import provider_metadata as described
 from app.models import CveId, Vulnerability
 from app.servicekey import public
 
@@ -53,11 +52,6 @@ log = logging.getLogger("forewarn.csaf")
 ROOT = "csaf"  # the symbolic link in the public folder: /.well-known/csaf/
 GENERATIONS = ".csaf"  # the trees it points to
 STATE = ".forewarn-state.json"  # in each tree: what it was built from (never served)
-TLP = "white"  # the one distribution: TLP:WHITE (CSAF 2.0, 7.1.4)
-METADATA = "provider-metadata.json"
-INDEX = "index.txt"
-CHANGES = "changes.csv"
-HASHES = ("sha256", "sha512")
 RETRY_AFTER_SECONDS = 600  # after a failed build, the reconciler tries again this much later
 
 # Settings no advisory can show (and that must not reach even a digest in a public folder).
@@ -65,7 +59,6 @@ _NOT_SHOWN = ("database", "redis", "secret", "passphrase", "dkim", "tls", "liste
 
 _last_failure: dict[Path, float] = {}
 _building = threading.Lock()
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # no "..", no hidden files
 
 
 class NotBuilt(OperatorError):
@@ -78,18 +71,6 @@ class Summary:
     documents: int
     signed: int  # signed in this build; the others kept their signature
     skipped: tuple[str, ...]  # tracking ids whose advisory did not validate
-
-
-def metadata_url(settings: Settings) -> str:
-    return f"{settings.base_url.rstrip('/')}/.well-known/csaf/{METADATA}"
-
-
-def directory_url(settings: Settings) -> str:
-    return f"{settings.base_url.rstrip('/')}/.well-known/csaf/{TLP}/"
-
-
-def key_url(settings: Settings, fingerprint: str) -> str:
-    return f"{settings.base_url.rstrip('/')}/.well-known/csaf/openpgp/{fingerprint}.asc"
 
 
 def _published_rows():
@@ -175,6 +156,7 @@ def _build(keyring, settings: Settings, at: datetime, fingerprint: str, generati
     folder = settings.public_dir
     tree = Path(tempfile.mkdtemp(prefix=f"{timefmt.compact(at)}-", dir=generations))
     os.chmod(tree, 0o755)  # noqa: S103 (public files, read by a web running as another user)
+    white = tree / described.TLP
     documents: dict[str, dict] = {}
     skipped, signed = [], 0
     try:
@@ -195,27 +177,31 @@ def _build(keyring, settings: Settings, at: datetime, fingerprint: str, generati
             data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
             entry = {
                 "tracking_id": tracking["id"],
+                "title": document["document"]["title"],
+                "initial_release_date": tracking["initial_release_date"],
                 "current_release_date": tracking["current_release_date"],
                 "sha512": _sha(data, "sha512"),
             }
             name = path.rsplit("/", 1)[1]
-            _put(tree / TLP / path, data)
-            for hash_name in HASHES:
-                _put(tree / TLP / f"{path}.{hash_name}", f"{_sha(data, hash_name)}  {name}\n")
+            _put(white / path, data)
+            for hash_name in described.HASHES:
+                _put(white / f"{path}.{hash_name}", f"{_sha(data, hash_name)}  {name}\n")
             old = kept.get(path)
-            old_signature = old_tree / TLP / f"{path}.asc" if old_tree else None
+            old_signature = old_tree / described.TLP / f"{path}.asc" if old_tree else None
             if old and old["sha512"] == entry["sha512"] and old_signature.is_file():
-                _put(tree / TLP / f"{path}.asc", old_signature.read_bytes())
+                _put(white / f"{path}.asc", old_signature.read_bytes())
             else:
-                _put(tree / TLP / f"{path}.asc", keyring.sign_detached(data).armored)
+                _put(white / f"{path}.asc", keyring.sign_detached(data).armored)
                 signed += 1
             documents[path] = entry
-        _put(tree / TLP / INDEX, "".join(f"{path}\n" for path in sorted(documents)))
-        _put(tree / TLP / CHANGES, _changes(documents))
+        _put(white / described.INDEX, "".join(f"{path}\n" for path in sorted(documents)))
+        _put(white / described.CHANGES, described.changes(documents))
         _put(tree / "openpgp" / f"{fingerprint}.asc", certificate)
-        provider = _metadata(settings, fingerprint, csaf.publisher(settings), before, at)
-        validate(provider)
-        _put(tree / METADATA, json.dumps(provider, indent=2) + "\n")
+        provider = described.metadata(settings, fingerprint, csaf.publisher(settings), before, at)
+        described.validate(provider)
+        _put(tree / described.METADATA, json.dumps(provider, indent=2) + "\n")
+        feed = described.feed(settings, documents, provider["last_updated"])
+        _put(white / described.FEED, json.dumps(feed, indent=2, ensure_ascii=False) + "\n")
         built = {
             "digest": source,
             "fingerprint": fingerprint,
@@ -251,68 +237,6 @@ def _put(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     os.chmod(path, 0o644)
-
-
-def _changes(documents: dict[str, dict]) -> str:
-    """CSAF 2.0, 7.1.13: the path and current_release_date of each document, no heading, the
-    latest first."""
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    newest_first = sorted(
-        documents.items(), key=lambda item: (item[1]["current_release_date"], item[0]), reverse=True
-    )
-    for path, entry in newest_first:
-        writer.writerow([path, entry["current_release_date"]])
-    return out.getvalue()
-
-
-def _metadata(settings, fingerprint: str, publisher: dict, before: dict, at: datetime) -> dict:
-    provider = {
-        "canonical_url": metadata_url(settings),
-        "distributions": [{"directory_url": directory_url(settings)}],
-        "last_updated": timefmt.zulu(at),
-        "list_on_CSAF_aggregators": True,
-        "metadata_version": "2.0",
-        "mirror_on_CSAF_aggregators": True,
-        # CSAF 2.0's name for it (7.1.20); the schema's copy still says pgp_keys.
-        "public_openpgp_keys": [
-            {"fingerprint": fingerprint, "url": key_url(settings, fingerprint)}
-        ],
-        "publisher": publisher,
-        "role": "csaf_trusted_provider",
-    }
-    # last_updated moves only when the metadata itself changes, not with every build.
-    previous = before.get("metadata")
-    if previous and {**previous, "last_updated": None} == {**provider, "last_updated": None}:
-        provider["last_updated"] = previous["last_updated"]
-    return provider
-
-
-def validate(provider: dict) -> None:
-    """InvalidDocument unless `provider` validates against CSAF 2.0's provider metadata schema."""
-    from jsonschema.exceptions import best_match
-
-    from app.disclosure import exports
-
-    error = best_match(_validator().iter_errors(provider))
-    if error is not None:
-        raise exports.InvalidDocument("CSAF provider metadata", error.message, error.json_path)
-
-
-@functools.cache
-def _validator():
-    """The schema beside the advisory's (app/disclosure/exports/schemas/csaf-2.0), whose
-    publisher it refers to by that schema's $id."""
-    from jsonschema import Draft202012Validator, FormatChecker
-    from referencing import Registry, Resource
-
-    folder = resources.files("app.disclosure.exports.schemas").joinpath("csaf-2.0")
-    registry = Registry()
-    for name in ("csaf_json_schema.json", "provider_json_schema.json"):
-        resource = Resource.from_contents(json.loads(folder.joinpath(name).read_text("utf-8")))
-        registry = registry.with_resource(resource.id(), resource)
-    schema = json.loads(folder.joinpath("provider_json_schema.json").read_text("utf-8"))
-    return Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
 
 
 def _switch(folder: Path, tree: Path) -> None:
@@ -362,59 +286,3 @@ def tick(at: datetime, settings: Settings, open_keyring) -> bool:
         raise
     _last_failure.pop(folder, None)
     return True
-
-
-# -- what the web serves -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Found:
-    """A file of the tree (path set), or a folder's listing (entries set: names, folders with
-    a trailing "/")."""
-
-    path: Path | None = None
-    content_type: str = ""
-    entries: tuple[str, ...] = ()
-
-
-def content_type(relative: str) -> str | None:
-    if relative.startswith("openpgp/") and relative.endswith(".asc"):
-        return "application/pgp-keys"
-    for suffix, kind in (
-        (".json", "application/json"),
-        (".asc", "application/pgp-signature"),
-        (".txt", "text/plain; charset=utf-8"),
-        (".csv", "text/csv; charset=utf-8"),
-        (".sha256", "text/plain; charset=utf-8"),
-        (".sha512", "text/plain; charset=utf-8"),
-    ):
-        if relative.endswith(suffix):
-            return kind
-    return None
-
-
-def lookup(settings: Settings, relative: str) -> Found | None:
-    """What /.well-known/csaf/<relative> serves: a file of the current tree, a folder's
-    listing (CSAF 2.0, 7.1.14), or None (404): anything outside the tree, hidden, or unknown."""
-    tree = current(settings)
-    if tree is None:
-        return None
-    parts = [part for part in relative.split("/") if part]
-    if not all(_PART.match(part) for part in parts):
-        return None
-    target = tree.joinpath(*parts)
-    try:
-        resolved = target.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if resolved != tree and tree not in resolved.parents:
-        return None
-    if resolved.is_dir():
-        entries = sorted(
-            entry.name + ("/" if entry.is_dir() else "")
-            for entry in resolved.iterdir()
-            if _PART.match(entry.name)
-        )
-        return Found(entries=tuple(entries))
-    kind = content_type("/".join(parts))
-    return Found(path=resolved, content_type=kind) if kind and resolved.is_file() else None

@@ -7,7 +7,7 @@ no redirects); anything not in the current tree is a 404.
 
 from flask import Blueprint, Response, abort, current_app, render_template
 
-from app.disclosure import provider
+from app.disclosure import provider_files
 from app.web.public import conditional
 
 bp = Blueprint("csaf", __name__)
@@ -19,7 +19,7 @@ CACHE = "public, max-age=300"
 @bp.route("/.well-known/csaf/<path:relative>", strict_slashes=False, merge_slashes=False)
 def served(relative: str) -> Response:
     settings = current_app.extensions["forewarn.settings"]
-    found = provider.lookup(settings, relative)
+    found = provider_files.lookup(settings, relative)
     if found is None:
         abort(404)
     if found.path is None:
