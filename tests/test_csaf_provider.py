@@ -117,6 +117,7 @@ def test_provider_metadata_is_valid_and_names_the_service_key(client, settings, 
     provider.publish(keyring, settings, datetime(2027, 1, 12, 15, tzinfo=UTC))
     response = get(client, METADATA)
     assert response.mimetype == "application/json"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     meta = response.get_json()
     errors = sorted(provider_validator().iter_errors(meta), key=str)
     assert not errors, errors[0].message

@@ -15,6 +15,13 @@ bp = Blueprint("csaf", __name__)
 CACHE = "public, max-age=300"
 
 
+@bp.after_request
+def readable_anywhere(response: Response) -> Response:
+    """Public data: a browser-based CSAF tool on another site may read it too."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
 @bp.route("/.well-known/csaf", strict_slashes=False, merge_slashes=False, defaults={"relative": ""})
 @bp.route("/.well-known/csaf/<path:relative>", strict_slashes=False, merge_slashes=False)
 def served(relative: str) -> Response:
@@ -26,4 +33,8 @@ def served(relative: str) -> Response:
         here = "/.well-known/csaf/" + "".join(f"{p}/" for p in relative.split("/") if p)
         page = render_template("csaf_listing.html", here=here, entries=found.entries)
         return conditional(page, "text/html; charset=utf-8", CACHE)
-    return conditional(found.path.read_bytes(), found.content_type, CACHE)
+    try:
+        data = found.path.read_bytes()
+    except OSError:  # a tree two builds old, removed since it was looked up
+        abort(404)
+    return conditional(data, found.content_type, CACHE)
