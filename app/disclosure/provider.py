@@ -42,8 +42,9 @@ import peewee
 
 from app.core import timefmt
 from app.core.config import Settings
-from app.core.errors import NotFound, OperatorError, Refused
+from app.core.errors import OperatorError
 from app.disclosure import provider_metadata as described
+from app.disclosure import redaction
 from app.models import CveId, Vulnerability
 from app.servicekey import public
 
@@ -161,6 +162,9 @@ def _build(keyring, settings: Settings, at: datetime, fingerprint: str, generati
     skipped, signed = [], 0
     try:
         for v in _published_rows():
+            view = redaction.public_view(v, at)
+            if not isinstance(view, redaction.Published):
+                continue  # not public (yet) at `at`
             try:
                 document = exports.document("csaf", v, at, settings)
                 exports.validate("csaf", document)
@@ -169,11 +173,10 @@ def _build(keyring, settings: Settings, at: datetime, fingerprint: str, generati
                 log.warning("CSAF provider: %s left out: %s", v.tracking_id, exc)
                 skipped.append(v.tracking_id)
                 continue
-            except (NotFound, Refused):
-                continue  # not public (yet) at `at`
             tracking = document["document"]["tracking"]
-            year = tracking["initial_release_date"][:4]
-            path = f"{year}/{fields.csaf_filename(tracking['id'])}"
+            # white/<year of initial_release_date>/<name>.json; index.txt and changes.csv name
+            # it from the distribution's folder (white/).
+            path = fields.csaf_path(view).removeprefix(f"{described.TLP}/")
             data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
             entry = {
                 "tracking_id": tracking["id"],
