@@ -30,7 +30,16 @@ import peewee
 import pytest
 
 from app.core import instance
-from app.disclosure import announcements, embargo_change, exports, lift, wellknown
+from app.disclosure import (
+    announcements,
+    embargo_change,
+    exports,
+    lift,
+    provider,
+    redaction,
+    wellknown,
+)
+from app.disclosure.exports import fields as export_fields
 from app.disclosure.exports import osv
 from app.models import Correspondence, Delivery, Vulnerability
 from app.outbox import letters
@@ -47,6 +56,7 @@ pytestmark = pytest.mark.db
 ACTOR = lifecycle.Actor(None, "cli:test")
 CANARY = re.compile(r"canary-[a-z]+-\d+", re.IGNORECASE)
 CRAWL_CAP = 600
+CSAF_METADATA = "/.well-known/csaf/provider-metadata.json"
 BOOM = "/_leak-test/boom"
 
 
@@ -307,6 +317,7 @@ def seeds(app, settings, cases) -> list[str]:
         "filename": ["forewarn.css"],
         "token": ["not-a-token"],
         "advisory_id": ["1"],
+        "relative": ["", "white/", "white/index.txt", "white/changes.csv", "openpgp/"],
     }
     urls = []
     for rule in app.url_map.iter_rules():
@@ -330,6 +341,10 @@ def seeds(app, settings, cases) -> list[str]:
         "/key.asc",
         "/no/such/page",
         f"/.well-known/openpgpkey/hu/{wkd_name}?l=security",
+        # The CSAF provider (#18): its metadata, and from its listings every file it holds.
+        CSAF_METADATA,
+        "/.well-known/csaf/white/index.txt",
+        "/.well-known/csaf/white/changes.csv",
     ]
     return list(dict.fromkeys(urls))
 
@@ -565,7 +580,7 @@ def observe(app, settings, cases, clock, caplog, capsys):
 
 
 def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_after(
-    app, settings, clock, desk, caplog, capsys, forewarn, admin_user
+    app, settings, clock, desk, caplog, capsys, forewarn, admin_user, keyring
 ):
     cases, until = desk
     # The reporters' files are there for the team (so the crawl below could find them).
@@ -577,7 +592,13 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
     lifted = [c for c in cases if c.lifted]
     hidden = [c for c in cases if not c.lifted]
 
+    # The CSAF provider directory as the workers build it (the reconciler, at every pass).
+    with every_log(caplog):
+        provider.publish(keyring, settings, clock.at)
+        built_log = caplog.text
     seen, notes, served, logs = observe(app, settings, cases, clock, caplog, capsys)
+    logs.append(("CSAF provider's build (logs)", built_log))
+    served += csaf_files(settings)  # as a proxy serving the folder would, hidden files too
 
     # The crawl reached what it should.
     for url in ("/", "/vulnerabilities", "/vulnerabilities.atom", "/key.asc", "/registry/policy"):
@@ -589,6 +610,9 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
     assert len(wkd) >= 3, wkd
     assert seen.pages["/no/such/page"][0] == 404
     assert seen.pages["/osv/all.json"][::2] == (200, "[]\n")  # nothing published yet
+    assert seen.pages[CSAF_METADATA][0] == 200
+    for empty in ("index.txt", "changes.csv"):  # nothing published yet
+        assert seen.pages[f"/.well-known/csaf/white/{empty}"][::2] == (200, ""), empty
     for case in lifted:
         assert seen.pages[f"/vulnerabilities/{case.cve_id or case.v.tracking_id}"][0] == 200
         for kind in exports.KINDS:
@@ -652,7 +676,12 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
         expected = {"new": "held", "triage": "held", "rejected": "not-public"}
         assert outcome == expected.get(case.status, "lifted"), (case.n, outcome)
 
+    with every_log(caplog):
+        provider.publish(keyring, settings, clock.at)
+        built_log = caplog.text
     after, notes, served, logs = observe(app, settings, cases, clock, caplog, capsys)
+    logs.append(("CSAF provider's build (logs)", built_log))
+    served += csaf_files(settings)  # as a proxy serving the folder would, hidden files too
 
     assert_absent(served + logs, forbidden_after(cases))
     assert_absent(served, hidden_ids(cases))
@@ -680,6 +709,15 @@ def test_nothing_embargoed_leaks_before_the_lift_and_only_the_public_fields_afte
             assert after.pages[f"/vulnerabilities/{tid}/{kind}.json"][0] == 200, (tid, kind)
         if case.cve_id:
             assert f"{case.cve_id}: {case.canary('title')} heap overflow" in notes
+        # In the CSAF provider's directory, reached from its listings, with its hashes and
+        # signature beside it.
+        path = csaf_path(case, clock.at)
+        document = after.pages[f"/.well-known/csaf/{path}"]
+        assert document[0] == 200 and case.canary("title") in document[2], path
+        for suffix in (".sha256", ".sha512", ".asc"):
+            assert after.pages[f"/.well-known/csaf/{path}{suffix}"][0] == 200, (path, suffix)
+    index = after.pages["/.well-known/csaf/white/index.txt"][2].split()
+    assert sorted(index) == sorted(csaf_path(c, clock.at).removeprefix("white/") for c in lifted)
     feed = after.pages["/vulnerabilities.atom"][2]
     assert all(case.canary("title") in feed for case in lifted)
     # The OSV source lists the lifted ones alone; their former ids send on to them; the others
@@ -715,6 +753,23 @@ def osv_urls(case: Case) -> list[str]:
     """Every id the OSV source could know it by: its own, x_ and the tracking id, its CVE id."""
     urls = [f"/osv/{osv_id(case)}.json", f"/osv/x_{case.v.tracking_id}.json"]
     return urls + ([f"/osv/{case.cve_id}.json"] if case.cve_id else [])
+
+
+def csaf_files(settings) -> list[tuple[str, str]]:
+    """Every file of the CSAF provider's current tree, by its path in the public folder."""
+    tree = provider.current(settings)
+    assert tree is not None, "the CSAF provider directory was not built"
+    return [
+        (f"public/csaf/{path.relative_to(tree)}", path.read_text("utf-8"))
+        for path in sorted(tree.rglob("*"))
+        if path.is_file()
+    ]
+
+
+def csaf_path(case: Case, at) -> str:
+    """Where the CSAF provider keeps a lifted one's advisory (below /.well-known/csaf/)."""
+    view = redaction.public_view(Vulnerability.get_by_id(case.v.id), at)
+    return export_fields.csaf_path(view)
 
 
 def _normalised(seen: Crawl, case: Case) -> str:

@@ -12,6 +12,7 @@ AUDIENCES = {
     "public": "anyone",
     "downloads": "anyone",
     "osv": "anyone",
+    "csaf": "anyone",  # the CSAF provider's files (tests/test_csaf_provider.py)
     "followup": "anyone",  # with a reporter's token alone: tests/test_followup_page.py
     "auth": "anyone",
     "static": "anyone",

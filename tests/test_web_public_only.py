@@ -1,6 +1,7 @@
 """The web process never holds the service's secret key: it serves what the workers published
 (app.servicekey.public), and keeps working with no GnuPG home in reach at all."""
 
+import json
 import os
 import shutil
 import signal
@@ -55,6 +56,8 @@ def web_alone(env, settings, forewarn, away, tmp_path):
     instance, then `forewarn web` started: no secret key is anywhere it could look."""
     done = forewarn("init")
     assert done.returncode == 0, done.stderr
+    done = forewarn("csaf", "publish")  # the CSAF provider's files, signed where the key is
+    assert done.returncode == 0, done.stderr
     moved = away / "gpg"
     settings.gnupg_home.rename(moved)
     assert not settings.gnupg_home.exists()
@@ -108,6 +111,14 @@ def test_the_web_process_serves_everything_without_the_secret_key(
     folder = tmp_path / "certs"
     folder.mkdir()
     assert verifies(signed, certificate, folder)
+
+    # The CSAF provider's files, signed by the workers (here `forewarn csaf publish`).
+    status, metadata = get(base + "/.well-known/csaf/provider-metadata.json")
+    assert status == 200, metadata
+    [key] = json.loads(metadata)["public_openpgp_keys"]
+    assert key["fingerprint"] == secret_ring.fingerprint()
+    assert get(base + "/.well-known/csaf/white/index.txt") == (200, b"")
+    assert get(base + "/.well-known/csaf/openpgp/" + key["fingerprint"] + ".asc")[1] == certificate
 
     name = wellknown.wkd_names(settings)[0]  # as gpg-wks-client computes it (test_web_disclosure)
     status, binary = get(f"{base}/.well-known/openpgpkey/hu/{name}")

@@ -227,6 +227,7 @@ def main() -> None:
 
 # The command groups of the domain live beside this module; importing them registers them.
 from app.cli import alerts as _alerts  # noqa: E402, F401
+from app.cli import csaf as _csaf  # noqa: E402, F401
 from app.cli import cves as _cves  # noqa: E402, F401
 from app.cli import data as _data  # noqa: E402, F401
 from app.cli import dkim as _dkim  # noqa: E402, F401

@@ -1,5 +1,6 @@
-"""What the site publishes under /.well-known/: security.txt (RFC 9116) and the Web Key
-Directory's hashed names (draft-koch-openpgp-webkey-service, "direct method")."""
+"""What the site publishes under /.well-known/: security.txt (RFC 9116, with the CSAF provider's
+metadata in a CSAF field, CSAF 2.0 section 7.1.8) and the Web Key Directory's hashed names
+(draft-koch-openpgp-webkey-service, "direct method")."""
 
 import hashlib
 from datetime import UTC, datetime, time, timedelta
@@ -57,5 +58,6 @@ def security_txt(settings: Settings, at: datetime, policy_path: str) -> str:
         f"Encryption: {base}/key.asc\n"
         f"Policy: {base}{policy_path}\n"
         f"Canonical: {base}/.well-known/security.txt\n"
+        f"CSAF: {base}/.well-known/csaf/provider-metadata.json\n"
         "Preferred-Languages: en\n"
     )

@@ -158,7 +158,7 @@ def vulnerabilities():
     if current_user.is_authenticated or session.get("_flashes"):
         views = _views(_public_rows())
         body = render_template("vulnerabilities/list.html", years=by_year(views))
-        return _conditional(body, "text/html; charset=utf-8")
+        return conditional(body, "text/html; charset=utf-8")
     cache = current_app.extensions.setdefault("forewarn.list_page", {})
     with _lock:
         known = cache.get("page")
@@ -177,10 +177,10 @@ def vulnerabilities():
             cache["page"] = known
     _, data, compressed, etag, _ = known
     if _accepts_gzip():  # another representation: its own ETag
-        response = _conditional(compressed, "text/html; charset=utf-8", etag=f"{etag}-gz")
+        response = conditional(compressed, "text/html; charset=utf-8", etag=f"{etag}-gz")
         response.headers["Content-Encoding"] = "gzip"
     else:
-        response = _conditional(data, "text/html; charset=utf-8", etag=etag)
+        response = conditional(data, "text/html; charset=utf-8", etag=etag)
     response.vary.add("Accept-Encoding")
     return response
 
@@ -208,7 +208,7 @@ def vulnerability(ident: str):
     # Empty until the lift; after it, only what product makers agreed to make public.
     statements = answers.public_statements(row, clock.now())
     body = _page("vulnerabilities/detail.html", (view, statements), v=view, statements=statements)
-    return _conditional(body, "text/html; charset=utf-8")
+    return conditional(body, "text/html; charset=utf-8")
 
 
 @bp.route("/vulnerabilities.atom")
@@ -230,7 +230,7 @@ def feed():
         author=f"{settings.vendor or settings.product or 'Forewarn'} security team",
         author_email=settings.security_address,
     )
-    return _conditional(document, "application/atom+xml; charset=utf-8")
+    return conditional(document, "application/atom+xml; charset=utf-8")
 
 
 @bp.context_processor
@@ -309,7 +309,7 @@ def _page(template: str, shown: tuple, **context) -> str:
     return body
 
 
-def _conditional(
+def conditional(
     body: str | bytes, mimetype: str, cache_control: str | None = None, etag: str | None = None
 ) -> Response:
     """The response with an ETag (a hash of the body, so it changes with anything shown,
@@ -359,7 +359,7 @@ def security_txt():
     published, _ = _published()
     if published.security_txt is None:
         abort(503)  # the key could not sign (health says why); never an unsigned one
-    return _conditional(published.security_txt, "text/plain; charset=utf-8", "public, max-age=3600")
+    return conditional(published.security_txt, "text/plain; charset=utf-8", "public, max-age=3600")
 
 
 @bp.route("/.well-known/openpgpkey/hu/<name>")

@@ -7,13 +7,17 @@ job holds a database connection of its own for its duration.
 """
 
 import functools
+import logging
 
 from app.core import clock
 from app.core.config import Settings, load_settings
 from app.disclosure import lift as lift_module
+from app.disclosure import provider
 from app.outbox import sending
 from app.reports import processing
 from app.workers import queue, reconcile, runtime
+
+log = logging.getLogger("forewarn.jobs")
 
 
 @functools.cache
@@ -70,6 +74,7 @@ def lift(vulnerability_id: int) -> str:
         if outcome == "lifted":
             reconcile.queue_due_deliveries(_redis(), clock.now())  # the announcement, now
             lift_module.complete_publication(vulnerability_id, clock.now(), settings)
+            _csaf_directory(settings)
         elif outcome == "held":
             reconcile.queue_due_deliveries(_redis(), clock.now())
     return outcome
@@ -79,3 +84,12 @@ def complete_publication(vulnerability_id: int) -> dict:
     settings = _settings()
     with _database(settings).connection_context():
         return lift_module.complete(vulnerability_id, clock.now(), settings)
+
+
+def _csaf_directory(settings: Settings) -> None:
+    """The CSAF provider directory with the advisories just published, now rather than at the
+    reconciler's next pass (which tries again if this fails)."""
+    try:
+        provider.tick(clock.now(), settings, lambda: _keyring(settings))
+    except Exception as exc:
+        log.warning("CSAF provider directory not built after the lift: %s", type(exc).__name__)

@@ -8,7 +8,7 @@ from functools import partial
 import redis
 
 from app.core.config import Settings
-from app.disclosure import preflight
+from app.disclosure import preflight, provider
 from app.outbox import sending
 from app.privacy import retention
 from app.registry import nudges, renewal
@@ -76,12 +76,16 @@ def _pause(at: datetime) -> float:
 
 def _keys_and_data(at: datetime, settings: Settings, connection: redis.Redis | None = None) -> None:
     """The service key's expiry warnings (hourly), its public side published for the web
-    (when stale), its health reported for the web (every 15 minutes), and retention (daily):
-    each throttles itself, and a failure of one never stops the pass."""
+    (when stale), the CSAF provider directory built and signed again (when stale: a
+    publication, a revision, a rotation), its health reported for the web (every 15
+    minutes), and retention (daily): each throttles itself, and a failure of one never stops
+    the pass."""
     open_keyring = partial(runtime.service_keyring, settings)
     ticks = [
         partial(expiry.tick, open_keyring=open_keyring),
         partial(public.tick, open_keyring=open_keyring),
+        # After the key's publication: a rotation re-signs the CSAF provider's files at once.
+        partial(provider.tick, open_keyring=open_keyring),
         retention.tick,
     ]
     if connection is not None:

@@ -42,6 +42,16 @@ def publisher_name(settings) -> str:
     return settings.cna_short_name or settings.security_address.rpartition("@")[2].strip("<> ")
 
 
+def publisher(settings) -> dict:
+    """The advisories' publisher, also the CSAF provider's (app.disclosure.provider)."""
+    return {
+        "category": "vendor",
+        "name": publisher_name(settings) or settings.base_url,
+        "namespace": settings.base_url,
+        "contact_details": f"Report vulnerabilities to {settings.security_address}",
+    }
+
+
 def advisory(p: Published, settings, *, draft: bool = False) -> dict:
     """`draft` marks an advisory an operator exported before the lift (`--embargoed`)."""
     tree = _ProductTree(p, settings)
@@ -70,12 +80,7 @@ def _document(p: Published, settings, draft: bool) -> dict:
         "csaf_version": "2.0",
         "lang": "en",
         "title": p.title or p.id,
-        "publisher": {
-            "category": "vendor",
-            "name": publisher_name(settings) or settings.base_url,
-            "namespace": settings.base_url,
-            "contact_details": f"Report vulnerabilities to {settings.security_address}",
-        },
+        "publisher": publisher(settings),
         "distribution": {"tlp": {"label": "AMBER" if draft else "WHITE"}},
         "tracking": {
             "id": p.tracking_id,
