@@ -71,7 +71,8 @@ def blocks(text: str) -> list[Block]:
 
 
 def _plain(node: SyntaxTreeNode) -> str:
-    return strip_tags(_block(node)).strip("\n")
+    lines = strip_tags(_block(node)).split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
 def _block(node: SyntaxTreeNode) -> str:
