@@ -376,6 +376,23 @@ def test_a_revision_during_a_pass_keeps_its_steps_due(
     assert not AuditEvent.select().where(AuditEvent.action == "vuln.publication_complete").exists()
 
 
+def test_the_team_page_says_the_records_of_a_revision_go_out_again(
+    db, clock, settings, redis_conn, admin_user
+):
+    from app.web import create_app
+    from tests.conftest import PASSWORD, Auth
+
+    v = make(settings, clock.at)  # published before the lift kept a publication
+    lifecycle.set_field(v, "title", "Heap overflow in L2CAP", ACTOR, clock.at, reason="shorter")
+    without_totp = dataclasses.replace(settings, require_2fa=False)  # the CNA's URL is https
+    client = create_app(without_totp, test_config={"TESTING": True}).test_client()
+    Auth(client).login(admin_user.email, PASSWORD)
+    page = client.get(f"/team/vulnerabilities/{v.tracking_id}").get_data(as_text=True)
+    assert "changed since: its records go out again" in page
+    assert "a step has not succeeded yet" not in page
+    assert f"due: revised at {timefmt.zulu(clock.at)}" in page
+
+
 # -- every link on the public pages resolves -------------------------------------------------------
 
 

@@ -81,12 +81,14 @@ def _redo_publication_steps(v: Vulnerability, at: datetime) -> None:
     the revision's instant, so that a pass that began before it does not mark it done (see
     app.disclosure.lift.complete). A vulnerability published before the lift kept a
     publication gets one."""
+    due = {name: f"due: revised at {timefmt.zulu(at)}" for name in REDONE_STEPS}
     publication = Publication.get_or_none(Publication.vulnerability == v)
     if publication is None:
-        Publication.create(vulnerability=v, lifted_at=v.published_at, next_attempt_at=at)
+        Publication.create(
+            vulnerability=v, lifted_at=v.published_at, steps=json.dumps(due), next_attempt_at=at
+        )
         return
-    steps = json.loads(publication.steps or "{}")
-    steps.update({name: f"due: revised at {timefmt.zulu(at)}" for name in REDONE_STEPS})
+    steps = {**json.loads(publication.steps or "{}"), **due}
     Publication.update(
         state="pending", steps=json.dumps(steps), attempts=0, next_attempt_at=at, completed_at=None
     ).where(Publication.id == publication.id).execute()
