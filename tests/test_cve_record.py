@@ -23,6 +23,8 @@ from tests.cve_services_standin import CveServicesStandIn
 from tests.test_exports import ACTOR, ORG_ID, env, make  # noqa: F401 (env: the CNA's settings)
 from tests.test_leaks import links_in
 
+pytestmark = pytest.mark.db
+
 MARKDOWN = """# Impact
 
 A crafted **L2CAP** frame overflows `l2cap_chan_recv()` <script>alert(1)</script>; see
