@@ -8,13 +8,17 @@ import json
 import threading
 from collections import deque
 from datetime import timedelta
+from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from app.core import markdown, timefmt
 from app.disclosure import exports, lift
+from app.disclosure.exports import cve_record
 from app.models import AuditEvent, Publication, Vulnerability
 from app.vulns import affected, cve_services, cves, lifecycle, revisions
 from app.workers import reconcile, scheduling
@@ -60,7 +64,7 @@ Affected
 
 len = buf->len; /* no check */
 
-and alert(3)"""
+and script>alert(3)"""
 
 
 def cna_of(v, at, settings) -> dict:
@@ -88,10 +92,60 @@ def test_markdown_becomes_its_words_without_markup():
         ("3. three\n4. four", "3. three\n4. four"),
         ("> quoted *words*", "quoted words"),
         ("***", ""),
+        ("<x onclick=alert(1)>hover", "hover"),  # any tag with attributes
+        ("<foo.bar onclick=alert(1)>hover", "hover"),
+        ("a <svg onload=alert(1)", "a svg onload=alert(1)"),  # left open: its "<" alone
+        ("a <!-- open", "a !-- open"),
+        ("</ b>", "/ b>"),
     ],
 )  # fmt: skip
 def test_plain_text_keeps_words_and_drops_every_tag(text, plain):
     assert markdown.to_text(text) == plain
+
+
+class Markup(HTMLParser):
+    """What an HTML parser finds in a text that could act: an element, an attribute with a
+    value or an event handler, a comment, a declaration."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.found = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ELEMENTS or any(v is not None or n.startswith("on") for n, v in attrs):
+            self.found.append((tag, attrs))
+
+    def handle_endtag(self, tag):
+        if tag in ELEMENTS:
+            self.found.append(f"/{tag}")
+
+    def handle_comment(self, data):
+        self.found.append(f"<!--{data}-->")
+
+    def handle_decl(self, decl):
+        self.found.append(f"<!{decl}>")
+
+    def handle_pi(self, data):
+        self.found.append(f"<?{data}>")
+
+
+ELEMENTS = {"script", "img", "svg", "b", "iframe", "a", "style", "p"}
+PIECES = ["<", ">", "/", " ", "\n", "\n\n", "`", "```", "*", "# ", "- ", "[a](http://x)", "<!--",
+          "-->", "&lt;", "&gt;", "script", "img", "svg", "onerror=", '"', "<b>", "</b>", "    ",
+          "<u8>", "<x.y ", "!", "?", "=", "word"]  # fmt: skip
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=4)), max_size=60).map("".join)
+)
+def test_no_markup_survives_whatever_the_markdown(text):
+    plain = markdown.to_text(text)
+    assert Markup(plain).found == []
+    for description in cve_record.descriptions(text):
+        assert 1 <= len(description["value"]) <= 4096
 
 
 def test_blocks_carry_their_text_and_their_sanitised_html():

@@ -114,8 +114,9 @@ def _inline(node: SyntaxTreeNode) -> str:
     return "".join(out)
 
 
-# Every element name an HTML parser acts on, with the SVG and MathML ones that run scripts; a
-# word in angle brackets that is none of them (`Vec<u8>`, `<stdint.h>`) stays.
+# Every element name an HTML parser acts on, with the SVG and MathML ones that run scripts. A
+# tag of any other name stays when it has no attributes (`Vec<u8>`, `<stdint.h>`): it can
+# carry no script.
 _ELEMENTS = frozenset({
     "a", "abbr", "acronym", "address", "applet", "area", "article", "aside", "audio", "b", "base",
     "basefont", "bdi", "bdo", "bgsound", "big", "blink", "blockquote", "body", "br", "button",
@@ -133,15 +134,20 @@ _ELEMENTS = frozenset({
     "ul", "var", "video", "wbr", "xmp", "animate", "animatemotion", "animatetransform", "set",
     "foreignobject", "use",
 })  # fmt: skip
+# What an HTML tokenizer reads as a tag, a comment or a declaration; a tag's name as it reads
+# it (anything up to a space, "/" or ">"), its attributes, and whether it is closed.
 _TAG = re.compile(
-    r"<(?:!--.*?(?:--!?>|$)|[!?][^>]*>|/?(?P<name>[A-Za-z][A-Za-z0-9-]*)(?:[\s/][^<>]*)?>)( ?)",
+    r"<(?:!--.*?--!?>|[!?][^>]*>|(?P<open>[!?]|/(?![A-Za-z]))"
+    r"|/?(?P<name>[A-Za-z][^\s/<>]*)(?P<attributes>[\s/][^<>]*)?(?P<end>>|\Z|(?=<)))(?P<space> ?)",
     re.S,
 )
 
 
 def strip_tags(text: str) -> str:
-    """`text` without HTML tags, comments and declarations (their words stay), until none is
-    left (`<scr<script>ipt>` does not become a tag)."""
+    """`text` without the HTML a browser would act on, its words kept: tags of HTML elements
+    and tags with attributes, comments and declarations are dropped; of a tag left open (no
+    ">" before the next "<" or the end), the "<" alone, so that its words stay words. Again
+    until nothing changes (`<scr<script>ipt>` does not become a tag)."""
     while True:
         stripped = _TAG.sub(_drop, text)
         if stripped == text:
@@ -151,7 +157,13 @@ def strip_tags(text: str) -> str:
 
 def _drop(match: re.Match) -> str:
     name = match["name"]
-    if name is not None and name.lower() not in _ELEMENTS:
-        return match[0]
+    if match["open"]:  # a comment, a declaration or "</" left open: its "<" alone
+        return match[0][1:]
+    if name is not None:
+        if match["end"] != ">":  # left open: without its "<", nothing of it is a tag
+            return match[0][1:]
+        attributes = (match["attributes"] or "").replace("/", " ").strip()
+        if name.lower() not in _ELEMENTS and not attributes:
+            return match[0]  # harmless
     before = match.string[match.start() - 1] if match.start() else "\n"
-    return "" if before in " \n" else match[2]  # one space, not two, where a tag was
+    return "" if before in " \n" else match["space"]  # one space, not two, where a tag was
