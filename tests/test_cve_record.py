@@ -449,6 +449,42 @@ def test_the_team_page_says_the_records_of_a_revision_go_out_again(
     assert f"due: revised at {timefmt.zulu(clock.at)}" in page
 
 
+def test_a_revision_on_the_command_line_queues_the_records_at_once(
+    db, clock, settings, forewarn, redis_conn
+):
+    from app.workers.queue import work_queue
+
+    v = make(settings, clock.at - timedelta(days=1))
+    changed = forewarn("vulns", "set", v.tracking_id, "cwe", "CWE-122", "--reason", "stack")
+    assert changed.returncode == 0, changed.stderr
+    said = "cwe set; a new revision: its public records follow"
+    assert changed.stdout == f"{v.tracking_id}: {said}\n"
+    assert f"publication-{v.id}" in work_queue(redis_conn).job_ids
+    private = forewarn("vulns", "set", v.tracking_id, "fix_due", "2027-01-01")
+    assert private.stdout == f"{v.tracking_id}: fix_due set\n"
+
+
+def test_a_revision_in_the_portal_says_so_and_queues_the_records_at_once(
+    db, clock, settings, redis_conn, admin_user
+):
+    from app.web import create_app
+    from app.workers.queue import work_queue
+    from tests.conftest import PASSWORD, Auth
+    from tests.test_web_workspace import fields, messages, post
+
+    v = make(settings, clock.at)
+    without_totp = dataclasses.replace(settings, require_2fa=False)  # the CNA's URL is https
+    client = create_app(without_totp, test_config={"TESTING": True}).test_client()
+    Auth(client).login(admin_user.email, PASSWORD)
+
+    response = post(client, v, "fields", **fields(v, cwe="CWE-122"))
+    [said] = messages(response)
+    assert said.startswith("Saved: cwe. The change is in the audit log. It is published, so")
+    assert "the CVE record is updated there" in said
+    assert f"publication-{v.id}" in work_queue(redis_conn).job_ids
+    assert "changed since: its records go out again" in response.get_data(as_text=True)
+
+
 # -- every link on the public pages resolves -------------------------------------------------------
 
 

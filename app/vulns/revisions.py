@@ -75,6 +75,11 @@ def add(v: Vulnerability, summary: str, at: datetime) -> Revision:
     return Revision.create(vulnerability=v, at=at, summary=summary)
 
 
+def made_since(v: Vulnerability, since: datetime) -> bool:
+    """Has v a revision made at `since` or later (did an action that began then make one)?"""
+    return Revision.select().where(Revision.vulnerability == v, Revision.at >= since).exists()
+
+
 def _redo_publication_steps(v: Vulnerability, at: datetime) -> None:
     """The publication steps that carry the records out (REDONE_STEPS) become due at `at`; the
     reconciler hands them to a worker (app.workers.scheduling.reconcile). Each is marked with
