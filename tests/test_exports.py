@@ -105,8 +105,8 @@ def test_every_export_validates_with_the_vector_and_the_ranges(db, clock, settin
     assert zephyr["defaultStatus"] == "unaffected"
     assert zephyr["versions"] == [
         {"version": "3.0", "status": "affected", "versionType": "custom", "lessThan": "4.2"},
-        {"version": "3.7.0", "status": "affected"},
-        {"version": "0", "status": "affected", "versionType": "custom", "lessThanOrEqual": "2.7.5"},
+        {"version": "3.7.0", "status": "affected", "versionType": "semver"},
+        {"version": "0", "status": "affected", "versionType": "semver", "lessThanOrEqual": "2.7.5"},
     ]
     assert mcuboot["versions"][0]["lessThanOrEqual"] == "1.9.1"
     (metric,) = cna["metrics"]

@@ -135,8 +135,11 @@ def test_published_vulnerability_shows_its_details_and_links(client, settings, c
         assert "zephyr &gt;=3.0 &lt;4.2" in shown and "zephyr =3.7.0" in shown
         assert 'href="https://github.com/zephyrproject-rtos/zephyr/pull/1234"' in shown
         assert "Alice Example" in shown
-        for kind in ("cve", "osv", "csaf"):
+        for kind in ("osv", "csaf"):
             assert f'href="/vulnerabilities/{v.tracking_id}/{kind}.json"' in shown
+        # Without FOREWARN_CNA_ORG_ID there is no CVE record to serve (404): no link to it.
+        assert f'href="/vulnerabilities/{v.tracking_id}/cve.json"' not in shown
+    assert client.get(f"/vulnerabilities/{v.tracking_id}/cve.json").status_code == 404
     assert f'href="/vulnerabilities/{v.tracking_id}"' in listing
     assert "Under embargo" not in page
 
@@ -202,7 +205,13 @@ def test_after_the_lift_the_records_answer_by_either_id(client, settings, clock)
         assert by_cve.headers["Location"] == f"/vulnerabilities/{v.tracking_id}/{kind}.json"
 
 
-def test_the_cve_record_is_linked_only_for_a_vulnerability_with_a_cve_id(client, settings, clock):
+def test_the_cve_record_is_linked_only_for_a_vulnerability_with_a_cve_id(
+    settings, clock, db, redis_conn
+):
+    from app.web import create_app
+
+    cna = dataclasses.replace(settings, cna_org_id="8254265b-2729-46b6-b9e3-3dfca2d5bfca")
+    client = create_app(cna, test_config={"TESTING": True}).test_client()
     without = make(settings, clock.at, "No CVE id", affected="zephyr <4.2")
     publish(without, clock.at)
     with_id = published_one(settings, clock.at)
@@ -216,6 +225,7 @@ def test_the_cve_record_is_linked_only_for_a_vulnerability_with_a_cve_id(client,
         assert f'href="/vulnerabilities/{without.tracking_id}/cve.json"' not in shown
     assert "CVE JSON 5.1" not in page
     assert f'href="/vulnerabilities/{with_id.tracking_id}/cve.json"' in listing
+    assert client.get(f"/vulnerabilities/{with_id.tracking_id}/cve.json").status_code == 200
 
 
 def test_a_long_description_is_cut_on_the_list_and_whole_on_its_page(client, settings, clock):

@@ -239,9 +239,20 @@ def vulns_set(vuln_id: str, field: str, value: str, reason: str | None, only: bo
             said = _lift_or_schedule(connection, change.vulnerability, settings, change)
             click.echo(f"{change.vulnerability.tracking_id}: {field} set{said}")
         return
-    changed = domain.set_field(v, field, value, _cli_actor(), clock.now(), reason)
+    at = clock.now()
+    changed = domain.set_field(v, field, value, _cli_actor(), at, reason)
     said = _lift_or_schedule(connection, changed, settings) if lifting else ""
+    if not lifting and _revised(changed, at, settings):
+        said = "; a new revision: its public records follow"
     click.echo(f"{changed.tracking_id}: {field} set{said}")
+
+
+def _revised(v, at, settings) -> bool:
+    """Did the change make a revision of a published vulnerability? Its publication steps
+    are queued now (else the reconciler queues them within a minute)."""
+    from app.workers import queue, scheduling  # as _lift_or_schedule: only when needed
+
+    return scheduling.after_revision(queue.connect(runtime.redis_url(settings)), v, at)
 
 
 def _lift_or_schedule(connection, v, settings, change=None) -> str:

@@ -250,8 +250,14 @@ def complete(vulnerability_id: int, at: datetime, settings: Settings, services=N
         changes["next_attempt_at"] = at + retry.backoff(attempts, retry.PUBLICATION_BACKOFF)
     else:
         changes.update(state="complete", completed_at=at, next_attempt_at=None)
-    Publication.update(**changes).where(Publication.id == publication.id).execute()
-    if not failed:
+    # Only over the steps this pass read: a revision made while it ran (app.vulns.revisions)
+    # marked its steps due again, and they stay due, for the next pass, with the new records.
+    written = (
+        Publication.update(**changes)
+        .where(Publication.id == publication.id, Publication.steps == publication.steps)
+        .execute()
+    )
+    if written and not failed:
         audit.record(
             None,
             "vuln.publication_complete",
@@ -320,9 +326,14 @@ def status_of(v: Vulnerability) -> dict | None:
     publication = Publication.get_or_none(Publication.vulnerability == v)
     if publication is None:
         return None
+    steps = json.loads(publication.steps or "{}")
     return {
         "state": publication.state,
-        "steps": json.loads(publication.steps or "{}"),
+        "steps": steps,
+        # changed since the lift, its records not out yet (app.vulns.revisions), nothing failed
+        "revised": publication.state == "pending"
+        and any(outcome.startswith("due:") for outcome in steps.values())
+        and not any(outcome.startswith("failed") for outcome in steps.values()),
         "attempts": publication.attempts,
         "next_attempt_at": publication.next_attempt_at,
         "completed_at": publication.completed_at,

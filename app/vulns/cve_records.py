@@ -87,33 +87,43 @@ def publish_record(
     by: User | None = None,
     by_label: str = "system",
 ) -> dict:
-    """Publish (or, when it exists, update) the CVE record at CVE Services; the id becomes
-    published here too. Returns the service's answer. Safe to repeat after a crash."""
+    """Publish the CVE record at CVE Services, or update it once it is published (after a
+    revision of its vulnerability); the id becomes published here too. Returns the service's
+    answer. Safe to repeat after a crash: a record the service already holds is updated, one
+    it lacks is published."""
     year, number = parse_id(cve_id)
     row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
     if row is None:
         raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
     if row.state not in ("assigned", "published"):
         raise Refused(f"{row.cve_id} is {row.state}; only an assigned id can be published")
+    updating = row.state == "published"
     try:
-        with cve_services.session(services, f"publish {row.cve_id}") as api:
+        with cve_services.session(
+            services, f"{'update' if updating else 'publish'} {row.cve_id}"
+        ) as api:
+            # Publishing first a record that exists, or updating one that does not, tells why.
+            first, then, because = (
+                (api.update_published, api.publish, "CVE_RECORD_DNE")
+                if updating
+                else (api.publish, api.update_published, "CVE_RECORD_EXISTS")
+            )
             try:
-                answer = api.publish(row.cve_id, record)
+                answer = first(row.cve_id, record)
             except requests.HTTPError as exc:
-                if (
-                    exc.response.status_code != 403
-                    or cve_services.error_of(exc) != "CVE_RECORD_EXISTS"
-                ):
+                if cve_services.error_of(exc) != because:
                     raise
-                answer = api.update_published(row.cve_id, record)
+                answer = then(row.cve_id, record)
     except CveRecordValidationError as exc:
-        first = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
-        raise Refused(f"the record for {row.cve_id} is not valid CVE JSON 5: {first}") from None
+        first_line = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
+        raise Refused(
+            f"the record for {row.cve_id} is not valid CVE JSON 5: {first_line}"
+        ) from None
     with write_transaction():
         CveId.update(state="published").where(CveId.id == row.id).execute()
         audit.record(
             by,
-            "cve.publish",
+            "cve.update" if updating else "cve.publish",
             at,
             target=row.cve_id,
             details={"before": {"state": row.state}, "after": {"state": "published"}},

@@ -7,12 +7,18 @@ published vulnerability, through the same audited paths as before the lift, is t
 with what changed and the team's reason as its summary. Changes made in one action (one form
 saved at one instant) are one revision. Nothing before the lift is a revision: the first
 public version is the one the lift reveals.
+
+A revision also makes the lift's publication steps (app.disclosure.lift.complete) that depend on
+the records due again: the exports are checked anew and, in CVE Services mode, the published CVE
+record is updated there, by the same job, with the same retries, as at the lift.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.models import Revision, Vulnerability
+from app.core import timefmt
+from app.models import Publication, Revision, Vulnerability
 
 # The fields the public sees (app.disclosure.redaction.Published), in the team's words.
 PUBLIC_FIELDS = {
@@ -28,6 +34,8 @@ PUBLIC_FIELDS = {
     "cwe": "CWE",
 }
 INITIAL = "Initial public release"
+# The lift's publication steps a revision makes due again (their names in app.disclosure.lift).
+REDONE_STEPS = ("exports", "cve-record")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ def note(v: Vulnerability, field: str, reason: str, at: datetime) -> Revision | 
 def add(v: Vulnerability, summary: str, at: datetime) -> Revision:
     """A revision of a published vulnerability; joined to one made at the same instant."""
     summary = " ".join(summary.split())
+    _redo_publication_steps(v, at)
     last = (
         Revision.select()
         .where(Revision.vulnerability == v)
@@ -65,6 +74,30 @@ def add(v: Vulnerability, summary: str, at: datetime) -> Revision:
             last.save()
         return last
     return Revision.create(vulnerability=v, at=at, summary=summary)
+
+
+def made_since(v: Vulnerability, since: datetime) -> bool:
+    """Has v a revision made at `since` or later (did an action that began then make one)?"""
+    return Revision.select().where(Revision.vulnerability == v, Revision.at >= since).exists()
+
+
+def _redo_publication_steps(v: Vulnerability, at: datetime) -> None:
+    """The publication steps that carry the records out (REDONE_STEPS) become due at `at`; the
+    reconciler hands them to a worker (app.workers.scheduling.reconcile). Each is marked with
+    the revision's instant, so that a pass that began before it does not mark it done (see
+    app.disclosure.lift.complete). A vulnerability published before the lift kept a
+    publication gets one."""
+    due = {name: f"due: revised at {timefmt.zulu(at)}" for name in REDONE_STEPS}
+    publication = Publication.get_or_none(Publication.vulnerability == v)
+    if publication is None:
+        Publication.create(
+            vulnerability=v, lifted_at=v.published_at, steps=json.dumps(due), next_attempt_at=at
+        )
+        return
+    steps = {**json.loads(publication.steps or "{}"), **due}
+    Publication.update(
+        state="pending", steps=json.dumps(steps), attempts=0, next_attempt_at=at, completed_at=None
+    ).where(Publication.id == publication.id).execute()
 
 
 def history(

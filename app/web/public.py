@@ -36,6 +36,7 @@ from markupsafe import Markup
 from app.core import clock, markdown, timefmt
 from app.core.errors import Refused
 from app.disclosure import feeds, redaction, wellknown
+from app.disclosure.exports import cve_record
 from app.disclosure.redaction import Placeholder, Published
 from app.models import PUBLIC_STATES, CveId, Vulnerability
 from app.registry import answers
@@ -235,13 +236,16 @@ def feed():
 
 @bp.context_processor
 def _helpers():
+    settings = current_app.extensions["forewarn.settings"]
     return {
         "page_url": _url_maker("public.vulnerability", "ident"),
-        # (kind, label, url maker); a CVE record exists only for a vulnerability with a CVE id.
+        # (kind, label, url maker); a CVE record exists only for a vulnerability with a CVE id,
+        # and only when the CNA's settings are there to make it (has_cve_record).
         "record_links": [
             (kind, label, _url_maker("downloads.record", "ident", kind=kind))
             for kind, label in (("cve", "CVE JSON 5.1"), ("osv", "OSV JSON"), ("csaf", "CSAF 2.0"))
         ],
+        "has_cve_record": lambda view: cve_record.servable(view, settings),
         "rating": redaction.rating,
         "description_html": _description_html,
         "short_description_html": _short_description_html,
@@ -249,7 +253,7 @@ def _helpers():
         "embargo_day": timefmt.day,
         "iso": timefmt.zulu,
         "is_published": lambda view: isinstance(view, Published),
-        "show_embargo_dates": current_app.extensions["forewarn.settings"].show_embargo_dates,
+        "show_embargo_dates": settings.show_embargo_dates,
     }
 
 

@@ -207,7 +207,7 @@ def fields(tracking_id: str):
     form = FieldsForm(prefix="fields")
     if not form.validate_on_submit():
         return _refused(v, "The fields were", _form_errors(form))
-    changed = []
+    changed, began = [], clock.now()
     try:
         for name in EDITABLE:
             value = (getattr(form, name).data or "").strip()
@@ -230,6 +230,11 @@ def fields(tracking_id: str):
         changed.append("deployment before the lift")
     if changed:
         told = _map_mail(v) if "findings" in changed else ""
+        if scheduling.after_revision(current_app.extensions["forewarn.redis"], v, began):
+            told += (
+                " It is published, so this is a new revision: its records follow now, and "
+                "with CVE Services the CVE record is updated there (see Publication below)."
+            )
         flash(f"Saved: {', '.join(changed)}. The change is in the audit log.{told}", "success")
     else:
         flash("Nothing changed.", "info")

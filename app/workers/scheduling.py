@@ -16,6 +16,7 @@ import redis
 from app.core.config import Settings
 from app.disclosure import lift
 from app.models import Vulnerability
+from app.vulns import revisions
 from app.workers import queue
 
 log = logging.getLogger("forewarn.lift")
@@ -50,6 +51,19 @@ def queue_publication_steps(connection: redis.Redis, vulnerability_id: int) -> N
     name = f"publication-{vulnerability_id}"
     if not queue.is_waiting(connection, queue.COMPLETE_PUBLICATION, name):
         queue.enqueue(connection, queue.COMPLETE_PUBLICATION, vulnerability_id, job_id=name)
+
+
+def after_revision(connection: redis.Redis, v: Vulnerability, since: datetime) -> bool:
+    """After an action that began at `since` changed a published vulnerability's public
+    fields (a revision): queue the publication steps it made due (app.vulns.revisions) now,
+    rather than at the reconciler's next pass. Returns whether it made a revision."""
+    if not revisions.made_since(v, since):
+        return False
+    try:
+        queue_publication_steps(connection, v.id)
+    except redis.RedisError as exc:
+        log.warning("publication steps of %s wait for the reconciler: %s", v.tracking_id, exc)
+    return True
 
 
 def follow(connection: redis.Redis, change: lift.AfterChange, at: datetime) -> str:
