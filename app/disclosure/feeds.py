@@ -42,7 +42,11 @@ def summary(v: Published) -> str:
     text = " ".join(v.description.split())
     if len(text) > SUMMARY_CHARS:
         text = text[: SUMMARY_CHARS - 1].rstrip() + "…"
-    return f"Severity: {rating(v.cvss_score)}{score}. {text}".strip()
+    said = f"Severity: {rating(v.cvss_score)}{score}. {text}".strip()
+    if v.withdrawn_at is not None:  # it proved not to be a vulnerability
+        reason = v.withdrawn_reason.rstrip(".")
+        return f"Withdrawn on {timefmt.day(v.withdrawn_at)}: {reason}. {said}"
+    return said
 
 
 def atom(
@@ -75,7 +79,8 @@ def atom(
     for v in entries:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         _text(entry, "id", entry_id(v, base_url))
-        _text(entry, "title", f"{v.id}: {v.title}" if v.title else v.id)
+        title = f"{v.id}: {v.title}" if v.title else v.id
+        _text(entry, "title", f"Withdrawn: {title}" if v.withdrawn_at else title)
         _text(entry, "updated", timefmt.zulu(v.modified))
         _text(entry, "published", timefmt.zulu(v.published_at))
         _link(entry, "alternate", page_url(v), "text/html")
