@@ -184,6 +184,8 @@ def test_the_command_line_withdraws(db, settings, forewarn):
     assert Vulnerability.get_by_id(v.id).withdrawn_reason == REASON
     (event,) = AuditEvent.select().where(AuditEvent.action == "vuln.withdraw")
     assert event.actor_label.startswith("cli:")
+    shown = forewarn("vulns", "show", v.tracking_id, "--json")
+    assert json.loads(shown.stdout)["withdrawn"]["reason"] == REASON
 
     again = forewarn("vulns", "withdraw", v.tracking_id, "--reason", REASON)
     one_line_error(again, "already withdrawn")
