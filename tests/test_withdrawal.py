@@ -129,6 +129,11 @@ def test_a_withdrawn_vulnerability_keeps_every_document_each_saying_so(
     assert entry.summary.startswith(f"Withdrawn on {timefmt.day(at)}: {REASON.rstrip('.')}.")
     assert entry.updated == zulu(at) and feed.feed.updated == zulu(at)
 
+    # The CVE record the page links is the REJECTED one.
+    assert "cve.json" in page
+    served_cve = client.get(f"/vulnerabilities/{v.tracking_id}/cve.json").json
+    assert served_cve["cveMetadata"]["state"] == "REJECTED"
+
     # The OSV source still lists it, with its new modified time; the record says withdrawn.
     osv_id = osv.osv_id(redaction.public_view(v, at), settings)
     assert {"id": osv_id, "modified": zulu(at)} in client.get("/osv/all.json").json
