@@ -8,6 +8,7 @@ published; from the command line and the portal alike."""
 import csv
 import io
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import feedparser
@@ -38,6 +39,7 @@ from tests.test_csaf_provider import WHITE, desk, get, name_of, sqop_verify  # n
 from tests.test_csaf_validator import bsi, problems
 from tests.test_cve_record import standin, worker_env  # noqa: F401 (fixtures)
 from tests.test_exports import ACTOR, BASE, make
+from tests.test_osv_source import CONSUMER, ROOT
 
 pytestmark = pytest.mark.db
 
@@ -137,8 +139,19 @@ def test_a_withdrawn_vulnerability_keeps_every_document_each_saying_so(
     # The OSV source still lists it, with its new modified time; the record says withdrawn.
     osv_id = osv.osv_id(redaction.public_view(v, at), settings)
     assert {"id": osv_id, "modified": zulu(at)} in client.get("/osv/all.json").json
-    served = client.get(f"/osv/{osv_id}.json").json
-    assert served["withdrawn"] == zulu(at)
+    served = client.get(f"/osv/{osv_id}.json")
+    assert served.json["withdrawn"] == zulu(at)
+    # osv.dev's own library reads it as withdrawn (tests/osv_consumer/scan.py).
+    assert CONSUMER.exists(), "the OSV consumer is missing: run `make test-setup`"
+    (tmp_path / "record.json").write_bytes(served.data)
+    ran = subprocess.run(
+        [str(CONSUMER), str(ROOT / "tests" / "osv_consumer" / "scan.py"),
+         str(tmp_path / "record.json"), str(tmp_path / "no-mirror")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    assert (seen["id"], seen["withdrawn"], seen["modified"]) == (osv_id, zulu(at), zulu(at))
 
     # Nothing deleted: the row, its correspondence, its CVE id (now rejected), the revision.
     assert Vulnerability.get_by_id(v.id).title == before["osv"]["summary"]
