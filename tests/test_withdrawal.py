@@ -19,7 +19,7 @@ from playhouse.schema_diff import diff_models
 from app.core import db as app_db
 from app.core import timefmt
 from app.core.errors import Refused
-from app.disclosure import exports, lift, provider, redaction
+from app.disclosure import exports, feeds, lift, provider, redaction
 from app.disclosure.exports import fields, osv
 from app.models import (
     ALL_MODELS,
@@ -168,6 +168,28 @@ def test_a_withdrawn_vulnerability_keeps_every_document_each_saying_so(
     # Its records go out again: the publication's record steps are due.
     steps = json.loads(Publication.get(Publication.vulnerability == v.id).steps)
     assert steps["cve-record"].startswith("due:") and steps["exports"].startswith("due:")
+
+
+def test_the_feed_carries_a_recent_withdrawal_of_an_old_publication(db, clock, settings, client):
+    old = make(settings, clock.at - timedelta(days=400), title="Old one")
+    for n in range(feeds.ENTRIES):  # newer publications fill the feed
+        at = clock.at - timedelta(hours=n + 1)
+        Vulnerability.create(tracking_id=f"SEC-2026-{n + 100:04d}", title=f"Newer {n}",
+                             status="published", published_at=at, reported_at=at,
+                             created_at=at, updated_at=at)  # fmt: skip
+
+    def titles():
+        feed = feedparser.parse(client.get("/vulnerabilities.atom").data)
+        assert not feed.bozo
+        return [entry.title for entry in feed.entries]
+
+    assert len(titles()) == feeds.ENTRIES and not any("Old one" in t for t in titles())
+    withdrawal.withdraw(old, REASON, ACTOR, clock.at)
+    listed = titles()
+    assert len(listed) == feeds.ENTRIES + 1
+    assert listed[-1] == f"Withdrawn: {old.cve.cve_id}: Old one"
+    clock.move(days=feeds.WITHDRAWN_DAYS + 1)  # a month on, the newest publications alone
+    assert len(titles()) == feeds.ENTRIES
 
 
 def test_only_a_published_vulnerability_is_withdrawn_and_only_with_a_reason(db, clock, settings):
