@@ -112,7 +112,14 @@ def test_a_withdrawn_vulnerability_keeps_every_document_each_saying_so(
     (note,) = csaf["document"]["notes"]
     assert note["category"] == "general" and REASON.rstrip(".") in note["text"]
     assert csaf["vulnerabilities"][0]["notes"][0] == note
-    assert csaf["product_tree"] == before["csaf"]["product_tree"]
+    assert csaf["product_tree"] == before["csaf"]["product_tree"]  # the tree stays
+    # No product is affected: a scanner matching the tree reports none.
+    status = csaf["vulnerabilities"][0]["product_status"]
+    was = before["csaf"]["vulnerabilities"][0]["product_status"]
+    assert list(status) == ["known_not_affected"]
+    assert sorted(status["known_not_affected"]) == sorted(was["known_affected"] + was["fixed"])
+    assert "scores" not in csaf["vulnerabilities"][0]
+    assert "remediations" not in csaf["vulnerabilities"][0]
     found = bsi({"withdrawn": csaf}, tmp_path)
     assert problems(found["withdrawn"]) == {}
 

@@ -265,12 +265,17 @@ def _vulnerability(p: Published, settings, tree: _ProductTree) -> dict:
     if p.withdrawn_at is not None:
         notes.insert(0, _withdrawn_note(p))
     vulnerability["notes"] = notes
-    status = {"known_affected": tree.affected}
-    if tree.fixed:
-        status["fixed"] = tree.fixed
-    vulnerability["product_status"] = status
-    vulnerability["remediations"] = _remediations(p, tree)
-    if score is not None and score.version != "4.0":
+    if p.withdrawn_at is not None:
+        # Not a vulnerability after all: no product is affected, so a scanner matching the
+        # tree reports none; nothing to remediate or score. The tree and the notes stay.
+        vulnerability["product_status"] = {"known_not_affected": tree.affected + tree.fixed}
+    else:
+        status = {"known_affected": tree.affected}
+        if tree.fixed:
+            status["fixed"] = tree.fixed
+        vulnerability["product_status"] = status
+        vulnerability["remediations"] = _remediations(p, tree)
+    if score is not None and score.version != "4.0" and p.withdrawn_at is None:
         vulnerability["scores"] = [
             {
                 "products": tree.affected,
