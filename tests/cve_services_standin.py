@@ -117,6 +117,7 @@ class CveServicesStandIn:
             ("POST", r"/api/cve/(?P<cve>[^/]+)/cna", lambda cve: self._publish(cve, body)),
             ("PUT", r"/api/cve/(?P<cve>[^/]+)/cna", lambda cve: self._update(cve, body)),
             ("POST", r"/api/cve/(?P<cve>[^/]+)/reject", lambda cve: self._reject(cve, body)),
+            ("PUT", r"/api/cve/(?P<cve>[^/]+)/reject", lambda cve: self._rejected(cve, body)),
         )
         for verb, pattern, action in routes:
             match = re.fullmatch(pattern, path)
@@ -249,6 +250,19 @@ class CveServicesStandIn:
             "message": f"{cve_id} record was successfully created.",
             "created": self.records[cve_id],
         }
+
+    def _rejected(self, cve_id: str, body: dict | None) -> dict:
+        """PUT /cve/ID/reject: a PUBLISHED record (or a REJECTED one) becomes REJECTED."""
+        item = self._owned(cve_id)
+        container = self._container(body, REJECTED_REQUIRED)
+        if cve_id not in self.records:
+            raise ApiError(404, "CVE_RECORD_DNE", f"{cve_id} has no record")
+        item["state"] = "REJECTED"
+        record = self.records[cve_id]
+        record["containers"]["cna"] = container
+        record["cveMetadata"].update(state="REJECTED", dateUpdated=_stamp())
+        record["cveMetadata"].setdefault("dateRejected", record["cveMetadata"]["dateUpdated"])
+        return {"message": f"{cve_id} record was successfully updated.", "updated": record}
 
 
 class _Handler(BaseHTTPRequestHandler):

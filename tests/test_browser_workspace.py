@@ -105,3 +105,41 @@ def test_a_team_member_splits_a_report_and_sees_the_case_from_each_part(reported
     }
     arm = json.loads(forewarn("vulns", "show", listed["ARM: stack overflow"], "--json").stdout)
     assert (arm["case"], arm["findings"]) == (tracking_id, ["NCC-ZEP-001", "NCC-ZEP-024"])
+
+
+def test_a_team_member_withdraws_a_published_vulnerability(reported, forewarn):
+    import json
+
+    url, tracking_id = reported
+    for args in (
+        ("vulns", "set", tracking_id, "status", "accepted"),
+        ("vulns", "set", tracking_id, "embargo_until", "2020-01-01", "--reason", "lift it now"),
+    ):
+        done = forewarn(*args)
+        assert done.returncode == 0, done.stderr
+    reason = "It needs a debug build with the length checks compiled out"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/login")
+            page.get_by_label("Email").fill("admin@example.org")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(f"{url}/team/vulnerabilities/{tracking_id}")
+            page.get_by_label("Why it is not a vulnerability").fill(reason)
+            page.get_by_label("I understand").focus()
+            page.keyboard.press("Space")  # the confirmation, from the keyboard
+            expect(page.get_by_label("I understand")).to_be_checked()
+            page.get_by_role("button", name="Withdraw").click()
+            expect(page.get_by_role("status")).to_contain_text(f"{tracking_id} is withdrawn")
+            expect(page.get_by_role("button", name="Withdraw")).to_have_count(0)
+
+            page.goto(f"{url}/vulnerabilities/{tracking_id}")
+            expect(page.get_by_role("heading", level=1)).to_contain_text("Withdrawn:")
+            expect(page.get_by_role("note")).to_contain_text(f"{reason}. This is not a")
+        finally:
+            browser.close()
+
+    shown = json.loads(forewarn("vulns", "show", tracking_id, "--json").stdout)
+    assert (shown["status"], shown["withdrawn"]["reason"]) == ("published", reason)

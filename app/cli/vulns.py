@@ -206,6 +206,26 @@ def vulns_duplicate(
         )
 
 
+@vulns.command(
+    "withdraw",
+    help="A published vulnerability proved not to be one: its page, feed entry and records "
+    "say withdrawn with the reason (nothing is deleted); OSV withdrawn, CVE record rejected.",
+)
+@click.argument("vuln_id")
+@click.option("--reason", required=True, help="why it is not a vulnerability (shown publicly)")
+def vulns_withdraw(vuln_id: str, reason: str) -> None:
+    from app.vulns import lifecycle as domain
+    from app.vulns import withdrawal
+
+    settings = context.settings()
+    runtime.open_current_db(settings)
+    at = clock.now()
+    v = withdrawal.withdraw(domain.get(vuln_id), reason, _cli_actor(), at)
+    _revised(v, at, settings)  # its records go out again now (else the reconciler sends them)
+    cve = f"; {v.cve.cve_id} is rejected" if v.cve_id else ""
+    click.echo(f"{v.tracking_id}: withdrawn{cve}; its page and records say so")
+
+
 @vulns.command("set", help="Change one field with the web form's rules and audit.")
 @click.argument("vuln_id")
 @click.argument("field")

@@ -17,6 +17,7 @@ from app.disclosure.redaction import Published, rating
 ATOM = "http://www.w3.org/2005/Atom"
 SUMMARY_CHARS = 500
 ENTRIES = 50  # the newest publications; the vulnerabilities page lists them all
+WITHDRAWN_DAYS = 30  # and, for this long, an older publication withdrawn since (app/web/public.py)
 # Before any publication the feed still needs an <updated>; a fixed instant keeps it stable.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -42,7 +43,11 @@ def summary(v: Published) -> str:
     text = " ".join(v.description.split())
     if len(text) > SUMMARY_CHARS:
         text = text[: SUMMARY_CHARS - 1].rstrip() + "…"
-    return f"Severity: {rating(v.cvss_score)}{score}. {text}".strip()
+    said = f"Severity: {rating(v.cvss_score)}{score}. {text}".strip()
+    if v.withdrawn_at is not None:  # it proved not to be a vulnerability
+        reason = v.withdrawn_reason.rstrip(".")
+        return f"Withdrawn on {timefmt.day(v.withdrawn_at)}: {reason}. {said}"
+    return said
 
 
 def atom(
@@ -60,7 +65,9 @@ def atom(
     """
     base_url = base_url.rstrip("/")
     entries = sorted(published, key=lambda v: (v.published_at, v.tracking_id), reverse=True)
-    entries = entries[:ENTRIES]
+    # A withdrawn one the caller passes beyond the newest (a recent withdrawal of an older
+    # publication) stays, so that readers hear of the change.
+    entries = entries[:ENTRIES] + [v for v in entries[ENTRIES:] if v.withdrawn_at is not None]
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "id", f"{base_url}/vulnerabilities.atom")
     _text(feed, "title", title)
@@ -75,7 +82,8 @@ def atom(
     for v in entries:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         _text(entry, "id", entry_id(v, base_url))
-        _text(entry, "title", f"{v.id}: {v.title}" if v.title else v.id)
+        title = f"{v.id}: {v.title}" if v.title else v.id
+        _text(entry, "title", f"Withdrawn: {title}" if v.withdrawn_at else title)
         _text(entry, "updated", timefmt.zulu(v.modified))
         _text(entry, "published", timefmt.zulu(v.published_at))
         _link(entry, "alternate", page_url(v), "text/html")

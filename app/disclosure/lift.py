@@ -313,10 +313,14 @@ def _publish_cve_record(v: Vulnerability, at: datetime, settings: Settings, serv
 
     services = services or cve_services.ServicesConfig.from_environ()
     if services is None:
-        return "skipped: CVE Services are not configured (publish the record by hand)"
+        how = "reject" if v.withdrawn_at is not None else "publish"
+        return f"skipped: CVE Services are not configured ({how} the record by hand)"
     if v.cve_id is None:
         return "skipped: no CVE id"
     record = exports.document("cve", v, at, settings)
+    if v.withdrawn_at is not None:  # withdrawn (app.vulns.withdrawal): the record is rejected
+        cve_records.reject_record(v.cve.cve_id, record, services, at, by_label="lift")
+        return "done: rejected"
     cve_records.publish_record(v.cve.cve_id, record, services, at, by_label="lift")
     return "done"
 

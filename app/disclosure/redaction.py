@@ -53,6 +53,10 @@ class Published:
     # Every public version, oldest first: 1 the publication, then each revision
     # (app.vulns.revisions)
     revisions: tuple[Entry, ...] = ()
+    # Withdrawn (app.vulns.withdrawal): it proved not to be a vulnerability; the page and the
+    # records stay and say so with the reason. None: not withdrawn.
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str = ""
 
     @property
     def modified(self) -> datetime:
@@ -140,6 +144,8 @@ def revealed(v: Vulnerability, published_at: datetime, revision_rows=None) -> Pu
         reported_at=v.reported_at,
         updated_at=v.updated_at,
         revisions=revisions.history(v, published_at, revision_rows),
+        withdrawn_at=v.withdrawn_at,
+        withdrawn_reason=v.withdrawn_reason if v.withdrawn_at else "",
     )
 
 

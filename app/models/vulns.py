@@ -53,6 +53,10 @@ class Vulnerability(BaseModel):
     fix_due = UTCDateTimeField(null=True)
     embargo_until = UTCDateTimeField(null=True, index=True)
     published_at = UTCDateTimeField(null=True)
+    # A published vulnerability that proved not to be one (app.vulns.withdrawal): its page and
+    # records stay, saying so with the reason.
+    withdrawn_at = UTCDateTimeField(null=True)
+    withdrawn_reason = peewee.TextField(default="")
     reminders_sent = peewee.TextField(default="{}")  # JSON: which reminders went out
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()

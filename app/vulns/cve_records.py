@@ -132,6 +132,48 @@ def publish_record(
     return answer
 
 
+def reject_record(
+    cve_id: str,
+    record: dict,
+    services: cve_services.ServicesConfig,
+    at: datetime,
+    by: User | None = None,
+    by_label: str = "system",
+) -> dict:
+    """Turn the published record at CVE Services into the REJECTED `record` (a withdrawn
+    vulnerability's, app.vulns.withdrawal), or update the rejected one. Safe to repeat: a
+    record already rejected there is updated; an id never published there is rejected with
+    this record. The id is rejected here already (the withdrawal did that)."""
+    year, number = parse_id(cve_id)
+    row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
+    if row is None:
+        raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
+    try:
+        with cve_services.session(services, f"reject {row.cve_id}") as api:
+            try:  # PUT /cve/ID/reject: a PUBLISHED (or REJECTED) record becomes REJECTED
+                answer = api.update_rejected(row.cve_id, record)
+            except requests.HTTPError as exc:
+                if cve_services.error_of(exc) != "CVE_RECORD_DNE":
+                    raise
+                answer = api.reject(row.cve_id, record)  # POST: a reserved id, no record yet
+    except CveRecordValidationError as exc:
+        first_line = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
+        raise Refused(
+            f"the rejected record for {row.cve_id} is not valid CVE JSON 5: {first_line}"
+        ) from None
+    with write_transaction():
+        CveId.update(state="rejected").where(CveId.id == row.id).execute()
+        audit.record(
+            by,
+            "cve.reject_record",
+            at,
+            target=row.cve_id,
+            details={"before": {"state": row.state}, "after": {"state": "rejected"}},
+            actor_label=by_label,
+        )
+    return answer
+
+
 # -- listing -------------------------------------------------------------------------------
 
 

@@ -101,6 +101,10 @@ def details(v: Vulnerability) -> dict:
         "findings": cases.labels(v),
         "duplicate_of": v.duplicate_of.tracking_id if v.duplicate_of_id else None,
         "duplicates": [d.tracking_id for d in duplicates.of(v)],
+        # withdrawn after publication (app.vulns.withdrawal): when and why, else null
+        "withdrawn": {"at": jsonable(v.withdrawn_at), "reason": v.withdrawn_reason}
+        if v.withdrawn_at
+        else None,
         "correspondence": [
             {
                 "vulnerability": tracking[entry.vulnerability_id],

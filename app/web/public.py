@@ -222,7 +222,14 @@ def feed():
         .order_by(Vulnerability.published_at.desc(), Vulnerability.tracking_id.desc())
         .limit(feeds.ENTRIES)
     )
-    published = [view for view in _views(rows) if isinstance(view, Published)]
+    now = clock.now()
+    withdrawn = _public_rows().where(  # recent withdrawals, however old the publication
+        Vulnerability.status == "published",
+        Vulnerability.published_at <= now,
+        Vulnerability.withdrawn_at.between(now - timedelta(days=feeds.WITHDRAWN_DAYS), now),
+    )
+    listed = {v.id: v for v in [*rows, *withdrawn]}.values()
+    published = [view for view in _views(listed) if isinstance(view, Published)]
     document = feeds.atom(
         published,
         base_url=base,

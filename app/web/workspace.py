@@ -14,7 +14,17 @@ from app.core.errors import ForewarnError, Refused
 from app.disclosure import embargo_change, lift
 from app.models import User, Vulnerability
 from app.reports import attachments, reporter_keys
-from app.vulns import casemap, cases, cve_services, cves, embargo, lifecycle, split
+from app.vulns import (
+    casemap,
+    cases,
+    cve_services,
+    cves,
+    embargo,
+    lifecycle,
+    revisions,
+    split,
+    withdrawal,
+)
 from app.web import files
 from app.web.auth import roles_required
 from app.web.outgoing import send_soon
@@ -97,6 +107,20 @@ class ConfirmKeyForm(FlaskForm):
     correspondence = IntegerField(validators=[DataRequired()], widget=HiddenInput())
 
 
+class WithdrawForm(FlaskForm):
+    """A published vulnerability that proved not to be one (app.vulns.withdrawal)."""
+
+    reason = TextAreaField(
+        "Why it is not a vulnerability (shown on its page and in every record)",
+        validators=[DataRequired(message="Say why it is withdrawn."), Length(max=2000)],
+    )
+    confirm = BooleanField(
+        "I understand: its page, feed entry and records say withdrawn, its CVE record is "
+        "rejected, and this cannot be undone",
+        validators=[DataRequired(message="Tick the box to confirm the withdrawal.")],
+    )
+
+
 class AssigneeForm(FlaskForm):
     assignee = SelectField("Assignee", choices=[])
 
@@ -120,6 +144,10 @@ def forms_for(v: Vulnerability) -> dict:
         "assignee": assignee,
         "cve": CveForm(formdata=None, prefix="cve"),
         "split": SplitForm(formdata=None, prefix="split"),
+        # Only a published vulnerability not withdrawn yet can be withdrawn.
+        "withdraw": WithdrawForm(formdata=None, prefix="withdraw")
+        if revisions.is_public(v, clock.now()) and v.withdrawn_at is None
+        else None,
     }
 
 
@@ -264,6 +292,35 @@ def status(tracking_id: str):
     lifting = _lift_or_schedule(v) if v.status in ("accepted", "fixed") else ""
     said = [f"{v.tracking_id} is now {v.status}.", next_steps.get(v.status, ""), lifting]
     flash(" ".join(filter(None, said)), "success")
+    return _back(v)
+
+
+@bp.route("/<tracking_id>/withdraw", methods=["POST"])
+@roles_required(*TEAM_ROLES)
+def withdraw(tracking_id: str):
+    v = _vulnerability(tracking_id)
+    form = WithdrawForm(prefix="withdraw")
+    if not form.validate_on_submit():
+        flash(f"Not withdrawn: {_form_errors(form)}", "error")
+        return _back(v)
+    began = clock.now()
+    try:
+        v = withdrawal.withdraw(v, form.reason.data, _actor(), began)
+    except Refused as exc:
+        flash(f"Not withdrawn: {exc}", "error")
+        return _back(v)
+    scheduling.after_revision(current_app.extensions["forewarn.redis"], v, began)
+    cve = (
+        f" {v.cve.cve_id} is rejected; with CVE Services its record is rejected there too."
+        if v.cve_id
+        else ""
+    )
+    flash(
+        f"{v.tracking_id} is withdrawn. Its page, the feed and its OSV and CSAF records now say "
+        f"so with your reason; they go out again now (see Publication below).{cve} "
+        "Nothing was deleted, and the withdrawal is in the audit log.",
+        "success",
+    )
     return _back(v)
 
 

@@ -93,6 +93,11 @@ def consume(data: dict, mirror: str) -> dict:
         "schema_errors": schema_errors,
         "id": vulnerability.id,
         "aliases": list(vulnerability.aliases),
+        "modified": vulnerability.modified.ToJsonString(),
+        # A withdrawn record (#18): when, as the library reads it; None when it is not.
+        "withdrawn": vulnerability.withdrawn.ToJsonString()
+        if vulnerability.HasField("withdrawn")
+        else None,
         "affected": [
             {
                 "ecosystem": a.package.ecosystem,

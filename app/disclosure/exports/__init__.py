@@ -181,8 +181,13 @@ def validate(kind: str, document: dict, settings=None) -> None:
         raise InvalidDocument(kind, message, error.json_path)
     if kind == "cve":
         # And the CNA container as CVE Services gets it, with cvelib's own check.
+        schema = (
+            CveRecord.Schemas.CNA_REJECTED
+            if document["cveMetadata"]["state"] == "REJECTED"  # a withdrawn vulnerability's
+            else CveRecord.Schemas.CNA_PUBLISHED
+        )
         try:
-            CveRecord.validate(document["containers"]["cna"], CveRecord.Schemas.CNA_PUBLISHED)
+            CveRecord.validate(document["containers"]["cna"], schema)
         except CveRecordValidationError as exc:
             first = exc.errors[0] if exc.errors else None
             where = "$.containers.cna" + (first.json_path[1:] if first else "")

@@ -22,6 +22,7 @@ from app.disclosure.exports.fields import (
     modified,
     products,
     vendor,
+    withdrawn_notice,
 )
 from app.disclosure.redaction import Published
 from app.vulns import affected, revisions
@@ -75,7 +76,7 @@ def _sorted(value):
 
 def _document(p: Published, settings, draft: bool) -> dict:
     released, changed = timefmt.zulu(p.published_at), timefmt.zulu(modified(p))
-    return {
+    document = {
         "category": "csaf_security_advisory",
         "csaf_version": "2.0",
         "lang": "en",
@@ -109,6 +110,15 @@ def _document(p: Published, settings, draft: bool) -> dict:
             },
         ],
     }
+    if p.withdrawn_at is not None:
+        # CSAF 2.0 has no withdrawn status: the final revision says so (its summary is the
+        # withdrawal's), and so does a note on the document and on the vulnerability.
+        document["notes"] = [_withdrawn_note(p)]
+    return document
+
+
+def _withdrawn_note(p: Published) -> dict:
+    return {"category": "general", "title": "Withdrawn", "text": withdrawn_notice(p)}
 
 
 # -- the product tree ------------------------------------------------------------------------
@@ -252,13 +262,20 @@ def _vulnerability(p: Published, settings, tree: _ProductTree) -> dict:
         )
     if p.cwe and not name:  # an id MITRE's list does not name as a weakness
         notes.append({"category": "other", "title": "Weakness", "text": p.cwe})
+    if p.withdrawn_at is not None:
+        notes.insert(0, _withdrawn_note(p))
     vulnerability["notes"] = notes
-    status = {"known_affected": tree.affected}
-    if tree.fixed:
-        status["fixed"] = tree.fixed
-    vulnerability["product_status"] = status
-    vulnerability["remediations"] = _remediations(p, tree)
-    if score is not None and score.version != "4.0":
+    if p.withdrawn_at is not None:
+        # Not a vulnerability after all: no product is affected, so a scanner matching the
+        # tree reports none; nothing to remediate or score. The tree and the notes stay.
+        vulnerability["product_status"] = {"known_not_affected": tree.affected + tree.fixed}
+    else:
+        status = {"known_affected": tree.affected}
+        if tree.fixed:
+            status["fixed"] = tree.fixed
+        vulnerability["product_status"] = status
+        vulnerability["remediations"] = _remediations(p, tree)
+    if score is not None and score.version != "4.0" and p.withdrawn_at is None:
         vulnerability["scores"] = [
             {
                 "products": tree.affected,

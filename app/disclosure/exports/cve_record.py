@@ -17,6 +17,7 @@ from app.disclosure.exports.fields import (
     modified,
     products,
     vendor,
+    withdrawn_notice,
 )
 from app.disclosure.redaction import Published
 from app.vulns import affected
@@ -60,7 +61,7 @@ def servable(p: Published, settings) -> bool:
         return False
     try:
         org_id(settings)
-        return bool(products(p) or settings.product)
+        return bool(p.withdrawn_at or products(p) or settings.product)
     except Refused:  # CnaNotConfigured, or an affected text written before it was checked
         return False
 
@@ -85,11 +86,18 @@ def record(p: Published, settings) -> dict:
     if short_name and _SHORT_NAME.match(short_name):
         metadata["assignerShortName"] = short_name
         provider["shortName"] = short_name
+    if p.withdrawn_at is not None:
+        # It proved not to be a vulnerability: a REJECTED record, the reason its only content.
+        metadata.update(state="REJECTED", dateRejected=timefmt.zulu(p.withdrawn_at))
+        reason = {"lang": "en", "value": _clip(withdrawn_notice(p), DESCRIPTION_MAX)}
+        cna = {"providerMetadata": provider, "rejectedReasons": [reason]}
+    else:
+        cna = cna_container(p, settings, provider)
     return {
         "dataType": "CVE_RECORD",
         "dataVersion": "5.1",
         "cveMetadata": metadata,
-        "containers": {"cna": cna_container(p, settings, provider)},
+        "containers": {"cna": cna},
     }
 
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.core import timefmt
 from app.disclosure.redaction import Published, rating
 from app.vulns import affected
 
@@ -17,6 +18,17 @@ from app.vulns import affected
 def modified(p: Published) -> datetime:
     """The last public change: the publication, or its latest revision."""
     return p.modified
+
+
+def withdrawn_notice(p: Published) -> str:
+    """What every record of a withdrawn vulnerability says of it ("" when it is not)."""
+    if p.withdrawn_at is None:
+        return ""
+    return (
+        f"Withdrawn on {timefmt.day(p.withdrawn_at)}: {p.withdrawn_reason.rstrip('.')}. "
+        "This advisory does not describe a vulnerability; it is kept so that references to it "
+        "still resolve."
+    )
 
 
 def advisory_url(p: Published, settings) -> str:

@@ -68,6 +68,8 @@ def record(p: Published, settings) -> dict:
         "modified": timefmt.zulu(modified(p)),
         "published": timefmt.zulu(p.published_at),
     }
+    if p.withdrawn_at is not None:  # it proved not to be a vulnerability (the reason below)
+        document["withdrawn"] = timefmt.zulu(p.withdrawn_at)
     if p.cve_id:
         document["aliases"] = [p.cve_id]
     document["summary"] = " ".join(p.title.split())
@@ -182,4 +184,6 @@ def _database_specific(p: Published, settings) -> dict:
         specific["cwe_ids"] = [p.cwe]
     if p.mitigation.strip():
         specific["mitigation"] = p.mitigation.strip()
+    if p.withdrawn_at is not None:
+        specific["withdrawn_reason"] = p.withdrawn_reason
     return specific
