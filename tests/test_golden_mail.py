@@ -1383,11 +1383,18 @@ _TOKEN_IN_LINK = re.compile(
 )
 
 
+_ANSWERS_ADDRESS = re.compile(r"security-answers\+[0-9]+-[a-z0-9]+@")
+_ADVISORY_PAGE = re.compile(re.escape(BASE_URL) + r"/registry/advisories/[0-9]+")
+
+
 def normalise(text: str, service_key: str) -> str:
-    """Replace what differs between runs: the service key (generated per test) and signed
-    tokens in links (itsdangerous: dot-separated, signed with the instance's secret)."""
+    """Replace what differs between runs: the service key (generated per test), signed
+    tokens in links (itsdangerous: dot-separated, signed with the instance's secret), and
+    advisory ids (each case is rolled back, and PostgreSQL's sequences do not roll back)."""
     text = text.replace(service_key, "<SERVICE-KEY-FINGERPRINT>")
     text = text.replace(service_key[-16:], "<SERVICE-KEY-ID>")
+    text = _ANSWERS_ADDRESS.sub("security-answers+<advisory>-<token>@", text)
+    text = _ADVISORY_PAGE.sub(f"{BASE_URL}/registry/advisories/<advisory>", text)
 
     def token(match: re.Match) -> str:
         found = match.group(2)
