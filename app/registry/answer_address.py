@@ -6,17 +6,14 @@ is of its delivery), so nobody can name an advisory they were not sent; one addr
 (a bundle's mail carries its first version's). A wrong token or none names nothing.
 """
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 
+from app.core import tokens
 from app.core.config import Settings
 from app.core.instance import secret_key
 from mail import addresses
 
-_TOKEN_BYTES = 10  # 80 bits, 16 base32 characters (lowercase letters and digits 2-7)
-_TOKEN_CHARS = 16
+_PURPOSE = "answers"  # the HMAC's domain (app.core.tokens.address_token)
 
 
 @dataclass(frozen=True)
@@ -29,14 +26,9 @@ class Addressed:
     problem: str = ""
 
 
-def token(advisory_id: int, secret: str) -> str:
-    mac = hmac.new(secret.encode(), f"forewarn.answers.{advisory_id}".encode(), hashlib.sha256)
-    return base64.b32encode(mac.digest()[:_TOKEN_BYTES]).decode().lower()
-
-
 def address(advisory_id: int, settings: Settings) -> str:
     """The address answers to this advisory version go to."""
-    detail = f"{advisory_id}-{token(advisory_id, secret_key(settings))}"
+    detail = tokens.address_detail(_PURPOSE, advisory_id, secret_key(settings))
     return addresses.answers_address(settings.security_address, detail)
 
 
@@ -50,10 +42,5 @@ def addressed(recipients: list[str], settings: Settings) -> Addressed | None:
 
 
 def _verified(recipient: str, detail: str, settings: Settings) -> Addressed:
-    number, _, given = detail.partition("-")
-    if not number.isdigit() or len(number) > 18:
-        return Addressed(recipient, None, "names no advisory")
-    expected = token(int(number), secret_key(settings))
-    if len(given) != _TOKEN_CHARS or not hmac.compare_digest(given.lower(), expected):
-        return Addressed(recipient, None, f"a wrong token for advisory {int(number)}")
-    return Addressed(recipient, int(number))
+    found, problem = tokens.read_address_detail(_PURPOSE, "advisory", detail, secret_key(settings))
+    return Addressed(recipient, found, problem)

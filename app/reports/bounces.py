@@ -7,9 +7,6 @@ delivery they did not receive mail from. A bounce is applied only to a delivery 
 one for a queued, failed or unknown delivery, with a wrong token or none (the old `+N@` form),
 is kept for a human and changes nothing: a bounce never cancels mail still to be sent."""
 
-import base64
-import hashlib
-import hmac
 import logging
 import re
 from dataclasses import dataclass
@@ -17,7 +14,7 @@ from datetime import datetime
 
 import peewee
 
-from app.core import audit
+from app.core import audit, tokens
 from app.core.config import Settings
 from app.core.db import write_transaction
 from app.core.instance import secret_key
@@ -32,8 +29,7 @@ _FAILED = re.compile(rb"^Action:\s*failed", re.IGNORECASE | re.MULTILINE)
 # States a bounce may speak about: the relay took the mail (a repeated DSN for one already
 # bounced changes nothing). Never "queued": that mail is still ours to send.
 _BOUNCEABLE = ("sent", "bounced")
-_TOKEN_BYTES = 10  # 80 bits, 16 base32 characters (lowercase letters and digits 2-7)
-_TOKEN_CHARS = 16
+_PURPOSE = "bounce"  # the HMAC's domain (app.core.tokens.address_token)
 
 
 @dataclass(frozen=True)
@@ -47,15 +43,13 @@ class Bounce:
 
 
 def token(delivery_id: int, secret: str) -> str:
-    """The unguessable part of a delivery's bounce address (lowercase letters and digits, which
-    relays leave alone)."""
-    mac = hmac.new(secret.encode(), f"forewarn.bounce.{delivery_id}".encode(), hashlib.sha256)
-    return base64.b32encode(mac.digest()[:_TOKEN_BYTES]).decode().lower()
+    """The unguessable part of a delivery's bounce address."""
+    return tokens.address_token(_PURPOSE, delivery_id, secret)
 
 
 def address(delivery_id: int, settings: Settings) -> str:
     """The envelope sender of a delivery whose bounces should come back to it."""
-    detail = f"{delivery_id}-{token(delivery_id, secret_key(settings))}"
+    detail = tokens.address_detail(_PURPOSE, delivery_id, secret_key(settings))
     return addresses.bounce_address(settings.security_address, detail)
 
 
@@ -69,17 +63,10 @@ def delivery_of(recipients: list[str], settings: Settings) -> Bounce | None:
 
 
 def _verified(recipient: str, detail: str, settings: Settings) -> Bounce:
-    number, _, given = detail.partition("-")
-    if not number.isdigit() or len(number) > 18:
-        return Bounce(recipient, None, "names no delivery")
-    if not given:
-        return Bounce(
-            recipient, None, f"no token for delivery {int(number)} (an old-style address)"
-        )
-    expected = token(int(number), secret_key(settings))
-    if len(given) != _TOKEN_CHARS or not hmac.compare_digest(given.lower(), expected):
-        return Bounce(recipient, None, f"a wrong token for delivery {int(number)}")
-    return Bounce(recipient, int(number))
+    found, problem = tokens.read_address_detail(_PURPOSE, "delivery", detail, secret_key(settings))
+    if problem.startswith("no token"):
+        problem += " (an old-style address)"
+    return Bounce(recipient, found, problem)
 
 
 def record(bounce: Bounce, raw: bytes, at: datetime) -> tuple[str, str]:
