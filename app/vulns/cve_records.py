@@ -98,27 +98,17 @@ def publish_record(
     if row.state not in ("assigned", "published"):
         raise Refused(f"{row.cve_id} is {row.state}; only an assigned id can be published")
     updating = row.state == "published"
-    try:
-        with cve_services.session(
-            services, f"{'update' if updating else 'publish'} {row.cve_id}"
-        ) as api:
-            # Publishing first a record that exists, or updating one that does not, tells why.
-            first, then, because = (
-                (api.update_published, api.publish, "CVE_RECORD_DNE")
-                if updating
-                else (api.publish, api.update_published, "CVE_RECORD_EXISTS")
-            )
-            try:
-                answer = first(row.cve_id, record)
-            except requests.HTTPError as exc:
-                if cve_services.error_of(exc) != because:
-                    raise
-                answer = then(row.cve_id, record)
-    except CveRecordValidationError as exc:
-        first_line = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
-        raise Refused(
-            f"the record for {row.cve_id} is not valid CVE JSON 5: {first_line}"
-        ) from None
+    # Publishing first a record that exists, or updating one that does not, tells why.
+    answer = _send(
+        row,
+        services,
+        "update" if updating else "publish",
+        (lambda api: api.update_published, lambda api: api.publish, "CVE_RECORD_DNE")
+        if updating
+        else (lambda api: api.publish, lambda api: api.update_published, "CVE_RECORD_EXISTS"),
+        record,
+        "the record",
+    )
     with write_transaction():
         CveId.update(state="published").where(CveId.id == row.id).execute()
         audit.record(
@@ -148,19 +138,16 @@ def reject_record(
     row = CveId.get_or_none(CveId.cve_id == format_id(year, number))
     if row is None:
         raise NotFound(f"{format_id(year, number)} is not one of our CVE ids")
-    try:
-        with cve_services.session(services, f"reject {row.cve_id}") as api:
-            try:  # PUT /cve/ID/reject: a PUBLISHED (or REJECTED) record becomes REJECTED
-                answer = api.update_rejected(row.cve_id, record)
-            except requests.HTTPError as exc:
-                if cve_services.error_of(exc) != "CVE_RECORD_DNE":
-                    raise
-                answer = api.reject(row.cve_id, record)  # POST: a reserved id, no record yet
-    except CveRecordValidationError as exc:
-        first_line = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
-        raise Refused(
-            f"the rejected record for {row.cve_id} is not valid CVE JSON 5: {first_line}"
-        ) from None
+    # PUT /cve/ID/reject turns a PUBLISHED (or REJECTED) record REJECTED; POST rejects a
+    # reserved id that has no record yet.
+    answer = _send(
+        row,
+        services,
+        "reject",
+        (lambda api: api.update_rejected, lambda api: api.reject, "CVE_RECORD_DNE"),
+        record,
+        "the rejected record",
+    )
     with write_transaction():
         CveId.update(state="rejected").where(CveId.id == row.id).execute()
         audit.record(
@@ -196,3 +183,22 @@ def inventory() -> list[dict]:
         }
         for row in query
     ]
+
+
+def _send(row: CveId, services, action: str, calls, record: dict, what: str) -> dict:
+    """One exchange with CVE Services about row's record: calls is (first, then, because),
+    each of the first two picking the client's method; `then` is tried when `first` fails
+    with the error `because` (so a repeat after a crash lands either way)."""
+    first, then, because = calls
+    try:
+        with cve_services.session(services, f"{action} {row.cve_id}") as api:
+            try:
+                return first(api)(row.cve_id, record)
+            except requests.HTTPError as exc:
+                if cve_services.error_of(exc) != because:
+                    raise
+                return then(api)(row.cve_id, record)
+    except CveRecordValidationError as exc:
+        lines = str(exc).splitlines()
+        first_line = lines[1] if len(lines) > 1 else str(exc)
+        raise Refused(f"{what} for {row.cve_id} is not valid CVE JSON 5: {first_line}") from None
