@@ -80,15 +80,17 @@ def short_tempdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll a real process's state (not a clock) until predicate() is true."""
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what="condition"):
+    """Poll a real process's state (not a clock) until predicate() is true. `what` names it in
+    the failure; a callable is asked then (e.g. for the processes' logs at that moment)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    said = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout}s waiting for {said}")
 
 
 # -- Redis: a server of our own, not the machine's shared one ----------------------------------

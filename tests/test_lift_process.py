@@ -39,7 +39,7 @@ def test_the_scheduled_job_lifts_at_the_instant_never_before(settings, redis_con
     until = (clock.now() + timedelta(seconds=4)).replace(microsecond=0)
     v = accepted(settings, until)
     assert scheduling.after_change(redis_conn, v, clock.now(), settings) == "scheduled"
-    wait_for(lambda: published(v), timeout=30, what=f"the lift\n{workers.logs()}")
+    wait_for(lambda: published(v), timeout=30, what=lambda: f"the lift\n{workers.logs()}")
     lifted_at = Vulnerability.get_by_id(v.id).published_at
     lag = (lifted_at - until).total_seconds()
     print(f"\nlift: {lag:.2f} s after the instant")
@@ -57,6 +57,6 @@ def test_a_lift_whose_job_redis_lost_is_caught_up_when_the_worker_starts(
     workers = Workers(env, 1, tmp_path)
     workers.start()  # its reconciler's first pass finds the lift overdue
     try:
-        wait_for(lambda: published(v), timeout=30, what=f"the catch-up\n{workers.logs()}")
+        wait_for(lambda: published(v), timeout=60, what=lambda: f"the catch-up\n{workers.logs()}")
     finally:
         workers.stop()

@@ -123,12 +123,15 @@ def run_forever(
         pause = PERIOD_SECONDS
         try:
             with database.connection_context():
+                # What is due first (reports, lifts, mail): the chores below (pre-flights, the
+                # CSAF directory's signing) may take seconds, and a lift never waits for them.
+                count = run(connection, now())
                 reminders.queue_due(now())
                 renewal.queue_due(now())
                 _nudges(now(), settings)
                 _preflights(now(), settings)
                 _keys_and_data(now(), settings, connection)
-                count = run(connection, now())
+                count += queue_due_deliveries(connection, now())  # the mail the chores queued
                 pause = _pause(now())
             if count:
                 log.info("reconciler queued %d jobs", count)

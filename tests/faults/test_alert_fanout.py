@@ -107,7 +107,7 @@ def test_every_registrant_gets_the_advisory_through_kills_and_a_redis_flush(
                 lambda s=share: sent_count() >= s * RECIPIENTS,
                 timeout=120,
                 interval=0.01,
-                what=f"{share:.0%} of the alerts to be sent\n{workers.logs()}",
+                what=lambda share=share: f"{share:.0%} of the alerts to be sent\n{workers.logs()}",
             )
             fresh = frozenset(dropped)  # in flight now, not left over from an earlier kill
             late = False

@@ -288,7 +288,7 @@ def test_the_intake_portal_and_worker_ride_out_a_database_restart(
         failed = wait_for(
             lambda: queue.inbound_queue(connection).failed_job_registry.get_job_ids(),
             timeout=20,
-            what=f"the worker to fail the job it could not run\n{workers.logs()}",
+            what=lambda: f"the worker to fail the job it could not run\n{workers.logs()}",
         )
         time.sleep(1)  # the worker had time to die, if it were to
         worker_alive_during = workers.processes[0].poll() is None
@@ -374,7 +374,9 @@ def test_the_first_report_after_a_quiet_database_restart_gets_250(
         wait_for(lambda: smtp_answers(host, port), timeout=30, what="the intake")
         sender, raw = report(0, "before")
         assert send(host, port, sender, raw) == 250
-        wait_for(lambda: acknowledged([sender]), timeout=60, what=f"the ack\n{workers.logs()}")
+        wait_for(
+            lambda: acknowledged([sender]), timeout=60, what=lambda: f"the ack\n{workers.logs()}"
+        )
         db.close()
         cluster.stop("fast")
         cluster.start()
@@ -385,7 +387,9 @@ def test_the_first_report_after_a_quiet_database_restart_gets_250(
             answers.append(send(host, port, sender, raw))
             if answers[-1] == 250:
                 senders.append(sender)
-        wait_for(lambda: acknowledged(senders), timeout=60, what=f"the acks\n{workers.logs()}")
+        wait_for(
+            lambda: acknowledged(senders), timeout=60, what=lambda: f"the acks\n{workers.logs()}"
+        )
     finally:
         if intake is not None:
             kill_trees([intake.pid])

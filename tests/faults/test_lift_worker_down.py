@@ -91,7 +91,7 @@ def test_embargoes_that_end_while_the_worker_is_down_are_lifted_once_it_is_back(
             ),
             timeout=reconcile.PERIOD_SECONDS + SLACK_SECONDS + 2,
             interval=0.1,
-            what=f"every lift after the restart\n{workers.logs()}",
+            what=lambda: f"every lift after the restart\n{workers.logs()}",
         )
         wait_for(
             lambda: (
@@ -101,7 +101,7 @@ def test_embargoes_that_end_while_the_worker_is_down_are_lifted_once_it_is_back(
                 >= VULNERABILITIES
             ),
             timeout=60,
-            what=f"the announcements\n{workers.logs()}",
+            what=lambda: f"the announcements\n{workers.logs()}",
         )
         time.sleep(2)  # a second lift or announcement, if one were coming, has had its chance
     finally:
